@@ -1,0 +1,1 @@
+"""Messaging adapter layer, the channel-free conversation, the app factory, CLI and settings."""

@@ -1,0 +1,3 @@
+"""Tables owned by the handoff package: tickets, their events, holidays (working-day calendar)."""
+
+from __future__ import annotations

@@ -1,0 +1,4 @@
+"""Knowledge core: FAQ store, Chinese matcher, policy documents, query log and gaps report.
+
+Imports nothing from `bot` or `handoff`.
+"""

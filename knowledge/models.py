@@ -1,0 +1,134 @@
+"""Tables owned by the knowledge package: FAQs with versions, synonym sets, the store version stamp,
+policy documents with their passages, and the query log.
+
+`kb_state.version` is a counter bumped by every change to FAQs, synonyms or policies; each changed
+row records the counter value in its `seq`. A process compares the stamp to what its index was built
+from, and `seq > since` gives the changes to sync.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from knowledge.db import Base
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+class KbState(Base):
+    __tablename__ = "kb_state"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Faq(Base):
+    __tablename__ = "faq"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    similar: Mapped[list[str]] = mapped_column(JSON, default=list)  # 相似问法
+    answer: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)  # 政策标签
+    unit: Mapped[str | None] = mapped_column(String(200))  # 制文单位 (drafting unit)
+    source_policy: Mapped[str | None] = mapped_column(String(200))  # 文号 or policy id
+    source_article: Mapped[str | None] = mapped_column(String(100))  # e.g. 二(二)
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16), default="published", index=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class FaqVersion(Base):
+    __tablename__ = "faq_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    faq_id: Mapped[str] = mapped_column(String(64), index=True)
+    version_no: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(20))  # create / edit / retire / import / restore
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    by: Mapped[str] = mapped_column(String(100))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # field -> [old, new]
+    snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SynonymSet(Base):
+    __tablename__ = "synonym_set"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    terms: Mapped[list[str]] = mapped_column(JSON)  # first term is the canonical one
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class Policy(Base):
+    __tablename__ = "policy"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    doc_no: Mapped[str | None] = mapped_column(String(100), index=True)  # 文号
+    issuer: Mapped[str | None] = mapped_column(String(200))  # 发文机关 / drafting unit
+    issued_on: Mapped[dt.date | None] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8), default="有效")  # 有效 / 已修订 / 失效 / 废止
+    source_file: Mapped[str | None] = mapped_column(String(300))
+    url: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str] = mapped_column(Text)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    passages: Mapped[list[Passage]] = relationship(
+        back_populates="policy", cascade="all, delete-orphan", order_by="Passage.ordinal"
+    )
+
+
+class Passage(Base):
+    __tablename__ = "policy_passage"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policy.id", ondelete="CASCADE"), index=True)
+    ordinal: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100))  # citable article path, e.g. 二(二) or 二.4
+    heading: Mapped[str] = mapped_column(Text, default="")  # enclosing headings, for context
+    text: Mapped[str] = mapped_column(Text)
+    policy: Mapped[Policy] = relationship(back_populates="passages")
+
+
+class QueryLog(Base):
+    __tablename__ = "query_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    user_ref: Mapped[str] = mapped_column(String(80))  # pseudonymous (hashed) user reference
+    session_id: Mapped[str | None] = mapped_column(String(80), index=True)
+    text: Mapped[str] = mapped_column(Text)  # masked by the caller
+    outcome: Mapped[str] = mapped_column(String(20), index=True)  # answer/clarify/passage/none/handoff/...
+    score: Mapped[float | None] = mapped_column(Float)
+    faq_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    unit: Mapped[str | None] = mapped_column(String(200))
+    rating: Mapped[str | None] = mapped_column(String(10))  # useful / useless
+    ticket_no: Mapped[str | None] = mapped_column(String(40))
+
+
+def bump_version(session: Session) -> int:
+    """Increment the store's version stamp inside the caller's transaction and return it.
+
+    The row is locked (SELECT ... FOR UPDATE on PostgreSQL) so concurrent writers get distinct values.
+    """
+    state = session.execute(
+        select(KbState).where(KbState.key == "version").with_for_update()
+    ).scalar_one_or_none()
+    if state is None:
+        state = KbState(key="version", value=0)
+        session.add(state)
+    state.value = (state.value or 0) + 1
+    session.flush()
+    return state.value
+
+
+def current_version(session: Session) -> int:
+    value = session.execute(select(KbState.value).where(KbState.key == "version")).scalar_one_or_none()
+    return int(value or 0)
