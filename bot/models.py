@@ -1,3 +1,55 @@
-"""Tables owned by the bot package: conversation sessions, inbound message dedup, shared tokens."""
+"""Tables owned by the bot package: conversation state per (channel, user), the outbox of later
+replies for channels that poll (the widget), inbound message dedup (WeChat retries) and app-wide
+secrets/tokens shared by all workers."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from knowledge.db import Base
+from knowledge.models import utcnow
+
+
+class ChatSession(Base):
+    __tablename__ = "chat_session"
+    __table_args__ = (UniqueConstraint("channel", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(128))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class Outbox(Base):
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    reply: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InboundMessage(Base):
+    """Dedup of inbound messages by (channel, msg_id), shared by all workers; keeps the reply."""
+
+    __tablename__ = "inbound_message"
+    __table_args__ = (UniqueConstraint("channel", "msg_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    msg_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(12), default="processing")  # processing / done
+    reply: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, index=True)
+
+
+class AppValue(Base):
+    """Small shared key/value rows: the generated secret key, access tokens with expiry."""
+
+    __tablename__ = "app_value"
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -1,0 +1,245 @@
+"""create_app(settings) -> FastAPI: builds the stores, the matcher, the services and the channels,
+and mounts their routers. The only place where the pieces are wired together."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot.channels import Channel
+from bot.channels.web import WebChannel, api_key_dependency
+from bot.conversation import Dialogue, Reply
+from bot.database import upgrade
+from bot.models import AppValue
+from bot.ratelimit import RateLimiter
+from bot.services import build_knowledge_base, build_ticket_service
+from bot.settings import Settings, get_settings
+from handoff.privacy import install_log_masking
+from knowledge.db import make_engine, make_sessionmaker
+from knowledge.usage import QueryLogStore
+
+log = logging.getLogger("policybot.app")
+HERE = Path(__file__).resolve().parent
+
+
+class ChannelNotifier:
+    """Delivers a ticket reply through the channel the ticket came from (handoff.tickets.Notifier)."""
+
+    def __init__(self) -> None:
+        self.channels: dict[str, Channel] = {}
+
+    def notify(self, ticket: Any, text: str) -> None:
+        channel = self.channels.get(ticket.channel)
+        if channel is None:
+            raise RuntimeError(f"no channel {ticket.channel!r} to push to")
+        body = f"您的留言 {ticket.no} 已有答复（{ticket.department}）：\n{text}"
+        channel.push(ticket.user_ref, Reply("status", body, ticket_no=ticket.no))
+
+
+def shared_secret(settings: Settings, sessions: sessionmaker[Session]) -> str:
+    """The configured secret, else one generated once and kept in the database for all workers."""
+    if settings.secret_key:
+        return settings.secret_key
+    with sessions.begin() as s:
+        row = s.get(AppValue, "secret_key")
+        if row is None:
+            row = AppValue(key="secret_key", value=secrets.token_urlsafe(48))
+            s.add(row)
+            try:
+                s.flush()
+            except SQLAlchemyError:  # another worker won the race
+                s.rollback()
+                row = s.get(AppValue, "secret_key")
+        assert row is not None
+        return row.value
+
+
+class BodySizeLimit:
+    """Refuses request bodies over `limit` bytes with 413 before they are parsed (ASGI middleware)."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.limit
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await _send_413(send)
+                    return
+        received = 0
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.limit:
+                    raise _TooLarge()
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await _send_413(send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_413(send: Any) -> None:
+    body = '{"detail":"请求内容过大"}'.encode()
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/json; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    install_log_masking()
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    secret = shared_secret(settings, sessions)
+
+    kb = build_knowledge_base(settings, sessions)
+    kb.refresh(force=True)
+    notifier = ChannelNotifier()
+    tickets = build_ticket_service(settings, sessions, notifier)
+    querylog = QueryLogStore(sessions)
+    dialogue = Dialogue(
+        sessions=sessions, kb=kb, tickets=tickets, querylog=querylog, secret=secret,
+        welcome_text=settings.welcome_text, session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
+        limit_days=settings.ticket_limit_days,
+    )
+    limiter = RateLimiter(per_ip=settings.rate_limit_per_ip, per_key=settings.rate_limit_per_session,
+                          trusted_proxies=settings.trusted_proxies)
+
+    app = FastAPI(
+        title="policybot 政策咨询 API", version="1.0",
+        description="Policy consultation chat, message-board tickets and knowledge-base sync.",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = sessions
+    app.state.kb = kb
+    app.state.tickets = tickets
+    app.state.querylog = querylog
+    app.state.dialogue = dialogue
+    app.state.notifier = notifier
+
+    channels: list[Channel] = [
+        WebChannel(dialogue=dialogue, sessions=sessions, secret=secret, limiter=limiter),
+    ]
+    for channel in channels:
+        notifier.channels[channel.name] = channel
+        router = channel.router()
+        if router is not None:
+            app.include_router(router)
+    app.state.channels = {c.name: c for c in channels}
+
+    _install_error_handlers(app)
+    _install_routes(app, settings)
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type"], max_age=600)
+    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn factory (`policybot serve`): settings from the environment."""
+    return create_app(Settings())
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors()[:5]:
+            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where or '请求'}: {err.get('msg', '')}")
+        return JSONResponse({"detail": "请求格式不正确：" + "；".join(problems), "errors": problems}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def db_error(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        log.error("database error on %s: %s", request.url.path, exc.__class__.__name__)
+        return JSONResponse({"detail": "抱歉，系统暂时繁忙，请稍后再试。"}, 503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse({"detail": "抱歉，系统出现错误，请稍后再试。"}, 500)
+
+
+def _install_routes(app: FastAPI, settings: Settings) -> None:
+    templates = Jinja2Templates(directory=str(HERE / "templates"))
+    app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+
+    @app.get("/healthz", tags=["ops"], summary="Process is up")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"], summary="Database reachable and index loaded")
+    def readyz() -> JSONResponse:
+        try:
+            with app.state.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError:
+            return JSONResponse({"status": "unavailable", "database": False}, 503)
+        return JSONResponse({"status": "ok", "database": True, "faqs_indexed": len(app.state.kb.matcher)})
+
+    check_key = api_key_dependency(settings.api_key)
+
+    @app.get("/api/v1/faqs", tags=["sync"], summary="Published FAQ changes since a version (数据同源、同步更新)",
+             dependencies=[Depends(check_key)])
+    def faqs_since(since: int = Query(0, ge=0)) -> dict[str, Any]:
+        store = app.state.kb.faqs
+        version = store.version()
+        changed = store.changes_since(since, limit=100_000)
+        return {
+            "version": version,
+            "faqs": [_faq_json(r) for r in changed if r.status == "published"],
+            "retired": [r.id for r in changed if r.status != "published"],
+        }
+
+    if settings.demo:
+        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+        def demo_page(request: Request) -> HTMLResponse:
+            return templates.TemplateResponse(request, "demo.html", {"title": "政策咨询演示"})
+
+
+def _faq_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id, "question": r.question, "similar": list(r.similar), "answer": r.answer, "tags": list(r.tags),
+        "unit": r.unit, "source_policy": r.source_policy, "source_article": r.source_article,
+        "valid_from": r.valid_from.isoformat() if r.valid_from else None,
+        "valid_to": r.valid_to.isoformat() if r.valid_to else None, "seq": r.seq,
+    }

@@ -1,0 +1,232 @@
+"""The website channel: the versioned JSON API under /api/v1 that the embeddable widget uses and
+that other systems (12345 agent desktop, 一网通办 app) can integrate with the same way.
+
+Anonymous visitors get a signed session id (itsdangerous); the user id inside it keys the
+conversation, tickets and pushes, so one visitor cannot read another's conversation or ticket.
+Later replies (staff answers) go to the outbox table and the widget polls /api/v1/messages.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.conversation import Dialogue, Incoming, Reply
+from bot.models import Outbox
+from bot.ratelimit import RateLimiter
+from knowledge.errors import NotFound, PolicybotError
+
+log = logging.getLogger("policybot.web")
+SESSION_MAX_AGE = 7 * 24 * 3600
+
+
+class SourceOut(BaseModel):
+    title: str
+    doc_no: str | None = None
+    article: str | None = None
+    status: str | None = None
+    url: str | None = None
+    policy_id: str | None = None
+
+
+class ReplyOut(BaseModel):
+    kind: Literal["answer", "clarify", "passage", "handoff_offer", "ticket_opened", "status", "text"]
+    text: str
+    suggestions: list[str] = []
+    faq_id: str | None = None
+    ticket_no: str | None = None
+    sources: list[SourceOut] = []
+    ref: str | None = Field(None, description="Id of this answer for POST /api/v1/rate")
+    form: Literal["handoff"] | None = Field(None, description="'handoff': show the leave-a-message form")
+    question: str | None = Field(None, description="Question to prefill in the form")
+
+
+class ChatIn(BaseModel):
+    session: str | None = Field(None, max_length=400, description="Session id from a previous reply, or null")
+    text: str = Field(..., max_length=2000, description="The citizen's message")
+
+
+class ChatOut(BaseModel):
+    session: str
+    replies: list[ReplyOut]
+
+
+class SessionIn(BaseModel):
+    site: str | None = Field(None, max_length=100)
+
+
+class RateIn(BaseModel):
+    session: str = Field(..., max_length=400)
+    ref: str = Field(..., max_length=40)
+    rating: Literal["useful", "useless"]
+
+
+class RateOut(BaseModel):
+    ok: bool
+    text: str
+
+
+class TicketIn(BaseModel):
+    session: str = Field(..., max_length=400)
+    question: str = Field(..., min_length=1, max_length=500)
+    name: str | None = Field(None, max_length=50)
+    phone: str | None = Field(None, max_length=30)
+    consent: bool = False
+    idempotency_key: str | None = Field(None, max_length=80, description="Same key: same ticket on retry")
+
+
+class TicketOut(BaseModel):
+    ticket_no: str
+    status: str
+    due_date: str
+    text: str
+    verify_code: str | None = None
+
+
+class TicketStatusOut(BaseModel):
+    ticket_no: str
+    status: str
+    question: str
+    due_date: str
+    reply: str | None = None
+    replied_at: str | None = None
+
+
+class MessagesOut(BaseModel):
+    cursor: int
+    replies: list[ReplyOut]
+
+
+def _out(r: Reply) -> ReplyOut:
+    return ReplyOut.model_validate(r.as_dict())
+
+
+class WebChannel:
+    name = "web"
+
+    def __init__(
+        self,
+        *,
+        dialogue: Dialogue,
+        sessions: sessionmaker[Session],
+        secret: str,
+        limiter: RateLimiter,
+    ) -> None:
+        self.dialogue = dialogue
+        self.sessions = sessions
+        self.signer = URLSafeTimedSerializer(secret, salt="policybot-widget-session")
+        self.limiter = limiter
+
+    # --- sessions ---------------------------------------------------------------------------------
+    def new_session(self) -> tuple[str, str]:
+        user_id = "w" + secrets.token_urlsafe(12)
+        return self.signer.dumps(user_id), user_id
+
+    def user_of(self, token: str) -> str:
+        try:
+            value = self.signer.loads(token, max_age=SESSION_MAX_AGE)
+        except SignatureExpired:
+            raise HTTPException(401, "会话已过期，请重新开始对话。") from None
+        except BadSignature:
+            raise HTTPException(403, "会话无效，请重新开始对话。") from None
+        if not isinstance(value, str):
+            raise HTTPException(403, "会话无效，请重新开始对话。")
+        return value
+
+    # --- push -------------------------------------------------------------------------------------
+    def push(self, user_id: str, reply: Reply) -> None:
+        with self.sessions.begin() as s:
+            s.add(Outbox(channel=self.name, user_id=user_id, reply=reply.as_dict()))
+
+    # --- routes -----------------------------------------------------------------------------------
+    def router(self) -> APIRouter:
+        api = APIRouter(prefix="/api/v1", tags=["chat"])
+        channel = self
+
+        def limited(request: Request) -> None:
+            channel.limiter.check_ip(request)
+
+        Limited = Annotated[None, Depends(limited)]
+
+        @api.post("/sessions", response_model=ChatOut, summary="Start a conversation (welcome message)")
+        def start(_: Limited, body: SessionIn | None = None) -> ChatOut:
+            token, user_id = channel.new_session()
+            replies = channel.dialogue.welcome(channel.name, user_id)
+            return ChatOut(session=token, replies=[_out(r) for r in replies])
+
+        @api.post("/chat", response_model=ChatOut, summary="Send a message, get the replies")
+        def chat(body: ChatIn, _: Limited) -> ChatOut:
+            if body.session:
+                token, user_id = body.session, channel.user_of(body.session)
+            else:
+                token, user_id = channel.new_session()
+            channel.limiter.check_key("session:" + user_id)
+            replies = channel.dialogue.handle(Incoming(channel.name, user_id, body.text))
+            return ChatOut(session=token, replies=[_out(r) for r in replies])
+
+        @api.post("/rate", response_model=RateOut, summary="Rate an answer (有用 / 没用)")
+        def rate(body: RateIn, _: Limited) -> RateOut:
+            user_id = channel.user_of(body.session)
+            ok = channel.dialogue.rate(channel.name, user_id, body.ref, body.rating)
+            return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
+
+        @api.post("/tickets", response_model=TicketOut, summary="Leave a message (政策留言)")
+        def open_ticket(body: TicketIn, _: Limited) -> TicketOut:
+            user_id = channel.user_of(body.session)
+            channel.limiter.check_key("session:" + user_id)
+            try:
+                reply = channel.dialogue.open_ticket(
+                    channel=channel.name, user_id=user_id, question=body.question, name=body.name,
+                    phone=body.phone, consent=body.consent, idempotency_key=body.idempotency_key,
+                )
+            except PolicybotError as exc:
+                raise HTTPException(422, exc.user_message) from None
+            t = channel.dialogue.tickets.get(reply.ticket_no or "")
+            return TicketOut(ticket_no=t.no, status=t.status, due_date=t.due_date.isoformat(), text=reply.text,
+                             verify_code=getattr(t, "verify_code", None))
+
+        @api.get("/tickets/{ticket_no}", response_model=TicketStatusOut, summary="Status of one's own ticket")
+        def ticket_status(ticket_no: str, _: Limited,
+                          session: Annotated[str, Query(max_length=400)]) -> TicketStatusOut:
+            user_id = channel.user_of(session)
+            try:
+                t = channel.dialogue.tickets.get(ticket_no.strip().upper())
+            except NotFound:
+                t = None
+            if t is None or t.channel != channel.name or t.user_ref != user_id:
+                raise HTTPException(404, "没有找到该留言。")
+            return TicketStatusOut(
+                ticket_no=t.no, status=t.status, question=t.question, due_date=t.due_date.isoformat(),
+                reply=t.reply, replied_at=t.replied_at.isoformat() if t.replied_at else None,
+            )
+
+        @api.get("/messages", response_model=MessagesOut, summary="Later replies (poll)")
+        def messages(session: Annotated[str, Query(max_length=400)],
+                     after: Annotated[int, Query(ge=0)] = 0) -> MessagesOut:
+            user_id = channel.user_of(session)
+            with channel.sessions() as s:
+                rows = list(s.scalars(
+                    select(Outbox).where(Outbox.channel == channel.name, Outbox.user_id == user_id, Outbox.id > after)
+                    .order_by(Outbox.id).limit(50)
+                ))
+            cursor = rows[-1].id if rows else after
+            return MessagesOut(cursor=cursor, replies=[ReplyOut.model_validate(r.reply) for r in rows])
+
+        return api
+
+
+def api_key_dependency(expected: str | None) -> Any:
+    def check(x_api_key: Annotated[str | None, Header()] = None) -> None:
+        if not expected:
+            raise HTTPException(404, "未启用")
+        if not x_api_key or not secrets.compare_digest(x_api_key, expected):
+            raise HTTPException(401, "API key 无效")
+
+    return check

@@ -1,0 +1,543 @@
+"""The `policybot` command line: serve, ask, kb ..., policy ..., tickets ..., holidays ....
+
+Every command reads the one Settings object, migrates the database to the latest schema (so a fresh
+SQLite file just works) and prints Chinese messages for domain errors instead of stack traces.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.settings import Settings, get_settings
+from knowledge.errors import PolicybotError
+
+Handler = Callable[[argparse.Namespace, "Context"], int]
+
+
+class Context:
+    """Lazily built stores for one CLI invocation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._sessions: sessionmaker[Session] | None = None
+        self._kb: Any = None
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        if self._sessions is None:
+            from bot.database import upgrade
+            from knowledge.db import make_engine, make_sessionmaker
+
+            engine = make_engine(self.settings.database_url)
+            upgrade(engine)
+            self._sessions = make_sessionmaker(engine)
+        return self._sessions
+
+    @property
+    def kb(self) -> Any:
+        if self._kb is None:
+            from bot.services import build_knowledge_base
+
+            self._kb = build_knowledge_base(self.settings, self.sessions)
+        return self._kb
+
+    @property
+    def faqs(self) -> Any:
+        from knowledge.store import FaqStore
+
+        return FaqStore(self.sessions)
+
+    @property
+    def policies(self) -> Any:
+        from knowledge.policies import PolicyStore
+
+        return PolicyStore(self.sessions)
+
+    @property
+    def tickets(self) -> Any:
+        from bot.services import build_ticket_service
+
+        return build_ticket_service(self.settings, self.sessions)
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _date(s: str | None) -> dt.date | None:
+    if not s:
+        return None
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise PolicybotError(f"日期格式应为 YYYY-MM-DD：{s}", f"bad date {s!r}") from None
+
+
+# --- serve ----------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
+    import os
+
+    import uvicorn
+
+    if args.demo:
+        os.environ["POLICYBOT_DEMO"] = "1"
+        _load_demo_if_empty(ctx)
+    else:
+        _ = ctx.sessions  # migrate once before the workers start
+    print(f"policybot 服务启动：http://{args.host}:{args.port}/ （接口文档 /docs）", flush=True)
+    uvicorn.run(
+        "bot.app:create_app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
+        proxy_headers=False, log_level=args.log_level, timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _load_demo_if_empty(ctx: Context) -> None:
+    if ctx.faqs.count() == 0:
+        report = _load_demo(ctx)
+        print(f"已载入演示知识库：{report}")
+
+
+def _load_demo(ctx: Context) -> Any:
+    from knowledge.demo import load_demo
+
+    return load_demo(ctx.faqs, ctx.policies)
+
+
+# --- ask ------------------------------------------------------------------------------------------
+def cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
+    result = ctx.kb.ask(args.question)
+    if args.json:
+        _print_json(result.as_dict())
+        return 0
+    print(f"决定：{result.decision}（得分 {result.score:.3f}）")
+    if result.decision == "answer":
+        print(result.answer)
+        for s in result.sources:
+            print(f"来源：{s.citation()}")
+    elif result.decision == "clarify":
+        print("您想问的是不是：")
+        for i, h in enumerate(result.hits, 1):
+            print(f"  {i}. {h.question}（{h.score:.3f}）")
+    elif result.decision == "passage":
+        print("知识库暂无标准答复，相关政策原文：")
+        for p in result.passages:
+            print(f"- {p.citation()}：{p.text[:200]}")
+    else:
+        print("暂无相关答复。")
+    for f in result.flags:
+        print(f"注意：{f}")
+    return 0
+
+
+# --- kb -------------------------------------------------------------------------------------------
+def _faq_dict(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id, "question": r.question, "similar": list(r.similar), "answer": r.answer, "tags": list(r.tags),
+        "unit": r.unit, "source_policy": r.source_policy, "source_article": r.source_article,
+        "valid_from": r.valid_from, "valid_to": r.valid_to, "status": r.status, "seq": r.seq,
+        "updated_at": r.updated_at, "updated_by": r.updated_by,
+    }
+
+
+def cmd_kb_import(args: argparse.Namespace, ctx: Context) -> int:
+    report = ctx.faqs.import_file(
+        Path(args.file), fmt=args.format, on_duplicate=args.on_duplicate, dry_run=args.dry_run, by=args.by
+    )
+    print(("（试运行，未写入）" if args.dry_run else "导入完成：") + str(report))
+    return 0
+
+
+def cmd_kb_export(args: argparse.Namespace, ctx: Context) -> int:
+    n = ctx.faqs.export_file(Path(args.file), fmt=args.format, status=args.status)
+    print(f"已导出 {n} 条到 {args.file}")
+    return 0
+
+
+def cmd_kb_list(args: argparse.Namespace, ctx: Context) -> int:
+    rows = ctx.faqs.list(status=args.status, tag=args.tag, unit=args.unit, text=args.search, limit=args.limit)
+    if args.json:
+        _print_json([_faq_dict(r) for r in rows])
+        return 0
+    for r in rows:
+        print(f"{r.id}\t[{r.status}]\t{r.question}\t{r.unit or ''}")
+    print(f"共 {len(rows)} 条")
+    return 0
+
+
+def cmd_kb_show(args: argparse.Namespace, ctx: Context) -> int:
+    r = ctx.faqs.require(args.id)
+    d = _faq_dict(r)
+    if args.json:
+        _print_json(d)
+        return 0
+    for k, v in d.items():
+        if isinstance(v, list):
+            v = "｜".join(v)
+        print(f"{k}: {v if v is not None else ''}")
+    return 0
+
+
+def _faq_fields(args: argparse.Namespace) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for name in ("question", "answer", "unit", "source_policy", "source_article", "status"):
+        v = getattr(args, name, None)
+        if v is not None:
+            fields[name] = v
+    if args.similar is not None:
+        fields["similar"] = tuple(args.similar)
+    if args.tag is not None:
+        fields["tags"] = tuple(args.tag)
+    for name in ("valid_from", "valid_to"):
+        v = getattr(args, name, None)
+        if v is not None:
+            fields[name] = _date(v) if v else None
+    return fields
+
+
+def cmd_kb_add(args: argparse.Namespace, ctx: Context) -> int:
+    fields = _faq_fields(args)
+    r = ctx.faqs.add(by=args.by, id=args.id, **fields)
+    print(f"已新增 {r.id}")
+    return 0
+
+
+def cmd_kb_edit(args: argparse.Namespace, ctx: Context) -> int:
+    fields = _faq_fields(args)
+    if args.add_similar:
+        cur = ctx.faqs.require(args.id)
+        fields["similar"] = tuple(fields.get("similar", cur.similar)) + tuple(args.add_similar)
+    if not fields:
+        raise PolicybotError("没有要修改的内容", "no fields given")
+    r = ctx.faqs.edit(args.id, by=args.by, **fields)
+    print(f"已修改 {r.id}（版本戳 {r.seq}）")
+    return 0
+
+
+def cmd_kb_retire(args: argparse.Namespace, ctx: Context) -> int:
+    r = ctx.faqs.retire(args.id, by=args.by, reason=args.reason or "")
+    print(f"已下线 {r.id}")
+    return 0
+
+
+def cmd_kb_history(args: argparse.Namespace, ctx: Context) -> int:
+    versions = ctx.faqs.history(args.id)
+    if args.json:
+        _print_json([v.__dict__ for v in versions])
+        return 0
+    for v in versions:
+        print(f"v{v.version_no}\t{v.at:%Y-%m-%d %H:%M}\t{v.by}\t{v.action}\t{', '.join(v.changes)}")
+    return 0
+
+
+def cmd_kb_demo(args: argparse.Namespace, ctx: Context) -> int:
+    print(f"已载入演示知识库：{_load_demo(ctx)}")
+    return 0
+
+
+def cmd_kb_synonyms(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action == "add":
+        if len(args.terms) < 2:
+            raise PolicybotError("同义词组至少需要两个词", "synonym set needs two terms")
+        set_id = ctx.faqs.add_synonyms(args.terms, by=args.by)
+        print(f"已新增同义词组 {set_id}")
+    elif args.action == "delete":
+        ctx.faqs.delete_synonyms(int(args.terms[0]), by=args.by)
+        print("已删除")
+    else:
+        for row in ctx.faqs.synonym_sets():
+            print(f"{row[0]}\t{' = '.join(row[1])}")
+    return 0
+
+
+def cmd_kb_calibrate(args: argparse.Namespace, ctx: Context) -> int:
+    from knowledge.matcher import calibrate
+
+    report = calibrate(ctx.faqs.index_entries(), ctx.kb.text)
+    d = report.as_dict() if hasattr(report, "as_dict") else report.__dict__
+    if args.json:
+        _print_json(d)
+        return 0
+    t = report.thresholds
+    print("建议阈值（写入环境变量即可生效）：")
+    print(f"  POLICYBOT_ANSWER_THRESHOLD={t.answer:.3f}")
+    print(f"  POLICYBOT_ANSWER_MARGIN={t.margin:.3f}")
+    print(f"  POLICYBOT_CLARIFY_THRESHOLD={t.clarify:.3f}")
+    for k, v in d.items():
+        if k != "thresholds":
+            print(f"  {k}: {v}")
+    return 0
+
+
+def cmd_kb_eval(args: argparse.Namespace, ctx: Context) -> int:
+    """Load the FAQ file into a temporary store, run every query with the default thresholds."""
+    from bot.database import upgrade
+    from knowledge.db import make_engine, make_sessionmaker
+    from knowledge.evaluation import evaluate, load_queries_jsonl
+    from knowledge.matcher import Thresholds
+    from knowledge.store import FaqStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = make_engine(f"sqlite:///{tmp}/eval.db")
+        upgrade(engine)
+        store = FaqStore(make_sessionmaker(engine))
+        store.import_file(Path(args.faq), on_duplicate="error", by="eval", allow_empty_answer=True)
+        entries = store.index_entries()
+        engine.dispose()
+    queries = load_queries_jsonl(Path(args.queries))
+    s = ctx.settings
+    thresholds = Thresholds(answer=s.answer_threshold, margin=s.answer_margin, clarify=s.clarify_threshold)
+    result = evaluate(entries, queries, thresholds)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"查询数 n={result['n']}")
+    print(f"top-1 准确率      {result['top1']:.3f}")
+    print(f"top-3 召回率      {result['top3']:.3f}")
+    print(f"范围外拒答率      {result['oos_reject']:.3f}")
+    print(f"错答率            {result['false_answer']:.3f}")
+    print(f"延迟 p50 / p99    {result['p50_ms']:.2f} / {result['p99_ms']:.2f} ms")
+    return 0
+
+
+# --- policy ---------------------------------------------------------------------------------------
+def cmd_policy_import(args: argparse.Namespace, ctx: Context) -> int:
+    meta = {
+        "id": args.id, "title": args.title, "doc_no": args.doc_no, "issuer": args.issuer,
+        "issued_on": _date(args.date), "status": args.status, "url": args.url,
+    }
+    r = ctx.policies.import_file(Path(args.file), **{k: v for k, v in meta.items() if v is not None})
+    print(f"已导入 {r.id}：《{r.title}》{r.doc_no or ''}，{r.passage_count} 个条款段落，状态 {r.status}")
+    return 0
+
+
+def cmd_policy_list(args: argparse.Namespace, ctx: Context) -> int:
+    for r in ctx.policies.list():
+        print(f"{r.id}\t{r.status}\t{r.doc_no or '-'}\t{r.issued_on or '-'}\t{r.title}")
+    return 0
+
+
+def cmd_policy_status(args: argparse.Namespace, ctx: Context) -> int:
+    r = ctx.policies.set_status(args.id, args.status, by=args.by)
+    print(f"{r.id} 状态已改为 {r.status}")
+    return 0
+
+
+# --- tickets --------------------------------------------------------------------------------------
+def cmd_tickets_list(args: argparse.Namespace, ctx: Context) -> int:
+    from handoff.privacy import mask
+
+    rows = ctx.tickets.list(status=args.status, limit=args.limit)
+    if args.json:
+        _print_json([
+            {"no": t.no, "status": t.status, "department": t.department, "due_date": t.due_date,
+             "question": mask(t.question), "contact_name": t.contact_name,
+             "contact_phone": mask(t.contact_phone) if t.contact_phone else None,
+             "channel": t.channel, "created_at": t.created_at}
+            for t in rows
+        ])
+        return 0
+    print("编号\t状态\t承办部门\t办理期限\t联系电话\t问题")
+    for t in rows:
+        phone = mask(t.contact_phone) if t.contact_phone else "-"
+        print(f"{t.no}\t{t.status}\t{t.department}\t{t.due_date}\t{phone}\t{mask(t.question)[:60]}")
+    print(f"共 {len(rows)} 条")
+    return 0
+
+
+def cmd_tickets_show(args: argparse.Namespace, ctx: Context) -> int:
+    from handoff.privacy import mask
+
+    t = ctx.tickets.get(args.no)
+    print(f"编号：{t.no}\n状态：{t.status}\n承办部门：{t.department}\n办理期限：{t.due_date}")
+    print(f"渠道：{t.channel}\n问题：{mask(t.question)}\n答复：{t.reply or '（尚未答复）'}")
+    return 0
+
+
+# --- holidays -------------------------------------------------------------------------------------
+def cmd_holidays_import(args: argparse.Namespace, ctx: Context) -> int:
+    from handoff.sla import WorkCalendar
+
+    cal = WorkCalendar(ctx.sessions)
+    text = Path(args.file).read_text(encoding="utf-8")
+    if args.file.endswith(".csv"):
+        result = cal.import_csv(text, by=args.by)
+    else:
+        result = cal.import_notice(text, year=args.year, by=args.by)
+    print(f"已导入节假日安排：{result}")
+    return 0
+
+
+def cmd_holidays_list(args: argparse.Namespace, ctx: Context) -> int:
+    from handoff.sla import WorkCalendar
+
+    cal = WorkCalendar(ctx.sessions)
+    for row in cal.list_days(args.year):
+        print("\t".join(str(x) for x in (row.__dict__.values() if hasattr(row, "__dict__") else row)))
+    warning = cal.year_warning(args.year)
+    if warning:
+        print(f"注意：{warning}")
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------------
+def _faq_options(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--question", required=required, help="标准问题")
+    p.add_argument("--answer", required=required, help="答案")
+    p.add_argument("--similar", nargs="*", help="相似问法（可多个）")
+    p.add_argument("--tag", nargs="*", help="政策标签（可多个）")
+    p.add_argument("--unit", help="制文单位")
+    p.add_argument("--source-policy", dest="source_policy", help="来源文件（文号或政策编号）")
+    p.add_argument("--source-article", dest="source_article", help="来源条款，如 二(二)")
+    p.add_argument("--valid-from", dest="valid_from", help="生效日期 YYYY-MM-DD")
+    p.add_argument("--valid-to", dest="valid_to", help="失效日期 YYYY-MM-DD（空字符串表示清除）")
+    p.add_argument("--status", choices=["draft", "published", "retired"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="policybot", description="政策咨询机器人 policybot")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help="启动服务")
+    p.add_argument("--demo", action="store_true", help="空库时载入演示知识库，并在 / 提供演示页面")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("ask", help="提问（与对话相同的决策）")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    kb = sub.add_parser("kb", help="知识库管理").add_subparsers(dest="kb_command", required=True)
+    p = kb.add_parser("import", help="导入 xlsx / csv / jsonl（全部成功或全部不写入）")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["xlsx", "csv", "jsonl"])
+    p.add_argument("--on-duplicate", dest="on_duplicate", choices=["update", "skip", "error"], default="update")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true")
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_kb_import)
+    p = kb.add_parser("export", help="导出 xlsx / csv / jsonl")
+    p.add_argument("file")
+    p.add_argument("--format", choices=["xlsx", "csv", "jsonl"])
+    p.add_argument("--status", choices=["draft", "published", "retired"])
+    p.set_defaults(func=cmd_kb_export)
+    p = kb.add_parser("list", help="列出问答")
+    p.add_argument("--status", choices=["draft", "published", "retired"])
+    p.add_argument("--tag")
+    p.add_argument("--unit")
+    p.add_argument("--search")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_list)
+    p = kb.add_parser("show", help="查看一条问答")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_show)
+    p = kb.add_parser("add", help="新增问答")
+    p.add_argument("--id")
+    _faq_options(p, required=True)
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_kb_add)
+    p = kb.add_parser("edit", help="修改问答（保留版本）")
+    p.add_argument("id")
+    _faq_options(p, required=False)
+    p.add_argument("--add-similar", dest="add_similar", nargs="*")
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_kb_edit)
+    p = kb.add_parser("retire", help="下线问答")
+    p.add_argument("id")
+    p.add_argument("--reason")
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_kb_retire)
+    p = kb.add_parser("history", help="修改历史")
+    p.add_argument("id")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_history)
+    p = kb.add_parser("synonyms", help="同义词组：list | add 词1 词2 ... | delete 编号")
+    p.add_argument("action", choices=["list", "add", "delete"])
+    p.add_argument("terms", nargs="*")
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_kb_synonyms)
+    p = kb.add_parser("demo", help="载入演示知识库（五份政策文件及问答）")
+    p.set_defaults(func=cmd_kb_demo)
+    p = kb.add_parser("calibrate", help="用本库的相似问法标定阈值")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_calibrate)
+    p = kb.add_parser("eval", help="评测匹配效果（临时库，默认阈值）")
+    p.add_argument("--faq", required=True)
+    p.add_argument("--queries", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_eval)
+
+    pol = sub.add_parser("policy", help="政策文件").add_subparsers(dest="policy_command", required=True)
+    p = pol.add_parser("import", help="导入政策文本（txt / md）")
+    p.add_argument("file")
+    p.add_argument("--id")
+    p.add_argument("--title")
+    p.add_argument("--doc-no", dest="doc_no", help="文号")
+    p.add_argument("--issuer", help="发文机关")
+    p.add_argument("--date", help="成文日期 YYYY-MM-DD")
+    p.add_argument("--status", choices=["有效", "已修订", "失效", "废止"])
+    p.add_argument("--url")
+    p.set_defaults(func=cmd_policy_import)
+    p = pol.add_parser("list")
+    p.set_defaults(func=cmd_policy_list)
+    p = pol.add_parser("status", help="标注文件状态（有效 / 已修订 / 失效 / 废止）")
+    p.add_argument("id")
+    p.add_argument("status", choices=["有效", "已修订", "失效", "废止"])
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_policy_status)
+
+    tk = sub.add_parser("tickets", help="政策留言").add_subparsers(dest="tickets_command", required=True)
+    p = tk.add_parser("list")
+    p.add_argument("--status", choices=["待受理", "办理中", "已答复", "已办结"])
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tickets_list)
+    p = tk.add_parser("show")
+    p.add_argument("no")
+    p.set_defaults(func=cmd_tickets_show)
+
+    hd = sub.add_parser("holidays", help="法定节假日与调休").add_subparsers(dest="holidays_command", required=True)
+    p = hd.add_parser("import", help="导入国务院办公厅节假日安排通知（文本）或 CSV（date,kind,name）")
+    p.add_argument("file")
+    p.add_argument("--year", type=int)
+    p.add_argument("--by", default="cli")
+    p.set_defaults(func=cmd_holidays_import)
+    p = hd.add_parser("list")
+    p.add_argument("year", type=int)
+    p.set_defaults(func=cmd_holidays_list)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    ctx = Context(get_settings())
+    try:
+        code: int = args.func(args, ctx)
+        return code
+    except PolicybotError as exc:
+        print(f"错误：{exc.user_message}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"错误：找不到文件 {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

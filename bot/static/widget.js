@@ -1,0 +1,984 @@
+/*!
+ * policybot website chat widget (政策咨询). Owns the citizen-facing chat button and panel that one
+ * <script src=".../static/widget.js" data-...> tag adds to any page: session handling against the
+ * web chat API v1 (/api/v1/sessions, chat, rate, tickets, messages), rendering of answers with their
+ * sources, suggestions, ratings, the leave-a-message form, ticket lookup and polling for staff
+ * replies. Vanilla JS, no build step, no external resources; everything lives in an open shadow root
+ * so host page CSS cannot reach it. Server text is only ever inserted with textContent; http(s) URLs
+ * become links by building <a> elements. The only global is window.PolicyBotWidget.
+ *
+ * data attributes: data-api (API base URL, default the script's origin), data-title (政策咨询),
+ * data-color (primary colour), data-welcome (welcome text), data-position (right|left),
+ * data-open (open on load), data-poll-ms (poll interval, default 10000).
+ */
+(function () {
+  "use strict";
+
+  if (window.PolicyBotWidget && window.PolicyBotWidget.version) return; // loaded twice
+
+  var MAX_LEN = 500;
+  var DEFAULT_COLOR = "#1f5fbf";
+  var TRANSCRIPT_MAX = 60;
+
+  // ---------------------------------------------------------------- configuration ---------
+  var script = document.currentScript;
+  if (!script) {
+    var all = document.querySelectorAll('script[src*="widget.js"]');
+    script = all[all.length - 1] || null;
+  }
+  var data = (script && script.dataset) || {};
+  var scriptUrl = new URL((script && script.src) || "./", window.location.href);
+
+  function trimSlash(s) {
+    return s.replace(/\/+$/, "");
+  }
+  function flag(v) {
+    return v !== undefined && v !== "false" && v !== "0" && v !== "no";
+  }
+
+  var apiBase;
+  try {
+    apiBase = trimSlash(new URL(data.api || scriptUrl.origin, window.location.href).href);
+  } catch (e) {
+    apiBase = scriptUrl.origin;
+  }
+  var color = DEFAULT_COLOR;
+  if (data.color && window.CSS && CSS.supports && CSS.supports("color", data.color)) color = data.color;
+  var pollMs = parseInt(data.pollMs, 10);
+  if (!(pollMs >= 500)) pollMs = 10000;
+
+  var config = {
+    api: apiBase,
+    title: (data.title || "政策咨询").slice(0, 40),
+    color: color,
+    welcome: data.welcome || "",
+    position: data.position === "left" ? "left" : "right",
+    open: flag(data.open),
+    pollMs: pollMs,
+    cssUrl: new URL("widget.css", scriptUrl).href
+  };
+
+  // ---------------------------------------------------------------- storage -------------------
+  var memoryStore = {};
+  var storeKey = "policybot:" + new URL(config.api).origin + ":";
+  function load(name) {
+    try {
+      return window.localStorage.getItem(storeKey + name);
+    } catch (e) {
+      return Object.prototype.hasOwnProperty.call(memoryStore, name) ? memoryStore[name] : null;
+    }
+  }
+  function save(name, value) {
+    try {
+      if (value === null) window.localStorage.removeItem(storeKey + name);
+      else window.localStorage.setItem(storeKey + name, value);
+    } catch (e) {
+      if (value === null) delete memoryStore[name];
+      else memoryStore[name] = value;
+    }
+  }
+  function loadJson(name, fallback) {
+    try {
+      var v = JSON.parse(load(name) || "null");
+      return v === null ? fallback : v;
+    } catch (e) {
+      return fallback;
+    }
+  }
+
+  var state = {
+    session: load("session"),
+    cursor: parseInt(load("cursor") || "0", 10) || 0,
+    transcript: loadJson("transcript", []),
+    unread: 0,
+    open: false,
+    busy: false,
+    started: false,
+    pollTimer: null,
+    pollDelay: config.pollMs,
+    lastFocus: null
+  };
+  if (!Array.isArray(state.transcript)) state.transcript = [];
+
+  function setSession(id) {
+    state.session = id || null;
+    save("session", state.session);
+  }
+  function dropSession() {
+    setSession(null);
+    state.cursor = 0;
+    save("cursor", null);
+  }
+
+  // ---------------------------------------------------------------- DOM helpers ---------------
+  var uid = 0;
+  function nextId(prefix) {
+    uid += 1;
+    return "pbw-" + prefix + "-" + uid;
+  }
+  /** el("div", {class: "x", "aria-label": "y"}, [children or strings]) — text always via textContent. */
+  function el(tag, attrs, children) {
+    var node = document.createElement(tag);
+    if (attrs) {
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === null || v === undefined || v === false) return;
+        if (k === "text") node.textContent = String(v);
+        else if (k === "class") node.className = v;
+        else if (k.slice(0, 2) === "on" && typeof v === "function") node.addEventListener(k.slice(2), v);
+        else node.setAttribute(k, v === true ? "" : String(v));
+      });
+    }
+    (children || []).forEach(function (c) {
+      if (c === null || c === undefined) return;
+      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
+    });
+    return node;
+  }
+  var SVG_NS = "http://www.w3.org/2000/svg";
+  function icon(paths, size) {
+    var svg = document.createElementNS(SVG_NS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("width", String(size || 24));
+    svg.setAttribute("height", String(size || 24));
+    svg.setAttribute("aria-hidden", "true");
+    svg.setAttribute("focusable", "false");
+    paths.forEach(function (d) {
+      var p = document.createElementNS(SVG_NS, "path");
+      p.setAttribute("d", d);
+      svg.appendChild(p);
+    });
+    return svg;
+  }
+  var ICON_CHAT = [
+    "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z",
+    "M7 9h10M7 13h6"
+  ];
+  var ICON_CLOSE = ["M6 6l12 12M18 6L6 18"];
+  var ICON_SEND = ["M3 11.5L21 3l-8.5 18-2.2-7.3L3 11.5z"];
+  var ICON_SEARCH = ["M10.5 4a6.5 6.5 0 1 1 0 13 6.5 6.5 0 0 1 0-13z", "M15.5 15.5L20 20"];
+
+  /** Safe http(s) URL or null. */
+  function safeUrl(u) {
+    if (typeof u !== "string" || !u) return null;
+    try {
+      var url = new URL(u, window.location.href);
+      return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+    } catch (e) {
+      return null;
+    }
+  }
+  function link(href, text) {
+    return el("a", { href: href, target: "_blank", rel: "noopener noreferrer", text: text });
+  }
+  var URL_RE = /https?:\/\/[^\s<>"'\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]+/g;
+  /** Text with http(s) URLs turned into links; everything else as text nodes. */
+  function linkify(text) {
+    var frag = document.createDocumentFragment();
+    text = typeof text === "string" ? text : "";
+    var last = 0;
+    text.replace(URL_RE, function (match, offset) {
+      var url = match.replace(/[.,;:!?)\]]+$/, "");
+      if (offset > last) frag.appendChild(document.createTextNode(text.slice(last, offset)));
+      var href = safeUrl(url);
+      frag.appendChild(href ? link(href, url) : document.createTextNode(url));
+      last = offset + url.length;
+      return match;
+    });
+    if (last < text.length) frag.appendChild(document.createTextNode(text.slice(last)));
+    return frag;
+  }
+
+  // ---------------------------------------------------------------- HTTP ----------------------
+  function ApiError(status, message, retryAfter) {
+    this.status = status;
+    this.message = message;
+    this.retryAfter = retryAfter || 0;
+  }
+  var MSG_NETWORK = "网络连接失败，请检查网络后重试。";
+  var MSG_SERVER = "服务暂时不可用，请稍后再试。";
+
+  function detailText(body, status) {
+    var d = body && body.detail;
+    if (typeof d === "string" && d) return d;
+    if (Array.isArray(d) && d.length && d[0] && typeof d[0].msg === "string" && /[\u4e00-\u9fff]/.test(d[0].msg)) {
+      return d[0].msg;
+    }
+    if (status === 413) return "内容过长，请精简后再提交。";
+    if (status === 422) return "提交的内容格式不正确，请检查后重试。";
+    if (status === 429) return "提问过于频繁，请稍后再试。";
+    if (status === 404) return "未找到相关记录。";
+    return MSG_SERVER;
+  }
+
+  function request(method, path, body) {
+    var opts = { method: method, headers: { Accept: "application/json" }, mode: "cors", credentials: "omit" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(config.api + path, opts).then(
+      function (resp) {
+        return resp
+          .json()
+          .catch(function () {
+            return null;
+          })
+          .then(function (json) {
+            if (resp.ok) return json || {};
+            var ra = parseInt(resp.headers.get("Retry-After") || "0", 10) || 0;
+            throw new ApiError(resp.status, detailText(json, resp.status), ra);
+          });
+      },
+      function () {
+        throw new ApiError(0, MSG_NETWORK);
+      }
+    );
+  }
+  function isAuthError(err) {
+    return err instanceof ApiError && (err.status === 401 || err.status === 403);
+  }
+
+  function createSession() {
+    return request("POST", "/api/v1/sessions", { site: window.location.hostname || null }).then(function (res) {
+      setSession(res.session);
+      state.cursor = 0;
+      save("cursor", null);
+      schedulePoll(0);
+      return res;
+    });
+  }
+  /** Run fn(session); on 401/403 drop the session, open a new one silently and retry once. */
+  function withSession(fn) {
+    var ready = state.session ? Promise.resolve() : createSession();
+    return ready.then(function () {
+      return fn(state.session).catch(function (err) {
+        if (!isAuthError(err)) throw err;
+        dropSession();
+        return createSession().then(function () {
+          return fn(state.session);
+        });
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- build the UI --------------
+  var host = el("div", { id: "policybot-widget", "data-pbw": "" });
+  var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  host.style.setProperty("--pbw-primary", config.color);
+
+  var titleId = nextId("title");
+  var listId = nextId("list");
+  var inputId = nextId("input");
+  var counterId = nextId("counter");
+
+  var badge = el("span", { class: "pbw-badge", "aria-hidden": "true", hidden: true });
+  var launcher = el(
+    "button",
+    { type: "button", class: "pbw-launcher", "aria-label": "打开" + config.title, "aria-expanded": "false", "aria-haspopup": "dialog" },
+    [icon(ICON_CHAT, 28), el("span", { class: "pbw-launcher-label", text: config.title }), badge]
+  );
+
+  var closeBtn = el("button", { type: "button", class: "pbw-icon-btn pbw-close", "aria-label": "关闭对话窗口", title: "关闭" }, [
+    icon(ICON_CLOSE, 22)
+  ]);
+  var lookupToggle = el("button", { type: "button", class: "pbw-text-btn pbw-lookup-toggle", "aria-expanded": "false" }, [
+    icon(ICON_SEARCH, 18),
+    el("span", { text: "查询留言" })
+  ]);
+  var header = el("div", { class: "pbw-header" }, [
+    el("div", { class: "pbw-header-main" }, [
+      el("span", { class: "pbw-avatar", "aria-hidden": "true" }, [icon(ICON_CHAT, 20)]),
+      el("div", { class: "pbw-heading" }, [
+        el("h2", { id: titleId, class: "pbw-title", text: config.title }),
+        el("p", { class: "pbw-subtitle", text: "智能问答 · 人工留言" })
+      ])
+    ]),
+    el("div", { class: "pbw-header-actions" }, [lookupToggle, closeBtn])
+  ]);
+
+  var lookupInput = el("input", {
+    type: "text",
+    class: "pbw-lookup-input",
+    "aria-label": "留言编号",
+    placeholder: "请输入留言编号，如 LY20260101-0001",
+    maxlength: "40",
+    autocomplete: "off",
+    spellcheck: "false"
+  });
+  var lookupError = el("p", { class: "pbw-field-error", role: "alert", hidden: true });
+  var lookupForm = el("form", { class: "pbw-lookup", hidden: true, novalidate: true }, [
+    el("div", { class: "pbw-lookup-row" }, [lookupInput, el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: "查询" })]),
+    lookupError
+  ]);
+
+  var list = el("div", { id: listId, class: "pbw-messages", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "对话记录", tabindex: "0" });
+
+  var input = el("textarea", {
+    id: inputId,
+    class: "pbw-input",
+    rows: "1",
+    maxlength: String(MAX_LEN),
+    placeholder: "请输入您要咨询的问题",
+    "aria-label": "输入您的问题",
+    "aria-describedby": counterId,
+    enterkeyhint: "send"
+  });
+  var counter = el("span", { id: counterId, class: "pbw-counter", "aria-live": "off", text: "0/" + MAX_LEN });
+  var sendBtn = el("button", { type: "submit", class: "pbw-send", "aria-label": "发送", disabled: true }, [
+    icon(ICON_SEND, 20),
+    el("span", { class: "pbw-send-label", text: "发送" })
+  ]);
+  var composer = el("form", { class: "pbw-composer", novalidate: true }, [
+    el("div", { class: "pbw-input-wrap" }, [input, counter]),
+    sendBtn
+  ]);
+  var footnote = el("p", { class: "pbw-footnote", text: "智能答复仅供参考，以正式发布的政策文件为准。请勿填写身份证号等敏感信息。" });
+
+  var panel = el("div", { class: "pbw-panel", role: "dialog", "aria-modal": "true", "aria-labelledby": titleId, hidden: true }, [
+    header,
+    lookupForm,
+    list,
+    composer,
+    footnote
+  ]);
+
+  var container = el("div", { class: "pbw-root pbw-pos-" + config.position, hidden: true }, [panel, launcher]);
+  var stylesheet = el("link", { rel: "stylesheet", href: config.cssUrl });
+  // Reveal only once styled, so the host page never flashes unstyled widget markup.
+  function reveal() {
+    container.hidden = false;
+  }
+  stylesheet.addEventListener("load", reveal);
+  stylesheet.addEventListener("error", reveal);
+  root.appendChild(stylesheet);
+  root.appendChild(container);
+
+  // ---------------------------------------------------------------- rendering -----------------
+  function scrollToEnd() {
+    list.scrollTop = list.scrollHeight;
+  }
+  function append(node) {
+    list.appendChild(node);
+    scrollToEnd();
+    return node;
+  }
+  function remember(entry) {
+    state.transcript.push(entry);
+    if (state.transcript.length > TRANSCRIPT_MAX) state.transcript = state.transcript.slice(-TRANSCRIPT_MAX);
+    save("transcript", JSON.stringify(state.transcript));
+  }
+
+  function renderUser(text) {
+    return append(el("div", { class: "pbw-msg pbw-msg-user" }, [el("span", { class: "pbw-sr", text: "我：" }), el("div", { class: "pbw-bubble" }, [document.createTextNode(text)])]));
+  }
+
+  function renderSources(sources) {
+    var items = [];
+    (Array.isArray(sources) ? sources : []).forEach(function (s) {
+      if (!s || typeof s !== "object") return;
+      var label = "《" + String(s.title || "未命名文件") + "》";
+      var meta = [s.doc_no, s.article].filter(function (x) {
+        return typeof x === "string" && x;
+      });
+      var href = safeUrl(s.url);
+      var li = el("li", { class: "pbw-source" }, [href ? link(href, label) : el("span", { class: "pbw-source-title", text: label })]);
+      if (meta.length) li.appendChild(el("span", { class: "pbw-source-meta", text: " " + meta.join(" ") }));
+      if (typeof s.status === "string" && s.status && s.status !== "有效") {
+        li.appendChild(el("span", { class: "pbw-tag pbw-tag-warn", text: s.status }));
+      }
+      items.push(li);
+    });
+    if (!items.length) return null;
+    return el("div", { class: "pbw-sources" }, [el("p", { class: "pbw-sources-label", text: "依据：" }), el("ul", null, items)]);
+  }
+
+  function renderSuggestions(suggestions) {
+    var btns = (Array.isArray(suggestions) ? suggestions : [])
+      .filter(function (s) {
+        return typeof s === "string" && s.trim();
+      })
+      .slice(0, 6)
+      .map(function (s) {
+        return el("button", {
+          type: "button",
+          class: "pbw-chip",
+          text: s,
+          onclick: function () {
+            send(s);
+          }
+        });
+      });
+    if (!btns.length) return null;
+    return el("div", { class: "pbw-suggestions", role: "group", "aria-label": "您可能想问" }, btns);
+  }
+
+  function renderRating(ref) {
+    var status = el("span", { class: "pbw-rating-status", role: "status" });
+    var btns = [];
+    function rate(value) {
+      btns.forEach(function (b) {
+        b.disabled = true;
+      });
+      status.textContent = "正在提交…";
+      withSession(function (session) {
+        return request("POST", "/api/v1/rate", { session: session, ref: ref, rating: value });
+      }).then(
+        function (res) {
+          status.textContent = (res && typeof res.text === "string" && res.text) || "感谢您的评价";
+          box.classList.add("pbw-rated");
+          (value === "useful" ? btns[0] : btns[1]).setAttribute("aria-pressed", "true");
+        },
+        function (err) {
+          status.textContent = err.message || MSG_SERVER;
+          btns.forEach(function (b) {
+            b.disabled = false;
+          });
+        }
+      );
+    }
+    btns.push(el("button", { type: "button", class: "pbw-rate pbw-rate-up", text: "有用", "aria-pressed": "false", onclick: function () { rate("useful"); } }));
+    btns.push(el("button", { type: "button", class: "pbw-rate pbw-rate-down", text: "没用", "aria-pressed": "false", onclick: function () { rate("useless"); } }));
+    var box = el("div", { class: "pbw-rating", role: "group", "aria-label": "评价这条答复" }, [el("span", { class: "pbw-rating-label", text: "这条答复对您有帮助吗？" })].concat(btns).concat([status]));
+    return box;
+  }
+
+  function ticketCard(t, text) {
+    var rows = [["留言编号", t.ticket_no], ["办理状态", t.status], ["预计答复", t.due_date], ["查询码", t.verify_code]];
+    var dl = el("dl", { class: "pbw-ticket-fields" });
+    rows.forEach(function (r) {
+      if (typeof r[1] !== "string" || !r[1]) return;
+      dl.appendChild(el("dt", { text: r[0] }));
+      dl.appendChild(el("dd", { class: r[0] === "留言编号" ? "pbw-ticket-no" : null, text: r[1] }));
+    });
+    return el("div", { class: "pbw-ticket" }, [
+      el("p", { class: "pbw-ticket-head", text: "留言已提交" }),
+      dl,
+      text ? el("p", { class: "pbw-ticket-text" }, [linkify(text)]) : null,
+      el("p", { class: "pbw-ticket-hint", text: "工作人员答复后将显示在本对话中，也可点击上方“查询留言”随时查看。" })
+    ]);
+  }
+
+  var PHONE_RE = /^(?:(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?)$/;
+
+  function renderHandoffForm(question, onDone) {
+    var qId = nextId("q"), nId = nextId("n"), pId = nextId("p"), cId = nextId("c");
+    function field(id, label, control, hint) {
+      var err = el("p", { class: "pbw-field-error", id: id + "-err", hidden: true });
+      control.setAttribute("aria-describedby", id + "-err" + (hint ? " " + id + "-hint" : ""));
+      return {
+        wrap: el("div", { class: "pbw-field" }, [
+          el("label", { for: id, text: label }),
+          control,
+          hint ? el("p", { class: "pbw-hint", id: id + "-hint", text: hint }) : null,
+          err
+        ]),
+        err: err,
+        control: control
+      };
+    }
+    var q = field(qId, "留言内容（必填）", el("textarea", { id: qId, class: "pbw-form-input", rows: "3", maxlength: String(MAX_LEN), required: true }));
+    q.control.value = (question || "").slice(0, MAX_LEN);
+    var n = field(nId, "姓名（选填）", el("input", { id: nId, class: "pbw-form-input", type: "text", maxlength: "30", autocomplete: "name" }));
+    var p = field(pId, "联系电话（选填）", el("input", { id: pId, class: "pbw-form-input", type: "tel", maxlength: "20", autocomplete: "tel", inputmode: "tel" }), "填写后工作人员可能电话联系您；不填写也可在本对话中查看答复。");
+    var consent = el("input", { id: cId, type: "checkbox", class: "pbw-checkbox" });
+    var consentErr = el("p", { class: "pbw-field-error", id: cId + "-err", hidden: true });
+    consent.setAttribute("aria-describedby", cId + "-err");
+    var consentWrap = el("div", { class: "pbw-consent" }, [
+      consent,
+      el("label", {
+        for: cId,
+        text: "我同意将上述姓名和联系电话提供给负责答复的政府工作人员，仅用于办理和答复本次留言，办结后按规定期限删除，不作其他用途。（填写姓名或电话时必须勾选）"
+      })
+    ]);
+    var formError = el("p", { class: "pbw-form-error", role: "alert", hidden: true });
+    var submit = el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: "提交留言" });
+    var cancel = el("button", { type: "button", class: "pbw-btn pbw-btn-ghost", text: "取消" });
+    var form = el("form", { class: "pbw-form", novalidate: true, "aria-label": "留言给工作人员" }, [
+      el("p", { class: "pbw-form-title", text: "留言给工作人员" }),
+      el("p", { class: "pbw-hint", text: "工作人员将在规定的工作日内答复。" }),
+      q.wrap,
+      n.wrap,
+      p.wrap,
+      consentWrap,
+      consentErr,
+      formError,
+      el("div", { class: "pbw-form-actions" }, [submit, cancel])
+    ]);
+
+    function showErr(f, control, msg) {
+      f.textContent = msg || "";
+      f.hidden = !msg;
+      if (control) {
+        if (msg) control.setAttribute("aria-invalid", "true");
+        else control.removeAttribute("aria-invalid");
+      }
+    }
+    function validate() {
+      var ok = true, first = null;
+      var question = q.control.value.trim();
+      var name = n.control.value.trim();
+      var phone = p.control.value.replace(/\s+/g, "");
+      showErr(q.err, q.control, null);
+      showErr(n.err, n.control, null);
+      showErr(p.err, p.control, null);
+      showErr(consentErr, consent, null);
+      if (!question) {
+        showErr(q.err, q.control, "请填写留言内容。");
+        ok = false;
+        first = first || q.control;
+      } else if (question.length < 5) {
+        showErr(q.err, q.control, "留言内容过短，请至少填写5个字，说明您的问题。");
+        ok = false;
+        first = first || q.control;
+      }
+      if (name.length > 30) {
+        showErr(n.err, n.control, "姓名不能超过30个字。");
+        ok = false;
+        first = first || n.control;
+      }
+      if (phone && !PHONE_RE.test(phone)) {
+        showErr(p.err, p.control, "请输入正确的手机号码或固定电话（如 13800138000 或 010-12345678）。");
+        ok = false;
+        first = first || p.control;
+      }
+      if ((name || phone) && !consent.checked) {
+        showErr(consentErr, consent, "填写姓名或联系电话时，请先阅读并勾选同意。");
+        ok = false;
+        first = first || consent;
+      }
+      if (first) first.focus();
+      return ok ? { question: question, name: name || null, phone: phone || null, consent: consent.checked } : null;
+    }
+
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      showErr(formError, null, null);
+      var values = validate();
+      if (!values) return;
+      submit.disabled = true;
+      submit.textContent = "正在提交…";
+      withSession(function (session) {
+        return request("POST", "/api/v1/tickets", {
+          session: session,
+          question: values.question,
+          name: values.name,
+          phone: values.phone,
+          consent: values.consent
+        });
+      }).then(
+        function (res) {
+          var card = ticketCard(res, res.text);
+          form.replaceWith(card);
+          remember({ t: "ticket", ticket: { ticket_no: res.ticket_no, status: res.status, due_date: res.due_date, verify_code: res.verify_code }, text: res.text || "" });
+          rememberTicket(res.ticket_no);
+          scrollToEnd();
+          if (onDone) onDone(res);
+          focusInput();
+        },
+        function (err) {
+          showErr(formError, null, err.message || MSG_SERVER);
+          submit.disabled = false;
+          submit.textContent = "提交留言";
+        }
+      );
+    });
+    cancel.addEventListener("click", function () {
+      form.replaceWith(el("p", { class: "pbw-muted", text: "已取消留言。如需留言，可随时输入“留言”。" }));
+      focusInput();
+    });
+    return form;
+  }
+
+  function rememberTicket(no) {
+    if (typeof no !== "string" || !no) return;
+    var tickets = loadJson("tickets", []);
+    if (!Array.isArray(tickets)) tickets = [];
+    if (tickets.indexOf(no) === -1) tickets.push(no);
+    save("tickets", JSON.stringify(tickets.slice(-20)));
+  }
+
+  /** One bot reply. live=false when restoring the transcript (no ratings, forms or suggestions). */
+  function renderReply(reply, live) {
+    if (!reply || typeof reply !== "object") return null;
+    var kind = typeof reply.kind === "string" ? reply.kind : "text";
+    var msg = el("div", { class: "pbw-msg pbw-msg-bot pbw-kind-" + kind.replace(/[^a-z_]/g, "") }, [el("span", { class: "pbw-sr", text: "客服：" })]);
+    var bubble = el("div", { class: "pbw-bubble" });
+    if (typeof reply.ticket_no === "string" && reply.ticket_no && kind !== "ticket_opened") {
+      bubble.appendChild(el("p", { class: "pbw-reply-ticket", text: "留言 " + reply.ticket_no }));
+    }
+    bubble.appendChild(el("div", { class: "pbw-text" }, [linkify(reply.text)]));
+    if (kind === "ticket_opened" && typeof reply.ticket_no === "string" && reply.ticket_no) {
+      bubble.appendChild(el("p", { class: "pbw-ticket-no pbw-ticket-inline", text: "留言编号：" + reply.ticket_no }));
+      rememberTicket(reply.ticket_no);
+    }
+    var sources = renderSources(reply.sources);
+    if (sources) bubble.appendChild(sources);
+    if (live && typeof reply.ref === "string" && reply.ref) bubble.appendChild(renderRating(reply.ref));
+    msg.appendChild(bubble);
+    if (live) {
+      var sugg = renderSuggestions(reply.suggestions);
+      if (sugg) msg.appendChild(sugg);
+      if (reply.form === "handoff") {
+        msg.appendChild(renderHandoffForm(typeof reply.question === "string" ? reply.question : state.lastQuestion || ""));
+      }
+    }
+    return append(msg);
+  }
+
+  function keepReply(reply) {
+    // Stored copy for the transcript: only what renderReply(…, false) uses.
+    remember({ t: "bot", r: { kind: reply.kind, text: reply.text, sources: reply.sources, ticket_no: reply.ticket_no } });
+  }
+
+  var typing = el("div", { class: "pbw-msg pbw-msg-bot pbw-typing", role: "status" }, [
+    el("div", { class: "pbw-bubble" }, [el("span", { class: "pbw-dot" }), el("span", { class: "pbw-dot" }), el("span", { class: "pbw-dot" }), el("span", { class: "pbw-sr", text: "正在回复…" })])
+  ]);
+  function showTyping(on) {
+    if (on) append(typing);
+    else if (typing.parentNode) typing.parentNode.removeChild(typing);
+  }
+
+  function renderError(message, retry) {
+    var box = el("div", { class: "pbw-error", role: "alert" }, [el("span", { text: message })]);
+    if (retry) {
+      box.appendChild(
+        el("button", {
+          type: "button",
+          class: "pbw-btn pbw-btn-small",
+          text: "重试",
+          onclick: function () {
+            box.remove();
+            retry();
+          }
+        })
+      );
+    }
+    return append(box);
+  }
+
+  function renderTicketStatus(t) {
+    var dl = el("dl", { class: "pbw-ticket-fields" });
+    [["留言编号", t.ticket_no], ["办理状态", t.status], ["留言内容", t.question], ["预计答复", t.due_date], ["答复时间", t.replied_at]].forEach(function (r) {
+      if (typeof r[1] !== "string" || !r[1]) return;
+      dl.appendChild(el("dt", { text: r[0] }));
+      dl.appendChild(el("dd", { text: r[1] }));
+    });
+    var replyText = typeof t.reply === "string" && t.reply ? t.reply : null;
+    return append(
+      el("div", { class: "pbw-msg pbw-msg-bot" }, [
+        el("div", { class: "pbw-bubble pbw-ticket" }, [
+          el("p", { class: "pbw-ticket-head", text: "留言办理情况" }),
+          dl,
+          el("p", { class: "pbw-ticket-reply-label", text: "答复：" }),
+          el("div", { class: "pbw-text" }, [replyText ? linkify(replyText) : document.createTextNode("尚未答复，请耐心等待。")])
+        ])
+      ])
+    );
+  }
+
+  // ---------------------------------------------------------------- conversation --------------
+  function updateComposer() {
+    var len = input.value.length;
+    counter.textContent = len + "/" + MAX_LEN;
+    counter.classList.toggle("pbw-counter-near", len >= MAX_LEN - 50);
+    sendBtn.disabled = state.busy || !input.value.trim();
+    // auto-grow up to the CSS max-height
+    input.style.height = "auto";
+    input.style.height = Math.min(input.scrollHeight, 140) + "px";
+  }
+
+  function send(text) {
+    text = String(text || "").trim().slice(0, MAX_LEN);
+    if (!text || state.busy) return;
+    state.busy = true;
+    state.lastQuestion = text;
+    updateComposer();
+    renderUser(text);
+    remember({ t: "user", text: text });
+    deliver(text);
+  }
+
+  function deliver(text) {
+    state.busy = true;
+    updateComposer();
+    showTyping(true);
+    withSession(function (session) {
+      return request("POST", "/api/v1/chat", { session: session, text: text });
+    }).then(
+      function (res) {
+        showTyping(false);
+        if (res.session) setSession(res.session);
+        (Array.isArray(res.replies) ? res.replies : []).forEach(function (r) {
+          renderReply(r, true);
+          keepReply(r);
+        });
+        state.busy = false;
+        updateComposer();
+      },
+      function (err) {
+        showTyping(false);
+        state.busy = false;
+        updateComposer();
+        renderError(err.message || MSG_SERVER, err.status === 413 || err.status === 422 ? null : function () {
+          deliver(text);
+        });
+      }
+    );
+  }
+
+  function start() {
+    if (state.started) return;
+    state.started = true;
+    if (state.session && state.transcript.length) {
+      state.transcript.forEach(function (entry) {
+        if (entry.t === "user") renderUser(String(entry.text || ""));
+        else if (entry.t === "bot") renderReply(entry.r, false);
+        else if (entry.t === "ticket") append(el("div", { class: "pbw-msg pbw-msg-bot" }, [ticketCard(entry.ticket || {}, entry.text)]));
+      });
+      schedulePoll(0);
+      return;
+    }
+    state.transcript = [];
+    save("transcript", null);
+    showTyping(true);
+    var begin = state.session
+      ? Promise.resolve({ replies: [] })
+      : createSession();
+    begin.then(
+      function (res) {
+        showTyping(false);
+        var replies = Array.isArray(res.replies) ? res.replies.slice() : [];
+        if (!replies.length) replies.push({ kind: "text", text: "您好，我是政策咨询智能助手，请问有什么可以帮您？", suggestions: [] });
+        if (config.welcome) replies[0] = Object.assign({}, replies[0], { text: config.welcome });
+        replies.forEach(function (r) {
+          renderReply(r, true);
+          keepReply(r);
+        });
+        schedulePoll(0);
+      },
+      function (err) {
+        showTyping(false);
+        state.started = false;
+        renderError(err.message || MSG_NETWORK, function () {
+          start();
+        });
+      }
+    );
+  }
+
+  // ---------------------------------------------------------------- polling -------------------
+  function schedulePoll(delay) {
+    if (state.pollTimer) window.clearTimeout(state.pollTimer);
+    state.pollTimer = null;
+    if (!state.session) return;
+    state.pollTimer = window.setTimeout(poll, delay === undefined ? state.pollDelay : delay);
+  }
+  function poll() {
+    state.pollTimer = null;
+    if (!state.session) return;
+    if (document.hidden) {
+      schedulePoll(); // check again later; visibilitychange polls at once
+      return;
+    }
+    var session = state.session;
+    request("GET", "/api/v1/messages?session=" + encodeURIComponent(session) + "&after=" + state.cursor).then(
+      function (res) {
+        state.pollDelay = config.pollMs;
+        if (session !== state.session) return schedulePoll();
+        if (typeof res.cursor === "number") {
+          state.cursor = res.cursor;
+          save("cursor", String(res.cursor));
+        }
+        var replies = Array.isArray(res.replies) ? res.replies : [];
+        if (replies.length) {
+          replies.forEach(function (r) {
+            renderReply(r, true);
+            keepReply(r);
+          });
+          if (!state.open) setUnread(state.unread + replies.length);
+        }
+        schedulePoll();
+      },
+      function (err) {
+        if (isAuthError(err)) {
+          // Expired or forged: forget it; a new session starts with the next question.
+          if (session === state.session) dropSession();
+          return;
+        }
+        state.pollDelay = Math.min(state.pollDelay * 2, 300000);
+        schedulePoll(err.retryAfter ? Math.max(err.retryAfter * 1000, state.pollDelay) : state.pollDelay);
+      }
+    );
+  }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && state.session) schedulePoll(0);
+  });
+
+  function setUnread(n) {
+    state.unread = n;
+    badge.textContent = n > 99 ? "99+" : String(n);
+    badge.hidden = n <= 0;
+    launcher.setAttribute("aria-label", "打开" + config.title + (n > 0 ? "（" + n + "条新消息）" : ""));
+  }
+
+  // ---------------------------------------------------------------- lookup --------------------
+  lookupToggle.addEventListener("click", function () {
+    var show = lookupForm.hidden;
+    lookupForm.hidden = !show;
+    lookupToggle.setAttribute("aria-expanded", String(show));
+    if (show) {
+      var known = loadJson("tickets", []);
+      if (!lookupInput.value && Array.isArray(known) && known.length) lookupInput.value = known[known.length - 1];
+      lookupInput.focus();
+    }
+  });
+  lookupForm.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var no = lookupInput.value.trim().toUpperCase();
+    lookupError.hidden = true;
+    if (!/^[A-Z0-9][A-Z0-9-]{3,39}$/.test(no)) {
+      lookupError.textContent = "请输入正确的留言编号（字母、数字和“-”）。";
+      lookupError.hidden = false;
+      lookupInput.setAttribute("aria-invalid", "true");
+      lookupInput.focus();
+      return;
+    }
+    lookupInput.removeAttribute("aria-invalid");
+    withSession(function (session) {
+      return request("GET", "/api/v1/tickets/" + encodeURIComponent(no) + "?session=" + encodeURIComponent(session));
+    }).then(
+      function (t) {
+        renderTicketStatus(t);
+        lookupForm.hidden = true;
+        lookupToggle.setAttribute("aria-expanded", "false");
+        focusInput();
+      },
+      function (err) {
+        lookupError.textContent = err.status === 404 ? "未找到该留言。只能查询在本设备上提交的留言，请核对编号。" : err.message || MSG_SERVER;
+        lookupError.hidden = false;
+      }
+    );
+  });
+
+  // ---------------------------------------------------------------- open / close / keys -------
+  function focusInput() {
+    if (state.open) input.focus();
+  }
+  function open() {
+    if (state.open) return;
+    state.open = true;
+    panel.hidden = false;
+    container.classList.add("pbw-is-open");
+    launcher.setAttribute("aria-expanded", "true");
+    setUnread(0);
+    start();
+    scrollToEnd();
+    input.focus();
+  }
+  function close() {
+    if (!state.open) return;
+    state.open = false;
+    panel.hidden = true;
+    container.classList.remove("pbw-is-open");
+    launcher.setAttribute("aria-expanded", "false");
+    launcher.focus();
+  }
+  launcher.addEventListener("click", function () {
+    if (state.open) close();
+    else open();
+  });
+  closeBtn.addEventListener("click", close);
+
+  function focusables() {
+    return Array.prototype.filter.call(
+      panel.querySelectorAll('button, [href], input, textarea, select, [tabindex]:not([tabindex="-1"])'),
+      function (n) {
+        return !n.disabled && n.getClientRects().length > 0;
+      }
+    );
+  }
+  panel.addEventListener("keydown", function (e) {
+    if (e.key === "Escape" || e.key === "Esc") {
+      e.preventDefault();
+      e.stopPropagation();
+      close();
+      return;
+    }
+    if (e.key === "Tab") {
+      // aria-modal: keep Tab inside the panel
+      var items = focusables();
+      if (!items.length) return;
+      var active = root.activeElement || document.activeElement;
+      var first = items[0], last = items[items.length - 1];
+      if (e.shiftKey && active === first) {
+        e.preventDefault();
+        last.focus();
+      } else if (!e.shiftKey && active === last) {
+        e.preventDefault();
+        first.focus();
+      }
+    }
+  });
+
+  input.addEventListener("input", updateComposer);
+  input.addEventListener("keydown", function (e) {
+    // Enter sends, Shift+Enter is a newline; never send while an IME is composing (pinyin input).
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+      e.preventDefault();
+      submitComposer();
+    }
+  });
+  function submitComposer() {
+    var text = input.value;
+    if (!text.trim() || state.busy) return;
+    input.value = "";
+    updateComposer();
+    send(text);
+  }
+  composer.addEventListener("submit", function (e) {
+    e.preventDefault();
+    submitComposer();
+  });
+
+  // ---------------------------------------------------------------- mount ---------------------
+  function mount() {
+    document.body.appendChild(host);
+    updateComposer();
+    if (state.session) schedulePoll(0); // staff replies arrive even while the panel is closed
+    if (config.open) open();
+  }
+  if (document.body) mount();
+  else document.addEventListener("DOMContentLoaded", mount);
+
+  window.PolicyBotWidget = {
+    version: "1",
+    config: config,
+    open: open,
+    close: close,
+    toggle: function () {
+      if (state.open) close();
+      else open();
+    },
+    send: function (text) {
+      open();
+      send(text);
+    },
+    isOpen: function () {
+      return state.open;
+    },
+    session: function () {
+      return state.session;
+    },
+    /** Forget the conversation on this device (session, transcript, known tickets). */
+    reset: function () {
+      dropSession();
+      save("transcript", null);
+      save("tickets", null);
+      state.transcript = [];
+      state.started = false;
+      while (list.firstChild) list.removeChild(list.firstChild);
+      if (state.open) start();
+    }
+  };
+})();
