@@ -95,6 +95,8 @@
     busy: false,
     started: false,
     pollTimer: null,
+    creating: null,
+    lastQuestion: "",
     pollDelay: config.pollMs,
     lastFocus: null
   };
@@ -239,14 +241,24 @@
     return err instanceof ApiError && (err.status === 401 || err.status === 403);
   }
 
+  /** One POST /sessions at a time: concurrent callers share the pending request. */
   function createSession() {
-    return request("POST", "/api/v1/sessions", { site: window.location.hostname || null }).then(function (res) {
-      setSession(res.session);
-      state.cursor = 0;
-      save("cursor", null);
-      schedulePoll(0);
-      return res;
-    });
+    if (state.creating) return state.creating;
+    state.creating = request("POST", "/api/v1/sessions", { site: window.location.hostname || null }).then(
+      function (res) {
+        state.creating = null;
+        setSession(res.session);
+        state.cursor = 0;
+        save("cursor", null);
+        schedulePoll(0);
+        return res;
+      },
+      function (err) {
+        state.creating = null;
+        throw err;
+      }
+    );
+    return state.creating;
   }
   /** Run fn(session); on 401/403 drop the session, open a new one silently and retry once. */
   function withSession(fn) {
@@ -265,6 +277,10 @@
   // ---------------------------------------------------------------- build the UI --------------
   var host = el("div", { id: "policybot-widget", "data-pbw": "" });
   var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+  // Inline !important beats any host page rule (e.g. "div { border: ... }") on the host element;
+  // set through CSSOM, which a strict Content-Security-Policy style-src still allows.
+  host.style.setProperty("all", "initial", "important");
+  host.style.setProperty("display", "contents", "important");
   host.style.setProperty("--pbw-primary", config.color);
 
   var titleId = nextId("title");
@@ -617,7 +633,10 @@
     if (live && typeof reply.ref === "string" && reply.ref) bubble.appendChild(renderRating(reply.ref));
     msg.appendChild(bubble);
     if (live) {
-      var sugg = renderSuggestions(reply.suggestions);
+      var suggestions = Array.isArray(reply.suggestions) ? reply.suggestions : [];
+      // With the form on screen, a "留言" chip (meant for channels without forms) is redundant.
+      if (reply.form === "handoff") suggestions = suggestions.filter(function (x) { return x !== "留言"; });
+      var sugg = renderSuggestions(suggestions);
       if (sugg) msg.appendChild(sugg);
       if (reply.form === "handoff") {
         msg.appendChild(renderHandoffForm(typeof reply.question === "string" ? reply.question : state.lastQuestion || ""));
@@ -727,24 +746,25 @@
     );
   }
 
+  /** Re-render the stored conversation of this session (page navigation, reload). */
+  function restoreTranscript() {
+    state.transcript.forEach(function (entry) {
+      if (!entry || typeof entry !== "object") return;
+      if (entry.t === "user") renderUser(String(entry.text || ""));
+      else if (entry.t === "bot") renderReply(entry.r, false);
+      else if (entry.t === "ticket") append(el("div", { class: "pbw-msg pbw-msg-bot" }, [ticketCard(entry.ticket || {}, entry.text)]));
+    });
+  }
+
+  /** First open: show the welcome (a new session's, or a local one for a known session). */
   function start() {
     if (state.started) return;
     state.started = true;
-    if (state.session && state.transcript.length) {
-      state.transcript.forEach(function (entry) {
-        if (entry.t === "user") renderUser(String(entry.text || ""));
-        else if (entry.t === "bot") renderReply(entry.r, false);
-        else if (entry.t === "ticket") append(el("div", { class: "pbw-msg pbw-msg-bot" }, [ticketCard(entry.ticket || {}, entry.text)]));
-      });
-      schedulePoll(0);
-      return;
-    }
+    if (list.querySelector(".pbw-msg")) return; // restored, or pushes arrived while closed
     state.transcript = [];
     save("transcript", null);
     showTyping(true);
-    var begin = state.session
-      ? Promise.resolve({ replies: [] })
-      : createSession();
+    var begin = state.session ? Promise.resolve({ replies: [] }) : createSession();
     begin.then(
       function (res) {
         showTyping(false);
@@ -755,7 +775,6 @@
           renderReply(r, true);
           keepReply(r);
         });
-        schedulePoll(0);
       },
       function (err) {
         showTyping(false);
@@ -945,7 +964,13 @@
   function mount() {
     document.body.appendChild(host);
     updateComposer();
-    if (state.session) schedulePoll(0); // staff replies arrive even while the panel is closed
+    if (state.session) {
+      if (state.transcript.length) {
+        restoreTranscript();
+        state.started = true;
+      }
+      schedulePoll(0); // staff replies arrive even while the panel is closed
+    }
     if (config.open) open();
   }
   if (document.body) mount();
