@@ -11,7 +11,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, Float, ForeignKey, Integer, String, Text, select
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from knowledge.db import Base
@@ -44,10 +56,16 @@ class Faq(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(100), default="system")
+    # Maintained by knowledge.store: the normalised standard question (duplicate detection on import),
+    # lowercased searchable text, and tags as "|a|b|" (JSON columns cannot be searched portably).
+    question_key: Mapped[str] = mapped_column(String(500), default="", index=True)
+    search_text: Mapped[str] = mapped_column(Text, default="")
+    tags_text: Mapped[str] = mapped_column(Text, default="")
 
 
 class FaqVersion(Base):
     __tablename__ = "faq_version"
+    __table_args__ = (UniqueConstraint("faq_id", "version_no"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     faq_id: Mapped[str] = mapped_column(String(64), index=True)
     version_no: Mapped[int] = mapped_column(Integer)
@@ -57,6 +75,7 @@ class FaqVersion(Base):
     by: Mapped[str] = mapped_column(String(100))
     changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # field -> [old, new]
     snapshot: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")  # e.g. the reason given for retiring
 
 
 class SynonymSet(Base):
@@ -81,6 +100,7 @@ class Policy(Base):
     text: Mapped[str] = mapped_column(Text)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
     passages: Mapped[list[Passage]] = relationship(
         back_populates="policy", cascade="all, delete-orphan", order_by="Passage.ordinal"
     )
@@ -116,19 +136,30 @@ class QueryLog(Base):
 def bump_version(session: Session) -> int:
     """Increment the store's version stamp inside the caller's transaction and return it.
 
-    The row is locked (SELECT ... FOR UPDATE on PostgreSQL) so concurrent writers get distinct values.
+    The UPDATE comes first so that it takes the row lock (PostgreSQL) or the write lock (SQLite)
+    before the value is read: concurrent writers always get distinct values.
     """
-    state = session.execute(
-        select(KbState).where(KbState.key == "version").with_for_update()
-    ).scalar_one_or_none()
-    if state is None:
-        state = KbState(key="version", value=0)
-        session.add(state)
-    state.value = (state.value or 0) + 1
-    session.flush()
-    return state.value
+    updated = session.execute(
+        update(KbState).where(KbState.key == "version").values(value=KbState.value + 1)
+    ).rowcount  # type: ignore[attr-defined]
+    if not updated:
+        session.add(KbState(key="version", value=1))
+        session.flush()
+        return 1
+    return int(session.execute(select(KbState.value).where(KbState.key == "version")).scalar_one())
 
 
 def current_version(session: Session) -> int:
     value = session.execute(select(KbState.value).where(KbState.key == "version")).scalar_one_or_none()
     return int(value or 0)
+
+
+class GapRoute(Base):
+    """Admin-editable routing of unanswered-question topics: a topic whose questions mostly contain
+    `keyword` (normalised text) goes to `unit` in the weekly gaps report (knowledge.gaps)."""
+
+    __tablename__ = "gap_route"
+    keyword: Mapped[str] = mapped_column(String(100), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(200))
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
