@@ -1,3 +1,138 @@
 """Tables owned by the handoff package: tickets, their events, holidays (working-day calendar)."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from knowledge.db import Base
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+# --- working-day calendar (handoff/sla.py) ---------------------------------------------------
+
+
+class Holiday(Base):
+    """One day whose status differs from (or confirms) the default calendar.
+
+    `kind` is "holiday" (放假, also on a weekday) or "workday" (调休上班, also on a weekend). A row
+    overrides the chinese_calendar package and the weekend rule for that day.
+    """
+
+    __tablename__ = "holiday"
+    __table_args__ = (CheckConstraint("kind IN ('holiday', 'workday')", name="kind"),)
+
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    name: Mapped[str] = mapped_column(String(50), default="")  # 春节, 国庆节, ...
+    source: Mapped[str] = mapped_column(String(20), default="manual")  # notice / csv / manual
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class HolidayYear(Base):
+    """A year whose complete arrangement was imported (the official notice or a CSV).
+
+    Years without a row here and unknown to chinese_calendar are computed with weekends only and
+    carry a warning, even if a few single days were set by hand.
+    """
+
+    __tablename__ = "holiday_year"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    source: Mapped[str] = mapped_column(String(20))  # notice / csv
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    imported_by: Mapped[str] = mapped_column(String(100))
+    holidays: Mapped[int] = mapped_column(Integer, default=0)  # number of 放假 days imported
+    workdays: Mapped[int] = mapped_column(Integer, default=0)  # number of 调休上班 days imported
+
+
+# --- tickets (handoff/tickets.py) ---------------------------------------------------------------
+
+
+class Ticket(Base):
+    """One citizen message (政策留言). Texts are stored masked; only the contact fields are in clear.
+
+    `version` is the optimistic-lock counter: SQLAlchemy increments it on every UPDATE and adds
+    ``WHERE version = <old>``, so a concurrent change makes the flush fail instead of being lost.
+    """
+
+    __tablename__ = "ticket"
+    __table_args__ = (
+        CheckConstraint("status IN ('待受理', '办理中', '已答复', '已办结')", name="status"),
+        Index("ix_ticket_channel_user_ref", "channel", "user_ref"),
+        Index("ix_ticket_status_due_date", "status", "due_date"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    no: Mapped[str] = mapped_column(String(40), unique=True)  # LY20261123-0007
+    status: Mapped[str] = mapped_column(String(8), index=True)
+    question: Mapped[str] = mapped_column(Text)  # masked
+    transcript: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # masked
+    channel: Mapped[str] = mapped_column(String(20))
+    user_ref: Mapped[str] = mapped_column(String(80))
+    department: Mapped[str] = mapped_column(String(200), index=True)
+    matched: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # nearest FAQs/policies
+    contact_name: Mapped[str | None] = mapped_column(String(50))  # clear, only with consent
+    contact_phone: Mapped[str | None] = mapped_column(String(20))  # clear, only with consent
+    consent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    due_date: Mapped[dt.date] = mapped_column(Date, index=True)
+    due_warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    assigned_to: Mapped[str | None] = mapped_column(String(100), index=True)
+    reply: Mapped[str | None] = mapped_column(Text)
+    replied_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    replied_by: Mapped[str | None] = mapped_column(String(100))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    rating: Mapped[str | None] = mapped_column(String(8))  # 满意 / 基本满意 / 不满意
+    rated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # supervisor attention (不满意)
+    published: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    publish_question: Mapped[str | None] = mapped_column(Text)  # masked
+    publish_reply: Mapped[str | None] = mapped_column(Text)  # masked
+    published_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    verify_code: Mapped[str] = mapped_column(String(6))
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+
+    __mapper_args__ = {"version_id_col": version}
+
+
+class TicketEvent(Base):
+    """Audit trail: one row per state change, note or delivery attempt (texts masked)."""
+
+    __tablename__ = "ticket_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TicketCounter(Base):
+    """Per-day ticket number sequence: one row per prefix and local date, incremented atomically."""
+
+    __tablename__ = "ticket_counter"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)  # e.g. LY20261123
+    value: Mapped[int] = mapped_column(Integer, default=0)

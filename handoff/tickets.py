@@ -1,0 +1,913 @@
+"""The ticket lifecycle (政策留言): open from a conversation, assign, reply, close, reopen, transfer,
+rate, publish, list, and the audit trail of every change.
+
+`TicketService` owns the `ticket`, `ticket_event` and `ticket_counter` tables. Every write is one
+transaction (a ticket is stored completely or the caller gets an exception) and writes a
+`TicketEvent`. Texts (question, transcript, notes, reasons, delivery errors, published texts) are
+masked with `handoff.privacy.mask` before they are stored or logged; only the contact fields, given
+after explicit consent, are kept in clear. Ticket numbers are ``<prefix><local date>-<sequence>``
+from a per-day counter row incremented atomically (an upsert), so concurrent workers on
+PostgreSQL never share a number. Staff changes use optimistic locking through the `version`
+column. Replies are pushed through a `Notifier` after the commit; a failing push is recorded as a
+delivery event and never loses the reply or raises to the staff member.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import logging
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol, TypeVar, get_args
+
+from sqlalchemy import Select, and_, func, not_, or_, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from handoff.models import Ticket, TicketCounter, TicketEvent
+from handoff.privacy import mask, normalise_phone
+from handoff.sla import WorkCalendar
+from knowledge.db import transaction
+from knowledge.errors import Conflict, InvalidInput, NotFound
+
+log = logging.getLogger(__name__)
+
+# --- vocabulary ----------------------------------------------------------------------------------
+
+Status = Literal["待受理", "办理中", "已答复", "已办结"]
+PENDING: Final = "待受理"
+IN_PROGRESS: Final = "办理中"
+REPLIED: Final = "已答复"
+CLOSED: Final = "已办结"
+STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, REPLIED, CLOSED)
+OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is running
+
+Rating = Literal["满意", "基本满意", "不满意"]
+RATINGS: tuple[str, ...] = get_args(Rating)
+
+ROLES: frozenset[str] = frozenset({"user", "bot", "staff"})
+
+# Event actions (stored in English) and the labels the console shows.
+ACTION_LABELS: Mapping[str, str] = {
+    "open": "提交留言",
+    "assign": "受理",
+    "reply": "答复",
+    "close": "办结",
+    "reopen": "重新办理",
+    "transfer": "转办",
+    "note": "备注",
+    "rate": "评价",
+    "publish": "公开",
+    "unpublish": "取消公开",
+    "delivery": "推送答复",
+}
+
+# The text a channel shows before it asks for a name or phone number; `open(consent=True)` means
+# the citizen agreed to exactly this.
+CONSENT_TEXT: Final = (
+    "您留下的姓名和手机号码仅用于工作人员就本条留言与您联系，不会公开，也不会用于其他用途。"
+    "同意请继续填写，不同意可直接提交留言（不留联系方式）。"
+)
+
+CONFLICT_MESSAGE: Final = "该留言已被他人更新，请刷新后再操作"
+NOT_FOUND_MESSAGE: Final = "未找到该留言，请核对留言编号"
+LOOKUP_FAILED_MESSAGE: Final = "未找到该留言，请核对留言编号和查询码"
+
+MAX_QUESTION = 2000
+MAX_REPLY = 5000
+MAX_NOTE = 2000
+MAX_NAME = 50
+MAX_TRANSCRIPT_ENTRIES = 50
+MAX_TRANSCRIPT_TEXT = 2000
+MAX_MATCHED = 5
+MAX_LIMIT = 3660  # working days; the calendar refuses more
+MAX_PAGE = 500
+
+CHINA_TZ: Final = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
+
+_RETRIES = 3
+
+_Sel = TypeVar("_Sel", bound="Select[*tuple[Any, ...]]")
+
+
+# --- views ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """A ticket detached from the session. Texts are masked except the contact fields, which are
+    in clear: callers decide who may see them (staff of the department, never the public board).
+    Datetimes are timezone-aware (UTC); dates (`due_date`) are China local dates."""
+
+    id: int
+    no: str
+    status: str
+    question: str
+    transcript: tuple[dict[str, str], ...]
+    channel: str
+    user_ref: str
+    department: str
+    matched: tuple[dict[str, Any], ...]
+    contact_name: str | None
+    contact_phone: str | None
+    consent_at: dt.datetime | None
+    due_date: dt.date
+    due_warnings: tuple[str, ...]
+    overdue: bool  # still open (待受理/办理中) after its due date, as of when the view was made
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    assigned_to: str | None
+    reply: str | None
+    replied_at: dt.datetime | None
+    replied_by: str | None
+    closed_at: dt.datetime | None
+    rating: str | None
+    rated_at: dt.datetime | None
+    flagged: bool  # a dissatisfied rating re-opened it: supervisor attention
+    published: bool
+    publish_question: str | None
+    publish_reply: str | None
+    published_at: dt.datetime | None
+    verify_code: str
+    version: int
+    idempotency_key: str | None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+
+@dataclass(frozen=True)
+class EventView:
+    id: int
+    ticket_id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return ACTION_LABELS.get(self.action, self.action)
+
+
+class Notifier(Protocol):
+    """Delivers a staff reply through the channel the ticket came from (implemented by `bot`).
+
+    Raise on failure; the service records it. A notifier that queues and retries later reports
+    each attempt with `TicketService.record_delivery`.
+    """
+
+    def notify(self, ticket: TicketView, text: str) -> None: ...
+
+
+def reply_notice(ticket: TicketView) -> str:
+    """The message pushed to the citizen when staff reply."""
+    return f"您的留言（编号 {ticket.no}）已有答复：\n{ticket.reply or ''}"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def _required(value: str | None, *, field: str, user_message: str, max_len: int) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise InvalidInput(user_message, f"{field} is empty")
+    if len(text) > max_len:
+        raise InvalidInput(f"{_FIELD_NAMES.get(field, field)}过长（最多{max_len}字）", f"{field} too long: {len(text)}")
+    return text
+
+
+_FIELD_NAMES = {
+    "question": "留言内容",
+    "reply": "答复内容",
+    "note": "备注",
+    "reason": "原因",
+    "contact_name": "姓名",
+    "department": "部门名称",
+    "channel": "渠道",
+    "user_ref": "用户标识",
+    "actor": "操作人",
+    "idempotency_key": "提交标识",
+    "publish_question": "公开的留言内容",
+    "publish_reply": "公开的答复内容",
+}
+
+
+def _actor(value: str | None) -> str:
+    return _required(value, field="actor", user_message="缺少操作人", max_len=100)
+
+
+def _as_text_list(value: Any) -> list[str]:
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def _clean_transcript(transcript: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """Validate roles, mask texts and keep the last entries only."""
+    out: list[dict[str, str]] = []
+    for i, entry in enumerate(list(transcript)[-MAX_TRANSCRIPT_ENTRIES:]):
+        role = str(entry.get("role", "")).strip()
+        if role not in ROLES:
+            raise InvalidInput("对话记录格式不正确", f"transcript entry {i}: unknown role {role!r}")
+        text = mask(str(entry.get("text", "")))[:MAX_TRANSCRIPT_TEXT]
+        at = entry.get("at")
+        if isinstance(at, dt.datetime):
+            at_text = (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).isoformat()
+        else:
+            at_text = "" if at is None else str(at)[:40]
+        out.append({"role": role, "text": text, "at": at_text})
+    return out
+
+
+def _clean_matched(matched: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Keep what the console needs of the nearest FAQs/policies, best first by score."""
+    items: list[dict[str, Any]] = []
+    for m in matched:
+        item: dict[str, Any] = {}
+        for key in ("kind", "id", "title", "unit", "doc_no"):
+            value = m.get(key)
+            if value is not None and str(value).strip():
+                item[key] = mask(str(value).strip())[:200]
+        score = m.get("score")
+        if isinstance(score, int | float):
+            item["score"] = float(score)
+        if item:
+            items.append(item)
+    if all("score" in i for i in items):  # otherwise keep the caller's order
+        items.sort(key=lambda i: -float(i["score"]))
+    return items[:MAX_MATCHED]
+
+
+def _department_from(matched: list[dict[str, Any]]) -> str | None:
+    for item in matched:
+        unit = str(item.get("unit", "")).strip()
+        if unit:
+            return unit[:200]
+    return None
+
+
+def _view(t: Ticket, today: dt.date) -> TicketView:
+    created = _aware(t.created_at)
+    updated = _aware(t.updated_at)
+    assert created is not None and updated is not None
+    return TicketView(
+        id=t.id,
+        no=t.no,
+        status=t.status,
+        question=t.question,
+        transcript=tuple(dict(e) for e in (t.transcript or [])),
+        channel=t.channel,
+        user_ref=t.user_ref,
+        department=t.department,
+        matched=tuple(dict(m) for m in (t.matched or [])),
+        contact_name=t.contact_name,
+        contact_phone=t.contact_phone,
+        consent_at=_aware(t.consent_at),
+        due_date=t.due_date,
+        due_warnings=tuple(_as_text_list(t.due_warnings)),
+        overdue=t.status in OPEN_STATUSES and t.due_date < today,
+        created_at=created,
+        updated_at=updated,
+        assigned_to=t.assigned_to,
+        reply=t.reply,
+        replied_at=_aware(t.replied_at),
+        replied_by=t.replied_by,
+        closed_at=_aware(t.closed_at),
+        rating=t.rating,
+        rated_at=_aware(t.rated_at),
+        flagged=bool(t.flagged),
+        published=bool(t.published),
+        publish_question=t.publish_question,
+        publish_reply=t.publish_reply,
+        published_at=_aware(t.published_at),
+        verify_code=t.verify_code,
+        version=t.version,
+        idempotency_key=t.idempotency_key,
+    )
+
+
+def _event_view(e: TicketEvent) -> EventView:
+    at = _aware(e.at)
+    assert at is not None
+    return EventView(id=e.id, ticket_id=e.ticket_id, at=at, actor=e.actor, action=e.action,
+                     detail=dict(e.detail or {}))
+
+
+def _normalise_no(no: str) -> str:
+    return (no or "").strip().upper()[:40]
+
+
+# --- the service ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Change:
+    """What a state change records: the event's action and detail."""
+
+    action: str
+    detail: dict[str, Any]
+
+
+class TicketService:
+    """The ticket lifecycle over one database. Thread-safe; share one instance per process."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        calendar: WorkCalendar,
+        *,
+        limits: Mapping[str, int] | None = None,
+        default_limit: int = 5,
+        default_department: str = "政务公开办公室",
+        notifier: Notifier | None = None,
+        prefix: str = "LY",
+        clock: Callable[[], dt.datetime] | None = None,
+        tz: dt.tzinfo = CHINA_TZ,
+    ) -> None:
+        limits = dict(limits or {})
+        for dept, n in [*limits.items(), ("<default>", default_limit)]:
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LIMIT:
+                raise ValueError(f"ticket time limit for {dept!r} must be 1..{MAX_LIMIT} working days, got {n!r}")
+        if not default_department.strip():
+            raise ValueError("default_department must not be empty")
+        if not prefix.isalnum() or not prefix.isascii() or len(prefix) > 20:
+            raise ValueError(f"ticket number prefix must be 1-20 ASCII letters or digits, got {prefix!r}")
+        self._sessions = sessions
+        self._calendar = calendar
+        self._limits = {k.strip(): v for k, v in limits.items()}
+        self._default_limit = default_limit
+        self._default_department = default_department.strip()
+        self._notifier = notifier
+        self._prefix = prefix.upper()
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._tz = tz
+
+    # --- time ----------------------------------------------------------------------------------
+
+    def _now(self) -> dt.datetime:
+        """Aware UTC now (a naive clock value is taken as UTC)."""
+        now = self._clock()
+        return now.replace(tzinfo=dt.UTC) if now.tzinfo is None else now.astimezone(dt.UTC)
+
+    def _today(self) -> dt.date:
+        return self._now().astimezone(self._tz).date()
+
+    @staticmethod
+    def _db_time(now: dt.datetime) -> dt.datetime:
+        return now.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def limit_for(self, department: str) -> int:
+        """The time limit of a department in working days."""
+        return self._limits.get(department.strip(), self._default_limit)
+
+    # --- opening -------------------------------------------------------------------------------
+
+    def open(
+        self,
+        *,
+        question: str,
+        channel: str,
+        user_ref: str,
+        transcript: Sequence[Mapping[str, Any]] = (),
+        department: str | None = None,
+        contact_name: str | None = None,
+        contact_phone: str | None = None,
+        consent: bool = False,
+        idempotency_key: str | None = None,
+        matched: Sequence[Mapping[str, Any]] = (),
+    ) -> TicketView:
+        """Store a new ticket (all or nothing) and return it.
+
+        Contact fields need `consent` (the citizen accepted `CONSENT_TEXT`). The department is the
+        given one, else the drafting unit (`unit`) of the nearest matched FAQ or policy, else the
+        default. The same `idempotency_key` from the same user returns the ticket already made.
+        """
+        text = _required(question, field="question", user_message="请填写留言内容", max_len=MAX_QUESTION)
+        channel = _required(channel, field="channel", user_message="缺少渠道", max_len=20)
+        user_ref = _required(user_ref, field="user_ref", user_message="缺少用户标识", max_len=80)
+        name = (contact_name or "").strip() or None
+        phone_in = (contact_phone or "").strip() or None
+        if (name or phone_in) and not consent:
+            raise InvalidInput(
+                "留下姓名或手机号码前，请先阅读并同意个人信息使用说明",
+                "contact details given without consent",
+            )
+        if name is not None and len(name) > MAX_NAME:
+            raise InvalidInput(f"姓名过长（最多{MAX_NAME}字）", f"contact_name too long: {len(name)}")
+        phone: str | None = None
+        if phone_in is not None:
+            phone = normalise_phone(phone_in)
+            if phone is None:
+                raise InvalidInput("联系电话格式不正确，请填写11位手机号码或带区号的固定电话", "invalid contact phone")
+        key = (idempotency_key or "").strip() or None
+        if key is not None and len(key) > 100:
+            raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
+        lines = _clean_transcript(transcript)
+        near = _clean_matched(matched)
+        dept = (department or "").strip()[:200] or _department_from(near) or self._default_department
+
+        if key is not None:
+            existing = self._by_key(key, channel=channel, user_ref=user_ref)
+            if existing is not None:
+                return existing
+
+        now = self._now()
+        local = now.astimezone(self._tz)
+        limit = self.limit_for(dept)
+        due = self._calendar.add_working_days(local.date(), limit)
+        db_now = self._db_time(now)
+        masked = mask(text)
+        try:
+            with transaction(self._sessions) as s:
+                # The counter upsert is the first write: on SQLite it takes the write lock before
+                # anything else is read in this transaction.
+                seq = self._next_seq(s, f"{self._prefix}{local:%Y%m%d}")
+                ticket = Ticket(
+                    no=f"{self._prefix}{local:%Y%m%d}-{seq:04d}",
+                    status=PENDING,
+                    question=masked,
+                    transcript=lines,
+                    channel=channel,
+                    user_ref=user_ref,
+                    department=dept,
+                    matched=near,
+                    contact_name=name,
+                    contact_phone=phone,
+                    consent_at=db_now if consent else None,
+                    due_date=due.day,
+                    due_warnings=list(due.warnings),
+                    created_at=db_now,
+                    updated_at=db_now,
+                    flagged=False,
+                    published=False,
+                    verify_code=f"{secrets.randbelow(1_000_000):06d}",
+                    idempotency_key=key,
+                )
+                s.add(ticket)
+                s.flush()
+                s.add(TicketEvent(
+                    ticket_id=ticket.id, at=db_now, actor=f"{channel}:{user_ref}"[:100], action="open",
+                    detail={
+                        "department": dept,
+                        "limit_days": limit,
+                        "due_date": due.day.isoformat(),
+                        "due_warnings": list(due.warnings),
+                        "contact": bool(name or phone),
+                        "consent": bool(consent),
+                        "matched": [m.get("id") for m in near if m.get("id")],
+                    },
+                ))
+                s.flush()
+                view = _view(ticket, local.date())
+        except IntegrityError:
+            # A concurrent retry with the same key won the race: return its ticket.
+            if key is not None:
+                existing = self._by_key(key, channel=channel, user_ref=user_ref)
+                if existing is not None:
+                    return existing
+            raise
+        for warning in view.due_warnings:
+            log.warning("ticket_due_warning no=%s warning=%s", view.no, warning)
+        log.info("ticket_opened no=%s channel=%s department=%s due=%s contact=%s",
+                 view.no, channel, dept, view.due_date.isoformat(), bool(name or phone))
+        return view
+
+    def _next_seq(self, s: Session, key: str) -> int:
+        """Atomically increment and return the day's counter (an upsert with RETURNING)."""
+        dialect = s.get_bind().dialect.name
+        if dialect == "postgresql":
+            pg = pg_insert(TicketCounter).values(key=key, value=1)
+            stmt = pg.on_conflict_do_update(
+                index_elements=[TicketCounter.key], set_={"value": TicketCounter.value + 1}
+            ).returning(TicketCounter.value)
+            return int(s.execute(stmt).scalar_one())
+        if dialect == "sqlite":
+            lite = sqlite_insert(TicketCounter).values(key=key, value=1)
+            stmt2 = lite.on_conflict_do_update(
+                index_elements=[TicketCounter.key], set_={"value": TicketCounter.value + 1}
+            ).returning(TicketCounter.value)
+            return int(s.execute(stmt2).scalar_one())
+        # Other databases: lock the row (or create it; a concurrent creator makes this fail and the
+        # caller gets an exception, never a duplicate number).
+        row = s.execute(select(TicketCounter).where(TicketCounter.key == key).with_for_update()).scalar_one_or_none()
+        if row is None:
+            row = TicketCounter(key=key, value=0)
+            s.add(row)
+        row.value += 1
+        s.flush()
+        return row.value
+
+    def _by_key(self, key: str, *, channel: str, user_ref: str) -> TicketView | None:
+        with self._sessions() as s:
+            t = s.execute(select(Ticket).where(Ticket.idempotency_key == key)).scalar_one_or_none()
+            if t is None:
+                return None
+            if t.channel != channel or t.user_ref != user_ref:
+                raise Conflict("提交标识已被使用，请重新提交", f"idempotency key reused by another user: {key!r}")
+            return _view(t, self._today())
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def get(self, no: str) -> TicketView:
+        with self._sessions() as s:
+            return _view(self._load(s, no), self._today())
+
+    def lookup(self, no: str, verify_code: str) -> TicketView:
+        """The public status lookup: a wrong number or code gives the same NotFound."""
+        with self._sessions() as s:
+            t = s.execute(select(Ticket).where(Ticket.no == _normalise_no(no))).scalar_one_or_none()
+            expected = t.verify_code if t is not None else "------"
+            ok = hmac.compare_digest(expected.encode(), (verify_code or "").strip().encode())
+            if t is None or not ok:
+                raise NotFound(LOOKUP_FAILED_MESSAGE, "ticket lookup: unknown number or wrong code")
+            return _view(t, self._today())
+
+    def find_for_user(self, channel: str, user_ref: str, *, limit: int = 20) -> list[TicketView]:
+        """A citizen's own tickets, newest first."""
+        with self._sessions() as s:
+            rows = s.execute(
+                select(Ticket)
+                .where(Ticket.channel == channel, Ticket.user_ref == user_ref)
+                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                .limit(max(1, min(limit, MAX_PAGE)))
+            ).scalars().all()
+            today = self._today()
+            return [_view(t, today) for t in rows]
+
+    def events(self, no: str) -> list[EventView]:
+        with self._sessions() as s:
+            t = self._load(s, no)
+            rows = s.execute(
+                select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.at, TicketEvent.id)
+            ).scalars().all()
+            return [_event_view(e) for e in rows]
+
+    def list(
+        self,
+        *,
+        status: str | Sequence[str] | None = None,
+        department: str | Sequence[str] | None = None,
+        text: str | None = None,
+        overdue: bool | None = None,
+        flagged: bool | None = None,
+        published: bool | None = None,
+        assigned_to: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[TicketView]:
+        """Tickets matching every given filter, earliest due date first."""
+        stmt = self._filtered(select(Ticket), status=status, department=department, text=text,
+                              overdue=overdue, flagged=flagged, published=published, assigned_to=assigned_to)
+        stmt = stmt.order_by(Ticket.due_date, Ticket.created_at, Ticket.id)
+        stmt = stmt.limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
+        with self._sessions() as s:
+            today = self._today()
+            return [_view(t, today) for t in s.execute(stmt).scalars().all()]
+
+    def counts(self, department: str | Sequence[str] | None = None) -> dict[str, int]:
+        """Tickets per status (every status present, zero included) plus "overdue" and "flagged"."""
+        out = dict.fromkeys(STATUSES, 0)
+        with self._sessions() as s:
+            stmt = self._filtered(select(Ticket.status, func.count()), department=department)
+            for status, n in s.execute(stmt.group_by(Ticket.status)).all():
+                out[str(status)] = int(n)
+            overdue = self._filtered(select(func.count()).select_from(Ticket), department=department, overdue=True)
+            out["overdue"] = int(s.execute(overdue).scalar_one())
+            flagged = self._filtered(select(func.count()).select_from(Ticket), department=department, flagged=True)
+            out["flagged"] = int(s.execute(flagged).scalar_one())
+        return out
+
+    def _filtered(
+        self,
+        stmt: _Sel,
+        *,
+        status: str | Sequence[str] | None = None,
+        department: str | Sequence[str] | None = None,
+        text: str | None = None,
+        overdue: bool | None = None,
+        flagged: bool | None = None,
+        published: bool | None = None,
+        assigned_to: str | None = None,
+    ) -> _Sel:
+        if status is not None:
+            wanted = [status] if isinstance(status, str) else list(status)
+            unknown = [w for w in wanted if w not in STATUSES]
+            if unknown:
+                raise InvalidInput(f"未知的办理状态：{unknown[0]}", f"unknown status filter {unknown!r}")
+            stmt = stmt.where(Ticket.status.in_(wanted))
+        if department is not None:
+            depts = [department] if isinstance(department, str) else list(department)
+            stmt = stmt.where(Ticket.department.in_([d.strip() for d in depts]))
+        if text is not None and text.strip():
+            needle = text.strip().lower()
+            stmt = stmt.where(or_(
+                func.lower(Ticket.no).contains(needle, autoescape=True),
+                func.lower(Ticket.question).contains(needle, autoescape=True),
+                func.lower(func.coalesce(Ticket.reply, "")).contains(needle, autoescape=True),
+            ))
+        if overdue is not None:
+            late = and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < self._today())
+            stmt = stmt.where(late if overdue else not_(late))
+        if flagged is not None:
+            stmt = stmt.where(Ticket.flagged.is_(flagged))
+        if published is not None:
+            stmt = stmt.where(Ticket.published.is_(published))
+        if assigned_to is not None:
+            stmt = stmt.where(Ticket.assigned_to == assigned_to)
+        return stmt
+
+    @staticmethod
+    def _load(s: Session, no: str, *, for_update: bool = False) -> Ticket:
+        stmt = select(Ticket).where(Ticket.no == _normalise_no(no))
+        if for_update:
+            if s.get_bind().dialect.name == "sqlite":
+                # SQLite has no row locks: a no-op write takes the database write lock first, so
+                # the read below cannot go stale before the UPDATE (concurrent writers wait).
+                s.execute(sql_text("UPDATE ticket SET version = version WHERE no = :no"), {"no": _normalise_no(no)})
+            stmt = stmt.with_for_update()
+        t = s.execute(stmt).scalar_one_or_none()
+        if t is None:
+            raise NotFound(NOT_FOUND_MESSAGE, f"ticket {_normalise_no(no)!r} not found")
+        return t
+
+    # --- changes -------------------------------------------------------------------------------
+
+    def _update(
+        self,
+        no: str,
+        *,
+        actor: str,
+        expected_version: int | None,
+        change: Callable[[Ticket, dt.datetime], _Change],
+    ) -> TicketView:
+        """Apply `change` to the ticket in one transaction with an audit event.
+
+        The row is locked on PostgreSQL; everywhere the UPDATE carries ``WHERE version = <read>``.
+        A lost race is a Conflict when the caller named a version, else it is retried.
+        """
+        for _ in range(_RETRIES):
+            try:
+                with transaction(self._sessions) as s:
+                    t = self._load(s, no, for_update=True)
+                    if expected_version is not None and t.version != expected_version:
+                        raise Conflict(CONFLICT_MESSAGE,
+                                       f"ticket {t.no}: version {t.version} != expected {expected_version}")
+                    now = self._now()
+                    db_now = self._db_time(now)
+                    result = change(t, db_now)
+                    t.updated_at = db_now
+                    s.add(TicketEvent(ticket_id=t.id, at=db_now, actor=actor, action=result.action,
+                                      detail=result.detail))
+                    s.flush()
+                    view = _view(t, now.astimezone(self._tz).date())
+            except StaleDataError:
+                if expected_version is not None:
+                    raise Conflict(CONFLICT_MESSAGE, f"ticket {no!r} changed concurrently") from None
+                continue
+            log.info("ticket_%s no=%s actor=%s status=%s version=%d",
+                     result.action, view.no, actor, view.status, view.version)
+            return view
+        raise Conflict(CONFLICT_MESSAGE, f"ticket {no!r}: gave up after {_RETRIES} concurrent updates")
+
+    @staticmethod
+    def _require(t: Ticket, allowed: Sequence[str], what: str) -> None:
+        if t.status not in allowed:
+            raise InvalidInput(f"留言当前状态为“{t.status}”，不能{what}",
+                               f"ticket {t.no}: cannot {what} in status {t.status}")
+
+    def assign(self, no: str, *, staff: str, expected_version: int | None = None) -> TicketView:
+        """Accept (待受理 -> 办理中) or hand over to another staff member while 办理中."""
+        staff = _actor(staff)
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            self._require(t, OPEN_STATUSES, "受理")
+            previous, before = t.assigned_to, t.status
+            t.assigned_to = staff
+            t.status = IN_PROGRESS
+            return _Change("assign", {"staff": staff, "previous": previous, "from": before})
+
+        return self._update(no, actor=staff, expected_version=expected_version, change=change)
+
+    def reply(self, no: str, *, staff: str, text: str, expected_version: int | None = None) -> TicketView:
+        """Answer (-> 已答复), then push the reply to the citizen after the commit.
+
+        A failing push is recorded as a delivery event; the reply stays stored and this returns.
+        """
+        staff = _actor(staff)
+        body = _required(text, field="reply", user_message="请填写答复内容", max_len=MAX_REPLY)
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            self._require(t, OPEN_STATUSES, "答复")
+            first = t.reply is None
+            t.reply = body
+            t.replied_at = now
+            t.replied_by = staff
+            t.assigned_to = t.assigned_to or staff
+            before, t.status = t.status, REPLIED
+            return _Change("reply", {"text": mask(body), "first": first, "from": before})
+
+        view = self._update(no, actor=staff, expected_version=expected_version, change=change)
+        self._deliver(view)
+        return view
+
+    def _deliver(self, view: TicketView) -> None:
+        if self._notifier is None:
+            return
+        try:
+            self._notifier.notify(view, reply_notice(view))
+        except Exception as exc:  # the channel's problem: record it, never lose the reply
+            error = mask(f"{type(exc).__name__}: {exc}")[:500]
+            log.warning("ticket_delivery_failed no=%s channel=%s error=%s", view.no, view.channel, error)
+            self._record_quietly(view.no, channel=view.channel, ok=False, error=error)
+        else:
+            self._record_quietly(view.no, channel=view.channel, ok=True)
+
+    def _record_quietly(self, no: str, *, channel: str, ok: bool, error: str | None = None) -> None:
+        try:
+            self.record_delivery(no, channel=channel, ok=ok, error=error)
+        except Exception:
+            log.exception("ticket_delivery_record_failed no=%s ok=%s", no, ok)
+
+    def record_delivery(
+        self, no: str, *, channel: str, ok: bool, error: str | None = None, attempt: int = 1
+    ) -> EventView:
+        """Record one push attempt (for notifiers that retry). Does not change the ticket's version."""
+        detail: dict[str, Any] = {"channel": channel[:20], "ok": bool(ok), "attempt": int(attempt)}
+        if error:
+            detail["error"] = mask(error)[:500]
+        return self._append_event(no, actor="system", action="delivery", detail=detail)
+
+    def add_note(self, no: str, *, by: str, text: str) -> EventView:
+        """An internal staff note (masked); it does not change the ticket or its version."""
+        by = _actor(by)
+        body = _required(text, field="note", user_message="请填写备注内容", max_len=MAX_NOTE)
+        return self._append_event(no, actor=by, action="note", detail={"text": mask(body)})
+
+    def _append_event(self, no: str, *, actor: str, action: str, detail: dict[str, Any]) -> EventView:
+        with transaction(self._sessions) as s:
+            t = self._load(s, no)
+            event = TicketEvent(ticket_id=t.id, at=self._db_time(self._now()), actor=actor, action=action,
+                                detail=detail)
+            s.add(event)
+            s.flush()
+            view = _event_view(event)
+        log.info("ticket_%s no=%s actor=%s", action, t.no, actor)
+        return view
+
+    def close(
+        self, no: str, *, by: str, reason: str | None = None, expected_version: int | None = None
+    ) -> TicketView:
+        """办结. A ticket without a reply (spam, duplicate) can only be closed with a reason."""
+        by = _actor(by)
+        why = (reason or "").strip()
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            self._require(t, (PENDING, IN_PROGRESS, REPLIED), "办结")
+            if t.status != REPLIED and not why:
+                raise InvalidInput("留言尚未答复，办结时请填写原因",
+                                   f"ticket {t.no}: closing without a reply needs a reason")
+            before, t.status = t.status, CLOSED
+            t.closed_at = now
+            detail: dict[str, Any] = {"from": before}
+            if why:
+                detail["reason"] = mask(why)[:MAX_NOTE]
+            return _Change("close", detail)
+
+        return self._update(no, actor=by, expected_version=expected_version, change=change)
+
+    def reopen(self, no: str, *, by: str, reason: str, expected_version: int | None = None) -> TicketView:
+        """Back to 办理中 from 已答复 or 已办结 (the previous reply stays until a new one replaces it)."""
+        by = _actor(by)
+        why = _required(reason, field="reason", user_message="请填写重新办理的原因", max_len=MAX_NOTE)
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            self._require(t, (REPLIED, CLOSED), "重新办理")
+            before, t.status = t.status, IN_PROGRESS
+            t.closed_at = None
+            return _Change("reopen", {"from": before, "reason": mask(why)})
+
+        return self._update(no, actor=by, expected_version=expected_version, change=change)
+
+    def transfer(
+        self, no: str, *, to_department: str, reason: str, by: str, expected_version: int | None = None
+    ) -> TicketView:
+        """Hand an open ticket to another department: back to 待受理 there, unassigned; the due date
+        is recomputed with that department's limit from the creation time."""
+        by = _actor(by)
+        target = _required(to_department, field="department", user_message="请选择转办部门", max_len=200)
+        why = _required(reason, field="reason", user_message="请填写转办原因", max_len=MAX_NOTE)
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            self._require(t, OPEN_STATUSES, "转办")
+            if t.department == target:
+                raise InvalidInput("转办部门与当前部门相同", f"ticket {t.no}: transfer to its own department")
+            created_local = t.created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()
+            limit = self.limit_for(target)
+            due = self._calendar.add_working_days(created_local, limit)
+            detail = {
+                "from": t.department, "to": target, "reason": mask(why),
+                "previous_assignee": t.assigned_to,
+                "due_date": [t.due_date.isoformat(), due.day.isoformat()], "limit_days": limit,
+            }
+            t.department = target
+            t.assigned_to = None
+            t.status = PENDING
+            t.due_date = due.day
+            t.due_warnings = list(due.warnings)
+            return _Change("transfer", detail)
+
+        return self._update(no, actor=by, expected_version=expected_version, change=change)
+
+    def rate(self, no: str, *, rating: str, verify_code: str | None = None) -> TicketView:
+        """The citizen's rating, once per ticket, after a reply. 满意/基本满意 close a replied ticket;
+        不满意 sends it back to 办理中 and flags it for a supervisor.
+
+        `verify_code` is checked when given (public board); the channel layer, which knows the
+        user, may omit it after checking that the ticket is the user's own.
+        """
+        if rating not in RATINGS:
+            raise InvalidInput("评价应为“满意”“基本满意”或“不满意”", f"unknown rating {rating!r}")
+        if verify_code is not None:
+            self.lookup(no, verify_code)  # same NotFound as the public lookup
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            if t.rating is not None:
+                raise InvalidInput("该留言已评价，感谢您的反馈", f"ticket {t.no}: already rated")
+            self._require(t, (REPLIED, CLOSED), "评价（尚未答复）")
+            before = t.status
+            t.rating = rating
+            t.rated_at = now
+            if rating == "不满意":
+                t.status = IN_PROGRESS
+                t.flagged = True
+                t.closed_at = None
+            elif t.status == REPLIED:
+                t.status = CLOSED
+                t.closed_at = now
+            return _Change("rate", {"rating": rating, "from": before, "to": t.status})
+
+        return self._update(no, actor="citizen", expected_version=None, change=change)
+
+    def publish(
+        self,
+        no: str,
+        *,
+        by: str,
+        question: str | None = None,
+        reply: str | None = None,
+        published: bool = True,
+        expected_version: int | None = None,
+    ) -> TicketView:
+        """Show (or withdraw) a replied ticket on the public board; the texts (edited or the
+        ticket's own) are stored masked."""
+        by = _actor(by)
+        q_in = None if question is None else _required(
+            question, field="publish_question", user_message="公开的留言内容不能为空", max_len=MAX_QUESTION)
+        r_in = None if reply is None else _required(
+            reply, field="publish_reply", user_message="公开的答复内容不能为空", max_len=MAX_REPLY)
+
+        def change(t: Ticket, now: dt.datetime) -> _Change:
+            if not published:
+                if not t.published:
+                    raise InvalidInput("该留言未公开", f"ticket {t.no}: not published")
+                t.published = False
+                return _Change("unpublish", {})
+            self._require(t, (REPLIED, CLOSED), "公开（尚未答复）")
+            t.publish_question = mask(q_in if q_in is not None else t.question)
+            t.publish_reply = mask(r_in if r_in is not None else (t.reply or ""))
+            t.published = True
+            t.published_at = now
+            return _Change("publish", {"question_edited": q_in is not None, "reply_edited": r_in is not None})
+
+        return self._update(no, actor=by, expected_version=expected_version, change=change)
+
+
+__all__ = [
+    "ACTION_LABELS",
+    "CLOSED",
+    "CONFLICT_MESSAGE",
+    "CONSENT_TEXT",
+    "IN_PROGRESS",
+    "OPEN_STATUSES",
+    "PENDING",
+    "RATINGS",
+    "REPLIED",
+    "STATUSES",
+    "EventView",
+    "Notifier",
+    "Rating",
+    "Status",
+    "TicketService",
+    "TicketView",
+    "reply_notice",
+]
