@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot.channels import Channel
+from bot.channels import Channel, telegram, wechat
 from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue, Reply
 from bot.database import upgrade
@@ -30,6 +30,7 @@ from bot.services import build_knowledge_base, build_ticket_service
 from bot.settings import Settings, get_settings
 from handoff.privacy import install_log_masking
 from knowledge.db import make_engine, make_sessionmaker
+from knowledge.text import warm_up
 from knowledge.usage import QueryLogStore
 
 log = logging.getLogger("policybot.app")
@@ -120,6 +121,7 @@ async def _send_413(send: Any) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     install_log_masking()
+    warm_up()
     engine = make_engine(settings.database_url)
     upgrade(engine)
     sessions = make_sessionmaker(engine)
@@ -153,6 +155,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     channels: list[Channel] = [
         WebChannel(dialogue=dialogue, sessions=sessions, secret=secret, limiter=limiter),
+        *wechat.enabled(settings, dialogue=dialogue, sessions=sessions),
+        *telegram.enabled(settings, dialogue=dialogue, sessions=sessions),
     ]
     for channel in channels:
         notifier.channels[channel.name] = channel
@@ -232,8 +236,8 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
 
     if settings.demo:
         @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-        def demo_page(request: Request) -> HTMLResponse:
-            return templates.TemplateResponse(request, "demo.html", {"title": "政策咨询演示"})
+        def demo_page(request: Request, poll_ms: int | None = Query(None, ge=500, le=600_000)) -> HTMLResponse:
+            return templates.TemplateResponse(request, "demo.html", {"title": "政策咨询演示", "poll_ms": poll_ms})
 
 
 def _faq_json(r: Any) -> dict[str, Any]:

@@ -103,8 +103,7 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
 
 def _load_demo_if_empty(ctx: Context) -> None:
     if ctx.faqs.count() == 0:
-        report = _load_demo(ctx)
-        print(f"已载入演示知识库：{report}")
+        print(_load_demo(ctx).summary())
 
 
 def _load_demo(ctx: Context) -> Any:
@@ -153,7 +152,9 @@ def cmd_kb_import(args: argparse.Namespace, ctx: Context) -> int:
     report = ctx.faqs.import_file(
         Path(args.file), fmt=args.format, on_duplicate=args.on_duplicate, dry_run=args.dry_run, by=args.by
     )
-    print(("（试运行，未写入）" if args.dry_run else "导入完成：") + str(report))
+    print(report.summary())
+    for w in report.warnings:
+        print(f"提示：{w}")
     return 0
 
 
@@ -240,7 +241,7 @@ def cmd_kb_history(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_kb_demo(args: argparse.Namespace, ctx: Context) -> int:
-    print(f"已载入演示知识库：{_load_demo(ctx)}")
+    print(_load_demo(ctx).summary())
     return 0
 
 
@@ -389,6 +390,109 @@ def cmd_holidays_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+# --- report -------------------------------------------------------------------------------------
+def _ticket_summaries(ctx: Context, since: dt.datetime) -> list[Any]:
+    """Tickets created since `since` (naive UTC) as masked summaries for the gaps report."""
+    from handoff.privacy import mask
+    from knowledge.gaps import TicketSummary
+
+    out: dict[str, Any] = {}
+    offset, page_size = 0, 500
+    while True:
+        page = ctx.tickets.list(limit=page_size, offset=offset)
+        for t in page:
+            created = t.created_at.astimezone(dt.UTC).replace(tzinfo=None) if t.created_at.tzinfo else t.created_at
+            if created >= since and t.no not in out:
+                out[t.no] = TicketSummary(
+                    no=t.no, question=mask(t.question), department=t.department, status=t.status,
+                    reply=mask(t.reply) if t.reply else None, created_at=created,
+                )
+        if len(page) < page_size:
+            return list(out.values())
+        offset += page_size
+
+
+def cmd_report_weekly(args: argparse.Namespace, ctx: Context) -> int:
+    from knowledge.gaps import GapParams, resolve_period
+    from knowledge.models import utcnow
+    from knowledge.report import generate_weekly
+
+    params = GapParams(
+        low_score=args.low_score, rephrase_minutes=args.rephrase_minutes, min_topic_size=args.min_topic_size,
+    )
+    now = utcnow()
+    period = resolve_period(args.week, now)
+    kb = ctx.kb
+    kb.refresh(force=True)  # the store's synonyms and domain words shape the topics too
+    tickets = _ticket_summaries(ctx, period.start - dt.timedelta(weeks=params.trend_weeks))
+
+    def locate_unit(question: str) -> str | None:
+        unit: str | None = kb.ask(question).unit
+        return unit
+
+    result = generate_weekly(
+        ctx.sessions, out_dir=args.out, week=args.week, now=now, unit=args.unit, tickets=tickets,
+        text=kb.text, locate_unit=locate_unit, params=params,
+    )
+    a = result.analysis
+    print(f"统计周期：{period.describe()}（{period.label}）；提问 {a.total_questions} 条，"
+          f"列出主题 {len(a.topics)} 个，建议问答 {len(a.drafts)} 条")
+    for f in result.files:
+        print(f"{f.unit or '全部单位总览'}\t主题 {f.topics}\t未解答 {f.unanswered}\t{f.html}\t{f.xlsx}")
+    return 0
+
+
+def cmd_report_route(args: argparse.Namespace, ctx: Context) -> int:
+    from knowledge.gaps import delete_route, list_routes, set_route
+
+    if args.action == "add":
+        if not args.keyword or not args.unit:
+            raise PolicybotError("用法：policybot report route add 关键词 单位", "route add needs keyword and unit")
+        r = set_route(ctx.sessions, keyword=args.keyword, unit=args.unit, by=args.by)
+        print(f"已设置：含“{r.keyword}”的主题归 {r.unit}")
+    elif args.action == "delete":
+        if not args.keyword:
+            raise PolicybotError("用法：policybot report route delete 关键词", "route delete needs a keyword")
+        delete_route(ctx.sessions, keyword=args.keyword)
+        print(f"已删除关键词“{args.keyword.strip()}”的路由")
+    else:
+        routes = list_routes(ctx.sessions)
+        if args.json:
+            _print_json([r.__dict__ for r in routes])
+            return 0
+        for r in routes:
+            print(f"{r.keyword}\t{r.unit}\t{r.updated_by}\t{r.updated_at:%Y-%m-%d %H:%M}")
+        print(f"共 {len(routes)} 条")
+    return 0
+
+
+# --- telegram -------------------------------------------------------------------------------------
+def cmd_telegram(args: argparse.Namespace, ctx: Context) -> int:
+    """poll: development mode (long polling, deletes the webhook); set-webhook URL / delete-webhook."""
+    if not ctx.settings.telegram_token:
+        raise PolicybotError("请先设置 POLICYBOT_TELEGRAM_TOKEN", "telegram token not configured")
+    from bot.app import create_app
+
+    channel = create_app(ctx.settings).state.channels["telegram"]
+    if args.action == "poll":
+        print("Telegram 轮询模式已启动（Ctrl+C 退出）", flush=True)
+        channel.run_polling()
+    elif args.action == "set-webhook":
+        if not args.url or not args.url.startswith("https://"):
+            raise PolicybotError("请用 --url 指定 https 开头的 webhook 地址，如 https://example.gov.cn/telegram/webhook",
+                                 "webhook url missing or not https")
+        try:
+            channel.set_webhook(args.url)
+        except ValueError as exc:
+            raise PolicybotError("请先设置 POLICYBOT_TELEGRAM_WEBHOOK_SECRET", str(exc)) from None
+        print(f"已设置 webhook：{args.url}")
+    else:
+        channel.delete_webhook()
+        print("已删除 webhook")
+    channel.close()
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
 def _faq_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--question", required=required, help="标准问题")
@@ -510,6 +614,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("no")
     p.set_defaults(func=cmd_tickets_show)
 
+    p = sub.add_parser("telegram", help="Telegram 机器人：poll（开发用轮询）| set-webhook --url URL | delete-webhook")
+    p.add_argument("action", choices=["poll", "set-webhook", "delete-webhook"])
+    p.add_argument("--url", help="set-webhook 的 https 地址（指向 /telegram/webhook）")
+    p.set_defaults(func=cmd_telegram)
+
     hd = sub.add_parser("holidays", help="法定节假日与调休").add_subparsers(dest="holidays_command", required=True)
     p = hd.add_parser("import", help="导入国务院办公厅节假日安排通知（文本）或 CSV（date,kind,name）")
     p.add_argument("file")
@@ -519,6 +628,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = hd.add_parser("list")
     p.add_argument("year", type=int)
     p.set_defaults(func=cmd_holidays_list)
+
+    rp = sub.add_parser("report", help="未解答问题周报").add_subparsers(dest="report_command", required=True)
+    p = rp.add_parser("weekly", help="生成各制文单位的周报（HTML + XLSX）及总览")
+    p.add_argument("--week", help="ISO 周，如 2026-W47（默认：截至现在的 7 天）")
+    p.add_argument("--unit", help="只生成该单位的报告")
+    p.add_argument("--out", default="reports", help="输出目录（默认 reports）")
+    p.add_argument("--low-score", dest="low_score", type=float, default=0.9,
+                   help="低于此得分的答复，若同一会话随后换说法再问，计为未解答（默认 0.9）")
+    p.add_argument("--rephrase-minutes", dest="rephrase_minutes", type=float, default=5.0,
+                   help="换说法再问的时间窗口，分钟（默认 5）")
+    p.add_argument("--min-topic-size", dest="min_topic_size", type=int, default=2,
+                   help="列为主题的最少问题数（含留言的主题总会列出；默认 2）")
+    p.set_defaults(func=cmd_report_weekly)
+    p = rp.add_parser("route", help="主题归属关键词：list | add 关键词 单位 | delete 关键词")
+    p.add_argument("action", choices=["list", "add", "delete"])
+    p.add_argument("keyword", nargs="?")
+    p.add_argument("unit", nargs="?")
+    p.add_argument("--by", default="cli")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report_route)
     return parser
 
 

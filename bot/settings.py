@@ -24,11 +24,11 @@ class Settings(BaseSettings):
     )
 
     # --- matcher decision thresholds (calibrate with `policybot kb calibrate`) -------------------
-    answer_threshold: float = Field(0.80, description="Top score at or above which the FAQ is answered.")
+    answer_threshold: float = Field(0.50, description="Top score at or above which the FAQ is answered.")
     answer_margin: float = Field(
-        0.04, description="Required lead of the top hit over a different FAQ for a direct answer."
+        0.05, description="Required lead of the top hit over a different FAQ for a direct answer."
     )
-    clarify_threshold: float = Field(0.55, description="Top score at or above which the top 3 are offered.")
+    clarify_threshold: float = Field(0.45, description="Top score at or above which the top 3 are offered.")
     passage_threshold: float = Field(0.30, description="Minimum score for citing a policy passage.")
     index_refresh_seconds: float = Field(
         2.0, description="How often a process checks the store's version stamp for changes by others."
@@ -64,6 +64,48 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to embed the widget from another site (JSON list)."
     )
     max_body_bytes: int = Field(65536, description="Requests with larger bodies are refused with 413.")
+
+    # --- WeChat Official Account (bot/channels/wechat.py); enabled when the token is set ------------
+    wechat_app_id: str | None = Field(None, description="Official Account AppID (开发者ID).")
+    wechat_secret: str | None = Field(None, description="AppSecret; needed for customer-service pushes.")
+    wechat_token: str | None = Field(None, description="Server config Token (令牌); enables the /wechat endpoint.")
+    wechat_aes_key: str | None = Field(
+        None, description="EncodingAESKey (43 chars) for safe/compatible mode; unset: plain mode."
+    )
+    wechat_api_base: str = Field(
+        "https://api.weixin.qq.com/cgi-bin/", description="WeChat API base URL (a fake server in tests)."
+    )
+    wechat_http_timeout: float = Field(5.0, description="Timeout in seconds of every WeChat API call.")
+    wechat_reply_budget_seconds: float = Field(
+        4.0, description="Answer not ready within this: reply empty, push it with the customer-service API."
+    )
+    wechat_max_age_seconds: int = Field(300, description="Requests with an older timestamp are refused (replay).")
+    wechat_menu: dict[str, str] = Field(
+        default_factory=dict,
+        description='Menu CLICK keys -> question or command (JSON): {"HOT": "/top", "LEAVE": "留言"}.',
+    )
+    wechat_notice_template_id: str | None = Field(
+        None, description="Template / subscription notice id for pushes outside the 48-hour window."
+    )
+    wechat_notice_kind: str = Field(
+        "subscribe", description="'subscribe' (订阅通知, bizsend) or 'template' (模板消息)."
+    )
+    wechat_notice_fields: dict[str, str] = Field(
+        default_factory=lambda: {"character_string1": "{ticket_no}", "thing2": "{department}",
+                                 "thing3": "{summary}"},
+        description="Notice data: field -> format with {ticket_no} {department} {summary} {date}.",
+    )
+
+    # --- Telegram bot (bot/channels/telegram.py); enabled when the token is set --------------------
+    telegram_token: str | None = Field(None, description="Bot token from @BotFather.")
+    telegram_webhook_secret: str | None = Field(
+        None, description="Secret for X-Telegram-Bot-Api-Secret-Token; enables POST /telegram/webhook."
+    )
+    telegram_api_base: str = Field("https://api.telegram.org", description="Bot API base URL.")
+
+    # --- pushes of ticket replies (bot/notifier.py) ----------------------------------------------
+    push_attempts: int = Field(3, description="Attempts to push a ticket reply before giving up.")
+    push_backoff_seconds: float = Field(5.0, description="Delay before the 2nd attempt; doubles after.")
 
 
 @lru_cache

@@ -153,16 +153,16 @@ class WebChannel:
         def limited(request: Request) -> None:
             channel.limiter.check_ip(request)
 
-        Limited = Annotated[None, Depends(limited)]
+        guard = [Depends(limited)]
 
-        @api.post("/sessions", response_model=ChatOut, summary="Start a conversation (welcome message)")
-        def start(_: Limited, body: SessionIn | None = None) -> ChatOut:
+        @api.post("/sessions", dependencies=guard, response_model=ChatOut, summary="Start a conversation (welcome message)")
+        def start(body: SessionIn | None = None) -> ChatOut:
             token, user_id = channel.new_session()
             replies = channel.dialogue.welcome(channel.name, user_id)
             return ChatOut(session=token, replies=[_out(r) for r in replies])
 
-        @api.post("/chat", response_model=ChatOut, summary="Send a message, get the replies")
-        def chat(body: ChatIn, _: Limited) -> ChatOut:
+        @api.post("/chat", dependencies=guard, response_model=ChatOut, summary="Send a message, get the replies")
+        def chat(body: ChatIn) -> ChatOut:
             if body.session:
                 token, user_id = body.session, channel.user_of(body.session)
             else:
@@ -171,14 +171,14 @@ class WebChannel:
             replies = channel.dialogue.handle(Incoming(channel.name, user_id, body.text))
             return ChatOut(session=token, replies=[_out(r) for r in replies])
 
-        @api.post("/rate", response_model=RateOut, summary="Rate an answer (有用 / 没用)")
-        def rate(body: RateIn, _: Limited) -> RateOut:
+        @api.post("/rate", dependencies=guard, response_model=RateOut, summary="Rate an answer (有用 / 没用)")
+        def rate(body: RateIn) -> RateOut:
             user_id = channel.user_of(body.session)
             ok = channel.dialogue.rate(channel.name, user_id, body.ref, body.rating)
             return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
 
-        @api.post("/tickets", response_model=TicketOut, summary="Leave a message (政策留言)")
-        def open_ticket(body: TicketIn, _: Limited) -> TicketOut:
+        @api.post("/tickets", dependencies=guard, response_model=TicketOut, summary="Leave a message (政策留言)")
+        def open_ticket(body: TicketIn) -> TicketOut:
             user_id = channel.user_of(body.session)
             channel.limiter.check_key("session:" + user_id)
             try:
@@ -192,8 +192,8 @@ class WebChannel:
             return TicketOut(ticket_no=t.no, status=t.status, due_date=t.due_date.isoformat(), text=reply.text,
                              verify_code=getattr(t, "verify_code", None))
 
-        @api.get("/tickets/{ticket_no}", response_model=TicketStatusOut, summary="Status of one's own ticket")
-        def ticket_status(ticket_no: str, _: Limited,
+        @api.get("/tickets/{ticket_no}", dependencies=guard, response_model=TicketStatusOut, summary="Status of one's own ticket")
+        def ticket_status(ticket_no: str,
                           session: Annotated[str, Query(max_length=400)]) -> TicketStatusOut:
             user_id = channel.user_of(session)
             try:
@@ -207,7 +207,7 @@ class WebChannel:
                 reply=t.reply, replied_at=t.replied_at.isoformat() if t.replied_at else None,
             )
 
-        @api.get("/messages", response_model=MessagesOut, summary="Later replies (poll)")
+        @api.get("/messages", dependencies=guard, response_model=MessagesOut, summary="Later replies (poll)")
         def messages(session: Annotated[str, Query(max_length=400)],
                      after: Annotated[int, Query(ge=0)] = 0) -> MessagesOut:
             user_id = channel.user_of(session)

@@ -1,0 +1,59 @@
+"""Fixtures for the bot layer: a demo knowledge base loaded once per test run into a template
+SQLite file, copied for each test so tests stay independent."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from bot.app import create_app
+from bot.database import upgrade
+from bot.settings import Settings
+from knowledge.db import make_engine, make_sessionmaker
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from knowledge.demo import load_demo
+    from knowledge.policies import PolicyStore
+    from knowledge.store import FaqStore
+
+    path = tmp_path_factory.mktemp("demo") / "demo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    sessions = make_sessionmaker(engine)
+    load_demo(FaqStore(sessions), PolicyStore(sessions))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def demo_url(demo_template: Path, tmp_path: Path) -> str:
+    target = tmp_path / "policybot.db"
+    shutil.copy(demo_template, target)
+    return f"sqlite:///{target}"
+
+
+def make_settings(url: str, **overrides: object) -> Settings:
+    base: dict[str, object] = dict(database_url=url, secret_key="test-secret", demo=True,
+                                   rate_limit_per_ip=0, rate_limit_per_session=0, index_refresh_seconds=0.0)
+    base.update(overrides)
+    return Settings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def app(demo_url: str) -> FastAPI:
+    return create_app(make_settings(demo_url))
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
