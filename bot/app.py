@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue, Reply
 from bot.database import upgrade
 from bot.models import AppValue
+from bot.notifier import RetryingNotifier
 from bot.ratelimit import RateLimiter
 from bot.services import build_knowledge_base, build_ticket_service
 from bot.settings import Settings, get_settings
@@ -130,7 +133,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kb = build_knowledge_base(settings, sessions)
     kb.refresh(force=True)
     notifier = ChannelNotifier()
-    tickets = build_ticket_service(settings, sessions, notifier)
+    retrying = RetryingNotifier(notifier, attempts=settings.push_attempts, backoff=settings.push_backoff_seconds)
+    tickets = build_ticket_service(settings, sessions, retrying)
+    retrying.bind(tickets)
     querylog = QueryLogStore(sessions)
     dialogue = Dialogue(
         sessions=sessions, kb=kb, tickets=tickets, querylog=querylog, secret=secret,
@@ -140,7 +145,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     limiter = RateLimiter(per_ip=settings.rate_limit_per_ip, per_key=settings.rate_limit_per_session,
                           trusted_proxies=settings.trusted_proxies)
 
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        retrying.close()  # pending push retries stop; replies stay readable via 查询 <编号>
+
     app = FastAPI(
+        lifespan=lifespan,
         title="policybot 政策咨询 API", version="1.0",
         description="Policy consultation chat, message-board tickets and knowledge-base sync.",
     )

@@ -191,7 +191,7 @@ class KnowledgeBase:
         passages = tuple(p for p in self.policies.search(query, k=3) if p.score >= self.passage_threshold)
         if passages:
             sources = tuple(
-                Source(p.title, p.doc_no, p.label, p.status, getattr(p, "url", None), p.policy_id) for p in passages
+                Source(p.title, p.doc_no, p.label, p.status, p.url, p.policy_id) for p in passages
             )
             return AskResult(
                 "passage", query, score=top, hits=views, sources=sources, passages=passages,
@@ -215,7 +215,7 @@ class KnowledgeBase:
     def _faq_sources(self, rec: FaqRecord) -> tuple[Source, ...]:
         if not rec.source_policy:
             return ()
-        pol = self.policies.find(rec.source_policy)
+        pol = self.policies.cached(rec.source_policy)
         if pol is None:
             return (Source(rec.source_policy, None, rec.source_article, None),)
         return (Source(pol.title, pol.doc_no, rec.source_article, pol.status, pol.url, pol.id),)

@@ -589,6 +589,7 @@ class _Index:
     all: Matcher | None
     passages: dict[str, PassageHit]  # passage id -> hit template (score 0)
     active_ids: frozenset[str]
+    records: dict[str, PolicyRecord]  # id, normalised 文号 and title -> record (for the hot path)
 
 
 class PolicyStore:
@@ -751,6 +752,19 @@ class PolicyStore:
                 ).scalar_one_or_none()
             return None if p is None else _record(p, self._count(s, p.id))
 
+    def cached(self, id_or_doc_no: str | None) -> PolicyRecord | None:
+        """Like `find`, from the in-memory copy that follows the store (at most `refresh_seconds`
+        old): the answering hot path uses it instead of querying the database per hit."""
+        key = (id_or_doc_no or "").strip()
+        if not key:
+            return None
+        records = self._current_index().records
+        return (
+            records.get(key)
+            or records.get(normalise_doc_no(key))
+            or records.get(squash_cjk_spaces(key.strip("《》 ")))
+        )
+
     def list(self) -> list[PolicyRecord]:
         with self.sessions() as s:
             counts: dict[str, int] = {
@@ -808,21 +822,17 @@ class PolicyStore:
         current. An unknown source policy does not (the FAQ may cite a document not imported); a
         policy marked 已修订 stays current with the note 来源文件已修订.
         """
-        if source_policy:
-            rec = self.find(source_policy)
-            if rec is not None and rec.status in INACTIVE_STATUSES:
-                reason = "来源文件已废止" if rec.status == "废止" else "来源文件已失效"
-                return False, reason
+        rec = self.cached(source_policy) if source_policy else None
+        if rec is not None and rec.status in INACTIVE_STATUSES:
+            return False, "来源文件已废止" if rec.status == "废止" else "来源文件已失效"
         start = _day(valid_from)
         end = _day(valid_to)
         if end is not None and today > end:
             return False, f"已超过有效期（{end.isoformat()}）"
         if start is not None and today < start:
             return False, f"尚未生效（{start.isoformat()}起施行）"
-        if source_policy:
-            rec = self.find(source_policy)
-            if rec is not None and rec.status == "已修订":
-                return True, "来源文件已修订"
+        if rec is not None and rec.status == "已修订":
+            return True, "来源文件已修订"
         return True, None
 
     # --- search ---------------------------------------------------------------------------------
@@ -888,6 +898,16 @@ class PolicyStore:
                         title=pol.title, doc_no=pol.doc_no, status=pol.status, issuer=pol.issuer,
                         url=pol.url, heading=pas.heading,
                     )
+                counts: dict[str, int] = {}
+                for t in templates.values():
+                    counts[t.policy_id] = counts.get(t.policy_id, 0) + 1
+                records: dict[str, PolicyRecord] = {}
+                for pol in s.execute(select(Policy).order_by(Policy.id)).scalars():
+                    rec = _record(pol, counts.get(pol.id, 0))
+                    for key in (squash_cjk_spaces(pol.title), normalise_doc_no(pol.doc_no) if pol.doc_no else ""):
+                        if key:
+                            records.setdefault(key, rec)
+                    records[pol.id] = rec
             active = [t for t in templates.values() if t.status not in INACTIVE_STATUSES]
             self._index = _Index(
                 signature=signature,
@@ -895,6 +915,7 @@ class PolicyStore:
                 all=None,
                 passages=templates,
                 active_ids=frozenset(str(t.passage_id) for t in active),
+                records=records,
             )
             log.info("policy passage index built passages=%d active=%d", len(templates), len(active))
             return self._index
