@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -31,6 +31,7 @@ from bot.notifier import RetryingNotifier
 from bot.ratelimit import RateLimiter
 from bot.services import build_knowledge_base, build_ticket_service
 from bot.settings import Settings, get_settings
+from handoff.console import ConsoleConfig, build_board_router, build_console_router
 from handoff.privacy import install_log_masking
 from knowledge.db import make_engine, make_sessionmaker
 from knowledge.text import warm_up
@@ -58,18 +59,17 @@ def shared_secret(settings: Settings, sessions: sessionmaker[Session]) -> str:
     """The configured secret, else one generated once and kept in the database for all workers."""
     if settings.secret_key:
         return settings.secret_key
-    with sessions.begin() as s:
-        row = s.get(AppValue, "secret_key")
-        if row is None:
-            row = AppValue(key="secret_key", value=secrets.token_urlsafe(48))
-            s.add(row)
-            try:
-                s.flush()
-            except SQLAlchemyError:  # another worker won the race
-                s.rollback()
-                row = s.get(AppValue, "secret_key")
-        assert row is not None
-        return row.value
+    for _ in range(5):
+        with sessions() as s:
+            row = s.get(AppValue, "secret_key")
+            if row is not None:
+                return row.value
+        try:
+            with sessions.begin() as s:
+                s.add(AppValue(key="secret_key", value=secrets.token_urlsafe(48)))
+        except IntegrityError:  # another worker stored one first: read it
+            continue
+    raise RuntimeError("could not establish the shared secret key")
 
 
 class BodySizeLimit:
@@ -175,6 +175,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if router is not None:
             app.include_router(router)
     app.state.channels = {c.name: c for c in channels}
+
+    console_config = ConsoleConfig(
+        secret_key=secret,
+        idle_timeout=dt.timedelta(minutes=settings.console_idle_minutes),
+        absolute_timeout=dt.timedelta(hours=settings.console_max_hours),
+        cookie_secure=settings.console_cookie_secure,
+        max_failures=settings.console_max_failures,
+        ip_max_failures=settings.console_ip_max_failures,
+        lockout=dt.timedelta(minutes=settings.console_lockout_minutes),
+        trusted_proxies=tuple(settings.trusted_proxies),
+        allowed_origins=tuple(settings.console_allowed_origins),
+    )
+    app.include_router(build_console_router(sessions=sessions, tickets=tickets, kb=kb, config=console_config))
+    app.include_router(build_board_router(sessions=sessions, tickets=tickets, config=console_config))
 
     _install_error_handlers(app)
     _install_routes(app, settings)

@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import ChatSession
@@ -32,6 +32,7 @@ from knowledge.usage import QueryLogStore
 
 log = logging.getLogger("policybot.dialogue")
 
+PENDING_LOG = "_pending_log"  # state key / reply ref placeholder until the log row is written
 APOLOGY = "抱歉，系统暂时繁忙，您的问题没有处理成功，请稍后再试。"
 MAX_QUESTION = 500
 HANDOFF_WORDS = {"人工", "转人工", "人工服务", "留言", "我要留言", "人工客服", "转人工客服"}
@@ -45,6 +46,14 @@ TICKET_NO_RE = re.compile(r"^[A-Za-z]{2}\d{8}-\d{3,6}$")
 CHOICE_RE = re.compile(r"^\s*([1-9])\s*[.、。]?\s*$")
 CONSENT_TEXT = (
     "您提供的姓名和手机号仅用于工作人员就本条留言与您联系，不会公开，办结后按规定期限删除。"
+)
+
+
+_T = ChatSession.__table__
+_UPDATE_STATE = (  # built once, bound per message
+    update(_T)
+    .where(_T.c.channel == bindparam("b_channel"), _T.c.user_id == bindparam("b_user"))
+    .values(state=bindparam("b_state"), updated_at=bindparam("b_at"))
 )
 
 
@@ -108,7 +117,7 @@ class Dialogue:
             self._remember(state, "user", msg.text)
             for r in replies:
                 self._remember(state, "bot", r.text)
-            self._save(msg.channel, msg.user_id, state)
+            self._persist(msg.channel, msg.user_id, state, replies)
             return replies
         except PolicybotError as exc:
             log.warning("dialogue domain error: %s", exc.log_message)
@@ -275,18 +284,18 @@ class Dialogue:
     def _ask(self, msg: Incoming, state: dict[str, Any], text: str) -> list[Reply]:
         result = self.kb.ask(text)
         masked = mask(text)
-        log_id = self.querylog.record(
+        state[PENDING_LOG] = dict(
             channel=msg.channel, user_ref=self._user_ref(msg.channel, msg.user_id), session_id=state.get("sid"),
             text=masked, outcome=result.decision, score=result.score, faq_id=result.faq_id, unit=result.unit,
         )
-        state["last_log"] = log_id
+        log_id = PENDING_LOG
         state["last_query"] = masked
         state["last_unit"] = result.unit
         state["last_hits"] = [h.as_dict() for h in result.hits[:3]]
         state["choices"] = []
         return self._render(msg, state, result, log_id)
 
-    def _render(self, msg: Incoming, state: dict[str, Any], result: AskResult, log_id: int) -> list[Reply]:
+    def _render(self, msg: Incoming, state: dict[str, Any], result: AskResult, log_id: int | str) -> list[Reply]:
         sources = [s.as_dict() for s in result.sources]
         if result.decision == "answer":
             text = result.answer or ""
@@ -315,12 +324,12 @@ class Dialogue:
         result = self.kb.answer_for(faq_id)
         if result is None:
             return [Reply("text", "该问题已更新，请重新输入您的问题。")]
-        log_id = self.querylog.record(
+        state[PENDING_LOG] = dict(
             channel=msg.channel, user_ref=self._user_ref(msg.channel, msg.user_id), session_id=state.get("sid"),
             text=state.get("last_query") or result.query, outcome="answer", score=None, faq_id=faq_id,
             unit=result.unit,
         )
-        state["last_log"] = log_id
+        log_id = PENDING_LOG
         state["choices"] = []
         return self._render(msg, state, result, log_id)
 
@@ -377,25 +386,44 @@ class Dialogue:
 
     def _load(self, channel: str, user_id: str) -> dict[str, Any]:
         with self.sessions() as s:
-            row = s.scalar(select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id))
-            if row is None or utcnow() - row.updated_at > self.session_ttl:
-                return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}",
-                        "tickets": (row.state.get("tickets", []) if row else [])}
-            return dict(row.state)
+            row = s.execute(
+                select(ChatSession.state, ChatSession.updated_at)
+                .where(ChatSession.channel == channel, ChatSession.user_id == user_id)
+            ).first()
+        if row is None or utcnow() - row.updated_at > self.session_ttl:
+            return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}",
+                    "tickets": (row.state.get("tickets", []) if row else [])}
+        return dict(row.state)
 
     def _save(self, channel: str, user_id: str, state: dict[str, Any]) -> None:
+        self._persist(channel, user_id, state, [])
+
+    def _persist(self, channel: str, user_id: str, state: dict[str, Any], replies: list[Reply]) -> None:
+        """One short write transaction per message: the query-log entry (if any) and the state.
+
+        It starts with a write and never reads first, so on SQLite it takes the write lock at once
+        (no read-to-write upgrade that fails under concurrency) and holds it only for two statements.
+        """
+        pending = state.pop(PENDING_LOG, None)
+        now = utcnow()
         with self.sessions.begin() as s:
-            row = s.scalar(select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id))
-            if row is None:
-                s.add(ChatSession(channel=channel, user_id=user_id, state=state, updated_at=utcnow()))
-            else:
-                row.state = dict(state)
-                row.updated_at = utcnow()
+            if pending is not None:
+                log_id = self.querylog.record(session=s, **pending)
+                state["last_log"] = log_id
+                for r in replies:
+                    if r.ref == PENDING_LOG:
+                        r.ref = str(log_id)
+            done = s.execute(_UPDATE_STATE, {"b_channel": channel, "b_user": user_id, "b_state": dict(state),
+                                             "b_at": now})
+            if not done.rowcount:  # type: ignore[attr-defined]
+                s.add(ChatSession(channel=channel, user_id=user_id, state=dict(state), updated_at=now))
 
     @staticmethod
     def _remember(state: dict[str, Any], role: str, text: str) -> None:
         history = state.setdefault("history", [])
-        history.append({"role": role, "text": mask(text)[:1000], "at": utcnow().isoformat(timespec="seconds")})
+        if role == "user":  # bot replies come from the knowledge base and the already masked question
+            text = mask(text)
+        history.append({"role": role, "text": text[:1000], "at": utcnow().isoformat(timespec="seconds")})
         del history[:-20]
 
 

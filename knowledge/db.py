@@ -7,11 +7,14 @@ SQLite gets WAL, foreign keys and a busy timeout; a plain ``postgresql://`` URL 
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Engine, MetaData, create_engine, event, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -42,21 +45,122 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args.setdefault("timeout", 30)
         connect_args.setdefault("check_same_thread", False)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-
-        @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cur = dbapi_conn.cursor()
-            if ":memory:" not in url:
-                cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
+        _serialise_sqlite_transactions(engine, url)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)
+
+
+class _SqliteLock:
+    """Re-entrant for the threads of one process, exclusive across processes (flock on a file
+    beside the database). Waiters wake as soon as the holder releases, unlike SQLite's busy handler
+    which polls with sleeps of up to 100 ms. A process that dies releases its flock automatically."""
+
+    def __init__(self, db_path: str | None) -> None:
+        self._rlock = threading.RLock()
+        self._depth = 0
+        self._path = db_path + ".lock" if db_path else None
+        self._fd: int | None = None
+
+    def acquire(self, timeout: float) -> bool:
+        if not self._rlock.acquire(timeout=timeout):
+            return False
+        self._depth += 1
+        if self._depth == 1 and self._path is not None:
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+            except BaseException:
+                self._depth -= 1
+                self._rlock.release()
+                raise
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._rlock.release()
+
+
+_LOCKS: dict[str | None, _SqliteLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(path: str | None) -> _SqliteLock:
+    """One lock per database file per process, shared by every engine on that file."""
+    if path is None:
+        return _SqliteLock(None)
+    with _LOCKS_GUARD:
+        if path not in _LOCKS:
+            _LOCKS[path] = _SqliteLock(path)
+        return _LOCKS[path]
+
+
+def _sqlite_file(url: str) -> str | None:
+    database = make_url(url).database
+    return None if not database or database == ":memory:" else os.path.abspath(database)
+
+
+def _serialise_sqlite_transactions(engine: Engine, url: str) -> None:
+    """SQLite allows one writer; when connections compete, its busy handler makes them sleep in
+    growing steps (up to 100 ms each), which shows as seconds of tail latency under load, and a
+    transaction that reads and then writes fails at once with "database is locked" when another
+    committed in between (WAL snapshot upgrade). So every transaction of every policybot process on
+    the same file takes one lock first (`_SqliteLock`); each holds it for a few statements.
+    pysqlite's implicit BEGIN is replaced by ours (SQLAlchemy's documented recipe) so that the lock
+    spans exactly one SQLite transaction; BEGIN IMMEDIATE keeps other programs' writers out too."""
+    lock = _lock_for(_sqlite_file(url))
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        if ":memory:" not in url:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    holders: set[int] = set()  # DBAPI connections whose open transaction holds the lock
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        if not lock.acquire(timeout=60):
+            raise TimeoutError("SQLite transaction lock not acquired within 60 s")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            lock.release()
+            raise
+        holders.add(id(conn.connection.dbapi_connection))
+
+    def _release(conn: Any) -> None:
+        key = id(getattr(conn, "dbapi_connection", conn))  # the pool's proxy or the raw connection
+        if key in holders:
+            holders.discard(key)
+            lock.release()
+
+    dialect = engine.dialect
+    plain_commit, plain_rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_conn: Any) -> None:  # release only after SQLite has committed
+        try:
+            plain_commit(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    def do_rollback(dbapi_conn: Any) -> None:
+        try:
+            plain_rollback(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

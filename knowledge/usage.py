@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.models import QueryLog, utcnow
@@ -40,6 +40,11 @@ def _row(r: QueryLog) -> LogRow:
     )
 
 
+# Built once: this insert is on every question's path (Core table, parameters bound at execute).
+_TABLE = QueryLog.__table__
+_INSERT = insert(_TABLE).returning(_TABLE.c.id)  # type: ignore[arg-type]
+
+
 class QueryLogStore:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
@@ -62,18 +67,14 @@ class QueryLogStore:
         """Write one entry; inside the caller's transaction when `session` is given."""
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
-        row = QueryLog(
+        values = dict(
             at=at or utcnow(), channel=channel, user_ref=user_ref, session_id=session_id, text=text[:2000],
             outcome=outcome, score=score, faq_id=faq_id, unit=unit, ticket_no=ticket_no,
         )
         if session is not None:
-            session.add(row)
-            session.flush()
-            return row.id
+            return int(session.execute(_INSERT, values).scalar_one())
         with self._sessions.begin() as s:
-            s.add(row)
-            s.flush()
-            return row.id
+            return int(s.execute(_INSERT, values).scalar_one())
 
     def rate(self, log_id: int, rating: str, *, session_id: str | None = None) -> bool:
         """Rate an entry once (useful / useless); only the session that asked may rate it."""

@@ -107,3 +107,16 @@ def test_health_and_ready(client: TestClient) -> None:
     ready = client.get("/readyz").json()
     assert ready["database"] is True and ready["faqs_indexed"] >= 40
     assert "/api/v1/chat" in client.get("/openapi.json").json()["paths"]
+
+
+def test_workers_share_one_generated_secret(demo_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bot.app import shared_secret
+    from knowledge.db import make_engine, make_sessionmaker
+
+    settings = make_settings(demo_url, secret_key=None)
+    sessions = make_sessionmaker(make_engine(demo_url))
+    with ThreadPoolExecutor(4) as pool:
+        secrets = set(pool.map(lambda _: shared_secret(settings, sessions), range(8)))
+    assert len(secrets) == 1 and len(secrets.pop()) >= 40

@@ -360,7 +360,10 @@ def test_version_column_guards_stale_writes(service: TicketService, sessions: se
     t = _open(service)
     with sessions() as stale:
         row = stale.execute(select(Ticket).where(Ticket.no == t.no)).scalar_one()
+        stale.expunge(row)
+        stale.rollback()  # the stale copy outlives its transaction (a form loaded earlier)
         service.assign(t.no, staff="li")  # another worker commits version 2 meanwhile
+        stale.add(row)
         row.assigned_to = "wang"
         with pytest.raises(StaleDataError):
             stale.commit()
