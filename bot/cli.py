@@ -1,4 +1,4 @@
-"""The `policybot` command line: serve, ask, kb ..., policy ..., tickets ..., holidays ....
+"""The `policybot` command line: serve, ask, kb ..., policy ..., tickets ..., holidays ..., users ....
 
 Every command reads the one Settings object, migrates the database to the latest schema (so a fresh
 SQLite file just works) and prints Chinese messages for domain errors instead of stack traces.
@@ -648,6 +648,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="cli")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report_route)
+
+    from handoff.console.cli import add_users_commands
+
+    add_users_commands(sub)
     return parser
 
 

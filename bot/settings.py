@@ -107,7 +107,33 @@ class Settings(BaseSettings):
     push_attempts: int = Field(3, description="Attempts to push a ticket reply before giving up.")
     push_backoff_seconds: float = Field(5.0, description="Delay before the 2nd attempt; doubles after.")
 
+    # --- staff console (/console) and public board (/board) (handoff/console) ------------------------
+    console_idle_minutes: int = Field(30, ge=1, description="Console sessions end after this idle time.")
+    console_max_hours: int = Field(10, ge=1, description="Console sessions end this long after login, active or not.")
+    console_cookie_secure: bool = Field(
+        False, description="Secure cookies with the __Host- prefix; set to true when served over HTTPS."
+    )
+    console_max_failures: int = Field(5, ge=1, description="Wrong passwords per username before a lockout.")
+    console_ip_max_failures: int = Field(20, ge=1, description="Wrong passwords per client IP before a lockout.")
+    console_lockout_minutes: int = Field(15, ge=1, description="Lockout length (and failure-counting window).")
+    console_allowed_origins: list[str] = Field(
+        default_factory=list,
+        description='Extra Origins accepted on console POSTs (JSON list), e.g. ["https://gov.example.cn"].',
+    )
+
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_markdown() -> str:
+    """The configuration reference table for the README (scripts/settings-doc)."""
+    rows = ["| environment variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        env = "`DATABASE_URL` / `POLICYBOT_DATABASE_URL`" if name == "database_url" else f"`POLICYBOT_{name.upper()}`"
+        default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
+        shown = "(unset)" if default is None else f"`{default}`" if default != "" else '`""`'
+        desc = (field.description or "").replace("|", "\\|")
+        rows.append(f"| {env} | {shown} | {desc} |")
+    return "\n".join(rows)

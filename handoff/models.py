@@ -136,3 +136,94 @@ class TicketCounter(Base):
 
     key: Mapped[str] = mapped_column(String(40), primary_key=True)  # e.g. LY20261123
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- staff console (handoff/console/) ------------------------------------------------------------
+
+
+class StaffUser(Base):
+    """A console account. `role` is admin / staff / supervisor / reader; `departments` are the
+    queues of a staff member or the drafting units a reader may read (empty for admin/supervisor).
+    `password_hash` is an argon2id hash; accounts are disabled, never deleted (the audit log keeps
+    their name)."""
+
+    __tablename__ = "staff_user"
+    __table_args__ = (CheckConstraint("role IN ('admin', 'staff', 'supervisor', 'reader')", name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(50), unique=True)
+    display_name: Mapped[str] = mapped_column(String(50), default="")
+    role: Mapped[str] = mapped_column(String(12))
+    departments: Mapped[list[str]] = mapped_column(JSON, default=list)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="system")
+    password_changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class StaffSession(Base):
+    """A signed-in console session. The cookie carries the signed random id; only its SHA-256 is
+    stored. Idle and absolute expiry are checked on every request; logout deletes the row."""
+
+    __tablename__ = "staff_session"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+
+
+class LoginThrottle(Base):
+    """Failure counter for one key ("user:<name>", "ip:<addr>", "board-ip:<addr>", "board-no:<no>"):
+    failures inside the window; at the limit the key is locked until `locked_until`."""
+
+    __tablename__ = "login_throttle"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AuditEntry(Base):
+    """Console audit log: logins, contact-data views, replies, transfers, publications, FAQ and
+    account changes; who, when, from which IP. Never updated or deleted by the application."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(100), index=True)
+    role: Mapped[str] = mapped_column(String(12), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(30), index=True)
+    target: Mapped[str] = mapped_column(String(100), default="", index=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Department(Base):
+    """A department known to the console (queues, transfers, staff assignments)."""
+
+    __tablename__ = "department"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+
+
+class ReplyTemplate(Base):
+    """A reply template staff can insert (admin-editable); `department` empty = for everyone."""
+
+    __tablename__ = "reply_template"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    department: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="")

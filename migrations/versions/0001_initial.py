@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 19:14:30.131689
+Create Date: 2026-11-23 20:03:30.740580
 """
 
 from alembic import op
@@ -25,6 +25,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_app_value")),
     )
     op.create_table(
+        "audit_log",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("role", sa.String(length=12), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=False),
+        sa.Column("action", sa.String(length=30), nullable=False),
+        sa.Column("target", sa.String(length=100), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
+    )
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_audit_log_action"), ["action"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_actor"), ["actor"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_audit_log_target"), ["target"], unique=False)
+
+    op.create_table(
         "chat_session",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
@@ -37,6 +55,15 @@ def upgrade() -> None:
     with op.batch_alter_table("chat_session", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_chat_session_updated_at"), ["updated_at"], unique=False)
 
+    op.create_table(
+        "department",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_department")),
+        sa.UniqueConstraint("name", name=op.f("uq_department_name")),
+    )
     op.create_table(
         "faq",
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -132,6 +159,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("key", name=op.f("pk_kb_state")),
     )
     op.create_table(
+        "login_throttle",
+        sa.Column("key", sa.String(length=120), nullable=False),
+        sa.Column("failures", sa.Integer(), nullable=False),
+        sa.Column("window_start", sa.DateTime(), nullable=False),
+        sa.Column("locked_until", sa.DateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_login_throttle")),
+    )
+    op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("channel", sa.String(length=20), nullable=False),
@@ -184,6 +219,35 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_query_log_outcome"), ["outcome"], unique=False)
         batch_op.create_index(batch_op.f("ix_query_log_session_id"), ["session_id"], unique=False)
 
+    op.create_table(
+        "reply_template",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("title", sa.String(length=100), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("department", sa.String(length=200), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.Column("updated_by", sa.String(length=100), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reply_template")),
+    )
+    op.create_table(
+        "staff_user",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("username", sa.String(length=50), nullable=False),
+        sa.Column("display_name", sa.String(length=50), nullable=False),
+        sa.Column("role", sa.String(length=12), nullable=False),
+        sa.Column("departments", sa.JSON(), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.Column("password_changed_at", sa.DateTime(), nullable=False),
+        sa.Column("last_login_at", sa.DateTime(), nullable=True),
+        sa.CheckConstraint(
+            "role IN ('admin', 'staff', 'supervisor', 'reader')", name=op.f("ck_staff_user_role")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_user")),
+        sa.UniqueConstraint("username", name=op.f("uq_staff_user_username")),
+    )
     op.create_table(
         "synonym_set",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -266,6 +330,26 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_policy_passage_policy_id"), ["policy_id"], unique=False)
 
     op.create_table(
+        "staff_session",
+        sa.Column("id_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("csrf", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(), nullable=False),
+        sa.Column("ip", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["staff_user.id"],
+            name=op.f("fk_staff_session_user_id_staff_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id_hash", name=op.f("pk_staff_session")),
+    )
+    with op.batch_alter_table("staff_session", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_staff_session_last_seen_at"), ["last_seen_at"], unique=False)
+        batch_op.create_index(batch_op.f("ix_staff_session_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
         "ticket_event",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("ticket_id", sa.Integer(), nullable=False),
@@ -290,6 +374,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_ticket_event_ticket_id"))
 
     op.drop_table("ticket_event")
+    with op.batch_alter_table("staff_session", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_staff_session_user_id"))
+        batch_op.drop_index(batch_op.f("ix_staff_session_last_seen_at"))
+
+    op.drop_table("staff_session")
     with op.batch_alter_table("policy_passage", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_policy_passage_policy_id"))
 
@@ -307,6 +396,8 @@ def downgrade() -> None:
 
     op.drop_table("ticket")
     op.drop_table("synonym_set")
+    op.drop_table("staff_user")
+    op.drop_table("reply_template")
     with op.batch_alter_table("query_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_query_log_session_id"))
         batch_op.drop_index(batch_op.f("ix_query_log_outcome"))
@@ -322,6 +413,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_user_id"))
 
     op.drop_table("outbox")
+    op.drop_table("login_throttle")
     op.drop_table("kb_state")
     with op.batch_alter_table("inbound_message", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_inbound_message_created_at"))
@@ -340,9 +432,17 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_faq_question_key"))
 
     op.drop_table("faq")
+    op.drop_table("department")
     with op.batch_alter_table("chat_session", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_chat_session_updated_at"))
 
     op.drop_table("chat_session")
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_audit_log_target"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_at"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_actor"))
+        batch_op.drop_index(batch_op.f("ix_audit_log_action"))
+
+    op.drop_table("audit_log")
     op.drop_table("app_value")
     # ### end Alembic commands ###

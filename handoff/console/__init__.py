@@ -1,0 +1,22 @@
+"""The staff console (/console) and the public message board (/board).
+
+`build_console_router(...)` and `build_board_router(...)` take the services they need (sessions,
+TicketService, KnowledgeBase, ConsoleConfig); the app factory in `bot` wires them. Accounts,
+sessions and throttling live in `auth`, the audit log in `audit`, HTTP plumbing in `web`.
+"""
+
+from handoff.console.audit import AuditLog
+from handoff.console.auth import Accounts, User, check_password_policy
+from handoff.console.board import build_board_router
+from handoff.console.config import ConsoleConfig
+from handoff.console.views import build_console_router
+
+__all__ = [
+    "Accounts",
+    "AuditLog",
+    "ConsoleConfig",
+    "User",
+    "build_board_router",
+    "build_console_router",
+    "check_password_policy",
+]

@@ -1,0 +1,108 @@
+"""`policybot users add|passwd|disable|enable|list`: console accounts from the command line (the
+first admin is created here). Passwords are read with getpass, or one line from stdin with
+--password-stdin; there is never a default password. The caller passes a context with `sessions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import secrets
+import sys
+from typing import Any, Protocol
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from handoff.console.audit import AuditLog
+from handoff.console.auth import ROLE_LABELS, ROLES, Accounts
+from handoff.console.config import ConsoleConfig
+from knowledge.errors import InvalidInput
+
+
+class _Context(Protocol):
+    @property
+    def sessions(self) -> sessionmaker[Session]: ...
+
+
+def _accounts(ctx: _Context) -> Accounts:
+    # Only user management happens here: the signing key is not used, any value will do.
+    return Accounts(ctx.sessions, ConsoleConfig(secret_key=secrets.token_urlsafe(32)))
+
+
+def read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("密码：")
+    second = getpass.getpass("再次输入密码：")
+    if first != second:
+        raise InvalidInput("两次输入的密码不一致", "passwords differ")
+    return first
+
+
+def cmd_users_add(args: argparse.Namespace, ctx: _Context) -> int:
+    password = read_password(args)
+    user = _accounts(ctx).add_user(args.username, password, role=args.role, departments=args.department or [],
+                                   display_name=args.name or "", by="cli")
+    AuditLog(ctx.sessions).record("user_add", actor="cli", target=user.username,
+                                  detail={"role": user.role, "departments": list(user.departments)})
+    print(f"已创建用户 {user.username}（{ROLE_LABELS[user.role]}）")
+    return 0
+
+
+def cmd_users_passwd(args: argparse.Namespace, ctx: _Context) -> int:
+    password = read_password(args)
+    user = _accounts(ctx).set_password(args.username, password)
+    AuditLog(ctx.sessions).record("user_password", actor="cli", target=user.username)
+    print(f"已修改用户 {user.username} 的密码（其登录会话已失效）")
+    return 0
+
+
+def cmd_users_active(args: argparse.Namespace, ctx: _Context) -> int:
+    active = args.users_command == "enable"
+    user = _accounts(ctx).set_active(args.username, active)
+    AuditLog(ctx.sessions).record("user_edit", actor="cli", target=user.username, detail={"active": active})
+    print(f"已{'启用' if active else '停用'}用户 {user.username}")
+    return 0
+
+
+def cmd_users_list(args: argparse.Namespace, ctx: _Context) -> int:
+    users = _accounts(ctx).users()
+    if args.json:
+        rows: list[dict[str, Any]] = [
+            {"username": u.username, "name": u.display_name, "role": u.role, "departments": list(u.departments),
+             "active": u.active, "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
+            for u in users
+        ]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for u in users:
+        state = "" if u.active else "  [已停用]"
+        print(f"{u.username}\t{u.display_name}\t{ROLE_LABELS[u.role]}\t{'、'.join(u.departments)}{state}")
+    return 0
+
+
+def add_users_commands(sub: Any) -> None:
+    """Add the `users` command group to the top-level subparsers of `policybot`."""
+    us = sub.add_parser("users", help="后台账号：add | passwd | disable | enable | list").add_subparsers(
+        dest="users_command", required=True)
+    p = us.add_parser("add", help="新增账号（第一个管理员用此命令创建）")
+    p.add_argument("username")
+    p.add_argument("--role", required=True, choices=ROLES,
+                   help="admin 系统管理员 | staff 办理人员 | supervisor 督办 | reader 制文单位只读")
+    p.add_argument("--department", action="append", help="所属部门（staff / reader 必填，可多次）")
+    p.add_argument("--name", help="显示名称")
+    p.add_argument("--password-stdin", dest="password_stdin", action="store_true", help="从标准输入读取一行密码")
+    p.set_defaults(func=cmd_users_add)
+    p = us.add_parser("passwd", help="修改密码")
+    p.add_argument("username")
+    p.add_argument("--password-stdin", dest="password_stdin", action="store_true")
+    p.set_defaults(func=cmd_users_passwd)
+    for name, text in (("disable", "停用账号"), ("enable", "启用账号")):
+        p = us.add_parser(name, help=text)
+        p.add_argument("username")
+        p.set_defaults(func=cmd_users_active)
+    p = us.add_parser("list", help="列出账号")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_users_list)
