@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound
 from knowledge.models import Passage, Policy, bump_version, current_version, utcnow
+from knowledge.text import decode_text_bytes
 
 if TYPE_CHECKING:
     from knowledge.matcher import Matcher
@@ -553,13 +554,7 @@ def decode_policy_bytes(data: bytes, name: str = "文件") -> str:
             f"{name}不是文本文件（可能是 Word/PDF 等二进制格式），请另存为 .txt 后再导入。",
             f"policy file {name!r} contains NUL bytes (binary)",
         )
-    text: str | None = None
-    for encoding in ("utf-8-sig", "gb18030"):
-        try:
-            text = data.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
+    text = decode_text_bytes(data)
     if text is None:
         raise InvalidInput(
             f"{name}的文字编码无法识别，请保存为 UTF-8 或 GB18030 编码的文本文件。",

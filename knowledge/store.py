@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
 from knowledge.models import Faq, FaqVersion, KbState, SynonymSet, bump_version, current_version, utcnow
+from knowledge.text import decode_text_bytes
 
 if TYPE_CHECKING:
     from knowledge.matcher import IndexEntry
@@ -1127,19 +1128,7 @@ def _decode(data: bytes) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM, else GB18030 (a superset of GBK)."""
     if data.startswith(b"PK\x03\x04"):
         raise _file_error("这是 Excel（xlsx）文件，请使用 .xlsx 扩展名导入", "this is an xlsx file, not csv")
-    text: str | None = None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            text = data.decode("utf-16")
-        except UnicodeDecodeError:
-            text = None
-    else:
-        for encoding in ("utf-8-sig", "gb18030"):
-            try:
-                text = data.decode(encoding)
-                break
-            except UnicodeDecodeError:
-                continue
+    text = decode_text_bytes(data)
     if text is None or _NOT_TEXT.search(text):
         raise _file_error(
             "文件编码无法识别：不是 UTF-8 或 GBK/GB18030 文本（可能是 UTF-16 无 BOM 或二进制文件）。"

@@ -267,3 +267,18 @@ class TextProcessor:
                 prev = ""
         return feats
 
+
+def decode_text_bytes(data: bytes) -> str | None:
+    """The text of an uploaded file: UTF-16 with BOM, UTF-8 (with or without BOM), else GB18030 (a
+    superset of GBK, what Chinese Excel writes). None when no encoding fits."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None

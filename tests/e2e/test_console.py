@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from bot.app import create_app
 from tests.bot.conftest import demo_template, demo_url, make_settings  # noqa: F401  (fixtures)
-from tests.e2e.test_widget import ask, last_bot, open_widget, screenshot_path
+from tests.e2e.test_widget import ask, last_bot, leave_message, open_widget, screenshot_path
 from tests.handoff.console_helpers import accounts
 
 pytestmark = pytest.mark.browser
@@ -41,19 +41,8 @@ def test_console_end_to_end(page: Page, browser: Browser, live_server: Callable[
 
     # the citizen leaves a message in the widget
     open_widget(page, base + "/?poll_ms=500")
-    ask(page, QUESTION)
-    form = page.get_by_role("form", name="留言给工作人员")
-    expect(form).to_be_visible()  # unknown to the knowledge base: the bot offers the message form
-    form.get_by_label("留言内容（必填）").fill(QUESTION)
-    form.get_by_label("姓名（选填）").fill("王五")
-    form.get_by_label("联系电话（选填）").fill("13912345678")
-    form.get_by_role("checkbox").check()
-    form.get_by_role("button", name="提交留言").click()
-    card = page.locator(".pbw-ticket").first
-    expect(card).to_contain_text(re.compile(r"LY\d{8}-\d{4}"))
-    found = re.search(r"LY\d{8}-\d{4}", card.inner_text())
-    assert found
-    no = found.group(0)
+    ask(page, QUESTION)  # unknown to the knowledge base: the bot offers the message form
+    no = leave_message(page, QUESTION, "王五", "13912345678")
     ticket = app.state.tickets.get(no)
 
     # the admin creates a staff account for the ticket's department

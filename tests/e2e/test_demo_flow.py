@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.test_widget import ask, last_bot, open_widget
+from tests.e2e.test_widget import ask, last_bot, leave_message, open_widget
 
 pytestmark = pytest.mark.browser
 
@@ -68,21 +68,11 @@ def test_demo_page_answer_clarify_passage_ticket(page: Page, served: tuple[str, 
 
     ask(page, "碳达峰")
     expect(page.locator(".pbw-kind-passage").last).to_contain_text("静安区政务公开工作要点")
-    form = page.get_by_role("form", name="留言给工作人员")
-    expect(form).to_be_visible()
-    form.get_by_label("留言内容（必填）").fill("碳达峰试点企业有哪些扶持政策？")
-    form.get_by_label("姓名（选填）").fill("王五")
-    form.get_by_label("联系电话（选填）").fill("13912345678")
-    form.get_by_role("checkbox").check()
-    form.get_by_role("button", name="提交留言").click()
-    card = page.locator(".pbw-ticket").first
-    expect(card).to_contain_text(re.compile(r"LY\d{8}-\d{4}"))
-    ticket_no = re.search(r"LY\d{8}-\d{4}", card.inner_text())
-    assert ticket_no
+    ticket_no = leave_message(page, "碳达峰试点企业有哪些扶持政策？", "王五", "13912345678")
 
     listed = subprocess.run([sys.executable, "-m", "bot.cli", "tickets", "list"], env=env, capture_output=True,
                             text=True, timeout=60, check=True).stdout
-    line = next(ln for ln in listed.splitlines() if ticket_no.group(0) in ln)
+    line = next(ln for ln in listed.splitlines() if ticket_no in ln)
     assert "139****5678" in line and "13912345678" not in listed
     assert re.search(r"\d{4}-\d{2}-\d{2}", line), "working-day due date shown"
     assert "待受理" in line

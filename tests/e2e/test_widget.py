@@ -51,6 +51,22 @@ def last_bot(page: Page) -> Any:
     return page.locator(".pbw-msg-bot:not(.pbw-typing)").last
 
 
+def leave_message(page: Page, question: str, name: str, phone: str) -> str:
+    """Fill the leave-a-message form the bot offered (with consent) and return the ticket number."""
+    form = page.get_by_role("form", name="留言给工作人员")
+    expect(form).to_be_visible()
+    form.get_by_label("留言内容（必填）").fill(question)
+    form.get_by_label("姓名（选填）").fill(name)
+    form.get_by_label("联系电话（选填）").fill(phone)
+    form.get_by_role("checkbox").check()
+    form.get_by_role("button", name="提交留言").click()
+    card = page.locator(".pbw-ticket").first
+    expect(card).to_contain_text(re.compile(r"LY\d{8}-\d{4}"))
+    found = re.search(r"LY\d{8}-\d{4}", card.inner_text())
+    assert found
+    return found.group(0)
+
+
 def test_answer_with_source_link_and_rating(page: Page, fake_api: tuple[Any, str], tmp_path: Path) -> None:
     app, base = fake_api
     open_widget(page, base + "/")
