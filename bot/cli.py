@@ -261,21 +261,23 @@ def cmd_kb_synonyms(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_kb_calibrate(args: argparse.Namespace, ctx: Context) -> int:
+    import dataclasses
+
     from knowledge.matcher import calibrate
 
     report = calibrate(ctx.faqs.index_entries(), ctx.kb.text)
-    d = report.as_dict() if hasattr(report, "as_dict") else report.__dict__
     if args.json:
-        _print_json(d)
+        _print_json(dataclasses.asdict(report))
         return 0
     t = report.thresholds
-    print("建议阈值（写入环境变量即可生效）：")
+    print("建议阈值（设置为环境变量即可生效）：")
     print(f"  POLICYBOT_ANSWER_THRESHOLD={t.answer:.3f}")
     print(f"  POLICYBOT_ANSWER_MARGIN={t.margin:.3f}")
     print(f"  POLICYBOT_CLARIFY_THRESHOLD={t.clarify:.3f}")
-    for k, v in d.items():
-        if k != "thresholds":
-            print(f"  {k}: {v}")
+    print(f"预计直接答复率（留出的相似问法）：{report.expected_answer_rate:.1%}（{report.n_held_out} 条）")
+    print(f"预计拒答率（库外问题的近似）：{report.expected_decline_rate:.1%}（{report.n_negatives} 条）")
+    for note in report.notes:
+        print(f"  说明：{note}")
     return 0
 
 
@@ -367,14 +369,18 @@ def cmd_tickets_show(args: argparse.Namespace, ctx: Context) -> int:
 # --- holidays -------------------------------------------------------------------------------------
 def cmd_holidays_import(args: argparse.Namespace, ctx: Context) -> int:
     from handoff.sla import WorkCalendar
+    from knowledge.text import decode_text_bytes
 
+    text = decode_text_bytes(Path(args.file).read_bytes())
+    if text is None:
+        raise PolicybotError("文件编码无法识别，请保存为 UTF-8 或 GB18030 文本。", "holiday file encoding")
     cal = WorkCalendar(ctx.sessions)
-    text = Path(args.file).read_text(encoding="utf-8")
-    if args.file.endswith(".csv"):
+    if args.file.lower().endswith(".csv"):
         result = cal.import_csv(text, by=args.by)
     else:
         result = cal.import_notice(text, year=args.year, by=args.by)
-    print(f"已导入节假日安排：{result}")
+    years = "、".join(str(y) for y in result.years)
+    print(f"已导入 {years} 年节假日安排：放假 {len(result.holidays)} 天，调休上班 {len(result.workdays)} 天")
     return 0
 
 
@@ -382,15 +388,18 @@ def cmd_holidays_list(args: argparse.Namespace, ctx: Context) -> int:
     from handoff.sla import WorkCalendar
 
     cal = WorkCalendar(ctx.sessions)
-    for row in cal.list_days(args.year):
-        print("\t".join(str(x) for x in (row.__dict__.values() if hasattr(row, "__dict__") else row)))
+    labels = {"holiday": "放假", "workday": "上班"}
+    rows = cal.list_days(args.year)
+    for row in rows:
+        print(f"{row.day}\t{labels.get(row.kind, row.kind)}\t{row.name}")
+    if not rows:
+        print(f"节假日表中没有 {args.year} 年的记录。")
     warning = cal.year_warning(args.year)
     if warning:
         print(f"注意：{warning}")
     return 0
 
 
-# --- report -------------------------------------------------------------------------------------
 def _ticket_summaries(ctx: Context, since: dt.datetime) -> list[Any]:
     """Tickets created since `since` (naive UTC) as masked summaries for the gaps report."""
     from handoff.privacy import mask
