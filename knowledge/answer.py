@@ -174,7 +174,8 @@ class KnowledgeBase:
         hits = hits[:k]
         views = tuple(HitView(h.faq_id, h.score, h.matched_text, self._records[h.faq_id].question) for h in hits)
         top = hits[0].score if hits else 0.0
-        nearest_unit = self._records[hits[0].faq_id].unit if hits else None
+        # the drafting unit of the nearest FAQ, when it is near enough to say something about the topic
+        nearest_unit = self._records[hits[0].faq_id].unit if hits and top >= self.passage_threshold else None
         decision = self.matcher.decide(hits, self.thresholds)
         if decision.kind == "answer":
             rec = self._records[decision.hits[0].faq_id]
@@ -195,7 +196,7 @@ class KnowledgeBase:
             )
             return AskResult(
                 "passage", query, score=top, hits=views, sources=sources, passages=passages,
-                unit=nearest_unit or passages[0].issuer, flags=tuple(flags),
+                unit=passages[0].issuer or nearest_unit, flags=tuple(flags),
             )
         return AskResult("none", query, score=top, hits=views, unit=nearest_unit, flags=tuple(flags))
 

@@ -69,3 +69,9 @@ def test_synonym_change_rebuilds(kb: KnowledgeBase) -> None:
     kb.faqs.add(by="staff", question="灵活就业人员怎么缴纳社会保险", answer="可在网上办理。")
     kb.faqs.add_synonyms(["社会保险", "社保"], by="admin")
     assert kb.ask("灵活就业怎么交社保").decision == "answer"
+
+
+def test_unit_follows_what_was_shown(kb: KnowledgeBase) -> None:
+    passage = kb.ask("碳达峰")
+    assert passage.unit == passage.passages[0].issuer == "上海市静安区人民政府办公室"
+    assert kb.ask("依申请公开多长时间答复").unit == "青浦区人力资源和社会保障局"
