@@ -1,13 +1,16 @@
 """Request rate limits per client IP and per conversation (requests per minute, 0 disables).
 
-Counters are per process (a fixed one-minute window); with N workers the effective limit is at most
-N times the setting. The client IP is taken from X-Forwarded-For only when the direct peer is a
+Each key has a token bucket holding up to the per-minute limit and refilled continuously at
+limit/60 per second: a client may burst up to the limit, then gets limit per minute, with no
+doubling at a window boundary. Buckets are per process; with N workers the effective limit is at
+most N times the setting. The client IP is taken from X-Forwarded-For only when the direct peer is a
 trusted proxy.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import math
 import threading
 import time
 
@@ -19,7 +22,7 @@ class RateLimiter:
         self.per_ip = per_ip
         self.per_key = per_key
         self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
-        self._counts: dict[str, tuple[int, int]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time of update)
         self._lock = threading.Lock()
 
     def client_ip(self, request: Request) -> str:
@@ -48,16 +51,17 @@ class RateLimiter:
     def _hit(self, key: str, limit: int) -> None:
         if limit <= 0:
             return
-        now = time.time()
-        window = int(now // 60)
+        rate = limit / 60.0  # tokens per second
+        now = time.monotonic()
         with self._lock:
-            w, n = self._counts.get(key, (window, 0))
-            if w != window:
-                w, n = window, 0
-            n += 1
-            self._counts[key] = (w, n)
-            if len(self._counts) > 100_000:
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == window}
-        if n > limit:
-            retry = max(1, int(60 - now % 60))
+            tokens, then = self._buckets.get(key, (float(limit), now))
+            tokens = min(float(limit), tokens + (now - then) * rate)
+            allowed = tokens >= 1.0
+            if allowed:
+                tokens -= 1.0
+            self._buckets[key] = (tokens, now)
+            if len(self._buckets) > 100_000:  # drop the buckets that have refilled completely
+                self._buckets = {k: (t, u) for k, (t, u) in self._buckets.items() if t + (now - u) * rate < limit}
+        if not allowed:
+            retry = max(1, math.ceil((1.0 - tokens) / rate))
             raise HTTPException(429, "请求过于频繁，请稍后再试。", headers={"Retry-After": str(retry)})
