@@ -510,6 +510,8 @@
     var formError = el("p", { class: "pbw-form-error", role: "alert", hidden: true });
     var submit = el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: "提交留言" });
     var cancel = el("button", { type: "button", class: "pbw-btn pbw-btn-ghost", text: "取消" });
+    // One key per form: a resubmission after a lost response returns the same ticket, not a second one.
+    var idempotencyKey = newIdempotencyKey();
     var form = el("form", { class: "pbw-form", novalidate: true, "aria-label": "留言给工作人员" }, [
       el("p", { class: "pbw-form-title", text: "留言给工作人员" }),
       el("p", { class: "pbw-hint", text: "工作人员将在规定的工作日内答复。" }),
@@ -580,7 +582,8 @@
           question: values.question,
           name: values.name,
           phone: values.phone,
-          consent: values.consent
+          consent: values.consent,
+          idempotency_key: idempotencyKey
         });
       }).then(
         function (res) {
@@ -604,6 +607,13 @@
       focusInput();
     });
     return form;
+  }
+
+  function newIdempotencyKey() {
+    var bytes = new Uint8Array(16);
+    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+    else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+    return "w-" + Array.prototype.map.call(bytes, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
   }
 
   function rememberTicket(no) {

@@ -181,10 +181,13 @@ def create_fake_app() -> FastAPI:
             raise HTTPException(422, "填写联系方式须同意个人信息处理说明")
         if "违禁" in question:
             raise HTTPException(422, "留言内容含有不当信息，请修改后再提交")
-        no = f"LY20261123-{len(st.tickets) + 1:04d}"
-        st.tickets[no] = {**body, "session": session}
-        staff = _reply("text", f"您的留言 {no} 已答复：请于工作日到政务服务中心3号窗口办理。", ticket_no=no)
-        st.pushes[session].append(staff)
+        key = body.get("idempotency_key")
+        same = [n for n, t in st.tickets.items() if key and t.get("idempotency_key") == key]
+        no = same[0] if same else f"LY20261123-{len(st.tickets) + 1:04d}"
+        if not same:
+            st.tickets[no] = {**body, "session": session}
+            staff = _reply("text", f"您的留言 {no} 已答复：请于工作日到政务服务中心3号窗口办理。", ticket_no=no)
+            st.pushes[session].append(staff)
         return {
             "ticket_no": no,
             "status": "待受理",

@@ -197,6 +197,28 @@ def test_consent_not_required_without_contact_details(page: Page, fake_api: tupl
     assert ticket["name"] is None and ticket["phone"] is None and ticket["consent"] is False
 
 
+def test_resubmitting_after_a_lost_response_gives_the_same_ticket(page: Page, fake_api: tuple[Any, str]) -> None:
+    app, base = fake_api
+    open_widget(page, base + "/")
+    ask(page, "路灯坏了怎么报修")
+    form = page.get_by_role("form", name="留言给工作人员")
+
+    def lose_response(route: Any) -> None:  # the server creates the ticket, the answer never arrives
+        route.fetch()
+        route.abort()
+
+    page.route("**/api/v1/tickets", lose_response)
+    form.get_by_role("button", name="提交留言").click()
+    expect(form.get_by_role("alert")).to_contain_text("网络")
+    expect(form.get_by_label("留言内容（必填）")).to_have_value("路灯坏了怎么报修")  # nothing typed is lost
+    assert len(app.state.fake.tickets) == 1
+    page.unroute("**/api/v1/tickets")
+    form.get_by_role("button", name="提交留言").click()
+    expect(page.locator(".pbw-ticket-no").first).to_have_text("LY20261123-0001")
+    assert list(app.state.fake.tickets) == ["LY20261123-0001"]  # the retry carried the same key
+    assert app.state.fake.tickets["LY20261123-0001"]["idempotency_key"].startswith("w-")
+
+
 def test_html_in_questions_and_answers_is_rendered_as_text(page: Page, fake_api: tuple[Any, str]) -> None:
     _, base = fake_api
     dialogs: list[str] = []
