@@ -6,7 +6,7 @@ base; each request is sent once). Printed next to two references measured in the
 without a knowledge-base lookup), so that the cost of the channel and of the answer are told apart.
 Targets (issue 4): >= 200 req/s, p99 < 200 ms, no errors.
 
-    python bench/wechat_load.py [--seconds 15] [--connections 8] [--workers 2]
+    python bench/wechat_load.py [--seconds 15] [--connections 8] [--workers 2] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -61,15 +61,16 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--database-url", help="default: a temporary SQLite file")
     args = ap.parse_args()
     env = {"POLICYBOT_WECHAT_TOKEN": TOKEN, "POLICYBOT_WECHAT_APP_ID": APP_ID, "POLICYBOT_WECHAT_AES_KEY": AES_KEY,
            "POLICYBOT_RATE_LIMIT_PER_IP": "0"}
     base_id = int(time.time() * 1000)
     texts = prepare(int(args.seconds * 600), "text", base_id)  # more than can be sent: each MsgId once
     images = prepare(3000, "image", base_id + 10_000_000)
-    with serve(args.workers, env) as base:
-        print(f"policybot serve --demo --workers {args.workers}; wrk -c{args.connections}, loopback, SQLite, "
-              "safe mode")
+    with serve(args.workers, env, args.database_url) as base:
+        print(f"policybot serve --demo --workers {args.workers}; wrk -c{args.connections}, loopback, "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}, safe mode")
         print(HEADER)
         ref = run_wrk("baseline GET /healthz", base, [("GET", "/healthz", "")], seconds=5,
                       connections=args.connections)

@@ -22,17 +22,24 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
 from bot.channels import Channel, telegram, wechat
 from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue, Reply
 from bot.database import upgrade
+from bot.jobs import Scheduler, recent_runs
 from bot.models import AppValue
 from bot.notifier import RetryingNotifier
+from bot.privacy import register_retention_job
 from bot.ratelimit import RateLimiter
+from bot.reporting import JOB_NAME as REPORT_JOB
+from bot.reporting import register_report_job
+from bot.security import ConsoleIpAllowlist, SecurityHeaders, install_all_log_masking, parse_networks
 from bot.services import build_knowledge_base, build_ticket_service
 from bot.settings import Settings, get_settings
+from bot.spool import Spool
 from handoff.console import ConsoleConfig, build_board_router, build_console_router
-from handoff.privacy import install_log_masking
+from handoff.weekly import WeeklyReports
 from knowledge.db import make_engine, make_sessionmaker
 from knowledge.text import warm_up
 from knowledge.usage import QueryLogStore
@@ -123,7 +130,7 @@ async def _send_413(send: Any) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    install_log_masking()
+    install_all_log_masking()  # root and uvicorn's own loggers (access log included)
     warm_up()
     engine = make_engine(settings.database_url)
     upgrade(engine)
@@ -132,23 +139,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     kb = build_knowledge_base(settings, sessions)
     kb.refresh(force=True)
+    kb.policies.refresh()  # the passage index too: both answer from memory if the database goes away
     notifier = ChannelNotifier()
     retrying = RetryingNotifier(notifier, attempts=settings.push_attempts, backoff=settings.push_backoff_seconds)
     tickets = build_ticket_service(settings, sessions, retrying)
     retrying.bind(tickets)
     querylog = QueryLogStore(sessions)
+    # Degraded mode: while the database is unreachable, answers come from memory and the writes
+    # go to a local spool that is replayed when it is back (bot/spool.py).
+    spool = Spool(settings.spool_dir, sessions)
     dialogue = Dialogue(
         sessions=sessions, kb=kb, tickets=tickets, querylog=querylog, secret=secret,
         welcome_text=settings.welcome_text, session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
-        limit_days=settings.ticket_limit_days,
+        limit_days=settings.ticket_limit_days, async_commit=settings.db_async_commit,
+        spool=spool,
     )
     limiter = RateLimiter(per_ip=settings.rate_limit_per_ip, per_key=settings.rate_limit_per_session,
                           trusted_proxies=settings.trusted_proxies)
+    access_log = AccessLogWriter(sessions)
+    # Scheduled jobs: every worker runs the scheduler; a database claim lets one run each period.
+    scheduler = Scheduler(sessions)
+    register_report_job(scheduler, settings, sessions, kb)
+    register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if settings.jobs_enabled:
+            scheduler.start()
+        spool.start()  # replays files left by workers that died, then whatever this one spools
         yield
+        spool.stop()
+        scheduler.stop()
         retrying.close()  # pending push retries stop; replies stay readable via 查询 <编号>
+        access_log.close()  # write the access-log rows still queued
 
     app = FastAPI(
         lifespan=lifespan,
@@ -161,8 +184,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.kb = kb
     app.state.tickets = tickets
     app.state.querylog = querylog
+    app.state.spool = spool
     app.state.dialogue = dialogue
     app.state.notifier = notifier
+    app.state.access_log = access_log
+    app.state.scheduler = scheduler
 
     channels: list[Channel] = [
         WebChannel(dialogue=dialogue, sessions=sessions, secret=secret, limiter=limiter),
@@ -187,7 +213,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
     )
-    app.include_router(build_console_router(sessions=sessions, tickets=tickets, kb=kb, config=console_config))
+    app.include_router(build_console_router(
+        sessions=sessions, tickets=tickets, kb=kb, config=console_config, weekly=WeeklyReports(sessions, kb),
+        report_runs=lambda: recent_runs(sessions, REPORT_JOB, limit=8), report_schedule=settings.report_schedule,
+    ))
     app.include_router(build_board_router(sessions=sessions, tickets=tickets, config=console_config))
 
     _install_error_handlers(app)
@@ -196,6 +225,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Content-Type"], max_age=600)
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware, writer=access_log,
+                       client_ip=lambda scope: limiter.client_ip(Request(scope)))
+    if settings.console_ip_allowlist:
+        app.add_middleware(ConsoleIpAllowlist, networks=parse_networks(settings.console_ip_allowlist),
+                           client_ip=lambda scope: limiter.client_ip(Request(scope)))
+    app.add_middleware(SecurityHeaders)  # outermost but one: 413s and CORS refusals get the headers too
+    if settings.expose_worker:
+        app.add_middleware(WorkerHeader)
     return app
 
 

@@ -336,6 +336,34 @@ def cmd_policy_status(args: argparse.Namespace, ctx: Context) -> int:
 
 
 # --- tickets --------------------------------------------------------------------------------------
+# --- db -------------------------------------------------------------------------------------------
+def cmd_db(args: argparse.Namespace, ctx: Context) -> int:
+    """Schema revisions (Alembic): current / history / upgrade / downgrade REV (run with the NEW version)."""
+    from alembic import command
+
+    from bot.database import alembic_config
+    from knowledge.db import make_engine
+
+    cfg = alembic_config()
+    if args.action == "history":
+        command.history(cfg)
+        return 0
+    engine = make_engine(ctx.settings.database_url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        if args.action == "current":
+            command.current(cfg)
+        elif args.action == "upgrade":
+            command.upgrade(cfg, args.revision or "head")
+        else:
+            if not args.revision:
+                raise PolicybotError("请指定要回退到的版本，例如：policybot db downgrade 0001", "downgrade needs REV")
+            command.downgrade(cfg, args.revision)
+    engine.dispose()
+    print("完成")
+    return 0
+
+
 def cmd_tickets_list(args: argparse.Namespace, ctx: Context) -> int:
     from handoff.privacy import mask
 
@@ -400,54 +428,34 @@ def cmd_holidays_list(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def _ticket_summaries(ctx: Context, since: dt.datetime) -> list[Any]:
-    """Tickets created since `since` (naive UTC) as masked summaries for the gaps report."""
-    from handoff.privacy import mask
-    from knowledge.gaps import TicketSummary
-
-    out: dict[str, Any] = {}
-    offset, page_size = 0, 500
-    while True:
-        page = ctx.tickets.list(limit=page_size, offset=offset)
-        for t in page:
-            created = t.created_at.astimezone(dt.UTC).replace(tzinfo=None) if t.created_at.tzinfo else t.created_at
-            if created >= since and t.no not in out:
-                out[t.no] = TicketSummary(
-                    no=t.no, question=mask(t.question), department=t.department, status=t.status,
-                    reply=mask(t.reply) if t.reply else None, created_at=created,
-                )
-        if len(page) < page_size:
-            return list(out.values())
-        offset += page_size
-
-
 def cmd_report_weekly(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.reporting import generate, require_mail, send_reports
     from knowledge.gaps import GapParams, resolve_period
     from knowledge.models import utcnow
-    from knowledge.report import generate_weekly
 
+    smtp = require_mail(ctx.settings) if args.email else None  # refuse before any work
     params = GapParams(
         low_score=args.low_score, rephrase_minutes=args.rephrase_minutes, min_topic_size=args.min_topic_size,
     )
     now = utcnow()
     period = resolve_period(args.week, now)
-    kb = ctx.kb
-    kb.refresh(force=True)  # the store's synonyms and domain words shape the topics too
-    tickets = _ticket_summaries(ctx, period.start - dt.timedelta(weeks=params.trend_weeks))
-
-    def locate_unit(question: str) -> str | None:
-        unit: str | None = kb.ask(question).unit
-        return unit
-
-    result = generate_weekly(
-        ctx.sessions, out_dir=args.out, week=args.week, now=now, unit=args.unit, tickets=tickets,
-        text=kb.text, locate_unit=locate_unit, params=params,
-    )
+    result = generate(ctx.sessions, ctx.kb, out_dir=args.out, week=args.week, unit=args.unit, params=params,
+                      now=now)
     a = result.analysis
     print(f"统计周期：{period.describe()}（{period.label}）；提问 {a.total_questions} 条，"
           f"列出主题 {len(a.topics)} 个，建议问答 {len(a.drafts)} 条")
     for f in result.files:
         print(f"{f.unit or '全部单位总览'}\t主题 {f.topics}\t未解答 {f.unanswered}\t{f.html}\t{f.xlsx}")
+    if smtp is not None:
+        mail = send_reports(result, smtp, ctx.settings.report_emails)
+        for unit, to in mail.sent:
+            print(f"已发送：{unit} -> {', '.join(to)}")
+        for unit, error in mail.failed:
+            print(f"发送失败：{unit}：{error}", file=sys.stderr)
+        for unit in mail.without_recipients:
+            print(f"未配置收件人：{unit}（POLICYBOT_REPORT_EMAILS）", file=sys.stderr)
+        if mail.failed:
+            return 1
     return 0
 
 
@@ -499,6 +507,69 @@ def cmd_telegram(args: argparse.Namespace, ctx: Context) -> int:
         channel.delete_webhook()
         print("已删除 webhook")
     channel.close()
+    return 0
+
+
+# --- privacy (PIPL) --------------------------------------------------------------------------------
+def _privacy_subject(args: argparse.Namespace, ctx: Context) -> tuple[Any, str]:
+    from bot.app import shared_secret
+    from bot.privacy import resolve
+
+    subject = resolve(ctx.sessions, phone=args.phone, ticket=args.ticket, user=args.user_ref)
+    return subject, shared_secret(ctx.settings, ctx.sessions)
+
+
+def cmd_privacy_export(args: argparse.Namespace, ctx: Context) -> int:
+    """A citizen's data as JSON (contact data in clear: handle the file as personal data)."""
+    import os
+
+    from bot.privacy import export_data
+
+    subject, secret = _privacy_subject(args, ctx)
+    data = export_data(ctx.sessions, secret, subject, by=args.by)
+    text = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    if args.out:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+        print(f"已导出：留言 {len(data['tickets'])} 条，提问记录 {len(data['query_log'])} 条，"
+              f"会话 {len(data['chat_sessions'])} 个 -> {args.out}（含个人信息，请妥善保管）", file=sys.stderr)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_privacy_erase(args: argparse.Namespace, ctx: Context) -> int:
+    """Erase or anonymise a citizen's data (asks for confirmation unless --yes)."""
+    from bot.privacy import erase_data, preview
+
+    subject, secret = _privacy_subject(args, ctx)
+    counts = preview(ctx.sessions, secret, subject)
+    if counts.empty:
+        print("未找到与该请求相关的个人信息，无需删除。")
+        return 0
+    print(f"将删除或匿名化：{counts.describe()}")
+    if not args.yes:
+        try:
+            answer = input("确认删除？此操作不可撤销。输入 yes 继续：")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("yes", "y", "是"):
+            raise PolicybotError("已取消，未删除任何数据（非交互执行请加 --yes）", "privacy erase not confirmed")
+    done = erase_data(ctx.sessions, secret, subject, by=args.by)
+    print(f"已删除：{done.describe()}")
+    return 0
+
+
+def cmd_privacy_purge(args: argparse.Namespace, ctx: Context) -> int:
+    """Run the retention job once now (the service runs it daily)."""
+    from bot.privacy import run_retention
+
+    report = run_retention(ctx.settings, ctx.sessions)
+    if args.json:
+        _print_json(report.__dict__)
+    else:
+        print(report.describe())
     return 0
 
 
@@ -613,6 +684,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="cli")
     p.set_defaults(func=cmd_policy_status)
 
+    p = sub.add_parser("db", help="数据库结构版本（Alembic）：current | history | upgrade [REV] | downgrade REV")
+    p.add_argument("action", choices=["current", "history", "upgrade", "downgrade"])
+    p.add_argument("revision", nargs="?")
+    p.set_defaults(func=cmd_db)
+
     tk = sub.add_parser("tickets", help="政策留言").add_subparsers(dest="tickets_command", required=True)
     p = tk.add_parser("list")
     p.add_argument("--status", choices=["待受理", "办理中", "已答复", "已办结"])
@@ -649,6 +725,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="换说法再问的时间窗口，分钟（默认 5）")
     p.add_argument("--min-topic-size", dest="min_topic_size", type=int, default=2,
                    help="列为主题的最少问题数（含留言的主题总会列出；默认 2）")
+    p.add_argument("--email", action="store_true",
+                   help="生成后按 POLICYBOT_REPORT_EMAILS 将各单位报告发送到其邮箱（需配置 POLICYBOT_SMTP_HOST）")
     p.set_defaults(func=cmd_report_weekly)
     p = rp.add_parser("route", help="主题归属关键词：list | add 关键词 单位 | delete 关键词")
     p.add_argument("action", choices=["list", "add", "delete"])
@@ -658,15 +736,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report_route)
 
+    pv = sub.add_parser("privacy", help="个人信息：导出 / 删除（依申请）/ 按保存期限清理").add_subparsers(
+        dest="privacy_command", required=True)
+    for name, func, help_text in (
+        ("export", cmd_privacy_export, "导出某人的全部个人信息（JSON）"),
+        ("erase", cmd_privacy_erase, "删除或匿名化某人的个人信息（依申请）"),
+    ):
+        p = pv.add_parser(name, help=help_text)
+        who = p.add_mutually_exclusive_group(required=True)
+        who.add_argument("--phone", help="留言时留下的手机号码")
+        who.add_argument("--ticket", help="留言编号，如 LY20261123-0007")
+        who.add_argument("--user-ref", dest="user_ref", help="渠道:用户ID，如 wechat:oAbC123 或 web:w1a2b3")
+        p.add_argument("--by", default="cli", help="经办人（记入审计日志）")
+        if name == "export":
+            p.add_argument("--out", help="输出文件（默认打印到标准输出）")
+        else:
+            p.add_argument("--yes", action="store_true", help="不再确认")
+        p.set_defaults(func=func)
+    p = pv.add_parser("purge", help="立即执行一次保存期限清理（服务每天自动执行）")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_privacy_purge)
+
     from handoff.console.cli import add_users_commands
 
     add_users_commands(sub)
     return parser
 
 
+def _log_to_stderr_masked() -> None:
+    """Warnings and errors to stderr with personal data masked (without a handler, Python's
+    last-resort handler would print them unmasked); `serve` adds uvicorn's loggers in each worker."""
+    import logging
+
+    from bot.security import install_all_log_masking
+
+    root = logging.getLogger()
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)
+    install_all_log_masking()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _log_to_stderr_masked()
     ctx = Context(get_settings())
     try:
         code: int = args.func(args, ctx)

@@ -19,13 +19,18 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import ChatSession
+from bot.spool import Spool
 from handoff.privacy import mask, normalise_phone
 from handoff.tickets import TicketService
 from knowledge.answer import AskResult, KnowledgeBase
+from knowledge.db import relax_commit
 from knowledge.errors import NotFound, PolicybotError
 from knowledge.models import utcnow
 from knowledge.usage import QueryLogStore
@@ -50,11 +55,22 @@ CONSENT_TEXT = (
 
 
 _T = ChatSession.__table__
-_UPDATE_STATE = (  # built once, bound per message
-    update(_T)
-    .where(_T.c.channel == bindparam("b_channel"), _T.c.user_id == bindparam("b_user"))
-    .values(state=bindparam("b_state"), updated_at=bindparam("b_at"))
-)
+
+
+def _build_upsert(insert: Any) -> Any:
+    """INSERT .. ON CONFLICT (channel, user_id) DO UPDATE: one statement, no race between two
+    first messages of the same conversation on two workers (both dialects support it)."""
+    stmt = insert(_T).values(channel=bindparam("b_channel"), user_id=bindparam("b_user"),
+                             state=bindparam("b_state"), updated_at=bindparam("b_at"))
+    return stmt.on_conflict_do_update(index_elements=[_T.c.channel, _T.c.user_id],
+                                      set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at})
+
+
+_UPSERT_STATE = {"postgresql": _build_upsert(pg_insert), "sqlite": _build_upsert(sqlite_insert)}  # built once
+
+
+def _upsert_state(s: Session) -> Any:
+    return _UPSERT_STATE[s.get_bind().dialect.name]
 
 
 @dataclass
@@ -96,6 +112,8 @@ class Dialogue:
         session_ttl: dt.timedelta = dt.timedelta(minutes=30),
         form_channels: frozenset[str] = frozenset({"web"}),
         limit_days: int = 5,
+        async_commit: bool = False,
+        spool: Spool | None = None,
     ) -> None:
         self.sessions = sessions
         self.kb = kb
@@ -106,18 +124,29 @@ class Dialogue:
         self.session_ttl = session_ttl
         self.form_channels = form_channels
         self.limit_days = limit_days
+        self.async_commit = async_commit  # PostgreSQL: chat writes do not wait for the WAL flush
+        self.spool = spool  # degraded mode (bot/spool.py): None = database errors give the apology
         self._top: tuple[float, list[str]] = (0.0, [])
 
     # --- entry points ---------------------------------------------------------------------------
     def handle(self, msg: Incoming) -> list[Reply]:
         """Answer one message; never raises (domain errors become their Chinese text)."""
         try:
-            state = self._load(msg.channel, msg.user_id)
+            state, degraded = self._load_or_fresh(msg.channel, msg.user_id)
             replies = self._dispatch(msg, state)
             self._remember(state, "user", msg.text)
             for r in replies:
                 self._remember(state, "bot", r.text)
-            self._persist(msg.channel, msg.user_id, state, replies)
+            if degraded:
+                self._spool_log(state, replies)
+                return replies
+            try:
+                self._persist(msg.channel, msg.user_id, state, replies)
+            except SQLAlchemyError as exc:
+                if self.spool is None:
+                    raise
+                self.spool.health.failed(exc)
+                self._spool_log(state, replies)
             return replies
         except PolicybotError as exc:
             log.warning("dialogue domain error: %s", exc.log_message)
@@ -151,16 +180,20 @@ class Dialogue:
         if cached and time.monotonic() - at < 60:
             return cached[:n]
         out: list[str] = []
-        for faq_id, _ in self.querylog.top_faqs(n):
-            rec = self.kb.record(faq_id)
-            if rec is not None:
-                out.append(rec.question)
-        if len(out) < n:
-            for rec in self.kb.faqs.list(status="published", limit=n * 3):
-                if rec.question not in out and self.kb.record(rec.id) is not None:
+        try:
+            for faq_id, _ in self.querylog.top_faqs(n):
+                rec = self.kb.record(faq_id)
+                if rec is not None:
                     out.append(rec.question)
-                if len(out) >= n:
-                    break
+            if len(out) < n:
+                for rec in self.kb.faqs.list(status="published", limit=n * 3):
+                    if rec.question not in out and self.kb.record(rec.id) is not None:
+                        out.append(rec.question)
+                    if len(out) >= n:
+                        break
+        except SQLAlchemyError as exc:  # database unreachable: the last list, or none
+            log.warning("top questions unavailable: %s", type(exc).__name__)
+            return cached[:n]
         self._top = (time.monotonic(), out)
         return out[:n]
 
@@ -384,8 +417,33 @@ class Dialogue:
     def _user_ref(self, channel: str, user_id: str) -> str:
         return hmac.new(self.secret, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
 
+    def _load_or_fresh(self, channel: str, user_id: str) -> tuple[dict[str, Any], bool]:
+        """The session state, or (degraded mode, database unreachable) a fresh one and True."""
+        if self.spool is None:
+            return self._load(channel, user_id), False
+        health = self.spool.health
+        if health.should_try():
+            try:
+                state = self._load(channel, user_id)
+                health.ok()
+                return state, False
+            except SQLAlchemyError as exc:
+                health.failed(exc)
+        return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}", "tickets": []}, True
+
+    def _spool_log(self, state: dict[str, Any], replies: list[Reply]) -> None:
+        """Degraded mode: the query-log entry goes to the local spool (replayed later); no rating ref."""
+        pending = state.pop(PENDING_LOG, None)
+        for r in replies:
+            if r.ref == PENDING_LOG:
+                r.ref = None
+        if pending is not None and self.spool is not None:
+            self.spool.add_query_log({**pending, "at": utcnow()})
+
     def _load(self, channel: str, user_id: str) -> dict[str, Any]:
         with self.sessions() as s:
+            if s.get_bind().dialect.name == "postgresql":  # one read: no BEGIN/ROLLBACK round trips
+                s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             row = s.execute(
                 select(ChatSession.state, ChatSession.updated_at)
                 .where(ChatSession.channel == channel, ChatSession.user_id == user_id)
@@ -407,16 +465,15 @@ class Dialogue:
         pending = state.pop(PENDING_LOG, None)
         now = utcnow()
         with self.sessions.begin() as s:
+            if self.async_commit:
+                relax_commit(s)
             if pending is not None:
                 log_id = self.querylog.record(session=s, **pending)
                 state["last_log"] = log_id
                 for r in replies:
                     if r.ref == PENDING_LOG:
                         r.ref = str(log_id)
-            done = s.execute(_UPDATE_STATE, {"b_channel": channel, "b_user": user_id, "b_state": dict(state),
-                                             "b_at": now})
-            if not done.rowcount:  # type: ignore[attr-defined]
-                s.add(ChatSession(channel=channel, user_id=user_id, state=dict(state), updated_at=now))
+            s.execute(_upsert_state(s), {"b_channel": channel, "b_user": user_id, "b_state": dict(state), "b_at": now})
 
     @staticmethod
     def _remember(state: dict[str, Any], role: str, text: str) -> None:

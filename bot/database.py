@@ -13,13 +13,16 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = ROOT / "migrations"
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"  # a checkout or an editable install
+if not (MIGRATIONS / "env.py").exists():  # an installed wheel ships it as the package bot.migrations
+    import bot.migrations
+
+    MIGRATIONS = Path(bot.migrations.__file__).resolve().parent
 _LOCK_KEY = 72_010_001
 
 
 def alembic_config() -> Config:
-    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
 

@@ -1,13 +1,14 @@
 """Tables owned by the bot package: conversation state per (channel, user), the outbox of later
-replies for channels that poll (the widget), inbound message dedup (WeChat retries) and app-wide
-secrets/tokens shared by all workers."""
+replies for channels that poll (the widget), inbound message dedup (WeChat retries), app-wide
+secrets/tokens shared by all workers, the HTTP access log (bot/accesslog.py) and the claims of
+scheduled job runs (bot/jobs.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Float, Integer, SmallInteger, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from knowledge.db import Base
@@ -53,3 +54,34 @@ class AppValue(Base):
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class AccessLog(Base):
+    """One HTTP request: when, method, path (never the query string), status, duration and the client
+    IP. The IP is personal data: kept for POLICYBOT_ACCESS_LOG_RETENTION_DAYS, then deleted."""
+
+    __tablename__ = "access_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(300))
+    status: Mapped[int] = mapped_column(SmallInteger)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    ip: Mapped[str] = mapped_column(String(64))
+
+
+class JobRun(Base):
+    """One claimed run of a scheduled job (bot/jobs.py): the unique (name, period_key) pair makes
+    exactly one worker, across processes and machines, run a job for a period."""
+
+    __tablename__ = "job_run"
+    __table_args__ = (UniqueConstraint("name", "period_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(60))
+    period_key: Mapped[str] = mapped_column(String(40))  # the slot, local time: 2026-11-23T08:00
+    status: Mapped[str] = mapped_column(String(10))  # running / done / failed
+    worker: Mapped[str] = mapped_column(String(120))
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    detail: Mapped[str] = mapped_column(Text, default="")

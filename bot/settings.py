@@ -7,10 +7,16 @@ Every field can be set as an environment variable with the ``POLICYBOT_`` prefix
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from knowledge.errors import PolicybotError
+
+_EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
 
 
 class Settings(BaseSettings):
@@ -21,6 +27,18 @@ class Settings(BaseSettings):
         default="sqlite:///policybot.db",
         validation_alias=AliasChoices("DATABASE_URL", "POLICYBOT_DATABASE_URL", "database_url"),
         description="SQLAlchemy URL; a SQLite file in the working directory by default.",
+    )
+
+    db_async_commit: bool = Field(
+        False,
+        description="PostgreSQL: each message's write (query-log entry and conversation state) commits without "
+        "waiting for the WAL flush; a database crash may lose the last ~0.6 s of them. Tickets always wait.",
+    )
+
+    spool_dir: str = Field(
+        "spool",
+        description="While the database is unreachable, query-log entries and WeChat dedup records are kept "
+        "here (one file per worker) and written to the database when it is back.",
     )
 
     # --- matcher decision thresholds (calibrate with `policybot kb calibrate`) -------------------
@@ -64,6 +82,90 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to embed the widget from another site (JSON list)."
     )
     max_body_bytes: int = Field(65536, description="Requests with larger bodies are refused with 413.")
+    console_ip_allowlist: list[str] = Field(
+        default_factory=list,
+        description='Client networks allowed to open /console (JSON list of CIDRs, e.g. ["10.0.0.0/8"]); empty: all.',
+    )
+    expose_worker: bool = Field(
+        False, description="Add X-Policybot-Worker (the serving process id) to every response; for scale-out checks."
+    )
+
+    # --- personal data retention (bot/privacy.py, handoff/retention.py; job `retention`, daily) -------
+    contact_retention_days: int = Field(
+        180, ge=1, description="Contact name and phone of closed (已办结) tickets are erased this many days after closing."
+    )
+    querylog_retention_days: int = Field(
+        730, ge=1, description="Query-log entries, idle chat sessions and widget outbox rows older than this are deleted."
+    )
+    access_log_retention_days: int = Field(
+        400, ge=365, description="Access-log rows (with client IPs) are deleted after this many days (at least 365)."
+    )
+
+    # --- scheduled jobs (bot/jobs.py) and the weekly report (bot/reporting.py) -------------------------
+    jobs_enabled: bool = Field(
+        True, description="Run the scheduled jobs in the service (one worker per run, claimed in the database)."
+    )
+    report_schedule: str = Field(
+        "MON 08:00",
+        description='When the weekly report of the previous week is generated, Beijing time ("MON 08:00"); empty disables.',
+    )
+    report_dir: str = Field("reports", description="Directory the scheduled weekly reports are written to.")
+    report_emails: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='Recipients per drafting unit (JSON); "全部单位" gets the overview: {"青浦区医疗保障局": ["a@x.gov.cn"]}.',
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for report e-mails; unset: no e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 SSL, 25 plain).")
+    smtp_user: str | None = Field(None, description="SMTP login user; unset: no login.")
+    smtp_password: str | None = Field(None, description="SMTP password (secret: environment only).")
+    smtp_from: str | None = Field(None, description="Sender address of report e-mails (default: the SMTP user).")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_ssl: bool = Field(False, description="Connect with implicit TLS (port 465) instead of STARTTLS.")
+    smtp_timeout: float = Field(30.0, gt=0, description="Timeout in seconds of each SMTP operation.")
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        out = []
+        for origin in value:
+            o = origin.strip().rstrip("/")
+            if not _ORIGIN.fullmatch(o):
+                raise ValueError(f"POLICYBOT_CORS_ORIGINS: 来源应写成 https://example.gov.cn 的形式（不可用 *）：{origin}")
+            out.append(o)
+        return out
+
+    @field_validator("console_ip_allowlist")
+    @classmethod
+    def _check_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for net in value:
+            try:
+                ipaddress.ip_network(net.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"POLICYBOT_CONSOLE_IP_ALLOWLIST: 不是有效的 IP 地址或网段：{net}") from None
+        return [n.strip() for n in value]
+
+    @field_validator("report_schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        from bot.jobs import Schedule  # local: bot.jobs imports the models
+
+        if value.strip():
+            try:
+                Schedule.parse(value)
+            except PolicybotError as exc:
+                raise ValueError(exc.user_message) from None
+        return value.strip()
+
+    @field_validator("report_emails")
+    @classmethod
+    def _check_emails(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for unit, addresses in value.items():
+            for a in addresses:
+                if not _EMAIL.fullmatch(a.strip()):
+                    raise ValueError(f"POLICYBOT_REPORT_EMAILS: {unit} 的邮箱地址不正确：{a}")
+        return {u.strip(): [a.strip() for a in addrs] for u, addrs in value.items()}
 
     # --- WeChat Official Account (bot/channels/wechat.py); enabled when the token is set ------------
     wechat_app_id: str | None = Field(None, description="Official Account AppID (开发者ID).")

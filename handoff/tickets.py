@@ -66,6 +66,8 @@ ACTION_LABELS: Mapping[str, str] = {
     "publish": "公开",
     "unpublish": "取消公开",
     "delivery": "推送答复",
+    "contact_purged": "清除联系方式",
+    "erased": "依申请删除个人信息",
 }
 
 # The text a channel shows before it asks for a name or phone number; `open(consent=True)` means

@@ -10,17 +10,21 @@ stamp (at most every `refresh_seconds`) and applies only the changed entries.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.matcher import Hit, Matcher, Thresholds
 from knowledge.policies import PassageHit, PolicyStore
 from knowledge.store import FaqRecord, FaqStore
 from knowledge.text import TextProcessor
+
+log = logging.getLogger(__name__)
 
 DecisionKind = Literal["answer", "clarify", "passage", "none"]
 
@@ -125,7 +129,13 @@ class KnowledgeBase:
             return False
         with self._lock:
             self._checked = now
-            version = self.faqs.version()
+            try:
+                version = self.faqs.version()
+            except SQLAlchemyError as exc:  # database unreachable: keep answering from the index
+                if force or self._seen < 0:
+                    raise
+                log.warning("faq index refresh skipped: %s", type(exc).__name__)
+                return False
             if version == self._seen and not force:
                 return False
             synonyms = self.faqs.synonyms()

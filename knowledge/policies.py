@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.db import transaction
@@ -873,7 +874,13 @@ class PolicyStore:
                 return index
             self._checked_at = now
             with self.sessions() as s:
-                version = current_version(s)
+                try:
+                    version = current_version(s)
+                except SQLAlchemyError as exc:  # database unreachable: keep answering from memory
+                    if index is None or force:
+                        raise
+                    log.warning("policy index refresh skipped: %s", type(exc).__name__)
+                    return index
                 if index is not None and not force and version == self._seen_version:
                     return index
                 sig_row = s.execute(select(func.coalesce(func.max(Policy.seq), 0), func.count(Policy.id))).one()

@@ -3,7 +3,10 @@ when DATABASE_URL names one), created before and dropped after the test."""
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import tempfile
 import uuid
 from collections.abc import Iterator
 from urllib.parse import quote
@@ -13,6 +16,10 @@ from sqlalchemy import Engine, create_engine, text
 
 from knowledge.db import make_engine, normalise_url
 
+# No scheduler threads in tests (bot/jobs.py); tests that need one enable it explicitly.
+os.environ.setdefault("POLICYBOT_JOBS_ENABLED", "false")
+# The degraded-mode spool (bot/spool.py) of every app built in tests goes to a temp directory.
+os.environ.setdefault("POLICYBOT_SPOOL_DIR", tempfile.mkdtemp(prefix="policybot-spool-"))
 PG_URL = os.environ.get("DATABASE_URL", "")
 HAS_PG = PG_URL.startswith(("postgresql", "postgres:"))
 
@@ -70,3 +77,54 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     eng = _migrated(sqlite_url)
     yield eng
     eng.dispose()
+
+
+# --- personal data in logs ----------------------------------------------------------------------
+# Every log record of the whole run is checked, as the handlers of the running service would emit
+# it (handoff.privacy's masking filter, installed by create_app and the CLI, sits on this handler
+# too): no mainland mobile number and no 18-digit ID number may appear in clear. Tests send numbers
+# such as 13812345678 on purpose.
+_PII_IN_LOGS = re.compile(
+    r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])"  # mainland mobile
+    r"|(?<![0-9])[1-9][0-9]{5}(?:18|19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])[0-9]{3}[0-9Xx](?![0-9])"
+)
+
+
+class _PiiLogScanner(logging.Handler):
+    """Keeps the records whose final text (message and traceback) shows a phone or ID number."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.offenders: list[str] = []
+        self.seen = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen += 1
+        try:
+            text = record.getMessage() + "\n" + (record.exc_text or "")
+        except Exception:
+            text = f"{record.msg} {record.args!r}"
+        if _PII_IN_LOGS.search(text) and len(self.offenders) < 50:
+            self.offenders.append(f"{record.name} {record.levelname}: {text[:300]}")
+
+
+_SCANNER = _PiiLogScanner()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    root.addHandler(_SCANNER)
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)  # policybot's info lines (e.g. WeChat retries) are checked too
+    logging.getLogger("sqlalchemy").setLevel(logging.WARNING)  # never SQL parameters at INFO
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_SCANNER)
+    if _SCANNER.offenders:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        lines = [f"personal data in clear in {len(_SCANNER.offenders)} log record(s) of this run:",
+                 *_SCANNER.offenders]
+        if reporter is not None:
+            reporter.write_line("\n".join(lines), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -43,7 +43,7 @@ from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.client import WeChatClient
 from wechatpy.crypto import WeChatCrypto
@@ -76,6 +76,10 @@ URL_RE = re.compile(r"(?<![\"'=])\bhttps?://[^\s<>\"'，。；）)]+")
 # Everything wechatpy, expat, base64, AES and the message fields raise on bad input.
 BAD_INPUT = (WeChatException, ExpatError, ValueError, KeyError, TypeError, AttributeError, IndexError,
              struct.error, binascii.Error, UnicodeError, OverflowError)
+
+
+class _Degraded(Exception):
+    """Internal: the database is known to be unreachable (skip the write, spool it)."""
 
 
 class BadRequest(Exception):
@@ -512,21 +516,46 @@ class WeChatChannel:
 
     def process(self, msg: WxMessage) -> tuple[str, str | None]:
         """Dedup, answer, store the answer for retries. Returns (claim status, reply text)."""
-        self._maybe_cleanup()
-        status, stored = self._claim(msg.dedup_key)
+        spool = self.dialogue.spool
+        degraded = spool is not None and not spool.health.should_try()
+        if not degraded:
+            self._maybe_cleanup()
+            try:
+                status, stored = self._claim(msg.dedup_key)
+            except SQLAlchemyError as exc:
+                if spool is None:
+                    raise
+                spool.health.failed(exc)
+                degraded = True
+        if degraded:  # database unreachable: dedup in memory, the record is spooled below
+            assert spool is not None
+            new, stored = spool.dedup.claim(msg.dedup_key)
+            status = "new" if new else ("done" if stored is not None else "busy")
         if status != "new":
             log.info("wechat_retry key=%s status=%s", msg.dedup_key, status)
             return status, stored
-        try:
-            self.touch(msg.user)
-        except Exception:
-            log.exception("wechat_touch_failed")
+        if not degraded:
+            try:
+                self.touch(msg.user)
+            except Exception as exc:
+                log.warning("wechat_touch_failed: %s", type(exc).__name__)
         try:
             text = self._respond(msg)
         except Exception:
             log.exception("wechat_respond_failed")
             text = "抱歉，系统暂时繁忙，请稍后再试。"
-        self._finish(msg.dedup_key, text)
+        if spool is not None:
+            spool.dedup.remember(msg.dedup_key, text)
+        try:
+            if degraded:
+                raise _Degraded()
+            self._finish(msg.dedup_key, text)
+        except (SQLAlchemyError, _Degraded) as exc:
+            if spool is None:
+                raise
+            if isinstance(exc, SQLAlchemyError):
+                spool.health.failed(exc)
+            spool.add_inbound(self.name, msg.dedup_key[:128], text)
         return "new", text
 
     def _maybe_cleanup(self) -> None:

@@ -40,6 +40,8 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "publish": "公开留言",
     "unpublish": "取消公开",
     "faq_draft": "生成问答草稿",
+    "privacy_export": "导出个人信息",
+    "privacy_erase": "删除个人信息",
     "faq_edit": "修改问答",
     "faq_publish": "发布问答",
     "user_add": "新增用户",

@@ -88,6 +88,13 @@ class User:
             return True
         return self.role == "staff" and (unit or "") in self.departments
 
+    def may_draft_faq(self, unit: str | None) -> bool:
+        """Create and edit FAQ drafts: FAQ editors, and drafting-unit readers for their own unit
+        (publishing stays with `may_edit_faq`)."""
+        if self.may_edit_faq(unit):
+            return True
+        return self.role == "reader" and (unit or "") in self.departments
+
 
 @dataclass(frozen=True)
 class SignedIn:

@@ -1,6 +1,7 @@
 """The staff console router (/console): login and logout, queues, the ticket page and its actions
 (assign, reply, note, transfer, close, reopen, publish, promote to an FAQ draft), FAQ draft review
-and publication, reports, and the admin pages (users, departments, reply templates, audit log).
+and publication, reports (办理统计, the weekly unanswered-questions reports with "生成问答草稿" per
+topic, and the dashboard of questions and tickets with CSV export), and the admin pages (users, departments, reply templates, audit log).
 
 Every route declares the roles it admits through `Guard`; ticket routes check the ticket's
 department on top (another department's ticket is a 404, as if it did not exist). Forms carry the
@@ -13,12 +14,14 @@ written to the audit log with the actor and the client IP.
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from handoff.console import charts
 from handoff.console.audit import ACTION_LABELS, AuditLog
 from handoff.console.auth import ROLE_LABELS, ROLES, Accounts, LockedOut, LoginFailed, User
 from handoff.console.config import ConsoleConfig
@@ -33,6 +36,7 @@ from handoff.console.web import (
     render,
     safe_next,
 )
+from handoff.dashboard import CHANNEL_LABELS, OUTCOME_LABELS, build_dashboard, dashboard_csv, parse_range
 from handoff.models import ReplyTemplate, Ticket
 from handoff.sla import WorkCalendar
 from handoff.tickets import (
@@ -47,10 +51,22 @@ from handoff.tickets import (
     TicketService,
     TicketView,
 )
+from handoff.weekly import (
+    WeeklyReports,
+    find_topic,
+    may_see_unit,
+    previous_week,
+    recent_weeks,
+    topic_draft_fields,
+    visible_units,
+    week_tag,
+)
 from knowledge.answer import KnowledgeBase
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
+from knowledge.gaps import OVERVIEW, REASONS, ROUTE_SOURCES, UNASSIGNED, parse_week
 from knowledge.models import Faq
+from knowledge.report import render_html, render_xlsx, safe_name
 from knowledge.store import FaqRecord, FaqStore
 
 ALL: Final = ROLES
@@ -58,6 +74,9 @@ HANDLERS: Final = ("staff", "supervisor")
 READERS: Final = ("staff", "supervisor", "reader")
 FAQ_EDITORS: Final = ("admin", "staff", "supervisor")
 REPORTERS: Final = ("supervisor", "reader")
+FAQ_DRAFTERS: Final = ALL  # readers may edit drafts of their unit; publishing stays with FAQ_EDITORS
+WEEKLY: Final = ALL  # admins and supervisors see every unit, staff and readers their own
+DASHBOARD: Final = ("admin", "supervisor")
 
 DONE: Final = {
     "assign": "已受理，您现在是该留言的办理人",
@@ -95,12 +114,16 @@ def build_console_router(
     calendar: WorkCalendar | None = None,
     accounts: Accounts | None = None,
     audit: AuditLog | None = None,
+    weekly: WeeklyReports | None = None,
+    report_runs: Callable[[], Sequence[Any]] | None = None,
+    report_schedule: str = "",
 ) -> APIRouter:
     """The /console router. The app passes the shared services; nothing here reads settings."""
     faq_store = faqs or kb.faqs
     work_calendar = calendar or WorkCalendar(sessions)
     accts = accounts or Accounts(sessions, config)
     log = audit or AuditLog(sessions)
+    weekly_reports = weekly or WeeklyReports(sessions, kb)
     guard = Guard(accts, config)
     pre = PreCsrf(config)
     router = APIRouter(prefix="/console", route_class=ConsoleRoute, include_in_schema=False)
@@ -116,6 +139,9 @@ def build_console_router(
     Reader = Annotated[Staff, Depends(guard(*READERS))]
     Handler = Annotated[Staff, Depends(guard(*HANDLERS))]
     FaqEditor = Annotated[Staff, Depends(guard(*FAQ_EDITORS))]
+    FaqDrafter = Annotated[Staff, Depends(guard(*FAQ_DRAFTERS))]
+    WeeklyReader = Annotated[Staff, Depends(guard(*WEEKLY))]
+    Analyst = Annotated[Staff, Depends(guard(*DASHBOARD))]
     Reporter = Annotated[Staff, Depends(guard(*REPORTERS))]
     Admin = Annotated[Staff, Depends(guard("admin"))]
 
@@ -416,22 +442,24 @@ def build_console_router(
     # --- FAQ drafts --------------------------------------------------------------------------------
 
     def editable_faq(staff: Staff, faq_id: str) -> FaqRecord:
+        """An FAQ this user may edit: any of their units', or only drafts for drafting-unit readers."""
         rec = faq_store.get(faq_id)
-        if rec is None or not staff.user.may_edit_faq(rec.unit):
+        if rec is None or not (staff.user.may_edit_faq(rec.unit)
+                               or (rec.status == "draft" and staff.user.may_draft_faq(rec.unit))):
             raise NotFound("未找到该问答", f"FAQ {faq_id} hidden from {staff.user.username}")
         return rec
 
-    @route("GET", "/faqs", FAQ_EDITORS)
-    def faq_list(staff: FaqEditor, request: Request) -> Response:
+    @route("GET", "/faqs", FAQ_DRAFTERS)
+    def faq_list(staff: FaqDrafter, request: Request) -> Response:
         drafts = faq_store.list(status="draft", limit=500, order="recent")
-        drafts = [r for r in drafts if staff.user.may_edit_faq(r.unit)]
+        drafts = [r for r in drafts if staff.user.may_draft_faq(r.unit)]
         promoted = [r for r in faq_store.list(tag=PROMOTED_TAG, limit=200, order="recent")
                     if r.status == "published" and staff.user.may_edit_faq(r.unit)]
         return render(request, "faqs.html", base(request, staff, title="问答审核", drafts=drafts,
                                                   promoted=promoted[:50]))
 
-    @route("GET", "/faqs/{faq_id}", FAQ_EDITORS)
-    def faq_page(staff: FaqEditor, request: Request, faq_id: str) -> Response:
+    @route("GET", "/faqs/{faq_id}", FAQ_DRAFTERS)
+    def faq_page(staff: FaqDrafter, request: Request, faq_id: str) -> Response:
         rec = editable_faq(staff, faq_id)
         return render(request, "faq.html", base(request, staff, title=f"问答 {rec.id}", f=rec,
                                                  form=_faq_form(rec), units=known_departments()))
@@ -440,7 +468,7 @@ def build_console_router(
         rec = editable_faq(staff, faq_id)
         fields = _faq_fields(form)
         try:
-            if not staff.user.may_edit_faq(fields["unit"]):
+            if not staff.user.may_draft_faq(fields["unit"]):
                 raise InvalidInput("只能选择您所在部门作为制文单位", "unit outside the user's departments")
             expected = int(form.get("seq") or 0) or None
             updated = faq_store.edit(rec.id, by=staff.user.username, expected_seq=expected, **fields)
@@ -463,8 +491,8 @@ def build_console_router(
     FaqText = Annotated[str, Form(max_length=25_000)]
     FaqLine = Annotated[str, Form(max_length=600)]
 
-    @route("POST", "/faqs/{faq_id}", FAQ_EDITORS)
-    def faq_save(staff: FaqEditor, request: Request, faq_id: str, question: FaqLine = "", similar: FaqText = "", answer: FaqText = "",
+    @route("POST", "/faqs/{faq_id}", FAQ_DRAFTERS)
+    def faq_save(staff: FaqDrafter, request: Request, faq_id: str, question: FaqLine = "", similar: FaqText = "", answer: FaqText = "",
         tags: FaqLine = "", unit: FaqLine = "", source_policy: FaqLine = "", source_article: FaqLine = "",
         seq: Annotated[str, Form(max_length=20)] = ""
     ) -> Response:
@@ -488,6 +516,142 @@ def build_console_router(
         scope = visible_departments(staff.user)
         return render(request, "reports.html", base(request, staff, title="办理统计",
                                                      rows=_report_rows(sessions, scope, tickets)))
+
+    # --- weekly unanswered-questions reports ---------------------------------------------------------
+
+    def report_scope(staff: Staff, week: str, unit: str) -> tuple[str, str | None]:
+        """The week's label and the unit asked for (None: the overview), or 404 when hidden."""
+        label = parse_week(week).label
+        name = unit.strip() or None
+        if name is None and staff.user.role not in ("admin", "supervisor"):
+            own = list(staff.user.departments)
+            if len(own) != 1:
+                raise InvalidInput("请选择单位", "weekly report without a unit for a unit user")
+            name = own[0]
+        if not may_see_unit(staff.user.role, staff.user.departments, name):
+            raise NotFound("未找到该单位的报告", f"unit {name!r} hidden from {staff.user.username}")
+        return label, name
+
+    WeekQ = Annotated[str, Query(max_length=10)]
+    UnitQ = Annotated[str, Query(max_length=200)]
+
+    @route("GET", "/weekly", WEEKLY)
+    def weekly_list(staff: WeeklyReader, request: Request, week: WeekQ = "") -> Response:
+        label = parse_week(week).label if week else previous_week()
+        analysis = weekly_reports.analysis(label)
+        overview = analysis.report(None)
+        allowed = set(visible_units(staff.user.role, staff.user.departments, analysis.units))
+        rows = [r for r in overview.units if r[0] in allowed]
+        # A unit user's own units appear even in a week without questions for them.
+        if staff.user.role not in ("admin", "supervisor"):
+            listed = {r[0] for r in rows}
+            rows += [(u, 0, 0) for u in staff.user.departments if u not in listed]
+        weeks = recent_weeks(12)
+        if label not in weeks:
+            weeks.append(label)
+        runs = list(report_runs()) if report_runs and staff.user.role in ("admin", "supervisor") else []
+        return render(request, "weekly.html", base(
+            request, staff, title="未解答问题周报", week=label, weeks=weeks, current=recent_weeks(1)[0],
+            period=analysis.period, rows=rows, overview=overview if staff.user.role in ("admin", "supervisor") else None,
+            runs=runs[:8], schedule=report_schedule, overview_name=OVERVIEW,
+        ))
+
+    @route("GET", "/weekly/{week}", WEEKLY)
+    def weekly_view(staff: WeeklyReader, request: Request, week: str, unit: UnitQ = "") -> Response:
+        label, name = report_scope(staff, week, unit)
+        analysis = weekly_reports.analysis(label)
+        report = analysis.report(name)
+        drafted: dict[str, str] = {}
+        for rec in faq_store.list(tag=week_tag(label), limit=500):
+            drafted[rec.question] = rec.id
+        return render(request, "weekly_report.html", base(
+            request, staff, title=report.title, r=report, week=label, unit=name or "", reasons=REASONS,
+            routes=ROUTE_SOURCES, drafted=drafted, unassigned=UNASSIGNED, overview_name=OVERVIEW,
+            can_draft={t.key: staff.user.may_draft_faq(None if t.unit == UNASSIGNED else t.unit)
+                       for t in report.topics},
+            draft_topics={d.topic_key for d in report.drafts},
+            query=f"unit={quote(name)}" if name else "",
+        ))
+
+    @route("GET", "/weekly/{week}/chart.png", WEEKLY)
+    def weekly_chart(staff: WeeklyReader, week: str, unit: UnitQ = "") -> Response:
+        label, name = report_scope(staff, week, unit)
+        return Response(weekly_reports.chart(label, name), media_type="image/png",
+                        headers={"Cache-Control": "private, max-age=300"})
+
+    @route("GET", "/weekly/{week}/download", WEEKLY)
+    def weekly_download(staff: WeeklyReader, week: str, unit: UnitQ = "",
+                        format: Annotated[str, Query(max_length=4)] = "html") -> Response:
+        label, name = report_scope(staff, week, unit)
+        report = weekly_reports.analysis(label).report(name)
+        filename = f"{safe_name(label)}_{safe_name(name or OVERVIEW + '总览')}.{format}"
+        if format == "html":
+            body = render_html(report, weekly_reports.chart(label, name)).encode("utf-8")
+            media = "text/html; charset=utf-8"
+        elif format == "xlsx":
+            body = render_xlsx(report)
+            media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        else:
+            raise InvalidInput("格式应为 html 或 xlsx", f"bad report format {format!r}")
+        ascii_name = f"report-{safe_name(label)}.{format}"
+        return Response(body, media_type=media, headers={
+            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"})
+
+    @route("POST", "/weekly/{week}/draft", WEEKLY)
+    def weekly_draft(staff: WeeklyReader, week: str,
+        topic: Annotated[str, Form(max_length=10)] = "",
+        question: Annotated[str, Form(max_length=3000)] = ""
+    ) -> Response:
+        label = parse_week(week).label
+        analysis = weekly_reports.analysis(label)
+        t = find_topic(analysis, topic, question)
+        unit = None if t.unit == UNASSIGNED else t.unit
+        if not may_see_unit(staff.user.role, staff.user.departments, t.unit) or not staff.user.may_draft_faq(unit):
+            raise NotFound("未找到该主题", f"topic {t.key} of {t.unit!r} hidden from {staff.user.username}")
+        fields = topic_draft_fields(analysis, t)
+        for rec in faq_store.list(tag=week_tag(label), limit=500):
+            if rec.question == fields["question"]:  # made already (by anyone): open it
+                return RedirectResponse(f"/console/faqs/{rec.id}", status_code=303)
+        rec = faq_store.add(by=staff.user.username, status="draft", **fields)
+        record(staff, "faq_draft", rec.id, week=label, topic=t.key, question=rec.question, unit=rec.unit or "",
+               answer_from_ticket=bool(fields["answer"]))
+        return RedirectResponse(f"/console/faqs/{rec.id}?done=draft", status_code=303)
+
+    # --- dashboard ----------------------------------------------------------------------------------
+
+    DayQ = Annotated[str, Query(max_length=10)]
+
+    @route("GET", "/dashboard", DASHBOARD)
+    def dashboard(staff: Analyst, request: Request, start: DayQ = "", end: DayQ = "") -> Response:
+        first, last = parse_range(start, end)
+        d = build_dashboard(sessions, work_calendar, first, last)
+        day_labels = [f"{day:%m-%d}" for day, _ in d.daily]
+        names = [CHANNEL_LABELS.get(c, c) for c in d.channels]
+        ctx = base(
+            request, staff, title="数据看板", d=d, start=f"{first:%Y-%m-%d}", end=f"{last:%Y-%m-%d}",
+            outcome_labels=OUTCOME_LABELS, channel_labels=CHANNEL_LABELS,
+            export_query=f"start={first:%Y-%m-%d}&end={last:%Y-%m-%d}",
+            chart_daily=charts.stacked_columns(day_labels, names or ["提问"], [v or (0,) for _, v in d.daily],
+                                               title="每日提问量（按渠道）", width=1160, height=260),
+            chart_outcomes=charts.horizontal_bars(
+                [(OUTCOME_LABELS[k], d.rate(k), f"{d.rate(k) * 100:.1f}%（{n}）") for k, n in d.outcomes],
+                title="答复结果占比", percent=True, width=560, label_width=120),
+            chart_top=charts.horizontal_bars(
+                [(f.question, f.count, str(f.count)) for f in d.top_faqs], title="热门问答", color=charts.PALETTE[2],
+                width=1160, label_width=460),
+            chart_tickets=charts.stacked_columns(
+                day_labels, ["新增留言"], [(o,) for _, o, _ in d.ticket_daily], title="每日新增留言",
+                colors=(charts.PALETTE[1],), width=560, height=190),
+        )
+        return render(request, "dashboard.html", ctx)
+
+    @route("GET", "/dashboard.csv", DASHBOARD)
+    def dashboard_export(staff: Analyst, start: DayQ = "", end: DayQ = "") -> Response:
+        first, last = parse_range(start, end)
+        d = build_dashboard(sessions, work_calendar, first, last)
+        name = f"dashboard-{first:%Y%m%d}-{last:%Y%m%d}.csv"
+        return StreamingResponse(dashboard_csv(d), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     # --- admin: users, departments, templates, audit ---------------------------------------------------
 

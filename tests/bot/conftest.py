@@ -42,6 +42,8 @@ def demo_url(demo_template: Path, tmp_path: Path) -> str:
 def make_settings(url: str, **overrides: object) -> Settings:
     base: dict[str, object] = dict(database_url=url, secret_key="test-secret", demo=True,
                                    rate_limit_per_ip=0, rate_limit_per_session=0, index_refresh_seconds=0.0)
+    if url.startswith("sqlite:///"):  # each test's degraded-mode spool beside its database
+        base["spool_dir"] = str(Path(url[len("sqlite:///"):]).parent / "spool")
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
 

@@ -109,3 +109,11 @@ def test_holidays_import_and_list(run: Run, tmp_path: Path) -> None:
     assert code == 0 and "2027" in out and "放假 1 天" in out
     code, out, _ = run("holidays", "list", "2027")
     assert "2027-01-01\t放假\t元旦" in out and "2027-02-06\t上班" in out
+
+
+def test_db_revision_commands(run: Run) -> None:
+    assert run("kb", "list")[0] == 0  # any command migrates first
+    code, out, _ = run("db", "current")
+    assert code == 0 and "完成" in out
+    code, _, err = run("db", "downgrade")
+    assert code == 2 and "版本" in err

@@ -96,7 +96,25 @@ def test_bad_input_gets_a_clear_reply(app: FastAPI) -> None:
 
 def test_database_failure_is_an_apology_not_a_crash(app: FastAPI) -> None:
     dialogue: Dialogue = app.state.dialogue
+    dialogue.spool = None  # without the degraded mode (bot/spool.py)
     with app.state.engine.begin() as conn:
         conn.execute(text("DROP TABLE chat_session"))
     replies = MemoryChannel(dialogue, "u2").ask("依申请公开多长时间答复")
     assert [r.text for r in replies] == [APOLOGY]
+
+
+def test_database_failure_degraded_answer_then_replayed(app: FastAPI) -> None:
+    """With the spool, a broken session store still gets the answer; its log entry is replayed."""
+    dialogue: Dialogue = app.state.dialogue
+    with app.state.engine.begin() as conn:
+        conn.execute(text("DROP TABLE chat_session"))
+    replies = MemoryChannel(dialogue, "u3").ask("依申请公开多长时间答复")
+    assert replies[0].kind == "answer" and replies[0].ref is None
+    assert dialogue.spool is not None and dialogue.spool.pending_files()
+    with app.state.sessions() as s:
+        before = len(list(s.scalars(select(QueryLog))))
+    assert dialogue.spool.replay() == 1
+    assert not dialogue.spool.pending_files()
+    with app.state.sessions() as s:
+        rows = list(s.scalars(select(QueryLog)))
+    assert len(rows) == before + 1 and rows[-1].outcome == "answer"

@@ -46,11 +46,18 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/console/tickets/{no}/unpublish"): HANDLE,
     ("POST", "/console/tickets/{no}/promote"): HANDLE,
     ("GET", "/console/faq-search"): HANDLE,
-    ("GET", "/console/faqs"): {ADMIN, STAFF, SUPER},
-    ("GET", "/console/faqs/{faq_id}"): {ADMIN, STAFF, SUPER},
-    ("POST", "/console/faqs/{faq_id}"): {ADMIN, STAFF, SUPER},
+    ("GET", "/console/faqs"): ALL,  # readers: drafts of their unit
+    ("GET", "/console/faqs/{faq_id}"): ALL,
+    ("POST", "/console/faqs/{faq_id}"): ALL,
     ("POST", "/console/faqs/{faq_id}/publish"): {ADMIN, STAFF, SUPER},
     ("GET", "/console/reports"): {SUPER, READER},
+    ("GET", "/console/weekly"): ALL,  # staff and readers: their units only
+    ("GET", "/console/weekly/{week}"): ALL,
+    ("GET", "/console/weekly/{week}/chart.png"): ALL,
+    ("GET", "/console/weekly/{week}/download"): ALL,
+    ("POST", "/console/weekly/{week}/draft"): ALL,
+    ("GET", "/console/dashboard"): {ADMIN, SUPER},
+    ("GET", "/console/dashboard.csv"): {ADMIN, SUPER},
     ("GET", "/console/admin/users"): {ADMIN},
     ("POST", "/console/admin/users"): {ADMIN},
     ("POST", "/console/admin/users/{user_id}"): {ADMIN},
@@ -102,7 +109,7 @@ def world(demo_url: str) -> Iterator[tuple[FastAPI, dict[str, str]]]:  # noqa: F
     token = csrf(admin)
     admin.post("/console/admin/templates", headers=ORIGIN, data={"csrf": token, "title": "模板", "body": "内容"})
     admin.post("/console/admin/departments", headers=ORIGIN, data={"csrf": token, "name": "区发改委"})
-    params = {"name": "console.css", "no": t.no, "faq_id": faq.id, "user_id": str(acc_users["bob"]),
+    params = {"name": "console.css", "week": "2026-W47", "no": t.no, "faq_id": faq.id, "user_id": str(acc_users["bob"]),
               "dept_id": "1", "tid": "1"}
     yield app, params
 

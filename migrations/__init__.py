@@ -1,0 +1,1 @@
+"""The Alembic history (installed as the package `bot.migrations`; run through bot.database.upgrade)."""

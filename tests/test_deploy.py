@@ -1,0 +1,118 @@
+"""The deployment files hold together without Docker: the Dockerfile's stages, COPY sources (present
+and not excluded by .dockerignore), non-root user, health check and start command; compose.yaml
+parses, wires the app to a healthy PostgreSQL 15, and every POLICYBOT_ variable it sets is a real
+setting whose default values validate."""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bot.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _instructions() -> list[tuple[str, str]]:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _dockerignore() -> list[str]:
+    lines = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    return [p.strip() for p in lines if p.strip() and not p.startswith("#")]
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(path, p.lstrip("/")) or fnmatch.fnmatch(path.split("/")[0], p) for p in patterns)
+
+
+def test_dockerfile_stages_user_healthcheck_and_command() -> None:
+    ins = _instructions()
+    froms = [rest for word, rest in ins if word == "FROM"]
+    assert froms[0] == "python:3.11-slim AS build" and froms[-1].startswith("python:3.11-slim")
+    assert len(froms) == 2
+    runtime = ins[[i for i, (w, _) in enumerate(ins) if w == "FROM"][-1]:]
+    users = [rest for word, rest in runtime if word == "USER"]
+    assert users and users[-1] not in ("root", "0")
+    assert any(w == "RUN" and "fonts-noto-cjk" in r for w, r in runtime)
+    assert any(w == "COPY" and r.startswith("--from=build /opt/venv") for w, r in runtime)
+    health = [rest for word, rest in runtime if word == "HEALTHCHECK"]
+    assert len(health) == 1 and "/readyz" in health[0]
+    cmd = [rest for word, rest in runtime if word == "CMD"][-1]
+    assert "policybot serve" in cmd and "--host 0.0.0.0" in cmd and "${POLICYBOT_WORKERS}" in cmd
+    assert "exec " in cmd  # the server is PID 1's process and gets SIGTERM for a graceful stop
+    assert any(w == "ENV" and "POLICYBOT_WORKERS=" in r for w, r in runtime)
+
+
+def test_dockerfile_copies_exist_and_are_not_ignored() -> None:
+    patterns = _dockerignore()
+    sources: list[str] = []
+    for word, rest in _instructions():
+        if word != "COPY" or "--from=" in rest:
+            continue
+        parts = [p for p in shlex.split(rest) if not p.startswith("--")]
+        sources.extend(parts[:-1])
+    assert sources
+    for src in sources:
+        assert (ROOT / src).exists(), f"COPY source {src} does not exist"
+        assert not _ignored(src, patterns), f"COPY source {src} is excluded by .dockerignore"
+    # the wheel is built from these (migrations/ ships as bot.migrations; pyproject names the README)
+    needed = {"pyproject.toml", "README.md", "migrations", "bot", "knowledge", "handoff"}
+    assert needed <= set(sources)
+    for noise in (".git", "tests", "policybot.db", ".venv"):
+        assert _ignored(noise, patterns), f"{noise} should not be sent to the Docker build"
+
+
+def _compose() -> dict:  # type: ignore[type-arg]
+    return yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
+
+
+def _defaults(value: str) -> str:
+    """Compose's interpolation with an empty environment: ${X:-d} -> d, ${X:?e} / ${X} -> a sample."""
+    value = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+    return re.sub(r"\$\{[A-Z_]+(?::\?[^}]*)?\}", "sample", value)
+
+
+def test_compose_app_and_postgres() -> None:
+    services = _compose()["services"]
+    db, app = services["db"], services["app"]
+    assert db["image"] == "postgres:15"
+    assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+    volume = db["volumes"][0].split(":")
+    assert volume[1] == "/var/lib/postgresql/data" and volume[0] in _compose()["volumes"]
+    assert app["depends_on"]["db"]["condition"] == "service_healthy"
+    context = app["build"] if isinstance(app["build"], str) else app["build"]["context"]
+    assert (ROOT / context / "Dockerfile").is_file()
+    env = {k: _defaults(str(v)) for k, v in app["environment"].items()}
+    assert env["DATABASE_URL"].startswith("postgresql+psycopg://policybot:") and "@db:5432/" in env["DATABASE_URL"]
+    assert int(env["POLICYBOT_WORKERS"]) >= 1
+
+
+def test_compose_settings_are_real_and_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {k: _defaults(str(v)) for k, v in _compose()["services"]["app"]["environment"].items()}
+    fields = {f"POLICYBOT_{name.upper()}" for name in Settings.model_fields}
+    unknown = {k for k in env if k.startswith("POLICYBOT_") and k != "POLICYBOT_WORKERS"} - fields
+    assert not unknown, f"compose.yaml sets unknown settings: {unknown}"
+    for key in list(os.environ):
+        if key.startswith("POLICYBOT_"):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()  # read from the environment exactly as in the container
+    assert settings.trusted_proxies == ["172.16.0.0/12"] and settings.database_url == env["DATABASE_URL"]
+    assert settings.console_cookie_secure is True
+    assert not settings.wechat_token and not settings.secret_key  # empty: channel off, key generated
