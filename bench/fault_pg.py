@@ -111,8 +111,18 @@ def test_outage(cluster: Cluster, base: str, seconds: float) -> bool:
     tag = f"故障{int(time.time()) % 100000}"
     sent: list[tuple[int, str, float]] = []
     msg_id = int(time.time() * 1000)
-    print(f"(a) stopping the database for {seconds:.0f} s while sending WeChat messages")
+    print(f"(a) stopping the database for {seconds:.0f} s while sending WeChat messages and leaving a message")
+    session = httpx.post(base + "/api/v1/sessions", json={}, timeout=10).json()["session"]
+    key = f"outage-{time.time_ns()}"
+    ticket = {"session": session, "question": f"故障期间的留言 {tag}", "phone": "13812345678", "consent": True,
+              "idempotency_key": key}
     cluster.stop()
+    time.sleep(1)
+    codes = []
+    for _ in range(3):  # the citizen submits, then (unsure) twice more
+        t0 = time.monotonic()
+        r = httpx.post(base + "/api/v1/tickets", json=ticket, timeout=10)
+        codes.append((r.status_code, round(time.monotonic() - t0, 2)))
     t_end = time.monotonic() + seconds
     i = 0
     with ThreadPoolExecutor(4) as pool:
@@ -140,7 +150,21 @@ def test_outage(cluster: Cluster, base: str, seconds: float) -> bool:
             break
         time.sleep(1)
     print(f"    query log after the database returned: {n} of {len(sent)} messages")
-    return not slow and n == len(sent)
+    from sqlalchemy import create_engine, text
+
+    tickets = 0
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        eng = create_engine(cluster.url)
+        with eng.connect() as c:
+            tickets = int(c.execute(text("SELECT count(*) FROM ticket WHERE idempotency_key = :k"),
+                                    {"k": key}).scalar_one())
+        eng.dispose()
+        if tickets:
+            break
+        time.sleep(1)
+    print(f"    message left during the outage: answers {codes} (status, s); tickets after it: {tickets}")
+    return not slow and n == len(sent) and all(c == 202 for c, _ in codes) and tickets == 1
 
 
 def test_kill_during_ticket(base: str, proc: subprocess.Popen[bytes], url: str) -> bool:

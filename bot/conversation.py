@@ -16,13 +16,16 @@ import hmac
 import logging
 import re
 import time
+import uuid
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import ChatSession
@@ -39,6 +42,10 @@ log = logging.getLogger("policybot.dialogue")
 
 PENDING_LOG = "_pending_log"  # state key / reply ref placeholder until the log row is written
 APOLOGY = "抱歉，系统暂时繁忙，您的问题没有处理成功，请稍后再试。"
+TICKET_QUEUED = "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。"
+# The database cannot be reached (as opposed to a refused statement): degraded mode takes over.
+UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
+LOCAL_STATES = 10_000  # degraded mode: conversation states kept in this process's memory
 MAX_QUESTION = 500
 HANDOFF_WORDS = {"人工", "转人工", "人工服务", "留言", "我要留言", "人工客服", "转人工客服"}
 RESET_WORDS = {"重新开始", "重来", "重置"}
@@ -55,6 +62,10 @@ CONSENT_TEXT = (
 
 
 _T = ChatSession.__table__
+
+
+class _DatabaseAway(Exception):
+    """The circuit breaker says the database is unreachable: do not even try."""
 
 
 def _build_upsert(insert: Any) -> Any:
@@ -126,6 +137,8 @@ class Dialogue:
         self.limit_days = limit_days
         self.async_commit = async_commit  # PostgreSQL: chat writes do not wait for the WAL flush
         self.spool = spool  # degraded mode (bot/spool.py): None = database errors give the apology
+        # degraded mode: states of this process's conversations while the database is away
+        self._local: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._top: tuple[float, list[str]] = (0.0, [])
 
     # --- entry points ---------------------------------------------------------------------------
@@ -139,6 +152,7 @@ class Dialogue:
                 self._remember(state, "bot", r.text)
             if degraded:
                 self._spool_log(state, replies)
+                self._keep_local(msg.channel, msg.user_id, state)
                 return replies
             try:
                 self._persist(msg.channel, msg.user_id, state, replies)
@@ -147,6 +161,7 @@ class Dialogue:
                     raise
                 self.spool.health.failed(exc)
                 self._spool_log(state, replies)
+                self._keep_local(msg.channel, msg.user_id, state)
             return replies
         except PolicybotError as exc:
             log.warning("dialogue domain error: %s", exc.log_message)
@@ -208,8 +223,13 @@ class Dialogue:
         phone: str | None = None,
         consent: bool = False,
         idempotency_key: str | None = None,
+        state: dict[str, Any] | None = None,
     ) -> Reply:
-        """Open a 政策留言 from the conversation; raises PolicybotError with a Chinese text if refused."""
+        """Open a 政策留言 from the conversation; raises PolicybotError with a Chinese text if refused.
+
+        While the database is unreachable the request is spooled (bot/spool.py) under an idempotency
+        key, the citizen is told it was received, and `replay_ticket` opens it when the database is
+        back (the ticket number is then pushed to the citizen's channel)."""
         question = (question or "").strip()
         if not question:
             raise PolicybotError("请填写您要咨询的问题。", "empty ticket question")
@@ -221,19 +241,30 @@ class Dialogue:
             raise PolicybotError("留下联系方式前，请先阅读并勾选同意个人信息使用说明。", "contact without consent")
         if phone and normalise_phone(phone) is None:
             raise PolicybotError("请填写正确的11位手机号码。", "bad phone")
-        state = self._load(channel, user_id)
-        ticket = self.tickets.open(
-            question=question,
-            channel=channel,
-            user_ref=user_id,
-            transcript=state.get("history", []),
-            department=state.get("last_unit"),
-            contact_name=name,
-            contact_phone=phone,
-            consent=consent,
-            idempotency_key=idempotency_key,
-            matched=state.get("last_hits", []),
-        )
+        own = state is None  # from the web form; from a text conversation, handle() saves the state
+        try:
+            if self.spool is not None and not self.spool.health.should_try():
+                raise _DatabaseAway
+            if state is None:
+                state = self._load(channel, user_id)
+            ticket = self.tickets.open(
+                question=question,
+                channel=channel,
+                user_ref=user_id,
+                transcript=state.get("history", []),
+                department=state.get("last_unit"),
+                contact_name=name,
+                contact_phone=phone,
+                consent=consent,
+                idempotency_key=idempotency_key,
+                matched=state.get("last_hits", []),
+            )
+        except (_DatabaseAway, *UNREACHABLE) as exc:
+            if self.spool is None:
+                raise
+            if not isinstance(exc, _DatabaseAway):
+                self.spool.health.failed(exc)
+            return self._queue_ticket(channel, user_id, question, name, phone, consent, idempotency_key, state)
         log_id = state.get("last_log")
         if log_id:
             try:
@@ -244,7 +275,11 @@ class Dialogue:
         state.setdefault("tickets", [])
         if ticket.no not in state["tickets"]:
             state["tickets"].append(ticket.no)
-        self._save(channel, user_id, state)
+        if own:
+            self._save(channel, user_id, state)
+        return self._opened_reply(ticket)
+
+    def _opened_reply(self, ticket: Any) -> Reply:
         text = (
             f"留言已提交，编号 {ticket.no}。我们将在 {ticket.due_date:%Y年%m月%d日} 前答复"
             f"（{ticket.department}）。答复后会在这里通知您，也可发送“查询 {ticket.no}”查看进度。"
@@ -252,6 +287,30 @@ class Dialogue:
         if getattr(ticket, "verify_code", None):
             text += f"\n查询验证码：{ticket.verify_code}（可在政策留言板凭编号和验证码查询）"
         return Reply("ticket_opened", text, ticket_no=ticket.no)
+
+    def _queue_ticket(self, channel: str, user_id: str, question: str, name: str | None, phone: str | None,
+                      consent: bool, idempotency_key: str | None, state: dict[str, Any] | None) -> Reply:
+        assert self.spool is not None
+        self.spool.add("ticket", {
+            "channel": channel, "user_id": user_id, "question": question, "name": name, "phone": phone,
+            "consent": consent, "idempotency_key": idempotency_key or f"spool-{uuid.uuid4().hex}",
+            "department": (state or {}).get("last_unit"), "transcript": (state or {}).get("history", []),
+            "matched": (state or {}).get("last_hits", []),
+        })
+        if state is not None:
+            state["pending"] = None
+        log.warning("ticket_spooled channel=%s (database unreachable)", channel)
+        return Reply("ticket_queued", TICKET_QUEUED)
+
+    def replay_ticket(self, data: dict[str, Any]) -> Reply:
+        """Open a ticket spooled during an outage (idempotent by its key); the reply to push."""
+        ticket = self.tickets.open(
+            question=data["question"], channel=data["channel"], user_ref=data["user_id"],
+            transcript=data.get("transcript") or [], department=data.get("department"),
+            contact_name=data.get("name"), contact_phone=data.get("phone"), consent=bool(data.get("consent")),
+            idempotency_key=data["idempotency_key"], matched=data.get("matched") or [],
+        )
+        return self._opened_reply(ticket)
 
     def ticket_status(self, channel: str, user_id: str, no: str) -> Reply:
         no = no.strip().upper()
@@ -401,7 +460,7 @@ class Dialogue:
         if pending == "contact":
             question = state.get("ticket_question") or state.get("last_query") or ""
             if compact in ANON_WORDS:
-                return [self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question)]
+                return [self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question, state=state)]
             if compact.startswith("同意"):
                 rest = text.strip()[2:].strip()
                 phone_m = re.search(r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}", rest)
@@ -409,7 +468,7 @@ class Dialogue:
                     return [Reply("text", "没有识别到手机号，请按“同意 姓名 手机号”回复，或回复“匿名”。")]
                 name = (rest[: phone_m.start()] + rest[phone_m.end():]).strip(" ，,：:") or None
                 return [self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question,
-                                         name=name, phone=phone_m.group(0), consent=True)]
+                                         name=name, phone=phone_m.group(0), consent=True, state=state)]
             return None  # anything else: treat as a new question, keep the pending offer
         return None
 
@@ -426,10 +485,22 @@ class Dialogue:
             try:
                 state = self._load(channel, user_id)
                 health.ok()
-                return state, False
+                # a conversation carried on in memory during the outage is newer than the stored one
+                return self._local.pop((channel, user_id), None) or state, False
             except SQLAlchemyError as exc:
                 health.failed(exc)
+        local = self._local.get((channel, user_id))
+        if local is not None:
+            return dict(local), True
         return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}", "tickets": []}, True
+
+    def _keep_local(self, channel: str, user_id: str, state: dict[str, Any]) -> None:
+        """Degraded mode: keep the state in memory so that a multi-step exchange (leaving a message)
+        still works in this process; it is written to the database with the next message after."""
+        self._local[(channel, user_id)] = dict(state)
+        self._local.move_to_end((channel, user_id))
+        while len(self._local) > LOCAL_STATES:
+            self._local.popitem(last=False)
 
     def _spool_log(self, state: dict[str, Any], replies: list[Reply]) -> None:
         """Degraded mode: the query-log entry goes to the local spool (replayed later); no rating ref."""

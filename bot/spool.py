@@ -1,13 +1,16 @@
 """Degraded mode while the database is unreachable: a circuit breaker (`DbHealth`), a durable local
-spool of the writes a message would have made (`Spool`: query-log entries and WeChat dedup records,
-one JSON-lines file per worker process, fsynced per record) and its replay into the database when it
-is back (`Spool.replay`, run by a background thread in every worker and at start-up).
+spool of the writes a message would have made (`Spool`: query-log entries, WeChat dedup records and
+ticket requests (政策留言); one JSON-lines file per worker process, mode 0600, fsynced per record) and
+its replay into the database when it is back (`Spool.replay`, run by a background thread in every
+worker and at start-up).
 
-While the breaker is open the conversation answers from the in-memory index without session state,
-and the WeChat channel deduplicates in memory; nothing waits for the database. Replay is exactly
-once per file: the file's marker row (`app_value` key ``spool:<file>:<first record id>``) is written
-in the same transaction as its records, so a replay interrupted after the commit only deletes the
-file the next time. Files of workers that died are adopted by any live worker.
+While the breaker is open the conversation answers from the in-memory index, with conversation state
+kept in the worker's memory, and the WeChat channel deduplicates in memory; nothing waits for the
+database. Replay is exactly once per file: the file's marker row (`app_value` key
+``spool:<file>:<first record id>``) is written in the same transaction as its records, so a replay
+interrupted after the commit only deletes the file the next time. Ticket requests are opened first,
+one by one, through `ticket_handler`; each carries an idempotency key, so repeating them after an
+interrupted replay opens nothing twice. Files of workers that died are adopted by any live worker.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +121,8 @@ class Spool:
         self._replay_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # opens one spooled ticket request (idempotent by its key) and pushes its number to the citizen
+        self.ticket_handler: Callable[[dict[str, Any]], None] | None = None
 
     # --- writing ------------------------------------------------------------------------------------
     @property
@@ -220,6 +226,7 @@ class Spool:
         if not records:
             path.unlink(missing_ok=True)
             return 0
+        self._replay_tickets(path, records)  # before the marker: a crash after it must not lose them
         marker = f"spool:{path.name.split(CLAIMED)[0][:40]}:{records[0]['id']}"[:80]
         querylog = QueryLogStore(self.sessions)
         try:
@@ -239,6 +246,27 @@ class Spool:
         self.health.ok()
         log.warning("spool_replayed file=%s records=%d", path.name, len(records))
         return len(records)
+
+    def _replay_tickets(self, path: Path, records: list[dict[str, Any]]) -> None:
+        """Open the spooled tickets, each idempotent by its key (a replay cut short repeats safely);
+        a database error propagates and leaves the file for the next round."""
+        seen: set[str] = set()
+        for rec in records:
+            if rec.get("kind") != "ticket":
+                continue
+            data = rec.get("data", {})
+            key = str(data.get("idempotency_key"))
+            if key in seen:  # the citizen resubmitted during the outage: one ticket, one notice
+                continue
+            seen.add(key)
+            if self.ticket_handler is None:
+                raise RuntimeError("spooled tickets but no ticket handler")
+            try:
+                self.ticket_handler(data)
+            except SQLAlchemyError:
+                raise
+            except Exception:  # refused for good (cannot happen for validated requests): keep a trace
+                log.exception("spool_ticket_refused file=%s key=%s", path.name, key)
 
     # --- background thread ----------------------------------------------------------------------------
     def start(self) -> None:

@@ -12,7 +12,7 @@ import logging
 import secrets
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -83,11 +83,12 @@ class TicketIn(BaseModel):
 
 
 class TicketOut(BaseModel):
-    ticket_no: str
+    ticket_no: str | None = Field(None, description="None while queued (database maintenance)")
     status: str
-    due_date: str
+    due_date: str | None = None
     text: str
     verify_code: str | None = None
+    queued: bool = Field(False, description="Received during maintenance (202): the number is pushed later")
 
 
 class TicketStatusOut(BaseModel):
@@ -178,7 +179,7 @@ class WebChannel:
             return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
 
         @api.post("/tickets", dependencies=guard, response_model=TicketOut, summary="Leave a message (政策留言)")
-        def open_ticket(body: TicketIn) -> TicketOut:
+        def open_ticket(body: TicketIn, response: Response) -> TicketOut:
             user_id = channel.user_of(body.session)
             channel.limiter.check_key("session:" + user_id)
             try:
@@ -188,6 +189,9 @@ class WebChannel:
                 )
             except PolicybotError as exc:
                 raise HTTPException(422, exc.user_message) from None
+            if reply.kind == "ticket_queued":
+                response.status_code = 202
+                return TicketOut(status="已收到", text=reply.text, queued=True)
             t = channel.dialogue.tickets.get(reply.ticket_no or "")
             return TicketOut(ticket_no=t.no, status=t.status, due_date=t.due_date.isoformat(), text=reply.text,
                              verify_code=getattr(t, "verify_code", None))

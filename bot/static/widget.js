@@ -468,10 +468,15 @@
       dl.appendChild(el("dd", { class: r[0] === "留言编号" ? "pbw-ticket-no" : null, text: r[1] }));
     });
     return el("div", { class: "pbw-ticket" }, [
-      el("p", { class: "pbw-ticket-head", text: "留言已提交" }),
+      el("p", { class: "pbw-ticket-head", text: t.queued ? "留言已收到" : "留言已提交" }),
       dl,
       text ? el("p", { class: "pbw-ticket-text" }, [linkify(text)]) : null,
-      el("p", { class: "pbw-ticket-hint", text: "工作人员答复后将显示在本对话中，也可点击上方“查询留言”随时查看。" })
+      el("p", {
+        class: "pbw-ticket-hint",
+        text: t.queued
+          ? "系统恢复后，留言编号将显示在本对话中。"
+          : "工作人员答复后将显示在本对话中，也可点击上方“查询留言”随时查看。"
+      })
     ]);
   }
 
@@ -589,7 +594,7 @@
         function (res) {
           var card = ticketCard(res, res.text);
           form.replaceWith(card);
-          remember({ t: "ticket", ticket: { ticket_no: res.ticket_no, status: res.status, due_date: res.due_date, verify_code: res.verify_code }, text: res.text || "" });
+          remember({ t: "ticket", ticket: { ticket_no: res.ticket_no, status: res.status, due_date: res.due_date, verify_code: res.verify_code, queued: !!res.queued }, text: res.text || "" });
           rememberTicket(res.ticket_no);
           scrollToEnd();
           if (onDone) onDone(res);

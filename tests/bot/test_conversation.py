@@ -68,6 +68,9 @@ def test_anonymous_ticket_and_cancel(app: FastAPI) -> None:
     assert "已取消" in (c.say("留言"), c.say("取消"))[1]
     c.say("留言")
     assert re.search(r"LY\d{8}-\d{4}", c.say("匿名"))
+    # the offer is over once the ticket is open: repeating the word opens no second ticket
+    assert not re.search(r"LY\d{8}-\d{4}", c.say("匿名"))
+    assert len(app.state.tickets.list()) == 1
 
 
 def test_reset_gives_welcome_with_top_questions(app: FastAPI) -> None:

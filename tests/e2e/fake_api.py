@@ -43,6 +43,7 @@ class FakeState:  # what the widget sent, and the canned replies waiting to be p
     ratings: list[dict[str, Any]] = field(default_factory=list)
     chats: list[dict[str, Any]] = field(default_factory=list)
     tickets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    queued: list[dict[str, Any]] = field(default_factory=list)  # received during "maintenance"
     pushes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # session -> replies
     polls: int = 0
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -181,6 +182,10 @@ def create_fake_app() -> FastAPI:
             raise HTTPException(422, "填写联系方式须同意个人信息处理说明")
         if "违禁" in question:
             raise HTTPException(422, "留言内容含有不当信息，请修改后再提交")
+        if "维护" in question:  # the real API's answer while its database is away (202)
+            st.queued.append({**body, "session": session})
+            return {"ticket_no": None, "status": "已收到", "due_date": None, "queued": True,
+                    "text": "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。"}
         key = body.get("idempotency_key")
         same = [n for n, t in st.tickets.items() if key and t.get("idempotency_key") == key]
         no = same[0] if same else f"LY20261123-{len(st.tickets) + 1:04d}"

@@ -186,11 +186,16 @@ def test_handoff_form_ticket_staff_reply_badge_and_lookup(page: Page, fake_api: 
     expect(page.locator(".pbw-lookup")).to_contain_text("未找到该留言")
 
 
+def handoff_form(page: Page, url: str, question: str) -> Any:
+    """Ask a question the (fake) API cannot answer: the message form it offers."""
+    open_widget(page, url)
+    ask(page, question)
+    return page.get_by_role("form", name="留言给工作人员")
+
+
 def test_consent_not_required_without_contact_details(page: Page, fake_api: tuple[Any, str]) -> None:
     app, base = fake_api
-    open_widget(page, base + "/")
-    ask(page, "路灯坏了怎么报修")
-    form = page.get_by_role("form", name="留言给工作人员")
+    form = handoff_form(page, base + "/", "路灯坏了怎么报修")
     form.get_by_role("button", name="提交留言").click()
     expect(page.locator(".pbw-ticket-no").first).to_have_text("LY20261123-0001")
     ticket = app.state.fake.tickets["LY20261123-0001"]
@@ -199,9 +204,7 @@ def test_consent_not_required_without_contact_details(page: Page, fake_api: tupl
 
 def test_resubmitting_after_a_lost_response_gives_the_same_ticket(page: Page, fake_api: tuple[Any, str]) -> None:
     app, base = fake_api
-    open_widget(page, base + "/")
-    ask(page, "路灯坏了怎么报修")
-    form = page.get_by_role("form", name="留言给工作人员")
+    form = handoff_form(page, base + "/", "路灯坏了怎么报修")
 
     def lose_response(route: Any) -> None:  # the server creates the ticket, the answer never arrives
         route.fetch()
@@ -217,6 +220,22 @@ def test_resubmitting_after_a_lost_response_gives_the_same_ticket(page: Page, fa
     expect(page.locator(".pbw-ticket-no").first).to_have_text("LY20261123-0001")
     assert list(app.state.fake.tickets) == ["LY20261123-0001"]  # the retry carried the same key
     assert app.state.fake.tickets["LY20261123-0001"]["idempotency_key"].startswith("w-")
+
+
+def test_message_received_during_maintenance_then_numbered(page: Page, fake_api: tuple[Any, str]) -> None:
+    app, base = fake_api
+    form = handoff_form(page, base + "/?poll_ms=500", "系统维护期间路灯坏了找谁")
+    form.get_by_role("button", name="提交留言").click()
+    card = page.locator(".pbw-ticket").first
+    expect(card.locator(".pbw-ticket-head")).to_have_text("留言已收到")
+    expect(card).to_contain_text("系统恢复后，留言编号将显示在本对话中")
+    expect(card.locator(".pbw-ticket-no")).to_have_count(0)
+    assert len(app.state.fake.queued) == 1 and app.state.fake.tickets == {}
+    # the database is back: the number is pushed into the same conversation
+    session = page.evaluate("window.PolicyBotWidget.session()")
+    app.state.fake.pushes[session].append({"kind": "ticket_opened", "ticket_no": "LY20261123-0009", "suggestions": [],
+                                           "sources": [], "text": "您在系统维护期间提交的留言已登记。留言已提交，编号 LY20261123-0009。"})
+    expect(page.locator(".pbw-msg").filter(has_text="LY20261123-0009")).to_be_visible()
 
 
 def test_html_in_questions_and_answers_is_rendered_as_text(page: Page, fake_api: tuple[Any, str]) -> None:
