@@ -21,10 +21,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import AccessLog
+from knowledge.db import delete_before
 from knowledge.models import utcnow
 
 log = logging.getLogger("policybot.access")
@@ -167,13 +168,4 @@ class WorkerHeader:
 
 def purge_access_log(sessions: sessionmaker[Session], before: dt.datetime, *, batch: int = 10_000) -> int:
     """Delete access-log rows older than `before` (naive UTC), in batches; returns the count."""
-    total = 0
-    while True:
-        with sessions.begin() as s:
-            ids = list(s.scalars(select(AccessLog.id).where(AccessLog.at < before).order_by(AccessLog.id).limit(batch)))
-            if not ids:
-                return total
-            s.execute(delete(AccessLog).where(AccessLog.id.in_(ids)))
-        total += len(ids)
-        if len(ids) < batch:
-            return total
+    return delete_before(sessions, AccessLog, before, batch=batch)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, event, make_url, text
+from sqlalchemy import Engine, MetaData, create_engine, delete, event, make_url, select, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -214,3 +214,18 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def delete_before(sessions: sessionmaker[Session], model: Any, before: Any, *, batch: int = 10_000) -> int:
+    """Delete the rows of `model` whose `at` is before `before`, in batches of `batch` rows (no
+    transaction holds the table for long); returns how many. Used by the retention jobs."""
+    total = 0
+    while True:
+        with sessions.begin() as s:
+            ids = list(s.scalars(select(model.id).where(model.at < before).order_by(model.id).limit(batch)))
+            if not ids:
+                return total
+            s.execute(delete(model).where(model.id.in_(ids)))
+        total += len(ids)
+        if len(ids) < batch:
+            return total

@@ -15,21 +15,13 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.db import delete_before
 from knowledge.models import QueryLog
 
 
 def purge_query_log(sessions: sessionmaker[Session], before: dt.datetime, *, batch: int = 10_000) -> int:
     """Delete entries with `at` before `before` (naive UTC); returns how many."""
-    total = 0
-    while True:
-        with sessions.begin() as s:
-            ids = list(s.scalars(select(QueryLog.id).where(QueryLog.at < before).order_by(QueryLog.id).limit(batch)))
-            if not ids:
-                return total
-            s.execute(delete(QueryLog).where(QueryLog.id.in_(ids)))
-        total += len(ids)
-        if len(ids) < batch:
-            return total
+    return delete_before(sessions, QueryLog, before, batch=batch)
 
 
 def query_log_for(sessions: sessionmaker[Session], refs: list[tuple[str, str]]) -> list[dict[str, Any]]:

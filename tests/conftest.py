@@ -9,6 +9,7 @@ import re
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
@@ -39,14 +40,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # type: 
     if not HAS_PG:
         pytest.skip("DATABASE_URL does not name a PostgreSQL server")
     schema = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_admin(f'CREATE SCHEMA "{schema}"', f'DROP SCHEMA "{schema}" CASCADE'):
+        yield _pg_schema_url(schema)
+
+
+@contextmanager
+def pg_admin(create: str, drop: str) -> Iterator[None]:
+    """Run `create` on DATABASE_URL's server, then `drop` when the block ends (however it ends)."""
     admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        conn.execute(text(create))
     try:
-        yield _pg_schema_url(schema)
+        yield
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(text(drop))
         admin.dispose()
 
 

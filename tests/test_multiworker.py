@@ -32,9 +32,8 @@ from wechatpy.parser import parse_message
 from wechatpy.utils import WeChatSigner
 
 from knowledge.db import normalise_url
+from tests.conftest import HAS_PG, PG_URL, pg_admin
 
-PG_URL = os.environ.get("DATABASE_URL", "")
-HAS_PG = PG_URL.startswith(("postgresql", "postgres:"))
 ROOT = Path(__file__).resolve().parent.parent
 
 REQUIRED = os.environ.get("POLICYBOT_REQUIRE_POSTGRES") == "1"  # set by .ci/run: a skip would hide a gap
@@ -59,15 +58,8 @@ def database() -> Iterator[str]:
     if not HAS_PG:
         pytest.fail("POLICYBOT_REQUIRE_POSTGRES=1 but DATABASE_URL does not name a PostgreSQL server")
     name = f"policybot_mw_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
+    with pg_admin(f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'):
         yield make_url(normalise_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _free_port() -> int:

@@ -570,6 +570,8 @@ class WeChatChannel:
                                                        InboundMessage.created_at < cutoff))
                 s.execute(delete(AppValue).where(AppValue.key.like("wechat:last_in:%"),
                                                  AppValue.expires_at < utcnow()))
+        except SQLAlchemyError as exc:  # the database is away: the next cleanup catches up
+            log.warning("wechat_cleanup_failed: %s", type(exc).__name__)
         except Exception:
             log.exception("wechat_cleanup_failed")
         finally:
