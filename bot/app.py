@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+import signal
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -60,6 +62,30 @@ class ChannelNotifier:
             raise RuntimeError(f"no channel {ticket.channel!r} to push to")
         body = f"您的留言 {ticket.no} 已有答复（{ticket.department}）：\n{text}"
         channel.push(ticket.user_ref, Reply("status", body, ticket_no=ticket.no))
+
+
+def _drain_before_exit(app: FastAPI, seconds: float) -> None:
+    """Under uvicorn: the first SIGTERM sets /readyz to 503 and the worker keeps serving for
+    `seconds` (a load balancer stops sending; connections already waiting on the socket are taken),
+    then uvicorn's own handler closes the listener and lets in-flight requests finish. A second
+    signal stops at once. Outside the main thread (tests) signals cannot be handled: nothing to do."""
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        return
+    uvicorn_exit = signal.getsignal(signal.SIGTERM)
+    if not callable(uvicorn_exit):
+        return
+
+    def on_term(sig: int, frame: Any) -> None:
+        if app.state.draining:
+            uvicorn_exit(sig, frame)
+            return
+        app.state.draining = True
+        log.warning("SIGTERM: serving %.1f s more while the load balancer drains, then shutting down", seconds)
+        timer = threading.Timer(seconds, uvicorn_exit, args=(sig, frame))
+        timer.daemon = True
+        timer.start()
+
+    signal.signal(signal.SIGTERM, on_term)
 
 
 def _open_spooled_ticket(dialogue: Dialogue, notifier: ChannelNotifier, data: dict[str, Any]) -> None:
@@ -179,7 +205,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _drain_before_exit(app, settings.shutdown_drain_seconds)
         if settings.jobs_enabled:
             scheduler.start()
         spool.start()  # replays files left by workers that died, then whatever this one spools
@@ -195,6 +222,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Policy consultation chat, message-board tickets and knowledge-base sync.",
     )
     app.state.settings = settings
+    app.state.draining = False
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.kb = kb
@@ -292,6 +320,8 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/readyz", tags=["ops"], summary="Database reachable and index loaded")
     def readyz() -> JSONResponse:
+        if app.state.draining:  # SIGTERM received: still serving, but send new work elsewhere
+            return JSONResponse({"status": "draining", "database": None}, 503)
         try:
             with app.state.engine.connect() as conn:
                 conn.execute(text("SELECT 1"))

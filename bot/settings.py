@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Origins allowed to embed the widget from another site (JSON list)."
     )
     max_body_bytes: int = Field(65536, description="Requests with larger bodies are refused with 413.")
+    shutdown_drain_seconds: float = Field(
+        2.0, ge=0, le=60,
+        description="On SIGTERM, /readyz answers 503 and requests are still served for this long before the "
+        "listener closes and in-flight requests finish (up to 10 s more).",
+    )
     console_ip_allowlist: list[str] = Field(
         default_factory=list,
         description='Client networks allowed to open /console (JSON list of CIDRs, e.g. ["10.0.0.0/8"]); empty: all.',

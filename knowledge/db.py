@@ -205,6 +205,20 @@ def relax_commit(session: Session) -> None:
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 
+@contextmanager
+def single_statement(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for one write statement that commits by itself. On PostgreSQL it runs in
+    autocommit mode: one round trip instead of BEGIN, the statement and COMMIT (it is atomic on its
+    own). Elsewhere an ordinary transaction (on SQLite that keeps the per-file write lock)."""
+    with factory() as s:
+        if s.get_bind().dialect.name == "postgresql":
+            s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            yield s
+        else:
+            with s.begin():
+                yield s
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

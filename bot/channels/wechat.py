@@ -40,7 +40,7 @@ import requests
 import xmltodict
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -56,6 +56,7 @@ from wechatpy.session import SessionStorage
 from bot.conversation import Dialogue, Incoming, Reply
 from bot.models import AppValue, InboundMessage
 from bot.notifier import PushImpossible
+from knowledge.db import single_statement
 from knowledge.models import utcnow
 
 log = logging.getLogger("policybot.wechat")
@@ -326,6 +327,7 @@ class WeChatChannel:
                                                               thread_name_prefix="policybot-wechat")
         self._last_cleanup = 0.0
         self._cleanup_lock = threading.Lock()
+        self._touched: dict[str, float] = {}  # user -> monotonic time this worker last wrote last_in
 
     @classmethod
     def from_settings(cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]) -> WeChatChannel:
@@ -452,8 +454,8 @@ class WeChatChannel:
     def _claim(self, key: str) -> tuple[str, str | None]:
         """'new' for the first delivery; ('done', reply) or ('busy', None) for WeChat's retries."""
         try:
-            with self.sessions.begin() as s:
-                s.add(InboundMessage(channel=self.name, msg_id=key[:128], status="processing"))
+            with single_statement(self.sessions) as s:
+                s.execute(insert(InboundMessage).values(channel=self.name, msg_id=key[:128], status="processing"))
             return "new", None
         except IntegrityError:
             pass
@@ -465,23 +467,27 @@ class WeChatChannel:
         return "busy", None
 
     def _finish(self, key: str, reply: str | None, status: str = "done") -> None:
-        with self.sessions.begin() as s:
-            row = s.scalar(select(InboundMessage).where(InboundMessage.channel == self.name,
-                                                        InboundMessage.msg_id == key[:128]))
-            if row is not None:
-                row.status = status
-                row.reply = reply
+        with single_statement(self.sessions) as s:
+            s.execute(update(InboundMessage)
+                      .where(InboundMessage.channel == self.name, InboundMessage.msg_id == key[:128])
+                      .values(status=status, reply=reply))
 
     def touch(self, user: str) -> None:
         """Remember the user's last message time (for the 48-hour customer-service window)."""
         key = f"wechat:last_in:{user}"
+        mono = time.monotonic()
+        if mono - self._touched.get(user, -1e9) < TOUCH_EVERY.total_seconds():
+            return  # this worker wrote it recently: no database round trip
         now = utcnow()
         with self.sessions() as s:
             row = s.get(AppValue, key)
-            if row is not None and row.expires_at is not None and row.expires_at - WINDOW > now - TOUCH_EVERY:
-                return
-        with self.sessions.begin() as s:
-            _upsert(s, key, now.isoformat(timespec="seconds"), now + WINDOW)
+            fresh = row is not None and row.expires_at is not None and row.expires_at - WINDOW > now - TOUCH_EVERY
+        if not fresh:
+            with single_statement(self.sessions) as s:
+                _upsert(s, key, now.isoformat(timespec="seconds"), now + WINDOW)
+        if len(self._touched) > 100_000:
+            self._touched.clear()
+        self._touched[user] = mono
 
     def within_window(self, user: str) -> bool:
         with self.sessions() as s:
