@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from wechatpy.utils import WeChatSigner
 
 from knowledge.db import normalise_url
 from tests.conftest import HAS_PG, PG_URL, pg_admin
+from tests.serving import clean_env, serve
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,54 +61,22 @@ def database() -> Iterator[str]:
         yield make_url(normalise_url(PG_URL)).set(database=name).render_as_string(hide_password=False)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(base URL, database URL) of `policybot serve --workers 2` with the demo KB and WeChat enabled
     (one server for this module's tests)."""
     tmp_path = tmp_path_factory.mktemp("multiworker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
-    env.update({
+    env = clean_env(**{
         "DATABASE_URL": database, "POLICYBOT_EXPOSE_WORKER": "1",
         "POLICYBOT_WECHAT_TOKEN": TOKEN, "POLICYBOT_WECHAT_AES_KEY": AES_KEY, "POLICYBOT_WECHAT_APP_ID": APP_ID,
         "POLICYBOT_RATE_LIMIT_PER_IP": "0", "POLICYBOT_RATE_LIMIT_PER_SESSION": "0",
         "POLICYBOT_INDEX_REFRESH_SECONDS": "1",
     })
-    cmd = [sys.executable, "-m", "bot.cli"]
-    demo = subprocess.run([*cmd, "kb", "demo"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    demo = subprocess.run([sys.executable, "-m", "bot.cli", "kb", "demo"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=180)
     assert demo.returncode == 0, demo.stderr
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [*cmd, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server not ready:\n" + log_path.read_text(errors="replace")
-            time.sleep(0.3)
+    with serve(["--workers", "2"], cwd=tmp_path, env=env) as (_, base):
         yield base, database
-    finally:
-        proc.send_signal(signal.SIGTERM)  # graceful: uvicorn stops its workers
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 def _client(base: str) -> httpx.Client:

@@ -4,49 +4,22 @@ checks the same with two workers under load.)"""
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.serving import clean_env, serve
+
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_sigterm_drains_then_exits(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_") and k != "DATABASE_URL"}
-    env.update({"POLICYBOT_SHUTDOWN_DRAIN_SECONDS": "3", "POLICYBOT_JOBS_ENABLED": "false",
-                "POLICYBOT_SPOOL_DIR": str(tmp_path / "spool")})
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "serve.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--demo", "--port", str(port), "--log-level", "warning"],
-            env=env, cwd=tmp_path, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert proc.poll() is None, log_path.read_text(errors="replace")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
-            time.sleep(0.3)
+    env = clean_env(POLICYBOT_SHUTDOWN_DRAIN_SECONDS="3", POLICYBOT_JOBS_ENABLED="false",
+                    POLICYBOT_SPOOL_DIR=str(tmp_path / "spool"))
+    with serve(["--demo"], cwd=tmp_path, env=env) as (proc, base):
         session = httpx.post(base + "/api/v1/sessions", json={}, timeout=10).json()["session"]
 
         proc.send_signal(signal.SIGTERM)
@@ -59,8 +32,4 @@ def test_sigterm_drains_then_exits(tmp_path: Path) -> None:
         assert proc.wait(timeout=20) == 0 or proc.returncode == -signal.SIGTERM
         with pytest.raises(httpx.ConnectError):  # and then gone
             httpx.get(base + "/healthz", timeout=2)
-        assert "SIGTERM: serving 3.0 s more" in log_path.read_text(errors="replace")
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
+        assert "SIGTERM: serving 3.0 s more" in (tmp_path / "serve.log").read_text(errors="replace")

@@ -3,54 +3,26 @@ headless Chromium, and `policybot tickets list` on the same database afterwards.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.test_widget import ask, last_bot, leave_message, open_widget
+from tests.serving import clean_env, serve
 
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_") and k != "DATABASE_URL"}
-    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'policybot.db'}"
-    cli = [sys.executable, "-m", "bot.cli"]
-    proc = subprocess.Popen([*cli, "serve", "--demo", "--port", str(port), "--log-level", "warning"],
-                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("server did not start: " + (proc.stdout.read() if proc.stdout else ""))
-            time.sleep(0.3)
+    env = clean_env(DATABASE_URL=f"sqlite:///{tmp_path / 'policybot.db'}")
+    with serve(["--demo"], cwd=tmp_path, env=env, timeout=90) as (_, base):
         yield base, env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_demo_page_answer_clarify_passage_ticket(page: Page, served: tuple[str, dict[str, str]]) -> None:
