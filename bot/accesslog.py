@@ -15,9 +15,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -42,7 +42,10 @@ class AccessLogWriter:
         self.sessions = sessions
         self.batch = batch
         self.interval = interval
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=max_queue)
+        # a deque, not a queue.Queue: append and popleft are atomic, and no Condition is notified on
+        # every request (the writer polls every `interval` seconds)
+        self._queue: deque[dict[str, Any]] = deque()
+        self.max_queue = max_queue
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._stop = threading.Event()
@@ -55,9 +58,9 @@ class AccessLogWriter:
             return
         if self._thread is None:
             self._start()
-        try:
-            self._queue.put_nowait(row)
-        except queue.Full:
+        if len(self._queue) < self.max_queue:
+            self._queue.append(row)
+        else:
             self._dropped += 1
             if self._dropped in (1, 100) or self._dropped % 10_000 == 0:
                 log.error("access_log_queue_full dropped=%d", self._dropped)
@@ -80,8 +83,8 @@ class AccessLogWriter:
             rows, self._held = self._held, []
             while len(rows) < self.batch:
                 try:
-                    rows.append(self._queue.get_nowait())
-                except queue.Empty:
+                    rows.append(self._queue.popleft())
+                except IndexError:
                     break
             if not rows:
                 return written

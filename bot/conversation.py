@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -80,10 +80,6 @@ def _build_upsert(insert: Any) -> Any:
 _UPSERT_STATE = {"postgresql": _build_upsert(pg_insert), "sqlite": _build_upsert(sqlite_insert)}  # built once
 
 
-def _upsert_state(s: Session) -> Any:
-    return _UPSERT_STATE[s.get_bind().dialect.name]
-
-
 @dataclass
 class Incoming:
     channel: str
@@ -127,6 +123,13 @@ class Dialogue:
         spool: Spool | None = None,
     ) -> None:
         self.sessions = sessions
+        # The two statements of every message go through Core connections (no ORM session around
+        # them): the state read in autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips), the
+        # write in one short transaction.
+        self._engine: Engine = sessions.kw["bind"]
+        self._dialect = self._engine.dialect.name
+        self._reader = (self._engine.execution_options(isolation_level="AUTOCOMMIT")
+                        if self._dialect == "postgresql" else self._engine)
         self.kb = kb
         self.tickets = tickets
         self.querylog = querylog
@@ -512,10 +515,8 @@ class Dialogue:
             self.spool.add_query_log({**pending, "at": utcnow()})
 
     def _load(self, channel: str, user_id: str) -> dict[str, Any]:
-        with self.sessions() as s:
-            if s.get_bind().dialect.name == "postgresql":  # one read: no BEGIN/ROLLBACK round trips
-                s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            row = s.execute(
+        with self._reader.connect() as conn:
+            row = conn.execute(
                 select(ChatSession.state, ChatSession.updated_at)
                 .where(ChatSession.channel == channel, ChatSession.user_id == user_id)
             ).first()
@@ -535,16 +536,17 @@ class Dialogue:
         """
         pending = state.pop(PENDING_LOG, None)
         now = utcnow()
-        with self.sessions.begin() as s:
+        with self._engine.begin() as conn:
             if self.async_commit:
-                relax_commit(s)
+                relax_commit(conn)
             if pending is not None:
-                log_id = self.querylog.record(session=s, **pending)
+                log_id = self.querylog.record(session=conn, **pending)
                 state["last_log"] = log_id
                 for r in replies:
                     if r.ref == PENDING_LOG:
                         r.ref = str(log_id)
-            s.execute(_upsert_state(s), {"b_channel": channel, "b_user": user_id, "b_state": dict(state), "b_at": now})
+            conn.execute(_UPSERT_STATE[self._dialect],
+                         {"b_channel": channel, "b_user": user_id, "b_state": dict(state), "b_at": now})
 
     @staticmethod
     def _remember(state: dict[str, Any], role: str, text: str) -> None:

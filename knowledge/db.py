@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, create_engine, delete, event, make_url, select, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, delete, event, make_url, select, text
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -196,12 +196,13 @@ def _serialise_sqlite_transactions(engine: Engine, url: str) -> None:
     dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
 
 
-def relax_commit(session: Session) -> None:
+def relax_commit(session: Session | Connection) -> None:
     """PostgreSQL: this transaction's COMMIT returns before its WAL is flushed to disk
     (synchronous_commit off, for this transaction only). A server crash can lose the last few
     hundred milliseconds of such transactions, never corrupt anything; other transactions keep
     full durability. No-op on SQLite."""
-    if session.get_bind().dialect.name == "postgresql":
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    if bind.dialect.name == "postgresql":
         session.execute(text("SET LOCAL synchronous_commit TO OFF"))
 
 

@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.models import QueryLog, utcnow
@@ -62,7 +62,7 @@ class QueryLogStore:
         unit: str | None = None,
         ticket_no: str | None = None,
         at: dt.datetime | None = None,
-        session: Session | None = None,
+        session: Session | Connection | None = None,
     ) -> int:
         """Write one entry; inside the caller's transaction when `session` is given."""
         if outcome not in OUTCOMES:
