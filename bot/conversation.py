@@ -64,8 +64,10 @@ CONSENT_TEXT = (
 _T = ChatSession.__table__
 
 
-class _DatabaseAway(Exception):
-    """The circuit breaker says the database is unreachable: do not even try."""
+def user_ref_hash(secret: str | bytes, channel: str, user_id: str) -> str:
+    """The pseudonymous user reference of the query log: an HMAC of channel and user id."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    return hmac.new(key, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def _build_upsert(insert: Any) -> Any:
@@ -245,9 +247,9 @@ class Dialogue:
         if phone and normalise_phone(phone) is None:
             raise PolicybotError("请填写正确的11位手机号码。", "bad phone")
         own = state is None  # from the web form; from a text conversation, handle() saves the state
+        if self.spool is not None and not self.spool.health.should_try():  # known to be away
+            return self._queue_ticket(channel, user_id, question, name, phone, consent, idempotency_key, state)
         try:
-            if self.spool is not None and not self.spool.health.should_try():
-                raise _DatabaseAway
             if state is None:
                 state = self._load(channel, user_id)
             ticket = self.tickets.open(
@@ -262,11 +264,10 @@ class Dialogue:
                 idempotency_key=idempotency_key,
                 matched=state.get("last_hits", []),
             )
-        except (_DatabaseAway, *UNREACHABLE) as exc:
+        except UNREACHABLE as exc:
             if self.spool is None:
                 raise
-            if not isinstance(exc, _DatabaseAway):
-                self.spool.health.failed(exc)
+            self.spool.health.failed(exc)
             return self._queue_ticket(channel, user_id, question, name, phone, consent, idempotency_key, state)
         log_id = state.get("last_log")
         if log_id:
@@ -477,7 +478,7 @@ class Dialogue:
 
     # --- state ------------------------------------------------------------------------------------
     def _user_ref(self, channel: str, user_id: str) -> str:
-        return hmac.new(self.secret, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
+        return user_ref_hash(self.secret, channel, user_id)
 
     def _load_or_fresh(self, channel: str, user_id: str) -> tuple[dict[str, Any], bool]:
         """The session state, or (degraded mode, database unreachable) a fresh one and True."""

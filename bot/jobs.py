@@ -31,19 +31,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import JobRun
 from knowledge.errors import InvalidInput
+from knowledge.models import CHINA_TZ, to_db_time
 
 log = logging.getLogger("policybot.jobs")
 
-CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 RUNNING, DONE, FAILED = "running", "done", "failed"
 _DAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6,
          "周一": 0, "周二": 1, "周三": 2, "周四": 3, "周五": 4, "周六": 5, "周日": 6, "周天": 6}
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _EVERY = re.compile(r"^EVERY\s+(\d{1,4})\s*(M|MIN|MINUTES?)$")
-
-
-def _utc_naive(at: dt.datetime) -> dt.datetime:
-    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
 @dataclass(frozen=True)
@@ -186,7 +182,7 @@ class Scheduler:
     def claim(self, job: Job, period_key: str, now: dt.datetime) -> int | None:
         """Take the run of `job` for `period_key`; the attempt number, or None when another worker
         has it (running, done, or failed and not yet to be retried)."""
-        at = _utc_naive(now)
+        at = to_db_time(now)
         try:
             with self.sessions.begin() as s:
                 s.execute(insert(JobRun).values(name=job.name, period_key=period_key, status=RUNNING,
@@ -238,7 +234,7 @@ class Scheduler:
         began = time.monotonic()
 
         def finished_at() -> dt.datetime:  # on the caller's clock (tests pass a fixed `now`)
-            return _utc_naive(when) + dt.timedelta(seconds=time.monotonic() - began)
+            return to_db_time(when) + dt.timedelta(seconds=time.monotonic() - began)
 
         try:
             detail = job.fn(JobContext(job.name, key, the_slot.astimezone(CHINA_TZ), when, attempt)) or ""

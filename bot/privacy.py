@@ -17,8 +17,6 @@ query log, idle chat sessions, outbox and access log past their retention period
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +25,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.accesslog import purge_access_log
+from bot.conversation import user_ref_hash
 from bot.models import AppValue, ChatSession, InboundMessage, Outbox
 from bot.settings import Settings
 from handoff.models import AuditEntry, Ticket
@@ -40,17 +39,12 @@ from handoff.retention import (
 )
 from knowledge.db import transaction
 from knowledge.errors import InvalidInput, NotFound
-from knowledge.models import QueryLog, utcnow
+from knowledge.models import QueryLog, to_db_time, utcnow
 from knowledge.retention import delete_query_log_for, purge_query_log, query_log_for
 
 log = logging.getLogger("policybot.privacy")
 
 CHANNELS = ("web", "wechat", "telegram")
-
-
-def user_ref_hash(secret: str, channel: str, user_id: str) -> str:
-    """The pseudonymous user reference of the query log (as bot.conversation.Dialogue computes it)."""
-    return hmac.new(secret.encode(), f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
 @dataclass(frozen=True)
@@ -236,7 +230,7 @@ class RetentionReport:
 
 def run_retention(settings: Settings, sessions: sessionmaker[Session], now: dt.datetime | None = None) -> RetentionReport:
     """The daily retention job: delete or anonymise whatever is past its retention period."""
-    now = _naive_utc(now) if now is not None else utcnow()
+    now = to_db_time(now) if now is not None else utcnow()
     contacts = purge_expired_contacts(sessions, now, retention_days=settings.contact_retention_days)
     ql_cut = now - dt.timedelta(days=settings.querylog_retention_days)
     al_cut = now - dt.timedelta(days=settings.access_log_retention_days)
@@ -264,10 +258,6 @@ def register_retention_job(scheduler: Any, settings: Settings, sessions: session
     runs it per day, a missed day runs when the service is next up."""
 
     def job(ctx: Any) -> str:
-        return run_retention(settings, sessions, _naive_utc(ctx.now)).describe()
+        return run_retention(settings, sessions, to_db_time(ctx.now)).describe()
 
     scheduler.register(RETENTION_JOB, RETENTION_SCHEDULE, job)
-
-
-def _naive_utc(at: dt.datetime) -> dt.datetime:
-    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at

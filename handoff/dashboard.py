@@ -24,16 +24,16 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from handoff.models import Ticket
 from handoff.sla import WorkCalendar
-from handoff.tickets import CHINA_TZ, OPEN_STATUSES
+from handoff.tickets import OPEN_STATUSES
 from knowledge.errors import InvalidInput
-from knowledge.models import Faq, QueryLog
+from knowledge.models import CHINA_TZ, Faq, QueryLog, to_db_time
+from knowledge.store import formula_safe
 
 OUTCOME_LABELS: Final = {
     "answer": "直接答复", "clarify": "提供选项", "passage": "引用政策原文", "none": "未找到", "handoff": "转人工留言",
 }
 CHANNEL_LABELS: Final = {"web": "网站", "wechat": "微信", "telegram": "Telegram", "memory": "测试"}
 NOT_QUESTIONS: Final = ("command", "status")
-_FORMULA_START: Final = ("=", "+", "-", "@", "\t", "\r")
 MAX_DAYS: Final = 366
 DEFAULT_DAYS: Final = 30
 
@@ -64,10 +64,6 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def formula_safe(value: str) -> str:
-    """A CSV cell that spreadsheets show as text, never evaluate."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
 
 def today_china() -> dt.date:
     return dt.datetime.now(CHINA_TZ).date()
@@ -89,7 +85,7 @@ def parse_range(start: str | None, end: str | None, *, today: dt.date | None = N
 
 
 def _utc_midnight(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ).astimezone(dt.UTC).replace(tzinfo=None)
+    return to_db_time(dt.datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ))
 
 
 @dataclass(frozen=True)

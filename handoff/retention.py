@@ -30,6 +30,7 @@ from handoff.privacy import normalise_phone
 from handoff.tickets import CLOSED
 from knowledge.db import transaction
 from knowledge.errors import InvalidInput
+from knowledge.models import to_db_time
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,6 @@ PURGE_ACTION: Final = "contact_purged"
 ERASE_ACTION: Final = "erased"
 ERASED_REF: Final = "erased"
 SYSTEM_ACTOR: Final = "system"
-
-
-def _db_time(now: dt.datetime) -> dt.datetime:
-    """Naive UTC, as stored (an aware value is converted, a naive one taken as UTC)."""
-    return now.astimezone(dt.UTC).replace(tzinfo=None) if now.tzinfo else now
 
 
 def _iso(value: dt.datetime | dt.date | None) -> str | None:
@@ -79,8 +75,8 @@ def purge_expired_contacts(
     """
     if retention_days < 1:
         raise ValueError("retention_days must be at least 1")
-    cutoff = _db_time(now) - dt.timedelta(days=retention_days)
-    db_now = _db_time(now)
+    cutoff = to_db_time(now) - dt.timedelta(days=retention_days)
+    db_now = to_db_time(now)
     done: list[str] = []
     last_id = 0
     while True:
@@ -210,7 +206,7 @@ def erase_tickets(
     `request` names the kind of request ("phone", "ticket", "user") for the audit event; it must not
     be the personal data itself. Returns the ticket numbers changed.
     """
-    db_now = _db_time(now)
+    db_now = to_db_time(now)
     changed: list[str] = []
     if not ticket_ids:
         return changed

@@ -35,6 +35,7 @@ from handoff.privacy import mask, normalise_phone
 from handoff.sla import WorkCalendar
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound
+from knowledge.models import CHINA_TZ, to_db_time
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,6 @@ MAX_MATCHED = 5
 MAX_LIMIT = 3660  # working days; the calendar refuses more
 MAX_PAGE = 500
 
-CHINA_TZ: Final = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # no DST since 1991
 
 _RETRIES = 3
 
@@ -364,10 +364,6 @@ class TicketService:
     def _today(self) -> dt.date:
         return self._now().astimezone(self._tz).date()
 
-    @staticmethod
-    def _db_time(now: dt.datetime) -> dt.datetime:
-        return now.astimezone(dt.UTC).replace(tzinfo=None)
-
     def limit_for(self, department: str) -> int:
         """The time limit of a department in working days."""
         return self._limits.get(department.strip(), self._default_limit)
@@ -427,7 +423,7 @@ class TicketService:
         local = now.astimezone(self._tz)
         limit = self.limit_for(dept)
         due = self._calendar.add_working_days(local.date(), limit)
-        db_now = self._db_time(now)
+        db_now = to_db_time(now)
         masked = mask(text)
         try:
             with transaction(self._sessions) as s:
@@ -665,7 +661,7 @@ class TicketService:
                         raise Conflict(CONFLICT_MESSAGE,
                                        f"ticket {t.no}: version {t.version} != expected {expected_version}")
                     now = self._now()
-                    db_now = self._db_time(now)
+                    db_now = to_db_time(now)
                     result = change(t, db_now)
                     t.updated_at = db_now
                     s.add(TicketEvent(ticket_id=t.id, at=db_now, actor=actor, action=result.action,
@@ -758,7 +754,7 @@ class TicketService:
     def _append_event(self, no: str, *, actor: str, action: str, detail: dict[str, Any]) -> EventView:
         with transaction(self._sessions) as s:
             t = self._load(s, no)
-            event = TicketEvent(ticket_id=t.id, at=self._db_time(self._now()), actor=actor, action=action,
+            event = TicketEvent(ticket_id=t.id, at=to_db_time(self._now()), actor=actor, action=action,
                                 detail=detail)
             s.add(event)
             s.flush()

@@ -24,7 +24,6 @@ from handoff.privacy import mask
 from knowledge.answer import KnowledgeBase
 from knowledge.errors import InvalidInput, NotFound
 from knowledge.gaps import (
-    CHINA_TZ,
     UNASSIGNED,
     GapAnalysis,
     GapParams,
@@ -35,6 +34,7 @@ from knowledge.gaps import (
     analyse_store,
     parse_week,
 )
+from knowledge.models import CHINA_TZ
 from knowledge.report import render_chart
 from knowledge.usage import QueryLogStore
 

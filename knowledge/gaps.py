@@ -24,12 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import InvalidInput, NotFound
-from knowledge.models import GapRoute, utcnow
+from knowledge.models import CHINA_TZ, GapRoute, to_db_time, utcnow
 from knowledge.text import TextProcessor, is_cjk
 from knowledge.usage import LogRow, QueryLogStore
 
 # China has had no daylight saving time since 1991: a fixed offset is exact and needs no tz database.
-CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 UNASSIGNED = "未归属"
 OVERVIEW = "全部单位"
 
@@ -172,16 +171,12 @@ class Period:
         return f"{self.start_day:%Y-%m-%d} 至 {self.end_day:%Y-%m-%d}"
 
 
-def _utc_naive(d: dt.datetime) -> dt.datetime:
-    return d.astimezone(dt.UTC).replace(tzinfo=None) if d.tzinfo is not None else d
-
-
 def _local_day(at_utc_naive: dt.datetime) -> dt.date:
     return at_utc_naive.replace(tzinfo=dt.UTC).astimezone(CHINA_TZ).date()
 
 
 def _local_midnight_utc(day: dt.date) -> dt.datetime:
-    return _utc_naive(dt.datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ))
+    return to_db_time(dt.datetime(day.year, day.month, day.day, tzinfo=CHINA_TZ))
 
 
 def parse_week(week: str) -> Period:
@@ -203,7 +198,7 @@ def parse_week(week: str) -> Period:
 
 def last_seven_days(now: dt.datetime | None = None) -> Period:
     """The 7 days up to `now` (naive UTC or aware), labelled by their local dates."""
-    end = _utc_naive(now) if now is not None else utcnow()
+    end = to_db_time(now) if now is not None else utcnow()
     start = end - dt.timedelta(days=7)
     first, last = _local_day(start), _local_day(end - dt.timedelta(microseconds=1))
     return Period(f"{first:%Y%m%d}-{last:%Y%m%d}", start, end, first, last)
@@ -762,7 +757,7 @@ def analyse(
     in_topic = [False] * len(week)
 
     # Tickets: linked through the query log first, else matched by their question.
-    ticket_list = sorted(tickets, key=lambda t: (_utc_naive(t.created_at), t.no))
+    ticket_list = sorted(tickets, key=lambda t: (to_db_time(t.created_at), t.no))
     cluster_tickets: dict[int, list[TicketSummary]] = defaultdict(list)
     cluster_of_log_ticket: dict[str, int] = {}
     for d in index.docs:
@@ -772,7 +767,7 @@ def analyse(
                 cluster_of_log_ticket.setdefault(week[m].ticket_no or "", d.cluster)
     for t in ticket_list:
         cid = cluster_of_log_ticket.get(t.no)
-        if cid is None and trend_start <= _utc_naive(t.created_at) < period.end:
+        if cid is None and trend_start <= to_db_time(t.created_at) < period.end:
             cid = index.assign(t.question)
         if cid is not None:
             cluster_tickets[cid].append(t)
@@ -850,7 +845,7 @@ def analyse(
         )
         replied = [t for t in tks if t.reply and t.reply.strip()]
         if replied:
-            best = sorted(replied, key=lambda t: (_utc_naive(t.created_at), t.no))[-1]
+            best = sorted(replied, key=lambda t: (to_db_time(t.created_at), t.no))[-1]
             draft_list.append(FaqDraft(key, label, representative, scrub((best.reply or "").strip()), best.no, unit))
         day_counts = Counter(_local_day(week[m].at) for m in members)
         topics.append(Topic(

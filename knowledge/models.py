@@ -28,9 +28,16 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from knowledge.db import Base
 
+CHINA_TZ = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # Beijing time: no DST since 1991
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def to_db_time(at: dt.datetime) -> dt.datetime:
+    """Naive UTC, as stored: an aware value is converted, a naive one is taken as UTC already."""
+    return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
 
 
 class KbState(Base):

@@ -40,6 +40,7 @@ from knowledge.gaps import (
     analyse_store,
     resolve_period,
 )
+from knowledge.store import formula_safe
 from knowledge.text import TextProcessor
 from knowledge.usage import QueryLogStore
 
@@ -217,9 +218,7 @@ _ILLEGAL_XLSX = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 def _cell(v: object) -> object:
     """Text safe for a cell: no control characters, and no leading = + - @ (formula injection)."""
     if isinstance(v, str):
-        v = _ILLEGAL_XLSX.sub("", v)
-        if v[:1] in ("=", "+", "-", "@"):
-            v = "'" + v
+        return formula_safe(_ILLEGAL_XLSX.sub("", v))
     return v
 
 

@@ -1363,7 +1363,9 @@ def _unescape(s: str) -> str:
     return s[1:] if s.startswith("'") and _needs_escape(s[1:]) else s
 
 
-def _escape(value: object) -> object:
+def formula_safe(value: object) -> object:
+    """A spreadsheet cell (xlsx or CSV) that shows text, never runs it as a formula: a leading quote
+    before = + - @ tab CR (and before text that already looks escaped, so that import can undo it)."""
     if isinstance(value, str) and _needs_escape(value):
         return "'" + value
     return value
@@ -1514,7 +1516,7 @@ def _write_xlsx(path: Path, records: list[FaqRecord]) -> None:
     for r in records:
         row = []
         for i, value in enumerate(_cells(r)):
-            c = WriteOnlyCell(ws, value=_escape(value))
+            c = WriteOnlyCell(ws, value=formula_safe(value))
             if isinstance(value, dt.date):
                 c.number_format = "yyyy-mm-dd"
             if i in (1, 2, 3):
@@ -1529,7 +1531,7 @@ def _write_csv(path: Path, records: list[FaqRecord]) -> None:
         w = csv.writer(f, lineterminator="\r\n")
         w.writerow([FIELD_LABELS[n] for n in FIELDS])
         for r in records:
-            w.writerow([_escape(v.isoformat() if isinstance(v, dt.date) else v) for v in _cells(r)])
+            w.writerow([formula_safe(v.isoformat() if isinstance(v, dt.date) else v) for v in _cells(r)])
 
 
 def _write_jsonl(path: Path, records: list[FaqRecord]) -> None:

@@ -57,7 +57,7 @@ from bot.conversation import Dialogue, Incoming, Reply
 from bot.models import AppValue, InboundMessage
 from bot.notifier import PushImpossible
 from knowledge.db import single_statement
-from knowledge.models import utcnow
+from knowledge.models import CHINA_TZ, utcnow
 
 log = logging.getLogger("policybot.wechat")
 
@@ -77,10 +77,6 @@ URL_RE = re.compile(r"(?<![\"'=])\bhttps?://[^\s<>\"'，。；）)]+")
 # Everything wechatpy, expat, base64, AES and the message fields raise on bad input.
 BAD_INPUT = (WeChatException, ExpatError, ValueError, KeyError, TypeError, AttributeError, IndexError,
              struct.error, binascii.Error, UnicodeError, OverflowError)
-
-
-class _Degraded(Exception):
-    """Internal: the database is known to be unreachable (skip the write, spool it)."""
 
 
 class BadRequest(Exception):
@@ -552,16 +548,16 @@ class WeChatChannel:
             text = "抱歉，系统暂时繁忙，请稍后再试。"
         if spool is not None:
             spool.dedup.remember(msg.dedup_key, text)
-        try:
-            if degraded:
-                raise _Degraded()
-            self._finish(msg.dedup_key, text)
-        except (SQLAlchemyError, _Degraded) as exc:
-            if spool is None:
-                raise
-            if isinstance(exc, SQLAlchemyError):
+        if not degraded:
+            try:
+                self._finish(msg.dedup_key, text)
+                return "new", text
+            except SQLAlchemyError as exc:
+                if spool is None:
+                    raise
                 spool.health.failed(exc)
-            spool.add_inbound(self.name, msg.dedup_key[:128], text)
+        assert spool is not None  # degraded, or the write just failed: the record waits in the spool
+        spool.add_inbound(self.name, msg.dedup_key[:128], text)
         return "new", text
 
     def _maybe_cleanup(self) -> None:
@@ -641,7 +637,7 @@ class WeChatChannel:
         client = self._require_client()
         no = reply.ticket_no or ""
         values = {"ticket_no": no, "department": "政务公开", "summary": f"已答复，请发送“查询 {no}”查看",
-                  "date": dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")}
+                  "date": dt.datetime.now(CHINA_TZ).strftime("%Y-%m-%d")}
         m = re.search(r"（(.+?)）", reply.text)
         if m:
             values["department"] = m.group(1)

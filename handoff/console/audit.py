@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from handoff.models import AuditEntry
 from handoff.privacy import mask
 from knowledge.db import transaction
+from knowledge.store import formula_safe
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,6 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "template_delete": "删除答复模板",
     "board_rate": "公众评价",
 }
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 MAX_EXPORT = 100_000
 
 
@@ -83,10 +83,6 @@ def _masked(value: Any) -> Any:
         return {str(k)[:50]: _masked(v) for k, v in list(value.items())[:50]}
     return value
 
-
-def formula_safe(value: str) -> str:
-    """A CSV cell that spreadsheets show as text, never evaluate."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
 
 
 class AuditLog:

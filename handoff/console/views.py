@@ -65,7 +65,7 @@ from knowledge.answer import KnowledgeBase
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
 from knowledge.gaps import OVERVIEW, REASONS, ROUTE_SOURCES, UNASSIGNED, parse_week
-from knowledge.models import Faq
+from knowledge.models import CHINA_TZ, Faq
 from knowledge.report import render_html, render_xlsx, safe_name
 from knowledge.store import FaqRecord, FaqStore
 
@@ -285,7 +285,7 @@ def build_console_router(
             overdue=True if overdue == "1" else None, flagged=True if flagged == "1" else None,
             limit=config.page_size + 1, offset=(page - 1) * config.page_size,
         )
-        today = dt.datetime.now(CHINA).date()
+        today = dt.datetime.now(CHINA_TZ).date()
         more = len(rows) > config.page_size
         rows = rows[:config.page_size]
         counts = tickets.counts(department=scope)
@@ -331,7 +331,7 @@ def build_console_router(
             show_contact=show_contact, has_contact=has_contact, candidates=candidates,
             can_handle=staff.user.may_handle_ticket(t.department), departments=known_departments(),
             reply_templates=reply_templates, reply_text=reply_text if reply_text is not None else (t.reply or ""),
-            due=due_class(t, dt.datetime.now(CHINA).date()), ratings=RATINGS, open_statuses=OPEN_STATUSES,
+            due=due_class(t, dt.datetime.now(CHINA_TZ).date()), ratings=RATINGS, open_statuses=OPEN_STATUSES,
             promoted=_promoted(faq_store, t.no),
         )
         ctx["error"] = error
@@ -801,7 +801,7 @@ def build_console_router(
     def audit_csv(staff: Admin, actor: AuditQ = "", action: AuditQ = "", target: AuditQ = "", since: AuditQ = "",
                   until: AuditQ = "") -> Response:
         filters = audit_filters(actor, action, target, since, until)
-        stamp = dt.datetime.now(CHINA).strftime("%Y%m%d-%H%M")
+        stamp = dt.datetime.now(CHINA_TZ).strftime("%Y%m%d-%H%M")
         return StreamingResponse(log.export_csv(**filters), media_type="text/csv; charset=utf-8",
                                  headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'})
 
@@ -810,7 +810,6 @@ def build_console_router(
 
 # --- helpers -----------------------------------------------------------------------------------------
 
-CHINA: Final = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 PROMOTED_TAG: Final = "政策留言转化"
 
 
@@ -919,7 +918,7 @@ def _delivery(events: list[EventView]) -> dict[str, Any] | None:
 def _report_rows(
     sessions: sessionmaker[Session], scope: list[str] | None, tickets: TicketService
 ) -> list[dict[str, Any]]:
-    today = dt.datetime.now(CHINA).date()
+    today = dt.datetime.now(CHINA_TZ).date()
     cols = [
         Ticket.department,
         func.count(),

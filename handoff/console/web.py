@@ -25,8 +25,8 @@ from itsdangerous import BadSignature, Signer
 
 from handoff.console.auth import Accounts, User
 from handoff.console.config import ConsoleConfig
-from handoff.tickets import CHINA_TZ
 from knowledge.errors import Conflict, NotFound, PolicybotError
+from knowledge.models import CHINA_TZ
 
 HERE = Path(__file__).resolve().parent
 STATIC_FILES: Final = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}

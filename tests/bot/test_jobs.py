@@ -11,10 +11,11 @@ import time
 import pytest
 from sqlalchemy import Engine, select
 
-from bot.jobs import CHINA_TZ, JobContext, Schedule, Scheduler, recent_runs
+from bot.jobs import JobContext, Schedule, Scheduler, recent_runs
 from bot.models import JobRun
 from knowledge.db import make_engine, make_sessionmaker
 from knowledge.errors import InvalidInput
+from knowledge.models import CHINA_TZ
 
 MONDAY_9 = dt.datetime(2026, 11, 23, 1, 0, tzinfo=dt.UTC)  # Monday 09:00 Beijing time
 

@@ -23,9 +23,10 @@ from handoff.retention import (
     tickets_for,
 )
 from handoff.sla import WorkCalendar
-from handoff.tickets import CHINA_TZ, CLOSED, IN_PROGRESS, TicketService
+from handoff.tickets import CLOSED, IN_PROGRESS, TicketService
 from knowledge.db import make_sessionmaker, transaction
 from knowledge.errors import InvalidInput
+from knowledge.models import CHINA_TZ
 
 PHONE = "13812345678"
 NAME = "张三"
