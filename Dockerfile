@@ -9,14 +9,23 @@ FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /app
+# The dependencies first, exactly as locked (scripts/lock regenerates requirements.lock from
+# pyproject.toml), every file checked against its sha256: the build backend (setuptools) of the lock
+# first, then the whole lock without build isolation, so that building the sdist-only packages
+# (jieba, zhconv) and policybot itself downloads nothing unchecked.
+COPY requirements.lock ./
+RUN awk '/^[a-z0-9]/{p=/^setuptools==/} p' requirements.lock > /tmp/build.lock \
+ && /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/build.lock \
+ && /opt/venv/bin/pip install --require-hashes --no-build-isolation -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY migrations ./migrations
 COPY bot ./bot
 COPY knowledge ./knowledge
 COPY handoff ./handoff
-# A regular install: the wheel carries the packages, the demo data and the Alembic history
-# (migrations/ ships as bot.migrations), so the runtime stage needs only the venv.
-RUN /opt/venv/bin/pip install . \
+# A regular install of the package alone (its dependencies are in place; nothing else is fetched): the
+# wheel carries the packages, the demo data and the Alembic history (migrations/ ships as
+# bot.migrations), so the runtime stage needs only the venv.
+RUN /opt/venv/bin/pip install --no-deps --no-build-isolation . \
  && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # --- runtime ----------------------------------------------------------------------------------------

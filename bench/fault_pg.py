@@ -44,45 +44,105 @@ class Cluster:
         self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         if self.prefix:
             shutil.chown(root, user="postgres")
-        subprocess.run([*self.prefix, str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                        "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+        subprocess.run(
+            [
+                *self.prefix,
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
     def start(self) -> None:
-        subprocess.run([*self.prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-o",
-                        f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1", "start"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                *self.prefix,
+                str(PG_BIN / "pg_ctl"),
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-w",
+                "-o",
+                f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self) -> None:
-        subprocess.run([*self.prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
-                       check=False, capture_output=True)
+        subprocess.run(
+            [*self.prefix, str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop"],
+            check=False,
+            capture_output=True,
+        )
 
 
 def wechat_request(base: str, user: str, msg_id: int, text: str) -> tuple[int, str, float]:
     ts, nonce = str(int(time.time())), str(msg_id)
     signer = WeChatSigner()
     signer.add_data(TOKEN, ts, nonce)
-    xml = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-           f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-           f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>")
+    xml = (
+        f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+        f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{text}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
     t0 = time.monotonic()
-    r = httpx.post(f"{base}/wechat", params={"signature": signer.signature, "timestamp": ts, "nonce": nonce},
-                   content=xml.encode(), timeout=10)
+    r = httpx.post(
+        f"{base}/wechat",
+        params={"signature": signer.signature, "timestamp": ts, "nonce": nonce},
+        content=xml.encode(),
+        timeout=10,
+    )
     return r.status_code, r.text, time.monotonic() - t0
 
 
 def serve(tmp: Path, url: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("POLICYBOT_")}
-    env.update(DATABASE_URL=url, POLICYBOT_WECHAT_TOKEN=TOKEN, POLICYBOT_RATE_LIMIT_PER_IP="0",
-               POLICYBOT_RATE_LIMIT_PER_SESSION="0", POLICYBOT_SPOOL_DIR=str(tmp / "spool"),
-               POLICYBOT_EXPOSE_WORKER="true", POLICYBOT_JOBS_ENABLED="false")
+    env.update(
+        DATABASE_URL=url,
+        POLICYBOT_WECHAT_TOKEN=TOKEN,
+        POLICYBOT_RATE_LIMIT_PER_IP="0",
+        POLICYBOT_RATE_LIMIT_PER_SESSION="0",
+        POLICYBOT_SPOOL_DIR=str(tmp / "spool"),
+        POLICYBOT_EXPOSE_WORKER="true",
+        POLICYBOT_JOBS_ENABLED="false",
+    )
     log = open(tmp / "server.log", "ab")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--demo", "--workers", "2", "--port", str(port),
-                             "--log-level", "warning"], env=env, cwd=tmp, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "serve",
+            "--demo",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -102,7 +162,9 @@ def count_log(url: str, like: str) -> int:
 
     eng = create_engine(url)
     with eng.connect() as c:
-        n = int(c.execute(text("SELECT count(*) FROM query_log WHERE text LIKE :t"), {"t": like}).scalar_one())
+        n = int(
+            c.execute(text("SELECT count(*) FROM query_log WHERE text LIKE :t"), {"t": like}).scalar_one()
+        )
     eng.dispose()
     return n
 
@@ -111,11 +173,18 @@ def test_outage(cluster: Cluster, base: str, seconds: float) -> bool:
     tag = f"故障{int(time.time()) % 100000}"
     sent: list[tuple[int, str, float]] = []
     msg_id = int(time.time() * 1000)
-    print(f"(a) stopping the database for {seconds:.0f} s while sending WeChat messages and leaving a message")
+    print(
+        f"(a) stopping the database for {seconds:.0f} s while sending WeChat messages and leaving a message"
+    )
     session = httpx.post(base + "/api/v1/sessions", json={}, timeout=10).json()["session"]
     key = f"outage-{time.time_ns()}"
-    ticket = {"session": session, "question": f"故障期间的留言 {tag}", "phone": "13812345678", "consent": True,
-              "idempotency_key": key}
+    ticket = {
+        "session": session,
+        "question": f"故障期间的留言 {tag}",
+        "phone": "13812345678",
+        "consent": True,
+        "idempotency_key": key,
+    }
     cluster.stop()
     time.sleep(1)
     codes = []
@@ -127,8 +196,16 @@ def test_outage(cluster: Cluster, base: str, seconds: float) -> bool:
     i = 0
     with ThreadPoolExecutor(4) as pool:
         while time.monotonic() < t_end:
-            futs = [pool.submit(wechat_request, base, f"oFault{(i + k) % 50:04d}" + "y" * 20, msg_id + i + k,
-                                f"{QUESTIONS[(i + k) % len(QUESTIONS)]} {tag}") for k in range(4)]
+            futs = [
+                pool.submit(
+                    wechat_request,
+                    base,
+                    f"oFault{(i + k) % 50:04d}" + "y" * 20,
+                    msg_id + i + k,
+                    f"{QUESTIONS[(i + k) % len(QUESTIONS)]} {tag}",
+                )
+                for k in range(4)
+            ]
             sent.extend(f.result() for f in futs)
             i += 4
             time.sleep(0.2)
@@ -137,8 +214,10 @@ def test_outage(cluster: Cluster, base: str, seconds: float) -> bool:
     answered = sum(1 for s in sent if s[1] != "success")
     apologies = sum(1 for s in sent if "系统暂时繁忙" in s[1])
     slow += [s for s in sent if "系统暂时繁忙" in s[1]]
-    print(f"    {len(sent)} messages, {answered} answered with XML ({apologies} apologies), the rest 'success'; "
-          f"max {max(s[2] for s in sent):.2f} s; bad or slow: {len(slow)}")
+    print(
+        f"    {len(sent)} messages, {answered} answered with XML ({apologies} apologies), the rest 'success'; "
+        f"max {max(s[2] for s in sent):.2f} s; bad or slow: {len(slow)}"
+    )
     deadline = time.monotonic() + 60
     n = 0
     while time.monotonic() < deadline:
@@ -157,8 +236,11 @@ def test_outage(cluster: Cluster, base: str, seconds: float) -> bool:
     while time.monotonic() < deadline:
         eng = create_engine(cluster.url)
         with eng.connect() as c:
-            tickets = int(c.execute(text("SELECT count(*) FROM ticket WHERE idempotency_key = :k"),
-                                    {"k": key}).scalar_one())
+            tickets = int(
+                c.execute(
+                    text("SELECT count(*) FROM ticket WHERE idempotency_key = :k"), {"k": key}
+                ).scalar_one()
+            )
         eng.dispose()
         if tickets:
             break
@@ -179,8 +261,11 @@ def test_kill_during_ticket(base: str, proc: subprocess.Popen[bytes], url: str) 
     def send() -> None:  # a client retrying the same submission; the kill lands among these
         for _ in range(15):
             try:
-                results.append(httpx.post(base + "/api/v1/tickets", json=body, timeout=10,
-                                          headers={"Connection": "close"}).status_code)
+                results.append(
+                    httpx.post(
+                        base + "/api/v1/tickets", json=body, timeout=10, headers={"Connection": "close"}
+                    ).status_code
+                )
             except httpx.HTTPError:
                 results.append(0)
 
@@ -207,10 +292,14 @@ def test_kill_during_ticket(base: str, proc: subprocess.Popen[bytes], url: str) 
 
     eng = create_engine(url)
     with eng.connect() as c:
-        n = int(c.execute(text("SELECT count(*) FROM ticket WHERE idempotency_key = :k"), {"k": key}).scalar_one())
+        n = int(
+            c.execute(text("SELECT count(*) FROM ticket WHERE idempotency_key = :k"), {"k": key}).scalar_one()
+        )
     eng.dispose()
-    print(f"    killed worker {victim}; attempts during the kill: {len(results)}, "
-          f"{results.count(200)} answered, {results.count(0)} cut off; retry -> {final}; tickets with the key: {n}")
+    print(
+        f"    killed worker {victim}; attempts during the kill: {len(results)}, "
+        f"{results.count(200)} answered, {results.count(0)} cut off; retry -> {final}; tickets with the key: {n}"
+    )
     return final is not None and n == 1
 
 
@@ -226,8 +315,12 @@ def test_graceful(base: str, proc: subprocess.Popen[bytes]) -> bool:
         while not stop.is_set():
             sent = time.monotonic()
             try:
-                r = httpx.post(base + "/api/v1/chat", json={"session": session, "text": QUESTIONS[i % 5]},
-                               timeout=15, headers={"Connection": "close"})
+                r = httpx.post(
+                    base + "/api/v1/chat",
+                    json={"session": session, "text": QUESTIONS[i % 5]},
+                    timeout=15,
+                    headers={"Connection": "close"},
+                )
                 results.append((sent, "ok" if r.status_code == 200 else f"status {r.status_code}"))
             except httpx.HTTPError as exc:
                 results.append((sent, type(exc).__name__))
@@ -246,8 +339,10 @@ def test_graceful(base: str, proc: subprocess.Popen[bytes]) -> bool:
     before = [o for at, o in results if at < signalled]
     after = [o for at, o in results if at >= signalled]
     lost = [o for o in before if o != "ok"]
-    print(f"    {len(before)} requests sent before SIGTERM: {before.count('ok')} answered, lost {lost}; "
-          f"{len(after)} sent after it: {after.count('ok')} answered, the rest refused/closed; exit code {code}")
+    print(
+        f"    {len(before)} requests sent before SIGTERM: {before.count('ok')} answered, lost {lost}; "
+        f"{len(after)} sent after it: {after.count('ok')} answered, the rest refused/closed; exit code {code}"
+    )
     return not lost and len(before) > 0 and code == 0
 
 
@@ -264,9 +359,11 @@ def main() -> int:
     proc = None
     try:
         proc, base = serve(root, cluster.url)
-        results = {"outage": test_outage(cluster, base, args.outage),
-                   "kill -9": test_kill_during_ticket(base, proc, cluster.url),
-                   "SIGTERM drain": test_graceful(base, proc)}
+        results = {
+            "outage": test_outage(cluster, base, args.outage),
+            "kill -9": test_kill_during_ticket(base, proc, cluster.url),
+            "SIGTERM drain": test_graceful(base, proc),
+        }
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()

@@ -61,8 +61,10 @@ class WrkResult:
     errors: int
 
     def row(self) -> str:
-        return (f"{self.name:<34} {self.requests:>8} {self.rps:>9.1f} {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} "
-                f"{self.errors:>7}")
+        return (
+            f"{self.name:<34} {self.requests:>8} {self.rps:>9.1f} {self.p50_ms:>8.1f} {self.p99_ms:>8.1f} "
+            f"{self.errors:>7}"
+        )
 
 
 HEADER = f"{'scenario':<34} {'requests':>8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
@@ -93,15 +95,31 @@ def serve(workers: int, env_extra: dict[str, str], database_url: str | None = No
         log_path = Path(tmp) / "server.log"  # a file, not a pipe: a full pipe would block the server
         log_file = open(log_path, "wb")  # noqa: SIM115
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--demo", "--workers", str(workers), "--port", str(port),
-             "--log-level", "warning"],
-            env=env, cwd=tmp, stdout=log_file, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                "--demo",
+                "--workers",
+                str(workers),
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=tmp,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
         try:
             deadline = time.monotonic() + 120
             while True:
                 if proc.poll() is not None:
-                    raise SystemExit("server exited during start-up:\n" + log_path.read_text(errors="replace"))
+                    raise SystemExit(
+                        "server exited during start-up:\n" + log_path.read_text(errors="replace")
+                    )
                 try:
                     if httpx.get(base + "/readyz", timeout=1).status_code == 200:
                         break
@@ -120,7 +138,11 @@ def serve(workers: int, env_extra: dict[str, str], database_url: str | None = No
             except subprocess.TimeoutExpired:
                 proc.kill()
             log_file.close()
-            errors = [ln for ln in log_path.read_text(errors="replace").splitlines() if "Traceback" in ln or "ERROR" in ln]
+            errors = [
+                ln
+                for ln in log_path.read_text(errors="replace").splitlines()
+                if "Traceback" in ln or "ERROR" in ln
+            ]
             if errors:
                 print(f"server logged {len(errors)} errors; last lines:", file=sys.stderr)
                 print("\n".join(log_path.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
@@ -130,8 +152,16 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def run_wrk(name: str, base: str, requests: Sequence[tuple[str, str, str]], *, seconds: float, connections: int,
-            threads: int = 2, content_type: str = "application/json") -> WrkResult:
+def run_wrk(
+    name: str,
+    base: str,
+    requests: Sequence[tuple[str, str, str]],
+    *,
+    seconds: float,
+    connections: int,
+    threads: int = 2,
+    content_type: str = "application/json",
+) -> WrkResult:
     """Send (method, path, body) requests round-robin for `seconds`; bodies must be one line."""
     wrk = need_wrk()
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,9 +170,23 @@ def run_wrk(name: str, base: str, requests: Sequence[tuple[str, str, str]], *, s
         data = Path(tmp) / "reqs.tsv"
         data.write_text("".join(f"{m}\t{p}\t{b}\n" for m, p, b in requests), encoding="utf-8")
         out = subprocess.run(
-            [wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), base,
-             "--", str(data), str(threads), content_type],
-            capture_output=True, text=True, check=True,
+            [
+                wrk,
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                str(script),
+                base,
+                "--",
+                str(data),
+                str(threads),
+                content_type,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
     total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]

@@ -89,8 +89,10 @@ def main() -> int:
     queries = load_queries_jsonl(DATA / "queries.jsonl")
     warm_up()
     th = Thresholds()
-    print(f"data: {DATA} ({len(entries)} FAQs, {len(queries)} queries, "
-          f"{sum(1 for _, e in queries if e is None)} out of scope)")
+    print(
+        f"data: {DATA} ({len(entries)} FAQs, {len(queries)} queries, "
+        f"{sum(1 for _, e in queries if e is None)} out of scope)"
+    )
     print(f"default thresholds: answer={th.answer} margin={th.margin} clarify={th.clarify}")
     print()
     print(f"| {'method':<58} | top-1 | top-3 | OOS rejected | false answer | p50 ms | p99 ms |")
@@ -98,8 +100,10 @@ def main() -> int:
 
     def row(name: str, make: Callable[[], Matcher] | None) -> dict[str, float]:
         r = evaluate(entries, queries, th, make_matcher=make)
-        print(f"| {name:<58} | {r['top1']:.3f} | {r['top3']:.3f} | {r['oos_reject']:>12.3f} | "
-              f"{r['false_answer']:>12.3f} | {r['p50_ms']:>6.2f} | {r['p99_ms']:>6.2f} |")
+        print(
+            f"| {name:<58} | {r['top1']:.3f} | {r['top3']:.3f} | {r['oos_reject']:>12.3f} | "
+            f"{r['false_answer']:>12.3f} | {r['p50_ms']:>6.2f} | {r['p99_ms']:>6.2f} |"
+        )
         return r
 
     shipped = row("shipped: chars 1 + words 0.5 + pinyin 0.25, 0.7 lex + 0.3 ratio", None)
@@ -118,21 +122,31 @@ def main() -> int:
         row(name, lambda kw=kw, lw=lw: Matcher(tp, kind_weights=kw, lexical_weight=lw))
     rf = baseline_rapidfuzz(entries, queries)
     bm = baseline_bm25(entries, queries)
-    for name, r in (("baseline: rapidfuzz process.extractOne (WRatio), raw text", rf),
-                    ("baseline: BM25 (bm25s) over jieba words", bm)):
-        print(f"| {name:<58} | {r['top1']:.3f} | {r['top3']:.3f} | {'n/a':>12} | {'n/a':>12} | "
-              f"{r['p50_ms']:>6.2f} | {'':>6} |")
+    for name, r in (
+        ("baseline: rapidfuzz process.extractOne (WRatio), raw text", rf),
+        ("baseline: BM25 (bm25s) over jieba words", bm),
+    ):
+        print(
+            f"| {name:<58} | {r['top1']:.3f} | {r['top3']:.3f} | {'n/a':>12} | {'n/a':>12} | "
+            f"{r['p50_ms']:>6.2f} | {'':>6} |"
+        )
     best = max(rf["top1"], bm["top1"])
     print()
-    print(f"shipped top-1 {shipped['top1']:.3f} vs best baseline {best:.3f}: "
-          f"{(shipped['top1'] - best) * 100:+.1f} points (goal +10)")
-    print(f"false-answer rate {shipped['false_answer']:.3f} (goal <= 0.05), "
-          f"OOS rejection {shipped['oos_reject']:.3f} (goal >= 0.90)")
+    print(
+        f"shipped top-1 {shipped['top1']:.3f} vs best baseline {best:.3f}: "
+        f"{(shipped['top1'] - best) * 100:+.1f} points (goal +10)"
+    )
+    print(
+        f"false-answer rate {shipped['false_answer']:.3f} (goal <= 0.05), "
+        f"OOS rejection {shipped['oos_reject']:.3f} (goal >= 0.90)"
+    )
     rep = calibrate(entries)
     print()
-    print(f"calibrate() on this store (its own phrasings only): {rep.thresholds}, expected answer rate "
-          f"{rep.expected_answer_rate}, expected decline rate {rep.expected_decline_rate}, "
-          f"{rep.n_held_out} held out, {rep.n_negatives} negatives")
+    print(
+        f"calibrate() on this store (its own phrasings only): {rep.thresholds}, expected answer rate "
+        f"{rep.expected_answer_rate}, expected decline rate {rep.expected_decline_rate}, "
+        f"{rep.n_held_out} held out, {rep.n_negatives} negatives"
+    )
     for note in rep.notes:
         print(f"  - {note}")
     return 0

@@ -80,8 +80,11 @@ SHIPPED_KW = {"w": 0.5, "c": 1.0, "p": 0.25}
 
 def row(name: str, make: Callable[[], Matcher] | None, th: Thresholds | None = None) -> None:
     r = evaluate(ENTRIES, QUERIES, th or Thresholds(), make_matcher=make)
-    print(f"| {name:<64} | {r['top1']:.3f} | {r['top3']:.3f} | {r['oos_reject']:.3f} | "
-          f"{r['false_answer']:.3f} | {r['p50_ms']:.2f} |", flush=True)
+    print(
+        f"| {name:<64} | {r['top1']:.3f} | {r['top3']:.3f} | {r['oos_reject']:.3f} | "
+        f"{r['false_answer']:.3f} | {r['p50_ms']:.2f} |",
+        flush=True,
+    )
 
 
 def rank_row(name: str, rank: Callable[[str], list[str]]) -> None:
@@ -115,7 +118,9 @@ class CilinText(TextProcessor):
     def features(self, norm: str) -> dict[str, str]:
         feats = super().features(norm)
         for w in self.tokens_of_normalised(norm):
-            codes = [c for c in self.cilin.get(w, []) if c[-1] in self.markers] if len(w) >= self.min_len else []
+            codes = (
+                [c for c in self.cilin.get(w, []) if c[-1] in self.markers] if len(w) >= self.min_len else []
+            )
             if 0 < len(codes) <= self.max_senses:
                 for c in codes:
                     feats.setdefault("#" + c, "s")
@@ -180,8 +185,10 @@ class Rescored(Matcher):
         if not hits or self.w is None:
             return hits[:k]
         s = self.score(self.pair_features(query, hits))
-        ranked = sorted((Hit(h.faq_id, round(float(v), 6), h.matched_text) for h, v in zip(hits, s, strict=True)),
-                        key=lambda h: -h.score)
+        ranked = sorted(
+            (Hit(h.faq_id, round(float(v), 6), h.matched_text) for h, v in zip(hits, s, strict=True)),
+            key=lambda h: -h.score,
+        )
         return ranked[:k]
 
 
@@ -315,8 +322,13 @@ class SoftBlend(Rescored):
         if not hits:
             return hits
         soft = self.pair_features(query, hits)[:, 2]
-        ranked = sorted((Hit(h.faq_id, round((1 - self.alpha) * h.score + self.alpha * float(s), 6), h.matched_text)
-                         for h, s in zip(hits, soft, strict=True)), key=lambda h: -h.score)
+        ranked = sorted(
+            (
+                Hit(h.faq_id, round((1 - self.alpha) * h.score + self.alpha * float(s), 6), h.matched_text)
+                for h, s in zip(hits, soft, strict=True)
+            ),
+            key=lambda h: -h.score,
+        )
         return ranked[:k]
 
 
@@ -342,7 +354,11 @@ def fusion_and_lsa() -> None:
         m.build(ENTRIES)
         return lambda q: [(h.faq_id, h.score) for h in m.search(q, k=30)]
 
-    chars, pinyin, shipped = matcher_rank({"w": 0, "c": 1, "p": 0}), matcher_rank({"w": 0, "c": 0, "p": 1}), matcher_rank(SHIPPED_KW)
+    chars, pinyin, shipped = (
+        matcher_rank({"w": 0, "c": 1, "p": 0}),
+        matcher_rank({"w": 0, "c": 0, "p": 1}),
+        matcher_rank(SHIPPED_KW),
+    )
 
     def rrf(systems: Sequence[Callable[[str], list[tuple[str, float]]]]) -> Callable[[str], list[str]]:
         def rank(q: str) -> list[str]:
@@ -351,6 +367,7 @@ def fusion_and_lsa() -> None:
                 for i, (fid, _) in enumerate(system(q)):
                     acc[fid] = acc.get(fid, 0.0) + 1.0 / (60 + i + 1)
             return [f for f, _ in sorted(acc.items(), key=lambda x: -x[1])]
+
         return rank
 
     rank_row("R1 RRF (k=60): BM25 words + chars + pinyin bigrams", rrf([bm_rank, chars, pinyin]))
@@ -391,12 +408,17 @@ def fusion_and_lsa() -> None:
             s = dl @ (z / (np.linalg.norm(z) + 1e-9))
             return dict(faq_order([(ids[i], float(s[i])) for i in np.argsort(-s)[:60]]))
 
-        rank_row(f"L{dim} LSA over char 1+2-gram TF-IDF of the store, k={dim}, alone", lambda q, lsa=lsa: list(lsa(q)))
+        rank_row(
+            f"L{dim} LSA over char 1+2-gram TF-IDF of the store, k={dim}, alone",
+            lambda q, lsa=lsa: list(lsa(q)),
+        )
         for a in (0.2, 0.3):
+
             def blend(q: str, a: float = a, lsa: Callable[[str], dict[str, float]] = lsa) -> list[str]:
                 lv = lsa(q)
                 scored = [(f, (1 - a) * s + a * max(0.0, lv.get(f, 0.0))) for f, s in shipped(q)]
                 return [f for f, _ in sorted(scored, key=lambda x: -x[1])]
+
             rank_row(f"L{dim} shipped blended with LSA k={dim}, alpha {a}", blend)
 
 
@@ -404,8 +426,10 @@ def main() -> int:
     global CILIN, VECS
     warm_up()
     CILIN, VECS = load_cilin(), load_vectors()
-    print(f"Cilin: {'loaded' if CILIN else 'missing (rows skipped)'}; "
-          f"word vectors: {'loaded' if VECS else 'missing (rows skipped)'}")
+    print(
+        f"Cilin: {'loaded' if CILIN else 'missing (rows skipped)'}; "
+        f"word vectors: {'loaded' if VECS else 'missing (rows skipped)'}"
+    )
     print(f"| {'method':<64} | top-1 | top-3 | OOS rej | false ans | p50 ms |")
     print(f"|{'-' * 66}|-------|-------|---------|-----------|--------|")
     row("shipped", None)
@@ -415,12 +439,17 @@ def main() -> int:
             for weight in (0.25, 0.5, 1.0):
                 for senses in (99, 1):
                     tp = CilinText(cilin, markers, senses)
-                    row(f"C Cilin class features '{markers}' weight {weight}, max senses {senses}",
-                        lambda tp=tp, weight=weight: Matcher(tp, kind_weights={**SHIPPED_KW, "s": weight}))
+                    row(
+                        f"C Cilin class features '{markers}' weight {weight}, max senses {senses}",
+                        lambda tp=tp, weight=weight: Matcher(tp, kind_weights={**SHIPPED_KW, "s": weight}),
+                    )
     for feat, needs in (("cilin", CILIN), ("vec", VECS)):
         if needs is not None:
             for alpha in (0.2, 0.3, 0.5):
-                row(f"S soft word coverage ({feat}), fixed blend alpha {alpha}", lambda f=feat, a=alpha: SoftBlend(f, a))
+                row(
+                    f"S soft word coverage ({feat}), fixed blend alpha {alpha}",
+                    lambda f=feat, a=alpha: SoftBlend(f, a),
+                )
     feature_sets = [("lex", "ratio"), ("lex", "ratio", "wcover")]
     if CILIN is not None:
         feature_sets.append(("lex", "ratio", "cilin"))
@@ -428,7 +457,10 @@ def main() -> int:
         feature_sets.append(("lex", "ratio", "vec"))
     if CILIN is not None and VECS is not None:
         feature_sets.append(Rescored.FEATS)
-    for trainer, label in ((train_self_supervised, "LR self-supervised"), (train_store_paraphrases, "LR store paraphrases")):
+    for trainer, label in (
+        (train_self_supervised, "LR self-supervised"),
+        (train_store_paraphrases, "LR store paraphrases"),
+    ):
         for feats in feature_sets:
             w, b, n = trainer(feats)
             weights = ", ".join(f"{k} {v:.2f}" for k, v in zip(feats, w, strict=True))
@@ -443,8 +475,11 @@ def main() -> int:
                     th = calibrate(ENTRIES, TP).thresholds
                 finally:
                     km.Matcher = original  # type: ignore[misc]
-                row(f"{label}: {'+'.join(feats)}, calibrate() thresholds {th.answer}/{th.clarify}",
-                    lambda f=feats, w=w, b=b: Rescored(f, w, b), th)
+                row(
+                    f"{label}: {'+'.join(feats)}, calibrate() thresholds {th.answer}/{th.clarify}",
+                    lambda f=feats, w=w, b=b: Rescored(f, w, b),
+                    th,
+                )
     fusion_and_lsa()
     return 0
 

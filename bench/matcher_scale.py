@@ -149,16 +149,24 @@ def main() -> int:
     upsert_ms = (time.perf_counter() - t) * 1000 / 100
 
     print(f"store: {len(entries)} FAQs, {m.phrasing_count} phrasings indexed (generated in {gen_s:.1f} s)")
-    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
-          "(wall-clock figures include waiting for the CPU when the machine is shared)")
-    print(f"index build: {build_s:.1f} s wall, {build_cpu:.1f} s CPU (goal < 60 s); "
-          f"upsert: {upsert_ms:.2f} ms per entry")
-    print(f"search+decide over {len(queries)} perturbed queries, one core: p50 {p50:.2f} ms, "
-          f"p99 {p99:.2f} ms wall; p50 {cpu_p50:.2f} ms, p99 {cpu_p99:.2f} ms CPU (goal < 10 ms); "
-          f"top-1 {top1 / len(queries):.3f}")
+    print(
+        f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+        "(wall-clock figures include waiting for the CPU when the machine is shared)"
+    )
+    print(
+        f"index build: {build_s:.1f} s wall, {build_cpu:.1f} s CPU (goal < 60 s); "
+        f"upsert: {upsert_ms:.2f} ms per entry"
+    )
+    print(
+        f"search+decide over {len(queries)} perturbed queries, one core: p50 {p50:.2f} ms, "
+        f"p99 {p99:.2f} ms wall; p50 {cpu_p50:.2f} ms, p99 {cpu_p99:.2f} ms CPU (goal < 10 ms); "
+        f"top-1 {top1 / len(queries):.3f}"
+    )
     print(f"process RSS: {rss_after:.0f} MB after build ({rss_before:.0f} MB before; goal < 1024 MB)")
-    print(f"baseline rapidfuzz process.extractOne over all {len(texts)} phrasings "
-          f"({N_BASELINE} queries): median {b_med:.1f} ms, top-1 {b_top1 / N_BASELINE:.2f}")
+    print(
+        f"baseline rapidfuzz process.extractOne over all {len(texts)} phrasings "
+        f"({N_BASELINE} queries): median {b_med:.1f} ms, top-1 {b_top1 / N_BASELINE:.2f}"
+    )
     print(f"latency ratio baseline / matcher (median): {b_med / p50:.0f}x")
     return 0
 

@@ -16,8 +16,15 @@ import httpx
 from loadgen import HEADER, run_wrk, serve
 
 QUESTIONS = [
-    "依申请公开多长时间答复", "人社局主动公开信息遵循什么原则", "知识库", "政策解读材料一般会讲清楚哪些内容",
-    "碳达峰", "你好，请问政策留言板在哪里", "养老金怎么领", "申请政府信息公开要多少天", "社保",
+    "依申请公开多长时间答复",
+    "人社局主动公开信息遵循什么原则",
+    "知识库",
+    "政策解读材料一般会讲清楚哪些内容",
+    "碳达峰",
+    "你好，请问政策留言板在哪里",
+    "养老金怎么领",
+    "申请政府信息公开要多少天",
+    "社保",
     "12333的咨询知识库会用人工智能吗",
 ]
 TARGET_RPS, TARGET_P99 = 300.0, 100.0
@@ -32,20 +39,30 @@ def main() -> int:
     args = ap.parse_args()
     env = {"POLICYBOT_RATE_LIMIT_PER_IP": "0", "POLICYBOT_RATE_LIMIT_PER_SESSION": "0"}
     with serve(args.workers, env, args.database_url) as base:
-        sessions = [httpx.post(base + "/api/v1/sessions", json={}, timeout=10).json()["session"] for _ in range(200)]
-        chats = [("POST", "/api/v1/chat", json.dumps({"session": s, "text": q}, ensure_ascii=False))
-                 for i, s in enumerate(sessions) for q in QUESTIONS[i % 3:] + QUESTIONS[: i % 3]]
-        print(f"policybot serve --demo --workers {args.workers}; wrk -c{args.connections}, loopback, "
-              f"{'PostgreSQL' if args.database_url else 'SQLite'}")
+        sessions = [
+            httpx.post(base + "/api/v1/sessions", json={}, timeout=10).json()["session"] for _ in range(200)
+        ]
+        chats = [
+            ("POST", "/api/v1/chat", json.dumps({"session": s, "text": q}, ensure_ascii=False))
+            for i, s in enumerate(sessions)
+            for q in QUESTIONS[i % 3 :] + QUESTIONS[: i % 3]
+        ]
+        print(
+            f"policybot serve --demo --workers {args.workers}; wrk -c{args.connections}, loopback, "
+            f"{'PostgreSQL' if args.database_url else 'SQLite'}"
+        )
         print(HEADER)
-        base_res = run_wrk("baseline GET /healthz", base, [("GET", "/healthz", "")], seconds=5,
-                           connections=args.connections)
+        base_res = run_wrk(
+            "baseline GET /healthz", base, [("GET", "/healthz", "")], seconds=5, connections=args.connections
+        )
         print(base_res.row())
         res = run_wrk("POST /api/v1/chat", base, chats, seconds=args.seconds, connections=args.connections)
         print(res.row())
     ok = res.rps >= TARGET_RPS and res.p99_ms < TARGET_P99 and res.errors == 0
     print(f"chat / baseline throughput ratio: {res.rps / base_res.rps:.2f}")
-    print(f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}")
+    print(
+        f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 

@@ -26,8 +26,13 @@ APP_ID = "wx_bench_app"
 AES_KEY = base64.b64encode(bytes(range(100, 132))).decode().rstrip("=")
 ACCOUNT = "gh_bench000001"
 QUESTIONS = [
-    "依申请公开多久答复", "人社局主动公开信息遵循什么原则", "政策文件出台时会同步发布解读吗",
-    "政策解读材料一般会讲清楚哪些内容", "申请政府信息公开要多少天", "社保卡丢了怎么办", "你好",
+    "依申请公开多久答复",
+    "人社局主动公开信息遵循什么原则",
+    "政策文件出台时会同步发布解读吗",
+    "政策解读材料一般会讲清楚哪些内容",
+    "申请政府信息公开要多少天",
+    "社保卡丢了怎么办",
+    "你好",
     "我家楼下的共享单车乱停放谁来管",
 ]
 TARGET_RPS, TARGET_P99 = 200.0, 200.0
@@ -40,18 +45,27 @@ def prepare(n: int, kind: str, first_id: int) -> list[tuple[str, str, str]]:
     for i in range(n):
         user = f"oBench{i % 500:04d}" + "x" * 18
         ts, nonce = str(int(time.time())), str(rnd.randrange(10**9))
-        content = f"<Content><![CDATA[{rnd.choice(QUESTIONS)}]]></Content>" if kind == "text" else (
-            "<PicUrl><![CDATA[http://127.0.0.1/x.jpg]]></PicUrl><MediaId><![CDATA[m1]]></MediaId>")
-        xml = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
-               f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{content}"
-               f"<MsgId>{first_id + i}</MsgId></xml>")
+        content = (
+            f"<Content><![CDATA[{rnd.choice(QUESTIONS)}]]></Content>"
+            if kind == "text"
+            else ("<PicUrl><![CDATA[http://127.0.0.1/x.jpg]]></PicUrl><MediaId><![CDATA[m1]]></MediaId>")
+        )
+        xml = (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{user}]]></FromUserName>"
+            f"<CreateTime>{ts}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{content}"
+            f"<MsgId>{first_id + i}</MsgId></xml>"
+        )
         envelope = xmltodict.parse(crypto.encrypt_message(xml, nonce, ts))["xml"]
         signer = WeChatSigner()
         signer.add_data(TOKEN, ts, nonce)
-        query = (f"signature={signer.signature}&timestamp={ts}&nonce={nonce}&openid={user}"
-                 f"&encrypt_type=aes&msg_signature={envelope['MsgSignature']}")
-        body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-                f"<Encrypt><![CDATA[{envelope['Encrypt']}]]></Encrypt></xml>")
+        query = (
+            f"signature={signer.signature}&timestamp={ts}&nonce={nonce}&openid={user}"
+            f"&encrypt_type=aes&msg_signature={envelope['MsgSignature']}"
+        )
+        body = (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{envelope['Encrypt']}]]></Encrypt></xml>"
+        )
         out.append(("POST", f"/wechat?{query}", body))
     return out
 
@@ -63,26 +77,47 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--database-url", help="default: a temporary SQLite file")
     args = ap.parse_args()
-    env = {"POLICYBOT_WECHAT_TOKEN": TOKEN, "POLICYBOT_WECHAT_APP_ID": APP_ID, "POLICYBOT_WECHAT_AES_KEY": AES_KEY,
-           "POLICYBOT_RATE_LIMIT_PER_IP": "0"}
+    env = {
+        "POLICYBOT_WECHAT_TOKEN": TOKEN,
+        "POLICYBOT_WECHAT_APP_ID": APP_ID,
+        "POLICYBOT_WECHAT_AES_KEY": AES_KEY,
+        "POLICYBOT_RATE_LIMIT_PER_IP": "0",
+    }
     base_id = int(time.time() * 1000)
     texts = prepare(int(args.seconds * 600), "text", base_id)  # more than can be sent: each MsgId once
     images = prepare(3000, "image", base_id + 10_000_000)
     with serve(args.workers, env, args.database_url) as base:
-        print(f"policybot serve --demo --workers {args.workers}; wrk -c{args.connections}, loopback, "
-              f"{'PostgreSQL' if args.database_url else 'SQLite'}, safe mode")
+        print(
+            f"policybot serve --demo --workers {args.workers}; wrk -c{args.connections}, loopback, "
+            f"{'PostgreSQL' if args.database_url else 'SQLite'}, safe mode"
+        )
         print(HEADER)
-        ref = run_wrk("baseline GET /healthz", base, [("GET", "/healthz", "")], seconds=5,
-                      connections=args.connections)
+        ref = run_wrk(
+            "baseline GET /healthz", base, [("GET", "/healthz", "")], seconds=5, connections=args.connections
+        )
         print(ref.row())
-        res = run_wrk("WeChat text (safe mode)", base, texts, seconds=args.seconds, connections=args.connections,
-                      content_type="text/xml")
+        res = run_wrk(
+            "WeChat text (safe mode)",
+            base,
+            texts,
+            seconds=args.seconds,
+            connections=args.connections,
+            content_type="text/xml",
+        )
         print(res.row())
-        img = run_wrk("WeChat image (no KB lookup)", base, images, seconds=5, connections=args.connections,
-                      content_type="text/xml")
+        img = run_wrk(
+            "WeChat image (no KB lookup)",
+            base,
+            images,
+            seconds=5,
+            connections=args.connections,
+            content_type="text/xml",
+        )
         print(img.row())
     ok = res.rps >= TARGET_RPS and res.p99_ms < TARGET_P99 and res.errors == 0
-    print(f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}")
+    print(
+        f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 

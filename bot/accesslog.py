@@ -1,7 +1,8 @@
 """The structured HTTP access log (`access_log` table) and the worker header.
 
 `AccessLogMiddleware` records every request except the health probes: time, method, path without
-the query string (query strings can carry session ids), status, duration and the client IP (from
+the query string (query strings can carry session ids and WeChat signatures) and with personal data
+in it masked (`/api/v1/tickets/138****5678`), status, duration and the client IP (from
 X-Forwarded-For only behind a trusted proxy, like the rate limiter). Rows are queued in memory and
 written in batches by one background thread per process (`AccessLogWriter`), so a request never
 waits for this write; while the database is away rows wait in the queue, which is bounded (rows
@@ -25,6 +26,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.models import AccessLog
+from bot.security import redact
 from knowledge.db import delete_before
 from knowledge.models import utcnow
 
@@ -37,8 +39,14 @@ _INSERT = insert(AccessLog.__table__)  # type: ignore[arg-type]
 class AccessLogWriter:
     """Batches access-log rows into the database from one daemon thread (started on first use)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, batch: int = 500, interval: float = 1.0,
-                 max_queue: int = 20_000) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        *,
+        batch: int = 500,
+        interval: float = 1.0,
+        max_queue: int = 20_000,
+    ) -> None:
         self.sessions = sessions
         self.batch = batch
         self.interval = interval
@@ -96,8 +104,10 @@ class AccessLogWriter:
                 self._held = rows
                 if not self._failing:  # one line per outage, not a traceback every second
                     self._failing = True
-                    log.warning("access_log_write_failed: %s; rows kept in memory until the database is back",
-                                type(exc).__name__)
+                    log.warning(
+                        "access_log_write_failed: %s; rows kept in memory until the database is back",
+                        type(exc).__name__,
+                    )
                 return written
             if self._failing:
                 self._failing = False
@@ -114,7 +124,9 @@ class AccessLogWriter:
 class AccessLogMiddleware:
     """ASGI middleware: one access-log row per HTTP request (health probes excluded)."""
 
-    def __init__(self, app: Any, *, writer: AccessLogWriter, client_ip: Callable[[dict[str, Any]], str]) -> None:
+    def __init__(
+        self, app: Any, *, writer: AccessLogWriter, client_ip: Callable[[dict[str, Any]], str]
+    ) -> None:
         self.app = app
         self.writer = writer
         self.client_ip = client_ip
@@ -136,14 +148,16 @@ class AccessLogMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             try:
-                self.writer.add({
-                    "at": utcnow(),
-                    "method": str(scope.get("method", ""))[:10],
-                    "path": str(scope.get("path", ""))[:300],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "ip": self.client_ip(scope)[:64],
-                })
+                self.writer.add(
+                    {
+                        "at": utcnow(),
+                        "method": str(scope.get("method", ""))[:10],
+                        "path": redact(str(scope.get("path", "")))[:300],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "ip": self.client_ip(scope)[:64],
+                    }
+                )
             except Exception:
                 log.exception("access_log_record_failed")
 

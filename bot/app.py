@@ -23,45 +23,35 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
+from bot.apidocs import install_api_docs
 from bot.channels import Channel, telegram, wechat
 from bot.channels.web import WebChannel, api_key_dependency
-from bot.conversation import Dialogue, Reply
+from bot.conversation import Dialogue
 from bot.database import upgrade
 from bot.jobs import Scheduler, recent_runs
 from bot.models import AppValue
-from bot.notifier import RetryingNotifier
+from bot.notifier import TicketNotices, record_outcome, spooled_ticket_notice
+from bot.pipeline.outbox import Outbox
 from bot.privacy import register_retention_job
 from bot.ratelimit import RateLimiter
 from bot.reporting import JOB_NAME as REPORT_JOB
 from bot.reporting import register_report_job
 from bot.security import ConsoleIpAllowlist, SecurityHeaders, install_all_log_masking, parse_networks
-from bot.services import build_knowledge_base, build_ticket_service
+from bot.services import build_knowledge_base, build_outbox, build_ticket_service
 from bot.settings import Settings, get_settings
 from bot.spool import Spool
+from handoff import clientip
 from handoff.console import ConsoleConfig, build_board_router, build_console_router
 from handoff.weekly import WeeklyReports
-from knowledge.db import make_engine, make_sessionmaker
+from knowledge.db import MAX_ID, make_engine, make_sessionmaker
 from knowledge.text import warm_up
 from knowledge.usage import QueryLogStore
 
 log = logging.getLogger("policybot.app")
 HERE = Path(__file__).resolve().parent
-
-
-class ChannelNotifier:
-    """Delivers a ticket reply through the channel the ticket came from (handoff.tickets.Notifier)."""
-
-    def __init__(self) -> None:
-        self.channels: dict[str, Channel] = {}
-
-    def notify(self, ticket: Any, text: str) -> None:
-        channel = self.channels.get(ticket.channel)
-        if channel is None:
-            raise RuntimeError(f"no channel {ticket.channel!r} to push to")
-        body = f"您的留言 {ticket.no} 已有答复（{ticket.department}）：\n{text}"
-        channel.push(ticket.user_ref, Reply("status", body, ticket_no=ticket.no))
 
 
 def _drain_before_exit(app: FastAPI, seconds: float) -> None:
@@ -80,7 +70,9 @@ def _drain_before_exit(app: FastAPI, seconds: float) -> None:
             uvicorn_exit(sig, frame)
             return
         app.state.draining = True
-        log.warning("SIGTERM: serving %.1f s more while the load balancer drains, then shutting down", seconds)
+        log.warning(
+            "SIGTERM: serving %.1f s more while the load balancer drains, then shutting down", seconds
+        )
         timer = threading.Timer(seconds, uvicorn_exit, args=(sig, frame))
         timer.daemon = True
         timer.start()
@@ -88,20 +80,13 @@ def _drain_before_exit(app: FastAPI, seconds: float) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
-def _open_spooled_ticket(dialogue: Dialogue, notifier: ChannelNotifier, data: dict[str, Any]) -> None:
-    """A ticket left while the database was away: open it now and tell the citizen its number.
-    A database error propagates (the spool retries; the ticket key makes that safe)."""
+def _open_spooled_ticket(dialogue: Dialogue, outbox: Outbox, data: dict[str, Any]) -> None:
+    """A ticket left while the database was away: open it now and queue its number for the citizen.
+    A database error propagates (the spool retries; the ticket key and the outbox key make that safe)."""
     reply = dialogue.replay_ticket(data)
     reply.text = "您在系统维护期间提交的留言已登记。" + reply.text
-    channel = notifier.channels.get(data["channel"])
-    try:
-        if channel is None:
-            raise RuntimeError(f"no channel {data['channel']!r}")
-        channel.push(data["user_id"], reply)
-    except SQLAlchemyError:
-        raise
-    except Exception as exc:  # the ticket stands; staff see it in the console, the citizen via 查询
-        log.warning("spooled ticket %s opened; notice not delivered: %s", reply.ticket_no, type(exc).__name__)
+    with outbox.sessions.begin() as s:
+        spooled_ticket_notice(outbox, s, channel=data["channel"], user_id=data["user_id"], reply=reply)
 
 
 def shared_secret(settings: Settings, sessions: sessionmaker[Session]) -> str:
@@ -164,9 +149,16 @@ class _TooLarge(Exception):
 
 async def _send_413(send: Any) -> None:
     body = '{"detail":"请求内容过大"}'.encode()
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/json; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -182,22 +174,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kb = build_knowledge_base(settings, sessions)
     kb.refresh(force=True)
     kb.policies.refresh()  # the passage index too: both answer from memory if the database goes away
-    notifier = ChannelNotifier()
-    retrying = RetryingNotifier(notifier, attempts=settings.push_attempts, backoff=settings.push_backoff_seconds)
-    tickets = build_ticket_service(settings, sessions, retrying)
-    retrying.bind(tickets)
+    # Later messages to citizens (staff replies, ...): rows of the durable outbox, drained in the
+    # background by every worker (bot/pipeline/outbox.py); channels are added below.
+    outbox = build_outbox(settings, sessions)
+    tickets = build_ticket_service(settings, sessions, TicketNotices(outbox))
+    outbox.on_outcome = record_outcome(tickets)
     querylog = QueryLogStore(sessions)
     # Degraded mode: while the database is unreachable, answers come from memory and the writes
     # go to a local spool that is replayed when it is back (bot/spool.py).
     spool = Spool(settings.spool_dir, sessions)
     dialogue = Dialogue(
-        sessions=sessions, kb=kb, tickets=tickets, querylog=querylog, secret=secret,
-        welcome_text=settings.welcome_text, session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
-        limit_days=settings.ticket_limit_days, async_commit=settings.db_async_commit,
+        sessions=sessions,
+        kb=kb,
+        tickets=tickets,
+        querylog=querylog,
+        secret=secret,
+        welcome_text=settings.welcome_text,
+        session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
+        limit_days=settings.ticket_limit_days,
+        async_commit=settings.db_async_commit,
         spool=spool,
     )
-    limiter = RateLimiter(per_ip=settings.rate_limit_per_ip, per_key=settings.rate_limit_per_session,
-                          trusted_proxies=settings.trusted_proxies)
+    limiter = RateLimiter(
+        per_ip=settings.rate_limit_per_ip,
+        per_key=settings.rate_limit_per_session,
+        trusted_proxies=settings.trusted_proxies,
+    )
     access_log = AccessLogWriter(sessions)
     # Scheduled jobs: every worker runs the scheduler; a database claim lets one run each period.
     scheduler = Scheduler(sessions)
@@ -210,16 +212,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.jobs_enabled:
             scheduler.start()
         spool.start()  # replays files left by workers that died, then whatever this one spools
+        if settings.outbox_enabled:
+            outbox.start()
         yield
         spool.stop()
         scheduler.stop()
-        retrying.close()  # pending push retries stop; replies stay readable via 查询 <编号>
+        outbox.close()  # rows not yet sent stay in the database for the next start or another worker
         access_log.close()  # write the access-log rows still queued
 
     app = FastAPI(
         lifespan=lifespan,
-        title="policybot 政策咨询 API", version="1.0",
+        title="policybot 政策咨询 API",
+        version="1.0",
         description="Policy consultation chat, message-board tickets and knowledge-base sync.",
+        # the docs pages are ours (bot/apidocs.py: assets from this server, not a CDN)
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.settings = settings
     app.state.draining = False
@@ -230,7 +239,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.querylog = querylog
     app.state.spool = spool
     app.state.dialogue = dialogue
-    app.state.notifier = notifier
+    app.state.outbox = outbox
     app.state.access_log = access_log
     app.state.scheduler = scheduler
 
@@ -240,12 +249,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         *telegram.enabled(settings, dialogue=dialogue, sessions=sessions),
     ]
     for channel in channels:
-        notifier.channels[channel.name] = channel
+        outbox.channels[channel.name] = channel
         router = channel.router()
         if router is not None:
             app.include_router(router)
     app.state.channels = {c.name: c for c in channels}
-    spool.ticket_handler = lambda data: _open_spooled_ticket(dialogue, notifier, data)
+    spool.ticket_handler = lambda data: _open_spooled_ticket(dialogue, outbox, data)
 
     console_config = ConsoleConfig(
         secret_key=secret,
@@ -258,23 +267,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
     )
-    app.include_router(build_console_router(
-        sessions=sessions, tickets=tickets, kb=kb, config=console_config, weekly=WeeklyReports(sessions, kb),
-        report_runs=lambda: recent_runs(sessions, REPORT_JOB, limit=8), report_schedule=settings.report_schedule,
-    ))
+    app.include_router(
+        build_console_router(
+            sessions=sessions,
+            tickets=tickets,
+            kb=kb,
+            config=console_config,
+            weekly=WeeklyReports(sessions, kb),
+            report_runs=lambda: recent_runs(sessions, REPORT_JOB, limit=8),
+            report_schedule=settings.report_schedule,
+        )
+    )
     app.include_router(build_board_router(sessions=sessions, tickets=tickets, config=console_config))
 
     _install_error_handlers(app)
     _install_routes(app, settings)
+    if settings.api_docs:
+        install_api_docs(app)
     if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                           allow_headers=["Content-Type"], max_age=600)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type"],
+            max_age=600,
+        )
     app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
-    app.add_middleware(AccessLogMiddleware, writer=access_log,
-                       client_ip=lambda scope: limiter.client_ip(Request(scope)))
+    # one client-IP rule (handoff/clientip.py) for the rate limits, lockouts, audit and access logs, allow-list
+    scope_ip = lambda scope: clientip.client_ip(HTTPConnection(scope), settings.trusted_proxies)  # noqa: E731
+    app.add_middleware(AccessLogMiddleware, writer=access_log, client_ip=scope_ip)
     if settings.console_ip_allowlist:
-        app.add_middleware(ConsoleIpAllowlist, networks=parse_networks(settings.console_ip_allowlist),
-                           client_ip=lambda scope: limiter.client_ip(Request(scope)))
+        app.add_middleware(
+            ConsoleIpAllowlist, networks=parse_networks(settings.console_ip_allowlist), client_ip=scope_ip
+        )
     app.add_middleware(SecurityHeaders)  # outermost but one: 413s and CORS refusals get the headers too
     if settings.expose_worker:
         app.add_middleware(WorkerHeader)
@@ -331,9 +356,13 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
 
     check_key = api_key_dependency(settings.api_key)
 
-    @app.get("/api/v1/faqs", tags=["sync"], summary="Published FAQ changes since a version (数据同源、同步更新)",
-             dependencies=[Depends(check_key)])
-    def faqs_since(since: int = Query(0, ge=0)) -> dict[str, Any]:
+    @app.get(
+        "/api/v1/faqs",
+        tags=["sync"],
+        summary="Published FAQ changes since a version (数据同源、同步更新)",
+        dependencies=[Depends(check_key)],
+    )
+    def faqs_since(since: int = Query(0, ge=0, le=MAX_ID)) -> dict[str, Any]:
         store = app.state.kb.faqs
         version = store.version()
         changed = store.changes_since(since, limit=100_000)
@@ -344,15 +373,27 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
         }
 
     if settings.demo:
+
         @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-        def demo_page(request: Request, poll_ms: int | None = Query(None, ge=500, le=600_000)) -> HTMLResponse:
-            return templates.TemplateResponse(request, "demo.html", {"title": "政策咨询演示", "poll_ms": poll_ms})
+        def demo_page(
+            request: Request, poll_ms: int | None = Query(None, ge=500, le=600_000)
+        ) -> HTMLResponse:
+            return templates.TemplateResponse(
+                request, "demo.html", {"title": "政策咨询演示", "poll_ms": poll_ms}
+            )
 
 
 def _faq_json(r: Any) -> dict[str, Any]:
     return {
-        "id": r.id, "question": r.question, "similar": list(r.similar), "answer": r.answer, "tags": list(r.tags),
-        "unit": r.unit, "source_policy": r.source_policy, "source_article": r.source_article,
+        "id": r.id,
+        "question": r.question,
+        "similar": list(r.similar),
+        "answer": r.answer,
+        "tags": list(r.tags),
+        "unit": r.unit,
+        "source_policy": r.source_policy,
+        "source_article": r.source_article,
         "valid_from": r.valid_from.isoformat() if r.valid_from else None,
-        "valid_to": r.valid_to.isoformat() if r.valid_to else None, "seq": r.seq,
+        "valid_to": r.valid_to.isoformat() if r.valid_to else None,
+        "seq": r.seq,
     }

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.settings import Settings, get_settings
+from bot.settings import Settings, get_settings, settings_error_text
 from knowledge.errors import PolicybotError
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
@@ -95,8 +96,14 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
         _ = ctx.sessions  # migrate once before the workers start
     print(f"policybot 服务启动：http://{args.host}:{args.port}/ （接口文档 /docs）", flush=True)
     uvicorn.run(
-        "bot.app:create_app_from_env", factory=True, host=args.host, port=args.port, workers=args.workers,
-        proxy_headers=False, log_level=args.log_level, timeout_graceful_shutdown=10,
+        "bot.app:create_app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
     )
     return 0
 
@@ -141,10 +148,20 @@ def cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
 # --- kb -------------------------------------------------------------------------------------------
 def _faq_dict(r: Any) -> dict[str, Any]:
     return {
-        "id": r.id, "question": r.question, "similar": list(r.similar), "answer": r.answer, "tags": list(r.tags),
-        "unit": r.unit, "source_policy": r.source_policy, "source_article": r.source_article,
-        "valid_from": r.valid_from, "valid_to": r.valid_to, "status": r.status, "seq": r.seq,
-        "updated_at": r.updated_at, "updated_by": r.updated_by,
+        "id": r.id,
+        "question": r.question,
+        "similar": list(r.similar),
+        "answer": r.answer,
+        "tags": list(r.tags),
+        "unit": r.unit,
+        "source_policy": r.source_policy,
+        "source_article": r.source_article,
+        "valid_from": r.valid_from,
+        "valid_to": r.valid_to,
+        "status": r.status,
+        "seq": r.seq,
+        "updated_at": r.updated_at,
+        "updated_by": r.updated_by,
     }
 
 
@@ -315,8 +332,13 @@ def cmd_kb_eval(args: argparse.Namespace, ctx: Context) -> int:
 # --- policy ---------------------------------------------------------------------------------------
 def cmd_policy_import(args: argparse.Namespace, ctx: Context) -> int:
     meta = {
-        "id": args.id, "title": args.title, "doc_no": args.doc_no, "issuer": args.issuer,
-        "issued_on": _date(args.date), "status": args.status, "url": args.url,
+        "id": args.id,
+        "title": args.title,
+        "doc_no": args.doc_no,
+        "issuer": args.issuer,
+        "issued_on": _date(args.date),
+        "status": args.status,
+        "url": args.url,
     }
     r = ctx.policies.import_file(Path(args.file), **{k: v for k, v in meta.items() if v is not None})
     print(f"已导入 {r.id}：《{r.title}》{r.doc_no or ''}，{r.passage_count} 个条款段落，状态 {r.status}")
@@ -357,7 +379,9 @@ def cmd_db(args: argparse.Namespace, ctx: Context) -> int:
             command.upgrade(cfg, args.revision or "head")
         else:
             if not args.revision:
-                raise PolicybotError("请指定要回退到的版本，例如：policybot db downgrade 0001", "downgrade needs REV")
+                raise PolicybotError(
+                    "请指定要回退到的版本，例如：policybot db downgrade 0001", "downgrade needs REV"
+                )
             command.downgrade(cfg, args.revision)
     engine.dispose()
     print("完成")
@@ -369,13 +393,22 @@ def cmd_tickets_list(args: argparse.Namespace, ctx: Context) -> int:
 
     rows = ctx.tickets.list(status=args.status, limit=args.limit)
     if args.json:
-        _print_json([
-            {"no": t.no, "status": t.status, "department": t.department, "due_date": t.due_date,
-             "question": mask(t.question), "contact_name": t.contact_name,
-             "contact_phone": mask(t.contact_phone) if t.contact_phone else None,
-             "channel": t.channel, "created_at": t.created_at}
-            for t in rows
-        ])
+        _print_json(
+            [
+                {
+                    "no": t.no,
+                    "status": t.status,
+                    "department": t.department,
+                    "due_date": t.due_date,
+                    "question": mask(t.question),
+                    "contact_name": t.contact_name,
+                    "contact_phone": mask(t.contact_phone) if t.contact_phone else None,
+                    "channel": t.channel,
+                    "created_at": t.created_at,
+                }
+                for t in rows
+            ]
+        )
         return 0
     print("编号\t状态\t承办部门\t办理期限\t联系电话\t问题")
     for t in rows:
@@ -391,6 +424,25 @@ def cmd_tickets_show(args: argparse.Namespace, ctx: Context) -> int:
     t = ctx.tickets.get(args.no)
     print(f"编号：{t.no}\n状态：{t.status}\n承办部门：{t.department}\n办理期限：{t.due_date}")
     print(f"渠道：{t.channel}\n问题：{mask(t.question)}\n答复：{t.reply or '（尚未答复）'}")
+    return 0
+
+
+def cmd_deliveries_list(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.services import build_outbox
+
+    rows = build_outbox(ctx.settings, ctx.sessions).rows(status=args.status, limit=args.limit)
+    if args.json:
+        _print_json([d.as_dict() for d in rows])
+        return 0
+    labels = {"pending": "待发送", "sent": "已发送", "failed": "失败", "impossible": "无法送达"}
+    print("编号\t类型\t渠道\t留言编号\t状态\t尝试次数\t下次尝试\t错误")
+    for d in rows:
+        nxt = d.next_at.strftime("%Y-%m-%d %H:%M:%S") if d.status == "pending" else "-"
+        print(
+            f"{d.id}\t{d.kind}\t{d.channel}\t{d.data.get('ticket_no') or '-'}\t{labels.get(d.status, d.status)}"
+            f"\t{d.attempts}\t{nxt}\t{(d.last_error or '-')[:80]}"
+        )
+    print(f"共 {len(rows)} 条")
     return 0
 
 
@@ -435,15 +487,20 @@ def cmd_report_weekly(args: argparse.Namespace, ctx: Context) -> int:
 
     smtp = require_mail(ctx.settings) if args.email else None  # refuse before any work
     params = GapParams(
-        low_score=args.low_score, rephrase_minutes=args.rephrase_minutes, min_topic_size=args.min_topic_size,
+        low_score=args.low_score,
+        rephrase_minutes=args.rephrase_minutes,
+        min_topic_size=args.min_topic_size,
     )
     now = utcnow()
     period = resolve_period(args.week, now)
-    result = generate(ctx.sessions, ctx.kb, out_dir=args.out, week=args.week, unit=args.unit, params=params,
-                      now=now)
+    result = generate(
+        ctx.sessions, ctx.kb, out_dir=args.out, week=args.week, unit=args.unit, params=params, now=now
+    )
     a = result.analysis
-    print(f"统计周期：{period.describe()}（{period.label}）；提问 {a.total_questions} 条，"
-          f"列出主题 {len(a.topics)} 个，建议问答 {len(a.drafts)} 条")
+    print(
+        f"统计周期：{period.describe()}（{period.label}）；提问 {a.total_questions} 条，"
+        f"列出主题 {len(a.topics)} 个，建议问答 {len(a.drafts)} 条"
+    )
     for f in result.files:
         print(f"{f.unit or '全部单位总览'}\t主题 {f.topics}\t未解答 {f.unanswered}\t{f.html}\t{f.xlsx}")
     if smtp is not None:
@@ -464,7 +521,9 @@ def cmd_report_route(args: argparse.Namespace, ctx: Context) -> int:
 
     if args.action == "add":
         if not args.keyword or not args.unit:
-            raise PolicybotError("用法：policybot report route add 关键词 单位", "route add needs keyword and unit")
+            raise PolicybotError(
+                "用法：policybot report route add 关键词 单位", "route add needs keyword and unit"
+            )
         r = set_route(ctx.sessions, keyword=args.keyword, unit=args.unit, by=args.by)
         print(f"已设置：含“{r.keyword}”的主题归 {r.unit}")
     elif args.action == "delete":
@@ -496,8 +555,10 @@ def cmd_telegram(args: argparse.Namespace, ctx: Context) -> int:
         channel.run_polling()
     elif args.action == "set-webhook":
         if not args.url or not args.url.startswith("https://"):
-            raise PolicybotError("请用 --url 指定 https 开头的 webhook 地址，如 https://example.gov.cn/telegram/webhook",
-                                 "webhook url missing or not https")
+            raise PolicybotError(
+                "请用 --url 指定 https 开头的 webhook 地址，如 https://example.gov.cn/telegram/webhook",
+                "webhook url missing or not https",
+            )
         try:
             channel.set_webhook(args.url)
         except ValueError as exc:
@@ -532,8 +593,11 @@ def cmd_privacy_export(args: argparse.Namespace, ctx: Context) -> int:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text + "\n")
-        print(f"已导出：留言 {len(data['tickets'])} 条，提问记录 {len(data['query_log'])} 条，"
-              f"会话 {len(data['chat_sessions'])} 个 -> {args.out}（含个人信息，请妥善保管）", file=sys.stderr)
+        print(
+            f"已导出：留言 {len(data['tickets'])} 条，提问记录 {len(data['query_log'])} 条，"
+            f"会话 {len(data['chat_sessions'])} 个 -> {args.out}（含个人信息，请妥善保管）",
+            file=sys.stderr,
+        )
     else:
         print(text)
     return 0
@@ -555,7 +619,9 @@ def cmd_privacy_erase(args: argparse.Namespace, ctx: Context) -> int:
         except EOFError:
             answer = ""
         if answer.strip().lower() not in ("yes", "y", "是"):
-            raise PolicybotError("已取消，未删除任何数据（非交互执行请加 --yes）", "privacy erase not confirmed")
+            raise PolicybotError(
+                "已取消，未删除任何数据（非交互执行请加 --yes）", "privacy erase not confirmed"
+            )
     done = erase_data(ctx.sessions, secret, subject, by=args.by)
     print(f"已删除：{done.describe()}")
     return 0
@@ -588,6 +654,8 @@ def _faq_options(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from handoff.console.cli import add_users_commands, cmd_tickets_reply
+
     parser = argparse.ArgumentParser(prog="policybot", description="政策咨询机器人 policybot")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -608,7 +676,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = kb.add_parser("import", help="导入 xlsx / csv / jsonl（全部成功或全部不写入）")
     p.add_argument("file")
     p.add_argument("--format", choices=["xlsx", "csv", "jsonl"])
-    p.add_argument("--on-duplicate", dest="on_duplicate", choices=["update", "skip", "error"], default="update")
+    p.add_argument(
+        "--on-duplicate", dest="on_duplicate", choices=["update", "skip", "error"], default="update"
+    )
     p.add_argument("--dry-run", dest="dry_run", action="store_true")
     p.add_argument("--by", default="cli")
     p.set_defaults(func=cmd_kb_import)
@@ -684,7 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--by", default="cli")
     p.set_defaults(func=cmd_policy_status)
 
-    p = sub.add_parser("db", help="数据库结构版本（Alembic）：current | history | upgrade [REV] | downgrade REV")
+    p = sub.add_parser(
+        "db", help="数据库结构版本（Alembic）：current | history | upgrade [REV] | downgrade REV"
+    )
     p.add_argument("action", choices=["current", "history", "upgrade", "downgrade"])
     p.add_argument("revision", nargs="?")
     p.set_defaults(func=cmd_db)
@@ -695,16 +767,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tickets_list)
+    p = tk.add_parser("reply", help="以后台账号答复留言（权限、审计与工作台相同；答复经投递队列推送）")
+    p.add_argument("no", help="留言编号")
+    p.add_argument("text", help="答复内容（- 表示从标准输入读取）")
+    p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME", help="办理人员或督办的后台账号")
+    p.set_defaults(func=cmd_tickets_reply)
+    dl = sub.add_parser("deliveries", help="投递队列（答复等稍后发给留言人的消息）").add_subparsers(
+        dest="deliveries_command", required=True
+    )
+    p = dl.add_parser("list", help="列出投递记录")
+    p.add_argument("--status", choices=["pending", "sent", "failed", "impossible"])
+    p.add_argument("--limit", type=int, default=200)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_deliveries_list)
     p = tk.add_parser("show")
     p.add_argument("no")
     p.set_defaults(func=cmd_tickets_show)
 
-    p = sub.add_parser("telegram", help="Telegram 机器人：poll（开发用轮询）| set-webhook --url URL | delete-webhook")
+    p = sub.add_parser(
+        "telegram", help="Telegram 机器人：poll（开发用轮询）| set-webhook --url URL | delete-webhook"
+    )
     p.add_argument("action", choices=["poll", "set-webhook", "delete-webhook"])
     p.add_argument("--url", help="set-webhook 的 https 地址（指向 /telegram/webhook）")
     p.set_defaults(func=cmd_telegram)
 
-    hd = sub.add_parser("holidays", help="法定节假日与调休").add_subparsers(dest="holidays_command", required=True)
+    hd = sub.add_parser("holidays", help="法定节假日与调休").add_subparsers(
+        dest="holidays_command", required=True
+    )
     p = hd.add_parser("import", help="导入国务院办公厅节假日安排通知（文本）或 CSV（date,kind,name）")
     p.add_argument("file")
     p.add_argument("--year", type=int)
@@ -719,14 +808,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--week", help="ISO 周，如 2026-W47（默认：截至现在的 7 天）")
     p.add_argument("--unit", help="只生成该单位的报告")
     p.add_argument("--out", default="reports", help="输出目录（默认 reports）")
-    p.add_argument("--low-score", dest="low_score", type=float, default=0.9,
-                   help="低于此得分的答复，若同一会话随后换说法再问，计为未解答（默认 0.9）")
-    p.add_argument("--rephrase-minutes", dest="rephrase_minutes", type=float, default=5.0,
-                   help="换说法再问的时间窗口，分钟（默认 5）")
-    p.add_argument("--min-topic-size", dest="min_topic_size", type=int, default=2,
-                   help="列为主题的最少问题数（含留言的主题总会列出；默认 2）")
-    p.add_argument("--email", action="store_true",
-                   help="生成后按 POLICYBOT_REPORT_EMAILS 将各单位报告发送到其邮箱（需配置 POLICYBOT_SMTP_HOST）")
+    p.add_argument(
+        "--low-score",
+        dest="low_score",
+        type=float,
+        default=0.9,
+        help="低于此得分的答复，若同一会话随后换说法再问，计为未解答（默认 0.9）",
+    )
+    p.add_argument(
+        "--rephrase-minutes",
+        dest="rephrase_minutes",
+        type=float,
+        default=5.0,
+        help="换说法再问的时间窗口，分钟（默认 5）",
+    )
+    p.add_argument(
+        "--min-topic-size",
+        dest="min_topic_size",
+        type=int,
+        default=2,
+        help="列为主题的最少问题数（含留言的主题总会列出；默认 2）",
+    )
+    p.add_argument(
+        "--email",
+        action="store_true",
+        help="生成后按 POLICYBOT_REPORT_EMAILS 将各单位报告发送到其邮箱（需配置 POLICYBOT_SMTP_HOST）",
+    )
     p.set_defaults(func=cmd_report_weekly)
     p = rp.add_parser("route", help="主题归属关键词：list | add 关键词 单位 | delete 关键词")
     p.add_argument("action", choices=["list", "add", "delete"])
@@ -737,7 +844,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report_route)
 
     pv = sub.add_parser("privacy", help="个人信息：导出 / 删除（依申请）/ 按保存期限清理").add_subparsers(
-        dest="privacy_command", required=True)
+        dest="privacy_command", required=True
+    )
     for name, func, help_text in (
         ("export", cmd_privacy_export, "导出某人的全部个人信息（JSON）"),
         ("erase", cmd_privacy_erase, "删除或匿名化某人的个人信息（依申请）"),
@@ -756,8 +864,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = pv.add_parser("purge", help="立即执行一次保存期限清理（服务每天自动执行）")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_privacy_purge)
-
-    from handoff.console.cli import add_users_commands
 
     add_users_commands(sub)
     return parser
@@ -783,7 +889,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _log_to_stderr_masked()
-    ctx = Context(get_settings())
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        print(settings_error_text(exc), file=sys.stderr)
+        return 2
+    ctx = Context(settings)
     try:
         code: int = args.func(args, ctx)
         return code

@@ -33,7 +33,7 @@ from bot.spool import Spool
 from handoff.privacy import mask, normalise_phone
 from handoff.tickets import TicketService
 from knowledge.answer import AskResult, KnowledgeBase
-from knowledge.db import relax_commit
+from knowledge.db import MAX_ID, relax_commit
 from knowledge.errors import NotFound, PolicybotError
 from knowledge.models import utcnow
 from knowledge.usage import QueryLogStore
@@ -56,9 +56,7 @@ ANON_WORDS = {"匿名", "不留联系方式", "不需要回电", "匿名留言"}
 STATUS_RE = re.compile(r"^(?:查询|查|进度|状态|/status)\s*[:：]?\s*([A-Za-z]{2}\d{8}-\d{3,6})\s*$", re.I)
 TICKET_NO_RE = re.compile(r"^[A-Za-z]{2}\d{8}-\d{3,6}$")
 CHOICE_RE = re.compile(r"^\s*([1-9])\s*[.、。]?\s*$")
-CONSENT_TEXT = (
-    "您提供的姓名和手机号仅用于工作人员就本条留言与您联系，不会公开，办结后按规定期限删除。"
-)
+CONSENT_TEXT = "您提供的姓名和手机号仅用于工作人员就本条留言与您联系，不会公开，办结后按规定期限删除。"
 
 
 _T = ChatSession.__table__
@@ -73,10 +71,16 @@ def user_ref_hash(secret: str | bytes, channel: str, user_id: str) -> str:
 def _build_upsert(insert: Any) -> Any:
     """INSERT .. ON CONFLICT (channel, user_id) DO UPDATE: one statement, no race between two
     first messages of the same conversation on two workers (both dialects support it)."""
-    stmt = insert(_T).values(channel=bindparam("b_channel"), user_id=bindparam("b_user"),
-                             state=bindparam("b_state"), updated_at=bindparam("b_at"))
-    return stmt.on_conflict_do_update(index_elements=[_T.c.channel, _T.c.user_id],
-                                      set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at})
+    stmt = insert(_T).values(
+        channel=bindparam("b_channel"),
+        user_id=bindparam("b_user"),
+        state=bindparam("b_state"),
+        updated_at=bindparam("b_at"),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[_T.c.channel, _T.c.user_id],
+        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
+    )
 
 
 _UPSERT_STATE = {"postgresql": _build_upsert(pg_insert), "sqlite": _build_upsert(sqlite_insert)}  # built once
@@ -103,6 +107,7 @@ class Reply:
     ref: str | None = None  # query-log id to rate this reply
     form: str | None = None  # "handoff": a channel with forms shows the leave-a-message form
     question: str | None = None  # question to prefill in that form
+    notice: dict[str, str] | None = None  # fields for channels that send a notice instead (WeChat 订阅通知)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,8 +135,11 @@ class Dialogue:
         # write in one short transaction.
         self._engine: Engine = sessions.kw["bind"]
         self._dialect = self._engine.dialect.name
-        self._reader = (self._engine.execution_options(isolation_level="AUTOCOMMIT")
-                        if self._dialect == "postgresql" else self._engine)
+        self._reader = (
+            self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._dialect == "postgresql"
+            else self._engine
+        )
         self.kb = kb
         self.tickets = tickets
         self.querylog = querylog
@@ -190,7 +198,9 @@ class Dialogue:
 
     def end(self, channel: str, user_id: str) -> None:
         with self.sessions.begin() as s:
-            row = s.scalar(select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id))
+            row = s.scalar(
+                select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id)
+            )
             if row is not None:
                 s.delete(row)
 
@@ -243,12 +253,16 @@ class Dialogue:
         name = (name or "").strip() or None
         phone = (phone or "").strip() or None
         if (name or phone) and not consent:
-            raise PolicybotError("留下联系方式前，请先阅读并勾选同意个人信息使用说明。", "contact without consent")
+            raise PolicybotError(
+                "留下联系方式前，请先阅读并勾选同意个人信息使用说明。", "contact without consent"
+            )
         if phone and normalise_phone(phone) is None:
             raise PolicybotError("请填写正确的11位手机号码。", "bad phone")
         own = state is None  # from the web form; from a text conversation, handle() saves the state
         if self.spool is not None and not self.spool.health.should_try():  # known to be away
-            return self._queue_ticket(channel, user_id, question, name, phone, consent, idempotency_key, state)
+            return self._queue_ticket(
+                channel, user_id, question, name, phone, consent, idempotency_key, state
+            )
         try:
             if state is None:
                 state = self._load(channel, user_id)
@@ -268,7 +282,9 @@ class Dialogue:
             if self.spool is None:
                 raise
             self.spool.health.failed(exc)
-            return self._queue_ticket(channel, user_id, question, name, phone, consent, idempotency_key, state)
+            return self._queue_ticket(
+                channel, user_id, question, name, phone, consent, idempotency_key, state
+            )
         log_id = state.get("last_log")
         if log_id:
             try:
@@ -292,15 +308,33 @@ class Dialogue:
             text += f"\n查询验证码：{ticket.verify_code}（可在政策留言板凭编号和验证码查询）"
         return Reply("ticket_opened", text, ticket_no=ticket.no)
 
-    def _queue_ticket(self, channel: str, user_id: str, question: str, name: str | None, phone: str | None,
-                      consent: bool, idempotency_key: str | None, state: dict[str, Any] | None) -> Reply:
+    def _queue_ticket(
+        self,
+        channel: str,
+        user_id: str,
+        question: str,
+        name: str | None,
+        phone: str | None,
+        consent: bool,
+        idempotency_key: str | None,
+        state: dict[str, Any] | None,
+    ) -> Reply:
         assert self.spool is not None
-        self.spool.add("ticket", {
-            "channel": channel, "user_id": user_id, "question": question, "name": name, "phone": phone,
-            "consent": consent, "idempotency_key": idempotency_key or f"spool-{uuid.uuid4().hex}",
-            "department": (state or {}).get("last_unit"), "transcript": (state or {}).get("history", []),
-            "matched": (state or {}).get("last_hits", []),
-        })
+        self.spool.add(
+            "ticket",
+            {
+                "channel": channel,
+                "user_id": user_id,
+                "question": question,
+                "name": name,
+                "phone": phone,
+                "consent": consent,
+                "idempotency_key": idempotency_key or f"spool-{uuid.uuid4().hex}",
+                "department": (state or {}).get("last_unit"),
+                "transcript": (state or {}).get("history", []),
+                "matched": (state or {}).get("last_hits", []),
+            },
+        )
         if state is not None:
             state["pending"] = None
         log.warning("ticket_spooled channel=%s (database unreachable)", channel)
@@ -309,10 +343,16 @@ class Dialogue:
     def replay_ticket(self, data: dict[str, Any]) -> Reply:
         """Open a ticket spooled during an outage (idempotent by its key); the reply to push."""
         ticket = self.tickets.open(
-            question=data["question"], channel=data["channel"], user_ref=data["user_id"],
-            transcript=data.get("transcript") or [], department=data.get("department"),
-            contact_name=data.get("name"), contact_phone=data.get("phone"), consent=bool(data.get("consent")),
-            idempotency_key=data["idempotency_key"], matched=data.get("matched") or [],
+            question=data["question"],
+            channel=data["channel"],
+            user_ref=data["user_id"],
+            transcript=data.get("transcript") or [],
+            department=data.get("department"),
+            contact_name=data.get("name"),
+            contact_phone=data.get("phone"),
+            consent=bool(data.get("consent")),
+            idempotency_key=data["idempotency_key"],
+            matched=data.get("matched") or [],
         )
         return self._opened_reply(ticket)
 
@@ -323,7 +363,9 @@ class Dialogue:
         except NotFound:
             t = None
         if t is None or t.channel != channel or t.user_ref != user_id:
-            return Reply("status", f"没有找到编号为 {no} 的本人留言，请核对编号；也可在政策留言板凭编号和验证码查询。")
+            return Reply(
+                "status", f"没有找到编号为 {no} 的本人留言，请核对编号；也可在政策留言板凭编号和验证码查询。"
+            )
         text = f"留言 {t.no}：{t.status}。办理期限 {t.due_date:%Y年%m月%d日}。"
         if t.reply:
             text += f"\n答复（{t.department}）：{t.reply}"
@@ -333,6 +375,8 @@ class Dialogue:
         try:
             log_id = int(ref)
         except (TypeError, ValueError):
+            return False
+        if not 0 < log_id <= MAX_ID:  # no such row; larger ones overflow the driver
             return False
         row = self.querylog.get(log_id)
         if row is None or row.user_ref != self._user_ref(channel, user_id):
@@ -363,8 +407,10 @@ class Dialogue:
             rating = "useful" if compact in USEFUL_WORDS else "useless"
             ok = self.querylog.rate(int(state["last_log"]), rating)
             if rating == "useless":
-                return [Reply("text", "感谢反馈，我们会改进这条答复。" if ok else "您已评价过这条答复。"),
-                        self._handoff_offer(msg, state, explicit=False)]
+                return [
+                    Reply("text", "感谢反馈，我们会改进这条答复。" if ok else "您已评价过这条答复。"),
+                    self._handoff_offer(msg, state, explicit=False),
+                ]
             return [Reply("text", "感谢您的评价！" if ok else "您已评价过这条答复。")]
         choice = CHOICE_RE.match(text)
         if choice and state.get("choices"):
@@ -381,8 +427,14 @@ class Dialogue:
         result = self.kb.ask(text)
         masked = mask(text)
         state[PENDING_LOG] = dict(
-            channel=msg.channel, user_ref=self._user_ref(msg.channel, msg.user_id), session_id=state.get("sid"),
-            text=masked, outcome=result.decision, score=result.score, faq_id=result.faq_id, unit=result.unit,
+            channel=msg.channel,
+            user_ref=self._user_ref(msg.channel, msg.user_id),
+            session_id=state.get("sid"),
+            text=masked,
+            outcome=result.decision,
+            score=result.score,
+            faq_id=result.faq_id,
+            unit=result.unit,
         )
         log_id = PENDING_LOG
         state["last_query"] = masked
@@ -391,7 +443,9 @@ class Dialogue:
         state["choices"] = []
         return self._render(msg, state, result, log_id)
 
-    def _render(self, msg: Incoming, state: dict[str, Any], result: AskResult, log_id: int | str) -> list[Reply]:
+    def _render(
+        self, msg: Incoming, state: dict[str, Any], result: AskResult, log_id: int | str
+    ) -> list[Reply]:
         sources = [s.as_dict() for s in result.sources]
         if result.decision == "answer":
             text = result.answer or ""
@@ -404,15 +458,22 @@ class Dialogue:
             questions = [h.question for h in result.hits[:3]]
             state["choices"] = [["faq", h.faq_id] for h in result.hits[:3]]
             lines = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
-            return [Reply("clarify", f"您想咨询的是下面哪个问题？请回复序号或点击：\n{lines}", suggestions=questions)]
+            return [
+                Reply(
+                    "clarify", f"您想咨询的是下面哪个问题？请回复序号或点击：\n{lines}", suggestions=questions
+                )
+            ]
         replies: list[Reply] = []
         if result.decision == "passage":
             parts = [f"{p.citation()}：{_excerpt(p.text)}" for p in result.passages[:2]]
-            replies.append(Reply(
-                "passage",
-                "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关：\n" + "\n".join(parts),
-                sources=sources, ref=str(log_id),
-            ))
+            replies.append(
+                Reply(
+                    "passage",
+                    "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关：\n" + "\n".join(parts),
+                    sources=sources,
+                    ref=str(log_id),
+                )
+            )
         replies.append(self._handoff_offer(msg, state, explicit=False))
         return replies
 
@@ -421,8 +482,13 @@ class Dialogue:
         if result is None:
             return [Reply("text", "该问题已更新，请重新输入您的问题。")]
         state[PENDING_LOG] = dict(
-            channel=msg.channel, user_ref=self._user_ref(msg.channel, msg.user_id), session_id=state.get("sid"),
-            text=state.get("last_query") or result.query, outcome="answer", score=None, faq_id=faq_id,
+            channel=msg.channel,
+            user_ref=self._user_ref(msg.channel, msg.user_id),
+            session_id=state.get("sid"),
+            text=state.get("last_query") or result.query,
+            outcome="answer",
+            score=None,
+            faq_id=faq_id,
             unit=result.unit,
         )
         log_id = PENDING_LOG
@@ -434,15 +500,23 @@ class Dialogue:
         lead = "好的，您可以给工作人员留言。" if explicit else "如需工作人员解答，您可以留言。"
         lead += f"我们将在{self.limit_days}个工作日内答复。"
         if msg.channel in self.form_channels:
-            return Reply("handoff_offer", lead + "请填写留言表单。", suggestions=[] if explicit else ["我要留言"],
-                         form="handoff", question=question)
+            return Reply(
+                "handoff_offer",
+                lead + "请填写留言表单。",
+                suggestions=[] if explicit else ["我要留言"],
+                form="handoff",
+                question=question,
+            )
         if not explicit:
             return Reply("handoff_offer", lead + "请回复“留言”。", suggestions=["留言"])
         if question:
             state["pending"] = "contact"
             state["ticket_question"] = question
-            return Reply("handoff_offer", lead + f"\n留言内容：{question}\n" + self._contact_prompt(),
-                         question=question)
+            return Reply(
+                "handoff_offer",
+                lead + f"\n留言内容：{question}\n" + self._contact_prompt(),
+                question=question,
+            )
         state["pending"] = "question"
         return Reply("handoff_offer", lead + "请用一句话描述您要咨询的问题（回复“取消”放弃）。")
 
@@ -464,15 +538,26 @@ class Dialogue:
         if pending == "contact":
             question = state.get("ticket_question") or state.get("last_query") or ""
             if compact in ANON_WORDS:
-                return [self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question, state=state)]
+                return [
+                    self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question, state=state)
+                ]
             if compact.startswith("同意"):
                 rest = text.strip()[2:].strip()
                 phone_m = re.search(r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}", rest)
                 if not phone_m:
                     return [Reply("text", "没有识别到手机号，请按“同意 姓名 手机号”回复，或回复“匿名”。")]
-                name = (rest[: phone_m.start()] + rest[phone_m.end():]).strip(" ，,：:") or None
-                return [self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question,
-                                         name=name, phone=phone_m.group(0), consent=True, state=state)]
+                name = (rest[: phone_m.start()] + rest[phone_m.end() :]).strip(" ，,：:") or None
+                return [
+                    self.open_ticket(
+                        channel=msg.channel,
+                        user_id=msg.user_id,
+                        question=question,
+                        name=name,
+                        phone=phone_m.group(0),
+                        consent=True,
+                        state=state,
+                    )
+                ]
             return None  # anything else: treat as a new question, keep the pending offer
         return None
 
@@ -518,12 +603,15 @@ class Dialogue:
     def _load(self, channel: str, user_id: str) -> dict[str, Any]:
         with self._reader.connect() as conn:
             row = conn.execute(
-                select(ChatSession.state, ChatSession.updated_at)
-                .where(ChatSession.channel == channel, ChatSession.user_id == user_id)
+                select(ChatSession.state, ChatSession.updated_at).where(
+                    ChatSession.channel == channel, ChatSession.user_id == user_id
+                )
             ).first()
         if row is None or utcnow() - row.updated_at > self.session_ttl:
-            return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}",
-                    "tickets": (row.state.get("tickets", []) if row else [])}
+            return {
+                "sid": self._user_ref(channel, user_id) + f"-{int(time.time())}",
+                "tickets": (row.state.get("tickets", []) if row else []),
+            }
         return dict(row.state)
 
     def _save(self, channel: str, user_id: str, state: dict[str, Any]) -> None:
@@ -534,20 +622,30 @@ class Dialogue:
 
         It starts with a write and never reads first, so on SQLite it takes the write lock at once
         (no read-to-write upgrade that fails under concurrency) and holds it only for two statements.
+        `state` and `replies` change only after the commit: when the write fails, the pending
+        query-log entry is still in `state` for the caller to spool (bot/spool.py), and no reply
+        carries the id of a row that was rolled back.
         """
-        pending = state.pop(PENDING_LOG, None)
+        pending = state.get(PENDING_LOG)
+        stored = {k: v for k, v in state.items() if k != PENDING_LOG}
+        log_id: int | None = None
         now = utcnow()
         with self._engine.begin() as conn:
             if self.async_commit:
                 relax_commit(conn)
             if pending is not None:
                 log_id = self.querylog.record(session=conn, **pending)
-                state["last_log"] = log_id
-                for r in replies:
-                    if r.ref == PENDING_LOG:
-                        r.ref = str(log_id)
-            conn.execute(_UPSERT_STATE[self._dialect],
-                         {"b_channel": channel, "b_user": user_id, "b_state": dict(state), "b_at": now})
+                stored["last_log"] = log_id
+            conn.execute(
+                _UPSERT_STATE[self._dialect],
+                {"b_channel": channel, "b_user": user_id, "b_state": stored, "b_at": now},
+            )
+        state.pop(PENDING_LOG, None)
+        if log_id is not None:
+            state["last_log"] = log_id
+            for r in replies:
+                if r.ref == PENDING_LOG:
+                    r.ref = str(log_id)
 
     @staticmethod
     def _remember(state: dict[str, Any], role: str, text: str) -> None:

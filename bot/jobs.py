@@ -36,8 +36,23 @@ from knowledge.models import CHINA_TZ, to_db_time
 log = logging.getLogger("policybot.jobs")
 
 RUNNING, DONE, FAILED = "running", "done", "failed"
-_DAYS = {"MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5, "SUN": 6,
-         "周一": 0, "周二": 1, "周三": 2, "周四": 3, "周五": 4, "周六": 5, "周日": 6, "周天": 6}
+_DAYS = {
+    "MON": 0,
+    "TUE": 1,
+    "WED": 2,
+    "THU": 3,
+    "FRI": 4,
+    "SAT": 5,
+    "SUN": 6,
+    "周一": 0,
+    "周二": 1,
+    "周三": 2,
+    "周四": 3,
+    "周五": 4,
+    "周六": 5,
+    "周日": 6,
+    "周天": 6,
+}
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _EVERY = re.compile(r"^EVERY\s+(\d{1,4})\s*(M|MIN|MINUTES?)$")
 
@@ -58,7 +73,7 @@ class Schedule:
     def parse(cls, spec: str) -> Schedule:
         text = re.sub(r"\s+", " ", (spec or "").strip().upper())
         bad = InvalidInput(
-            f"定时设置格式不正确：{spec!r}（应为 \"MON 08:00\"、\"DAILY 03:30\" 或 \"EVERY 15m\"）",
+            f'定时设置格式不正确：{spec!r}（应为 "MON 08:00"、"DAILY 03:30" 或 "EVERY 15m"）',
             f"bad schedule {spec!r}",
         )
         if not text:
@@ -67,7 +82,9 @@ class Schedule:
         if m:
             n = int(m.group(1))
             if not 1 <= n <= 1440 or 1440 % n:
-                raise InvalidInput(f"间隔分钟数应能整除一天（1440）：{n}", f"every {n} minutes does not divide a day")
+                raise InvalidInput(
+                    f"间隔分钟数应能整除一天（1440）：{n}", f"every {n} minutes does not divide a day"
+                )
             return cls("every", minutes=n, spec=text)
         parts = text.split(" ")
         if len(parts) == 1:
@@ -145,8 +162,12 @@ def recent_runs(sessions: sessionmaker[Session], name: str | None = None, limit:
     if name:
         stmt = stmt.where(JobRun.name == name)
     with sessions() as s:
-        return [RunRecord(r.name, r.period_key, r.status, r.worker, r.attempts, r.started_at, r.finished_at,
-                          r.detail) for r in s.scalars(stmt)]
+        return [
+            RunRecord(
+                r.name, r.period_key, r.status, r.worker, r.attempts, r.started_at, r.finished_at, r.detail
+            )
+            for r in s.scalars(stmt)
+        ]
 
 
 @dataclass
@@ -155,14 +176,22 @@ class Scheduler:
 
     sessions: sessionmaker[Session]
     tick_seconds: float = 30.0
-    worker: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    worker: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
     jobs: dict[str, Job] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
 
     def register(
-        self, name: str, period: str | Schedule, fn: JobFn, *, stale_after: dt.timedelta | None = None,
-        retry_after: dt.timedelta | None = None, max_attempts: int = 3,
+        self,
+        name: str,
+        period: str | Schedule,
+        fn: JobFn,
+        *,
+        stale_after: dt.timedelta | None = None,
+        retry_after: dt.timedelta | None = None,
+        max_attempts: int = 3,
     ) -> Job:
         """Add a job (`period`: a schedule spec such as "MON 08:00" or "DAILY 03:30")."""
         if not re.fullmatch(r"[a-z][a-z0-9_.-]{0,59}", name or ""):
@@ -185,24 +214,39 @@ class Scheduler:
         at = to_db_time(now)
         try:
             with self.sessions.begin() as s:
-                s.execute(insert(JobRun).values(name=job.name, period_key=period_key, status=RUNNING,
-                                                worker=self.worker, attempts=1, started_at=at, detail=""))
+                s.execute(
+                    insert(JobRun).values(
+                        name=job.name,
+                        period_key=period_key,
+                        status=RUNNING,
+                        worker=self.worker,
+                        attempts=1,
+                        started_at=at,
+                        detail="",
+                    )
+                )
             return 1
         except IntegrityError:
             pass
         # Someone holds it: take over only an abandoned claim or a failure due for a retry. The
         # conditional UPDATE is atomic, so of several workers trying, one gets rowcount 1.
         with self.sessions.begin() as s:
-            row = s.execute(select(JobRun).where(JobRun.name == job.name, JobRun.period_key == period_key)).scalar_one()
+            row = s.execute(
+                select(JobRun).where(JobRun.name == job.name, JobRun.period_key == period_key)
+            ).scalar_one()
             if row.attempts >= job.max_attempts:
                 return None
             attempt = row.attempts + 1
             result = s.execute(
                 update(JobRun)
-                .where(JobRun.id == row.id, JobRun.attempts == row.attempts, or_(
-                    (JobRun.status == RUNNING) & (JobRun.started_at < at - job.stale_after),
-                    (JobRun.status == FAILED) & (JobRun.finished_at < at - job.retry_after),
-                ))
+                .where(
+                    JobRun.id == row.id,
+                    JobRun.attempts == row.attempts,
+                    or_(
+                        (JobRun.status == RUNNING) & (JobRun.started_at < at - job.stale_after),
+                        (JobRun.status == FAILED) & (JobRun.finished_at < at - job.retry_after),
+                    ),
+                )
                 .values(status=RUNNING, worker=self.worker, attempts=attempt, started_at=at, finished_at=None)
                 .execution_options(synchronize_session=False)
             )
@@ -214,12 +258,20 @@ class Scheduler:
 
     def _finish(self, job: Job, period_key: str, status: str, detail: str, at: dt.datetime) -> None:
         with self.sessions.begin() as s:
-            s.execute(update(JobRun).where(
-                JobRun.name == job.name, JobRun.period_key == period_key, JobRun.worker == self.worker,
-            ).values(status=status, finished_at=at, detail=detail[:4000]))
+            s.execute(
+                update(JobRun)
+                .where(
+                    JobRun.name == job.name,
+                    JobRun.period_key == period_key,
+                    JobRun.worker == self.worker,
+                )
+                .values(status=status, finished_at=at, detail=detail[:4000])
+            )
 
     # --- running ---------------------------------------------------------------------------------
-    def run_job(self, job: Job, now: dt.datetime | None = None, *, slot: dt.datetime | None = None) -> str | None:
+    def run_job(
+        self, job: Job, now: dt.datetime | None = None, *, slot: dt.datetime | None = None
+    ) -> str | None:
         """Run `job` for its latest due slot (or `slot`) if this worker wins the claim; the run's
         status (done / failed) or None when it was not ours to run."""
         when = now or dt.datetime.now(dt.UTC)
@@ -265,8 +317,11 @@ class Scheduler:
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="policybot-jobs", daemon=True)
         self._thread.start()
-        log.info("scheduler started (%s): %s", self.worker,
-                 ", ".join(f"{j.name} {j.schedule.spec}" for j in self.jobs.values()))
+        log.info(
+            "scheduler started (%s): %s",
+            self.worker,
+            ", ".join(f"{j.name} {j.schedule.spec}" for j in self.jobs.values()),
+        )
 
     def _loop(self) -> None:
         while not self._stop.is_set():

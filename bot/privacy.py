@@ -19,14 +19,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import CursorResult, delete, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.accesslog import purge_access_log
 from bot.conversation import user_ref_hash
-from bot.models import AppValue, ChatSession, InboundMessage, Outbox
+from bot.models import AppValue, ChatSession, Delivery, InboundMessage, Outbox
 from bot.settings import Settings
 from handoff.models import AuditEntry, Ticket
 from handoff.retention import (
@@ -62,13 +62,19 @@ class Subject:
 def parse_user(value: str) -> tuple[str, str]:
     channel, sep, user_id = (value or "").strip().partition(":")
     if not sep or channel not in CHANNELS or not user_id.strip():
-        raise InvalidInput("用户标识格式应为 渠道:用户ID，渠道为 web、wechat 或 telegram，如 wechat:oAbC123",
-                           f"bad user selector {value!r}")
+        raise InvalidInput(
+            "用户标识格式应为 渠道:用户ID，渠道为 web、wechat 或 telegram，如 wechat:oAbC123",
+            f"bad user selector {value!r}",
+        )
     return channel, user_id.strip()
 
 
 def resolve(
-    sessions: sessionmaker[Session], *, phone: str | None = None, ticket: str | None = None, user: str | None = None,
+    sessions: sessionmaker[Session],
+    *,
+    phone: str | None = None,
+    ticket: str | None = None,
+    user: str | None = None,
 ) -> Subject:
     """The subject of a request by exactly one selector."""
     given = [k for k, v in (("phone", phone), ("ticket", ticket), ("user", user)) if v is not None]
@@ -94,13 +100,28 @@ def _bot_rows(s: Session, subject: Subject) -> dict[str, Any]:
     outbox_out: list[dict[str, Any]] = []
     wechat_last: list[dict[str, Any]] = []
     for channel, user_id in subject.users:
-        for cs in s.scalars(select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id)):
-            sessions_out.append({"channel": channel, "user_id": user_id, "state": dict(cs.state or {}),
-                                 "updated_at": cs.updated_at.replace(tzinfo=dt.UTC).isoformat()})
-        for ob in s.scalars(select(Outbox).where(Outbox.channel == channel, Outbox.user_id == user_id)
-                            .order_by(Outbox.id)):
-            outbox_out.append({"channel": channel, "user_id": user_id, "reply": dict(ob.reply or {}),
-                               "created_at": ob.created_at.replace(tzinfo=dt.UTC).isoformat()})
+        for cs in s.scalars(
+            select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id)
+        ):
+            sessions_out.append(
+                {
+                    "channel": channel,
+                    "user_id": user_id,
+                    "state": dict(cs.state or {}),
+                    "updated_at": cs.updated_at.replace(tzinfo=dt.UTC).isoformat(),
+                }
+            )
+        for ob in s.scalars(
+            select(Outbox).where(Outbox.channel == channel, Outbox.user_id == user_id).order_by(Outbox.id)
+        ):
+            outbox_out.append(
+                {
+                    "channel": channel,
+                    "user_id": user_id,
+                    "reply": dict(ob.reply or {}),
+                    "created_at": ob.created_at.replace(tzinfo=dt.UTC).isoformat(),
+                }
+            )
         if channel == "wechat":
             row = s.get(AppValue, f"wechat:last_in:{user_id}")
             if row is not None:
@@ -109,7 +130,11 @@ def _bot_rows(s: Session, subject: Subject) -> dict[str, Any]:
 
 
 def export_data(
-    sessions: sessionmaker[Session], secret: str, subject: Subject, *, by: str = "cli",
+    sessions: sessionmaker[Session],
+    secret: str,
+    subject: Subject,
+    *,
+    by: str = "cli",
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """Everything stored about the subject (contact data in clear), and an audit entry for the export."""
@@ -124,11 +149,26 @@ def export_data(
     with sessions() as s:
         data.update(_bot_rows(s, subject))
     with transaction(sessions) as s:
-        s.add(AuditEntry(at=now, actor=by[:100], role="cli", action="privacy_export", target=subject.kind,
-                         detail={"tickets": [t["no"] for t in data["tickets"]], "query_log": len(data["query_log"]),
-                                 "chat_sessions": len(data["chat_sessions"])}))
-    log.info("privacy_export request=%s tickets=%d query_log=%d", subject.kind, len(data["tickets"]),
-             len(data["query_log"]))
+        s.add(
+            AuditEntry(
+                at=now,
+                actor=by[:100],
+                role="cli",
+                action="privacy_export",
+                target=subject.kind,
+                detail={
+                    "tickets": [t["no"] for t in data["tickets"]],
+                    "query_log": len(data["query_log"]),
+                    "chat_sessions": len(data["chat_sessions"]),
+                },
+            )
+        )
+    log.info(
+        "privacy_export request=%s tickets=%d query_log=%d",
+        subject.kind,
+        len(data["tickets"]),
+        len(data["query_log"]),
+    )
     return data
 
 
@@ -147,43 +187,96 @@ class Counts:
         return not (self.tickets or self.query_log or self.chat_sessions or self.outbox or self.wechat_rows)
 
     def describe(self) -> str:
-        return (f"留言 {len(self.tickets)} 条（{'、'.join(self.tickets) or '无'}），提问记录 {self.query_log} 条，"
-                f"会话 {self.chat_sessions} 个，待推送消息 {self.outbox} 条，微信记录 {self.wechat_rows} 条")
+        return (
+            f"留言 {len(self.tickets)} 条（{'、'.join(self.tickets) or '无'}），提问记录 {self.query_log} 条，"
+            f"会话 {self.chat_sessions} 个，待推送消息 {self.outbox} 条，微信记录 {self.wechat_rows} 条"
+        )
 
 
 def _wechat_conditions(subject: Subject) -> tuple[list[str], list[Any]]:
     keys = [f"wechat:last_in:{u}" for c, u in subject.users if c == "wechat"]
-    # event dedup keys start with the openid (messages use the numeric MsgId and carry no user)
-    inbound = [InboundMessage.msg_id.startswith(f"{u}:", autoescape=True) for c, u in subject.users if c == "wechat"]
+    # every WeChat dedup key starts with the openid (messages: openid:MsgId, events: openid:CreateTime:…)
+    inbound = [
+        InboundMessage.msg_id.startswith(f"{u}:", autoescape=True) for c, u in subject.users if c == "wechat"
+    ]
     return keys, inbound
 
 
 def preview(sessions: sessionmaker[Session], secret: str, subject: Subject) -> Counts:
     """What `erase_data` would remove."""
     with sessions() as s:
-        nos = tuple(s.scalars(select(Ticket.no).where(
-            Ticket.id.in_(list(subject.ticket_ids)),
-            or_(Ticket.user_ref != ERASED_REF, Ticket.contact_name.is_not(None), Ticket.contact_phone.is_not(None)),
-        ))) if subject.ticket_ids else ()
-        ql = sum(int(s.scalar(select(func.count()).select_from(QueryLog)
-                              .where(QueryLog.channel == c, QueryLog.user_ref == r)) or 0)
-                 for c, r in subject.refs(secret))
-        cs = sum(int(s.scalar(select(func.count()).select_from(ChatSession)
-                              .where(ChatSession.channel == c, ChatSession.user_id == u)) or 0)
-                 for c, u in subject.users)
-        ob = sum(int(s.scalar(select(func.count()).select_from(Outbox)
-                              .where(Outbox.channel == c, Outbox.user_id == u)) or 0)
-                 for c, u in subject.users)
+        nos = (
+            tuple(
+                s.scalars(
+                    select(Ticket.no).where(
+                        Ticket.id.in_(list(subject.ticket_ids)),
+                        or_(
+                            Ticket.user_ref != ERASED_REF,
+                            Ticket.contact_name.is_not(None),
+                            Ticket.contact_phone.is_not(None),
+                        ),
+                    )
+                )
+            )
+            if subject.ticket_ids
+            else ()
+        )
+        ql = sum(
+            int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(QueryLog)
+                    .where(QueryLog.channel == c, QueryLog.user_ref == r)
+                )
+                or 0
+            )
+            for c, r in subject.refs(secret)
+        )
+        cs = sum(
+            int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(ChatSession)
+                    .where(ChatSession.channel == c, ChatSession.user_id == u)
+                )
+                or 0
+            )
+            for c, u in subject.users
+        )
+        ob = sum(
+            int(s.scalar(select(func.count()).select_from(m).where(m.channel == c, m.user_id == u)) or 0)
+            for c, u in subject.users
+            for m in (Outbox, Delivery)
+        )
         keys, inbound = _wechat_conditions(subject)
-        wx = int(s.scalar(select(func.count()).select_from(AppValue).where(AppValue.key.in_(keys))) or 0) if keys else 0
+        wx = (
+            int(s.scalar(select(func.count()).select_from(AppValue).where(AppValue.key.in_(keys))) or 0)
+            if keys
+            else 0
+        )
         if inbound:
-            wx += int(s.scalar(select(func.count()).select_from(InboundMessage)
-                               .where(InboundMessage.channel == "wechat", or_(*inbound))) or 0)
+            wx += int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(InboundMessage)
+                    .where(InboundMessage.channel == "wechat", or_(*inbound))
+                )
+                or 0
+            )
     return Counts(tuple(sorted(nos)), ql, cs, ob, wx)
 
 
+def _deleted(s: Session, stmt: Any) -> int:
+    """Rows removed by one DELETE."""
+    return int(cast(CursorResult[Any], s.execute(stmt)).rowcount)
+
+
 def erase_data(
-    sessions: sessionmaker[Session], secret: str, subject: Subject, *, by: str = "cli",
+    sessions: sessionmaker[Session],
+    secret: str,
+    subject: Subject,
+    *,
+    by: str = "cli",
     now: dt.datetime | None = None,
 ) -> Counts:
     """Remove or anonymise the subject's data in one transaction, with an audit entry of what was done."""
@@ -194,20 +287,37 @@ def erase_data(
         ql = delete_query_log_for(s, subject.refs(secret))
         cs = ob = wx = 0
         for channel, user_id in subject.users:
-            cs += int(s.execute(delete(ChatSession).where(ChatSession.channel == channel,
-                                                          ChatSession.user_id == user_id)).rowcount)  # type: ignore[attr-defined]
-            ob += int(s.execute(delete(Outbox).where(Outbox.channel == channel,
-                                                     Outbox.user_id == user_id)).rowcount)  # type: ignore[attr-defined]
+            cs += _deleted(
+                s, delete(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id)
+            )
+            ob += _deleted(s, delete(Outbox).where(Outbox.channel == channel, Outbox.user_id == user_id))
+            ob += _deleted(
+                s, delete(Delivery).where(Delivery.channel == channel, Delivery.user_id == user_id)
+            )
         if keys:
-            wx += int(s.execute(delete(AppValue).where(AppValue.key.in_(keys))).rowcount)  # type: ignore[attr-defined]
+            wx += _deleted(s, delete(AppValue).where(AppValue.key.in_(keys)))
         if inbound:
-            wx += int(s.execute(delete(InboundMessage).where(InboundMessage.channel == "wechat",
-                                                             or_(*inbound))).rowcount)  # type: ignore[attr-defined]
+            wx += _deleted(s, delete(InboundMessage).where(InboundMessage.channel == "wechat", or_(*inbound)))
         counts = Counts(tuple(nos), ql, cs, ob, wx)
-        s.add(AuditEntry(at=now, actor=by[:100], role="cli", action="privacy_erase", target=subject.kind,
-                         detail={"tickets": list(nos), "query_log": ql, "chat_sessions": cs, "outbox": ob,
-                                 "wechat_rows": wx}))
-    log.info("privacy_erase request=%s tickets=%d query_log=%d chat_sessions=%d", subject.kind, len(nos), ql, cs)
+        s.add(
+            AuditEntry(
+                at=now,
+                actor=by[:100],
+                role="cli",
+                action="privacy_erase",
+                target=subject.kind,
+                detail={
+                    "tickets": list(nos),
+                    "query_log": ql,
+                    "chat_sessions": cs,
+                    "outbox": ob,
+                    "wechat_rows": wx,
+                },
+            )
+        )
+    log.info(
+        "privacy_erase request=%s tickets=%d query_log=%d chat_sessions=%d", subject.kind, len(nos), ql, cs
+    )
     return counts
 
 
@@ -224,11 +334,15 @@ class RetentionReport:
     cutoffs: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
-        return (f"清除联系方式的留言 {len(self.contacts)} 条，删除提问记录 {self.query_log} 条、会话 {self.chat_sessions} 个、"
-                f"待推送消息 {self.outbox} 条、访问日志 {self.access_log} 条")
+        return (
+            f"清除联系方式的留言 {len(self.contacts)} 条，删除提问记录 {self.query_log} 条、会话 {self.chat_sessions} 个、"
+            f"待推送消息 {self.outbox} 条、访问日志 {self.access_log} 条"
+        )
 
 
-def run_retention(settings: Settings, sessions: sessionmaker[Session], now: dt.datetime | None = None) -> RetentionReport:
+def run_retention(
+    settings: Settings, sessions: sessionmaker[Session], now: dt.datetime | None = None
+) -> RetentionReport:
     """The daily retention job: delete or anonymise whatever is past its retention period."""
     now = to_db_time(now) if now is not None else utcnow()
     contacts = purge_expired_contacts(sessions, now, retention_days=settings.contact_retention_days)
@@ -236,16 +350,30 @@ def run_retention(settings: Settings, sessions: sessionmaker[Session], now: dt.d
     al_cut = now - dt.timedelta(days=settings.access_log_retention_days)
     ql = purge_query_log(sessions, ql_cut)
     with sessions.begin() as s:
-        cs = int(s.execute(delete(ChatSession).where(ChatSession.updated_at < ql_cut)).rowcount)  # type: ignore[attr-defined]
-        ob = int(s.execute(delete(Outbox).where(Outbox.created_at < ql_cut)).rowcount)  # type: ignore[attr-defined]
+        cs = _deleted(s, delete(ChatSession).where(ChatSession.updated_at < ql_cut))
+        ob = _deleted(s, delete(Outbox).where(Outbox.created_at < ql_cut))
+        ob += _deleted(s, delete(Delivery).where(Delivery.created_at < ql_cut, Delivery.status != "pending"))
     al = purge_access_log(sessions, al_cut)
     report = RetentionReport(
-        contacts=contacts.tickets, query_log=ql, chat_sessions=cs, outbox=ob, access_log=al,
-        cutoffs={"contacts_closed_before": contacts.cutoff.isoformat(), "query_log_before": ql_cut.isoformat(),
-                 "access_log_before": al_cut.isoformat()},
+        contacts=contacts.tickets,
+        query_log=ql,
+        chat_sessions=cs,
+        outbox=ob,
+        access_log=al,
+        cutoffs={
+            "contacts_closed_before": contacts.cutoff.isoformat(),
+            "query_log_before": ql_cut.isoformat(),
+            "access_log_before": al_cut.isoformat(),
+        },
     )
-    log.info("retention contacts=%d query_log=%d chat_sessions=%d outbox=%d access_log=%d",
-             len(report.contacts), ql, cs, ob, al)
+    log.info(
+        "retention contacts=%d query_log=%d chat_sessions=%d outbox=%d access_log=%d",
+        len(report.contacts),
+        ql,
+        cs,
+        ob,
+        al,
+    )
     return report
 
 

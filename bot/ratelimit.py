@@ -3,47 +3,32 @@
 Each key has a token bucket holding up to the per-minute limit and refilled continuously at
 limit/60 per second: a client may burst up to the limit, then gets limit per minute, with no
 doubling at a window boundary. Buckets are per process; with N workers the effective limit is at
-most N times the setting. The client IP is taken from X-Forwarded-For only when the direct peer is a
-trusted proxy.
+most N times the setting. The client IP is `handoff.clientip.client_ip` (X-Forwarded-For only from
+trusted proxy addresses or networks), the same as for the console lockouts and the logs.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import threading
 import time
 
 from fastapi import HTTPException, Request
 
+from handoff.clientip import client_ip, trusted_networks
+
 
 class RateLimiter:
     def __init__(self, *, per_ip: int, per_key: int, trusted_proxies: list[str]) -> None:
         self.per_ip = per_ip
         self.per_key = per_key
-        self.trusted = [ipaddress.ip_network(p, strict=False) for p in trusted_proxies]
+        self.trusted_proxies = tuple(trusted_proxies)
+        trusted_networks(self.trusted_proxies)  # a bad entry fails at start-up, not on a request
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time of update)
         self._lock = threading.Lock()
 
-    def client_ip(self, request: Request) -> str:
-        peer = request.client.host if request.client else "unknown"
-        if not self._is_trusted(peer):
-            return peer
-        forwarded = [p.strip() for p in request.headers.get("x-forwarded-for", "").split(",") if p.strip()]
-        for hop in reversed(forwarded):  # the rightmost address not added by a trusted proxy
-            if not self._is_trusted(hop):
-                return hop
-        return peer
-
-    def _is_trusted(self, addr: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(addr)
-        except ValueError:
-            return False
-        return any(ip in net for net in self.trusted)
-
     def check_ip(self, request: Request) -> None:
-        self._hit("ip:" + self.client_ip(request), self.per_ip)
+        self._hit("ip:" + (client_ip(request, self.trusted_proxies) or "unknown"), self.per_ip)
 
     def check_key(self, key: str) -> None:
         self._hit(key, self.per_key)
@@ -61,7 +46,9 @@ class RateLimiter:
                 tokens -= 1.0
             self._buckets[key] = (tokens, now)
             if len(self._buckets) > 100_000:  # drop the buckets that have refilled completely
-                self._buckets = {k: (t, u) for k, (t, u) in self._buckets.items() if t + (now - u) * rate < limit}
+                self._buckets = {
+                    k: (t, u) for k, (t, u) in self._buckets.items() if t + (now - u) * rate < limit
+                }
         if not allowed:
             retry = max(1, math.ceil((1.0 - tokens) / rate))
             raise HTTPException(429, "请求过于频繁，请稍后再试。", headers={"Retry-After": str(retry)})

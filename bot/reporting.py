@@ -53,24 +53,41 @@ class SmtpConfig:
             return None
         sender = settings.smtp_from or settings.smtp_user
         if not sender or "@" not in sender:
-            raise MailError("请设置发件地址 POLICYBOT_SMTP_FROM", "smtp_from (or an e-mail smtp_user) missing")
-        return cls(settings.smtp_host, settings.smtp_port, settings.smtp_user, settings.smtp_password, sender,
-                   settings.smtp_starttls, settings.smtp_ssl, settings.smtp_timeout)
+            raise MailError(
+                "请设置发件地址 POLICYBOT_SMTP_FROM", "smtp_from (or an e-mail smtp_user) missing"
+            )
+        return cls(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_user,
+            settings.smtp_password,
+            sender,
+            settings.smtp_starttls,
+            settings.smtp_ssl,
+            settings.smtp_timeout,
+        )
 
 
 def require_mail(settings: Settings) -> SmtpConfig:
     """The SMTP configuration for --email, or a clear error before anything is generated."""
     smtp = SmtpConfig.from_settings(settings)
     if smtp is None:
-        raise MailError("未配置邮件服务器，无法发送周报：请设置 POLICYBOT_SMTP_HOST（及 POLICYBOT_SMTP_FROM 等）",
-                        "--email without POLICYBOT_SMTP_HOST")
+        raise MailError(
+            "未配置邮件服务器，无法发送周报：请设置 POLICYBOT_SMTP_HOST（及 POLICYBOT_SMTP_FROM 等）",
+            "--email without POLICYBOT_SMTP_HOST",
+        )
     if not settings.report_emails:
-        raise MailError("未配置各单位的收件地址：请设置 POLICYBOT_REPORT_EMAILS，"
-                        "如 {\"青浦区医疗保障局\": [\"a@example.gov.cn\"]}", "--email without POLICYBOT_REPORT_EMAILS")
+        raise MailError(
+            "未配置各单位的收件地址：请设置 POLICYBOT_REPORT_EMAILS，"
+            '如 {"青浦区医疗保障局": ["a@example.gov.cn"]}',
+            "--email without POLICYBOT_REPORT_EMAILS",
+        )
     return smtp
 
 
-def build_message(written: WrittenReport, label: str, describe: str, sender: str, to: Sequence[str]) -> EmailMessage:
+def build_message(
+    written: WrittenReport, label: str, describe: str, sender: str, to: Sequence[str]
+) -> EmailMessage:
     unit = written.unit or OVERVIEW
     msg = EmailMessage()
     msg["Subject"] = f"{unit} 未解答问题周报（{label}）"
@@ -82,7 +99,8 @@ def build_message(written: WrittenReport, label: str, describe: str, sender: str
         f"{unit}：",
         "",
         f"附件是 {describe}（{label}）政策咨询机器人未能解答的问题周报。",
-        f"未解答问题 {written.unanswered} 个，归纳为 {written.topics} 个主题。" if written.unanswered
+        f"未解答问题 {written.unanswered} 个，归纳为 {written.topics} 个主题。"
+        if written.unanswered
         else "本周没有未解答的问题。",
         "请在工作台“未解答周报”中查看，并可将主题一键生成问答草稿。",
         "",
@@ -91,10 +109,15 @@ def build_message(written: WrittenReport, label: str, describe: str, sender: str
         "—— 政策咨询机器人（自动发送，请勿直接回复）",
     ]
     msg.set_content("\n".join(lines))
-    msg.add_attachment(written.html.read_text(encoding="utf-8"), subtype="html", charset="utf-8",
-                       filename=written.html.name)
-    msg.add_attachment(written.xlsx.read_bytes(), maintype="application",
-                       subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet", filename=written.xlsx.name)
+    msg.add_attachment(
+        written.html.read_text(encoding="utf-8"), subtype="html", charset="utf-8", filename=written.html.name
+    )
+    msg.add_attachment(
+        written.xlsx.read_bytes(),
+        maintype="application",
+        subtype="vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        filename=written.xlsx.name,
+    )
     return msg
 
 
@@ -127,8 +150,10 @@ def _connect(smtp: SmtpConfig) -> smtplib.SMTP:
             client.login(smtp.user, smtp.password)
         return client
     except (OSError, smtplib.SMTPException) as exc:
-        raise MailError(f"无法连接邮件服务器 {smtp.host}:{smtp.port}：{exc}",
-                        f"SMTP connect/login to {smtp.host}:{smtp.port} failed: {exc!r}") from exc
+        raise MailError(
+            f"无法连接邮件服务器 {smtp.host}:{smtp.port}：{exc}",
+            f"SMTP connect/login to {smtp.host}:{smtp.port} failed: {exc!r}",
+        ) from exc
 
 
 def send_reports(result: WeeklyResult, smtp: SmtpConfig, recipients: dict[str, list[str]]) -> MailResult:
@@ -167,16 +192,31 @@ def send_reports(result: WeeklyResult, smtp: SmtpConfig, recipients: dict[str, l
 
 
 def generate(
-    sessions: sessionmaker[Session], kb: KnowledgeBase, *, out_dir: str | Path, week: str | None = None,
-    unit: str | None = None, params: GapParams | None = None, now: dt.datetime | None = None,
+    sessions: sessionmaker[Session],
+    kb: KnowledgeBase,
+    *,
+    out_dir: str | Path,
+    week: str | None = None,
+    unit: str | None = None,
+    params: GapParams | None = None,
+    now: dt.datetime | None = None,
 ) -> WeeklyResult:
     """Analyse a week (default: the 7 days up to now) and write its reports to `out_dir`."""
     p = params or GapParams()
     period = resolve_period(week, now)
     kb.refresh(force=True)  # the store's synonyms and domain words shape the topics too
     tickets = ticket_summaries(sessions, period.start - dt.timedelta(weeks=p.trend_weeks))
-    return generate_weekly(sessions, out_dir=out_dir, week=week, now=now, unit=unit, tickets=tickets, text=kb.text,
-                           locate_unit=unit_locator(kb), params=p)
+    return generate_weekly(
+        sessions,
+        out_dir=out_dir,
+        week=week,
+        now=now,
+        unit=unit,
+        tickets=tickets,
+        text=kb.text,
+        locate_unit=unit_locator(kb),
+        params=p,
+    )
 
 
 def week_before(day: dt.date) -> str:
@@ -185,8 +225,9 @@ def week_before(day: dt.date) -> str:
     return f"{y}-W{w:02d}"
 
 
-def register_report_job(scheduler: Scheduler, settings: Settings, sessions: sessionmaker[Session],
-                        kb: KnowledgeBase) -> None:
+def register_report_job(
+    scheduler: Scheduler, settings: Settings, sessions: sessionmaker[Session], kb: KnowledgeBase
+) -> None:
     """The scheduled weekly report (nothing when POLICYBOT_REPORT_SCHEDULE is empty)."""
     if not settings.report_schedule:
         return
@@ -203,5 +244,15 @@ def register_report_job(scheduler: Scheduler, settings: Settings, sessions: sess
     scheduler.register(JOB_NAME, settings.report_schedule, run, stale_after=dt.timedelta(hours=1))
 
 
-__all__ = ["JOB_NAME", "MailError", "MailResult", "SmtpConfig", "build_message", "generate",
-           "register_report_job", "require_mail", "send_reports", "week_before"]
+__all__ = [
+    "JOB_NAME",
+    "MailError",
+    "MailResult",
+    "SmtpConfig",
+    "build_message",
+    "generate",
+    "register_report_job",
+    "require_mail",
+    "send_reports",
+    "week_before",
+]

@@ -5,11 +5,14 @@ allow-list of the staff console, and personal-data masking on every log handler 
 log carries a phone or ID number in clear.
 
 Headers are only added when a route has not set its own (the console and the board set stricter
-ones in handoff/console/web.py, which are never replaced).
+ones in handoff/console/web.py, the API docs pages theirs from `docs_csp`, which are never replaced).
+No policy names a host other than this origin.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import ipaddress
 import logging
 import re
@@ -28,15 +31,15 @@ PAGE_CSP = (
     "connect-src 'self'; font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )
-# FastAPI's /docs and /redoc load Swagger UI / ReDoc from jsDelivr and start them with an inline script.
-DOCS_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
-    "font-src 'self' https://fonts.gstatic.com data:; img-src 'self' data: https://fastapi.tiangolo.com "
-    "https://cdn.redoc.ly; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'"
+# The API docs (bot/apidocs.py): Swagger UI and ReDoc from this origin (/static-docs), no other host;
+# Swagger UI's inline start-up script is allowed by its hash alone; ReDoc injects its styles and builds
+# its search index in a blob: worker.
+_DOCS_CSP = (
+    "default-src 'self'; script-src 'self'{hashes}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'none'; frame-ancestors 'none'"
 )
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+_INLINE_SCRIPT = re.compile(r"<script>(.*?)</script>", re.S)
 HSTS = b"max-age=31536000; includeSubDomains"
 _COMMON: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -69,7 +72,7 @@ class SecurityHeaders:
                     if name not in present:
                         headers.append((name, value))
                 if b"content-security-policy" not in present:
-                    headers.append((b"content-security-policy", _csp_for(path, headers).encode()))
+                    headers.append((b"content-security-policy", _csp_for(headers).encode()))
                 if b"cache-control" not in present and path.startswith(_NO_STORE_PREFIXES):
                     headers.append((b"cache-control", b"no-store"))
                 if https and b"strict-transport-security" not in present:
@@ -80,9 +83,13 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def _csp_for(path: str, headers: list[tuple[bytes, bytes]]) -> str:
-    if path in DOCS_PATHS:
-        return DOCS_CSP
+def docs_csp(html: str) -> str:
+    """The policy of an API docs page: its inline scripts (`<script>` without attributes) by hash."""
+    digests = (hashlib.sha256(script.encode()).digest() for script in _INLINE_SCRIPT.findall(html))
+    return _DOCS_CSP.format(hashes="".join(f" 'sha256-{base64.b64encode(d).decode()}'" for d in digests))
+
+
+def _csp_for(headers: list[tuple[bytes, bytes]]) -> str:
     content_type = next((v for n, v in headers if n.lower() == b"content-type"), b"")
     return PAGE_CSP if content_type.startswith(b"text/html") else API_CSP
 
@@ -94,7 +101,7 @@ def parse_networks(values: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddr
 
 
 FORBIDDEN_PAGE = (
-    "<!DOCTYPE html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>无权访问</title></head>"
+    '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>无权访问</title></head>'
     "<body><h1>无权访问</h1><p>工作台仅限单位内部网络访问。如需访问，请联系系统管理员。</p></body></html>"
 ).encode()
 
@@ -106,8 +113,14 @@ class ConsoleIpAllowlist:
     proxies). An empty allow-list admits everyone.
     """
 
-    def __init__(self, app: Any, *, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
-                 client_ip: Callable[[dict[str, Any]], str], prefix: str = "/console") -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network],
+        client_ip: Callable[[dict[str, Any]], str],
+        prefix: str = "/console",
+    ) -> None:
         self.app = app
         self.networks = networks
         self.client_ip = client_ip
@@ -127,18 +140,67 @@ class ConsoleIpAllowlist:
         if self.networks and (path == self.prefix or path.startswith(self.prefix + "/")):
             addr = self.client_ip(scope)
             if not self.allowed(addr):
-                logging.getLogger("policybot.security").warning("console_ip_refused ip=%s path=%s", addr, path[:100])
-                await send({"type": "http.response.start", "status": 403,
-                            "headers": [(b"content-type", b"text/html; charset=utf-8"),
-                                        (b"content-length", str(len(FORBIDDEN_PAGE)).encode()),
-                                        (b"cache-control", b"no-store")]})
+                logging.getLogger("policybot.security").warning(
+                    "console_ip_refused ip=%s path=%s", addr, path[:100]
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 403,
+                        "headers": [
+                            (b"content-type", b"text/html; charset=utf-8"),
+                            (b"content-length", str(len(FORBIDDEN_PAGE)).encode()),
+                            (b"cache-control", b"no-store"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": FORBIDDEN_PAGE})
                 return
         await self.app(scope, receive, send)
 
 
 # --- log masking on every handler ----------------------------------------------------------------
-_SESSION_PARAM = re.compile(r"((?:^|[?&])session=)[^&\s]+")
+# URL parameters that authenticate a request or name a user: WeChat's signature, msg_signature,
+# nonce, openid and echostr (anyone holding a fresh signed triple could post as that user), the
+# widget session id, and tokens and secrets of outbound API calls.
+SECRET_PARAMS = (
+    "signature",
+    "msg_signature",
+    "nonce",
+    "openid",
+    "echostr",
+    "session",
+    "access_token",
+    "secret",
+    "appsecret",
+)
+_SECRET_PARAM = re.compile(r"((?:^|[?&;\s])(?:" + "|".join(SECRET_PARAMS) + r")=)[^&\s\"']+", re.IGNORECASE)
+_BOT_TOKEN = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")  # Telegram Bot API URLs carry the token in the path
+
+
+def redact(text: str) -> str:
+    """A log line or request target with personal data masked and the secret parameters above
+    (and Telegram bot tokens) replaced by ``[redacted]``. The one redaction for every log line,
+    uvicorn's access log and the `access_log` table."""
+    return _BOT_TOKEN.sub("/bot[redacted]", _SECRET_PARAM.sub(r"\1[redacted]", mask(text)))
+
+
+class RedactingFilter(logging.Filter):
+    """`redact` on a record's formatted message and traceback (runs after MaskingFilter)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args and not (
+            isinstance(record.args, tuple) and len(record.args) == 5 and record.name == "uvicorn.access"
+        ):
+            try:
+                record.msg, record.args = record.getMessage(), None
+            except Exception:
+                record.msg, record.args = f"{record.msg} {record.args!r}", None
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
 
 
 class AccessArgsMaskingFilter(logging.Filter):
@@ -151,17 +213,26 @@ class AccessArgsMaskingFilter(logging.Filter):
         if isinstance(args, tuple) and len(args) == 5:
             client, method, path, version, status = args
             if isinstance(path, str):
-                path = _SESSION_PARAM.sub(r"\1[redacted]", mask(path))
+                path = redact(path)
             record.args = (client, method, path, version, status)
         else:
-            record.msg = mask(record.getMessage())
+            record.msg = redact(record.getMessage())
             record.args = None
         return True
 
 
+def _install_redaction(logger: logging.Logger) -> None:
+    """RedactingFilter on `logger` and its handlers, after the masking filter (idempotent)."""
+    for target in (logger, *logger.handlers):
+        if not any(isinstance(f, RedactingFilter) for f in target.filters):
+            target.addFilter(RedactingFilter())
+
+
 def install_all_log_masking() -> None:
-    """Masking on the root logger and on every logger that does not propagate to it (uvicorn's)."""
+    """Masking and redaction on the root logger and on every logger that does not propagate to it
+    (uvicorn's)."""
     install_log_masking()
+    _install_redaction(logging.getLogger())
     access = logging.getLogger("uvicorn.access")
     for handler in access.handlers:
         if not any(isinstance(f, AccessArgsMaskingFilter) for f in handler.filters):
@@ -169,17 +240,30 @@ def install_all_log_masking() -> None:
     if not any(isinstance(f, AccessArgsMaskingFilter) for f in access.filters):
         access.addFilter(AccessArgsMaskingFilter())
     names = ["uvicorn", "uvicorn.error", "uvicorn.asgi", "gunicorn.error"]
-    names += [n for n, lg in logging.Logger.manager.loggerDict.items()
-              if isinstance(lg, logging.Logger) and not lg.propagate and lg.handlers and n != "uvicorn.access"]
+    names += [
+        n
+        for n, lg in logging.Logger.manager.loggerDict.items()
+        if isinstance(lg, logging.Logger) and not lg.propagate and lg.handlers and n != "uvicorn.access"
+    ]
     for name in dict.fromkeys(names):
         lg = logging.getLogger(name)
         if any(isinstance(f, AccessArgsMaskingFilter) for f in lg.filters):
             continue
         if lg.handlers or name != "uvicorn.asgi":
             install_log_masking(lg)
+            _install_redaction(lg)
 
 
 __all__ = [
-    "API_CSP", "DOCS_CSP", "PAGE_CSP", "AccessArgsMaskingFilter", "ConsoleIpAllowlist", "SecurityHeaders",
-    "install_all_log_masking", "parse_networks", "MaskingFilter",
+    "API_CSP",
+    "PAGE_CSP",
+    "AccessArgsMaskingFilter",
+    "ConsoleIpAllowlist",
+    "SecurityHeaders",
+    "docs_csp",
+    "install_all_log_masking",
+    "parse_networks",
+    "MaskingFilter",
+    "RedactingFilter",
+    "redact",
 ]

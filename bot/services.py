@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.notifier import TicketNotices, render_delivery
+from bot.pipeline.outbox import Outbox
 from bot.settings import Settings
 from handoff.sla import WorkCalendar
 from handoff.tickets import Notifier, TicketService
@@ -27,9 +29,24 @@ def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) ->
     )
 
 
+def build_outbox(settings: Settings, sessions: sessionmaker[Session]) -> Outbox:
+    """The durable outbox; the app adds its channels and starts the drain thread, other processes
+    (the CLI) only write rows to it."""
+    return Outbox(
+        sessions,
+        render=render_delivery,
+        attempts=settings.push_attempts,
+        backoff=settings.push_backoff_seconds,
+        rates=settings.push_rates,
+    )
+
+
 def build_ticket_service(
     settings: Settings, sessions: sessionmaker[Session], notifier: Notifier | None = None
 ) -> TicketService:
+    """The ticket service; replies go to the durable outbox unless another notifier is given."""
+    if notifier is None:
+        notifier = TicketNotices(build_outbox(settings, sessions))
     return TicketService(
         sessions,
         WorkCalendar(sessions),

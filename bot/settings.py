@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from knowledge.errors import PolicybotError
 
 _EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+")
+MIN_KEY_LENGTH = 32  # POLICYBOT_SECRET_KEY and POLICYBOT_API_KEY outside the demo
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="POLICYBOT_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="POLICYBOT_", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )  # never echo a secret in an error
 
     # --- storage -------------------------------------------------------------------------------
     database_url: str = Field(
@@ -53,7 +57,9 @@ class Settings(BaseSettings):
     )
 
     # --- conversation ----------------------------------------------------------------------------
-    demo: bool = Field(False, description="Serve the demo page at / and load the demo knowledge base if empty.")
+    demo: bool = Field(
+        False, description="Serve the demo page at / and load the demo knowledge base if empty."
+    )
     session_ttl_minutes: int = Field(30, description="A conversation's state expires after this idle time.")
     secret_key: str | None = Field(
         None,
@@ -64,26 +70,36 @@ class Settings(BaseSettings):
         description="First message of a conversation.",
     )
     # --- tickets (政策留言) ------------------------------------------------------------------------
-    default_department: str = Field("政务公开办公室", description="Department for tickets with no drafting unit.")
+    default_department: str = Field(
+        "政务公开办公室", description="Department for tickets with no drafting unit."
+    )
     ticket_limit_days: int = Field(5, description="Working days to answer a ticket (办理时限), by default.")
     department_limits: dict[str, int] = Field(
         default_factory=dict,
         description='Per-department limits in working days, JSON: {"青浦区人力资源和社会保障局": 5}.',
     )
     # --- web API ---------------------------------------------------------------------------------
-    api_key: str | None = Field(None, description="Key for GET /api/v1/faqs (header X-API-Key); unset: disabled.")
+    api_key: str | None = Field(
+        None, description="Key for GET /api/v1/faqs (header X-API-Key); unset: disabled."
+    )
+    api_docs: bool = Field(
+        True,
+        description="Serve the API docs (/docs, /redoc, /openapi.json; assets from this server); false: 404.",
+    )
     rate_limit_per_ip: int = Field(120, description="Chat requests per minute per client IP; 0 disables.")
     rate_limit_per_session: int = Field(30, description="Chat requests per minute per session; 0 disables.")
     trusted_proxies: list[str] = Field(
         default_factory=list,
-        description="Proxy addresses whose X-Forwarded-For is believed (JSON list, e.g. [\"127.0.0.1\"]).",
+        description='Proxy addresses or networks (CIDR) whose X-Forwarded-For is believed (JSON list, e.g. ["127.0.0.1", "172.16.0.0/12"]).',
     )
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to embed the widget from another site (JSON list)."
     )
     max_body_bytes: int = Field(65536, description="Requests with larger bodies are refused with 413.")
     shutdown_drain_seconds: float = Field(
-        2.0, ge=0, le=60,
+        2.0,
+        ge=0,
+        le=60,
         description="On SIGTERM, /readyz answers 503 and requests are still served for this long before the "
         "listener closes and in-flight requests finish (up to 10 s more).",
     )
@@ -92,23 +108,31 @@ class Settings(BaseSettings):
         description='Client networks allowed to open /console (JSON list of CIDRs, e.g. ["10.0.0.0/8"]); empty: all.',
     )
     expose_worker: bool = Field(
-        False, description="Add X-Policybot-Worker (the serving process id) to every response; for scale-out checks."
+        False,
+        description="Add X-Policybot-Worker (the serving process id) to every response; for scale-out checks.",
     )
 
     # --- personal data retention (bot/privacy.py, handoff/retention.py; job `retention`, daily) -------
     contact_retention_days: int = Field(
-        180, ge=1, description="Contact name and phone of closed (已办结) tickets are erased this many days after closing."
+        180,
+        ge=1,
+        description="Contact name and phone of closed (已办结) tickets are erased this many days after closing.",
     )
     querylog_retention_days: int = Field(
-        730, ge=1, description="Query-log entries, idle chat sessions and widget outbox rows older than this are deleted."
+        730,
+        ge=1,
+        description="Query-log entries, idle chat sessions and widget outbox rows older than this are deleted.",
     )
     access_log_retention_days: int = Field(
-        400, ge=365, description="Access-log rows (with client IPs) are deleted after this many days (at least 365)."
+        400,
+        ge=365,
+        description="Access-log rows (with client IPs) are deleted after this many days (at least 365).",
     )
 
     # --- scheduled jobs (bot/jobs.py) and the weekly report (bot/reporting.py) -------------------------
     jobs_enabled: bool = Field(
-        True, description="Run the scheduled jobs in the service (one worker per run, claimed in the database)."
+        True,
+        description="Run the scheduled jobs in the service (one worker per run, claimed in the database).",
     )
     report_schedule: str = Field(
         "MON 08:00",
@@ -123,10 +147,25 @@ class Settings(BaseSettings):
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 SSL, 25 plain).")
     smtp_user: str | None = Field(None, description="SMTP login user; unset: no login.")
     smtp_password: str | None = Field(None, description="SMTP password (secret: environment only).")
-    smtp_from: str | None = Field(None, description="Sender address of report e-mails (default: the SMTP user).")
+    smtp_from: str | None = Field(
+        None, description="Sender address of report e-mails (default: the SMTP user)."
+    )
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_ssl: bool = Field(False, description="Connect with implicit TLS (port 465) instead of STARTTLS.")
     smtp_timeout: float = Field(30.0, gt=0, description="Timeout in seconds of each SMTP operation.")
+
+    @field_validator("secret_key", "api_key")
+    @classmethod
+    def _check_key_length(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or not value.strip():
+            return None  # unset (compose passes ""): generated (secret key) or disabled (API key)
+        if len(value) < MIN_KEY_LENGTH and not info.data.get("demo"):
+            raise ValueError(
+                f"POLICYBOT_{(info.field_name or '').upper()} 太短（{len(value)} 个字符），至少需要 {MIN_KEY_LENGTH} "
+                "个字符（仅演示模式 POLICYBOT_DEMO=true 允许更短）；可用 "
+                "python -c 'import secrets; print(secrets.token_urlsafe(32))' 生成"
+            )
+        return value
 
     @field_validator("cors_origins")
     @classmethod
@@ -135,7 +174,9 @@ class Settings(BaseSettings):
         for origin in value:
             o = origin.strip().rstrip("/")
             if not _ORIGIN.fullmatch(o):
-                raise ValueError(f"POLICYBOT_CORS_ORIGINS: 来源应写成 https://example.gov.cn 的形式（不可用 *）：{origin}")
+                raise ValueError(
+                    f"POLICYBOT_CORS_ORIGINS: 来源应写成 https://example.gov.cn 的形式（不可用 *）：{origin}"
+                )
             out.append(o)
         return out
 
@@ -175,9 +216,17 @@ class Settings(BaseSettings):
     # --- WeChat Official Account (bot/channels/wechat.py); enabled when the token is set ------------
     wechat_app_id: str | None = Field(None, description="Official Account AppID (开发者ID).")
     wechat_secret: str | None = Field(None, description="AppSecret; needed for customer-service pushes.")
-    wechat_token: str | None = Field(None, description="Server config Token (令牌); enables the /wechat endpoint.")
+    wechat_token: str | None = Field(
+        None, description="Server config Token (令牌); enables the /wechat endpoint."
+    )
     wechat_aes_key: str | None = Field(
         None, description="EncodingAESKey (43 chars) for safe/compatible mode; unset: plain mode."
+    )
+    wechat_mode: Literal["plain", "compatible", "safe"] | None = Field(
+        None,
+        description="Message encryption mode as set in the WeChat admin page: plain (明文), compatible (兼容) or "
+        "safe (安全: every POST must be encrypted and carry a valid msg_signature). Unset: safe when "
+        "POLICYBOT_WECHAT_AES_KEY is set, else plain.",
     )
     wechat_api_base: str = Field(
         "https://api.weixin.qq.com/cgi-bin/", description="WeChat API base URL (a fake server in tests)."
@@ -186,7 +235,9 @@ class Settings(BaseSettings):
     wechat_reply_budget_seconds: float = Field(
         4.0, description="Answer not ready within this: reply empty, push it with the customer-service API."
     )
-    wechat_max_age_seconds: int = Field(300, description="Requests with an older timestamp are refused (replay).")
+    wechat_max_age_seconds: int = Field(
+        300, description="Requests with an older timestamp are refused (replay)."
+    )
     wechat_menu: dict[str, str] = Field(
         default_factory=dict,
         description='Menu CLICK keys -> question or command (JSON): {"HOT": "/top", "LEAVE": "留言"}.',
@@ -198,8 +249,11 @@ class Settings(BaseSettings):
         "subscribe", description="'subscribe' (订阅通知, bizsend) or 'template' (模板消息)."
     )
     wechat_notice_fields: dict[str, str] = Field(
-        default_factory=lambda: {"character_string1": "{ticket_no}", "thing2": "{department}",
-                                 "thing3": "{summary}"},
+        default_factory=lambda: {
+            "character_string1": "{ticket_no}",
+            "thing2": "{department}",
+            "thing3": "{summary}",
+        },
         description="Notice data: field -> format with {ticket_no} {department} {summary} {date}.",
     )
 
@@ -210,19 +264,40 @@ class Settings(BaseSettings):
     )
     telegram_api_base: str = Field("https://api.telegram.org", description="Bot API base URL.")
 
-    # --- pushes of ticket replies (bot/notifier.py) ----------------------------------------------
-    push_attempts: int = Field(3, description="Attempts to push a ticket reply before giving up.")
-    push_backoff_seconds: float = Field(5.0, description="Delay before the 2nd attempt; doubles after.")
+    # --- later messages to citizens: the durable outbox (bot/pipeline/outbox.py) -------------------
+    push_attempts: int = Field(
+        12,
+        ge=1,
+        le=100,
+        description="Attempts to deliver a later message (outbox) before it is recorded failed.",
+    )
+    push_backoff_seconds: float = Field(
+        5.0, ge=0, description="Delay before the 2nd delivery attempt; doubles after each, at most an hour."
+    )
+    push_rates: dict[str, float] = Field(
+        default_factory=lambda: {"wechat": 20.0, "telegram": 25.0},
+        description="Deliveries per second and worker, per channel (JSON); a channel not named is not paced.",
+    )
+    outbox_enabled: bool = Field(
+        True,
+        description="Run the outbox drain thread in this process (every worker; rows are claimed under a lease).",
+    )
 
     # --- staff console (/console) and public board (/board) (handoff/console) ------------------------
     console_idle_minutes: int = Field(30, ge=1, description="Console sessions end after this idle time.")
-    console_max_hours: int = Field(10, ge=1, description="Console sessions end this long after login, active or not.")
+    console_max_hours: int = Field(
+        10, ge=1, description="Console sessions end this long after login, active or not."
+    )
     console_cookie_secure: bool = Field(
         False, description="Secure cookies with the __Host- prefix; set to true when served over HTTPS."
     )
     console_max_failures: int = Field(5, ge=1, description="Wrong passwords per username before a lockout.")
-    console_ip_max_failures: int = Field(20, ge=1, description="Wrong passwords per client IP before a lockout.")
-    console_lockout_minutes: int = Field(15, ge=1, description="Lockout length (and failure-counting window).")
+    console_ip_max_failures: int = Field(
+        20, ge=1, description="Wrong passwords per client IP before a lockout."
+    )
+    console_lockout_minutes: int = Field(
+        15, ge=1, description="Lockout length (and failure-counting window)."
+    )
     console_allowed_origins: list[str] = Field(
         default_factory=list,
         description='Extra Origins accepted on console POSTs (JSON list), e.g. ["https://gov.example.cn"].',
@@ -234,11 +309,25 @@ def get_settings() -> Settings:
     return Settings()
 
 
+def settings_error_text(exc: ValidationError) -> str:
+    """The problems of an invalid configuration, one per line, for the CLI and the log."""
+    lines = []
+    for err in exc.errors():
+        msg = str(err.get("msg", "")).removeprefix("Value error, ")
+        name = "_".join(str(p) for p in err.get("loc", ()))
+        lines.append(msg if "POLICYBOT_" in msg else f"POLICYBOT_{name.upper()}: {msg}")
+    return "配置错误：\n" + "\n".join(lines)
+
+
 def settings_markdown() -> str:
     """The configuration reference table for the README (scripts/settings-doc)."""
     rows = ["| environment variable | default | meaning |", "|---|---|---|"]
     for name, field in Settings.model_fields.items():
-        env = "`DATABASE_URL` / `POLICYBOT_DATABASE_URL`" if name == "database_url" else f"`POLICYBOT_{name.upper()}`"
+        env = (
+            "`DATABASE_URL` / `POLICYBOT_DATABASE_URL`"
+            if name == "database_url"
+            else f"`POLICYBOT_{name.upper()}`"
+        )
         default = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
         shown = "(unset)" if default is None else f"`{default}`" if default != "" else '`""`'
         desc = (field.description or "").replace("|", "\\|")

@@ -87,6 +87,7 @@ class LocalDedup:
 
     def __init__(self, size: int = 20_000) -> None:
         self._seen: OrderedDict[str, str | None] = OrderedDict()
+        self._pairs: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
         self.size = size
 
@@ -105,12 +106,29 @@ class LocalDedup:
             if key in self._seen:
                 self._seen[key] = reply
 
+    def claim_pair(self, pair: str, key: str) -> bool:
+        """Replay check: False when the signed `pair` (WeChat's timestamp:nonce) was already seen with
+        a message other than `key`; otherwise it is remembered for `key` and True."""
+        if not pair:
+            return True
+        with self._lock:
+            seen = self._pairs.setdefault(pair, key)
+            while len(self._pairs) > self.size:
+                self._pairs.popitem(last=False)
+            return seen == key
+
 
 class Spool:
     """Durable local spool in `directory` (one file per process) and its replay."""
 
-    def __init__(self, directory: str | Path, sessions: sessionmaker[Session], *, health: DbHealth | None = None,
-                 interval: float = 2.0) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        sessions: sessionmaker[Session],
+        *,
+        health: DbHealth | None = None,
+        interval: float = 2.0,
+    ) -> None:
         self.dir = Path(directory)
         self.sessions = sessions
         self.health = health or DbHealth()
@@ -201,7 +219,9 @@ class Spool:
                 base = name
             else:
                 continue
-            target = path.with_name(f"{base}{mine}{uuid.uuid4().hex[:8]}")  # unique: never replaces a claimed file
+            target = path.with_name(
+                f"{base}{mine}{uuid.uuid4().hex[:8]}"
+            )  # unique: never replaces a claimed file
             try:
                 os.rename(path, target)
             except FileNotFoundError:
@@ -296,10 +316,18 @@ class Spool:
 
 def _upsert_inbound(s: Session, data: dict[str, Any]) -> None:
     ins = (pg_insert if s.get_bind().dialect.name == "postgresql" else sqlite_insert)(InboundMessage)
-    stmt = ins.values(channel=data["channel"], msg_id=data["msg_id"][:128], status=data.get("status", "done"),
-                      reply=data.get("reply"))
-    s.execute(stmt.on_conflict_do_update(index_elements=["channel", "msg_id"],
-                                         set_={"status": stmt.excluded.status, "reply": stmt.excluded.reply}))
+    stmt = ins.values(
+        channel=data["channel"],
+        msg_id=data["msg_id"][:128],
+        status=data.get("status", "done"),
+        reply=data.get("reply"),
+    )
+    s.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["channel", "msg_id"],
+            set_={"status": stmt.excluded.status, "reply": stmt.excluded.reply},
+        )
+    )
 
 
 def _alive(pid: int) -> bool:

@@ -30,7 +30,11 @@ from knowledge.models import CHINA_TZ, Faq, QueryLog, to_db_time
 from knowledge.store import formula_safe
 
 OUTCOME_LABELS: Final = {
-    "answer": "直接答复", "clarify": "提供选项", "passage": "引用政策原文", "none": "未找到", "handoff": "转人工留言",
+    "answer": "直接答复",
+    "clarify": "提供选项",
+    "passage": "引用政策原文",
+    "none": "未找到",
+    "handoff": "转人工留言",
 }
 CHANNEL_LABELS: Final = {"web": "网站", "wechat": "微信", "telegram": "Telegram", "memory": "测试"}
 NOT_QUESTIONS: Final = ("command", "status")
@@ -64,12 +68,13 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-
 def today_china() -> dt.date:
     return dt.datetime.now(CHINA_TZ).date()
 
 
-def parse_range(start: str | None, end: str | None, *, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
+def parse_range(
+    start: str | None, end: str | None, *, today: dt.date | None = None
+) -> tuple[dt.date, dt.date]:
     """The [start, end] days of a filter form; default the last 30 days up to today."""
     day = today or today_china()
     try:
@@ -160,8 +165,13 @@ def _weighted_quantile(pairs: list[tuple[int, int]], q: float) -> float | None:
 
 
 def build_dashboard(
-    sessions: sessionmaker[Session], calendar: WorkCalendar, start: dt.date, end: dt.date, *,
-    top: int = 10, today: dt.date | None = None,
+    sessions: sessionmaker[Session],
+    calendar: WorkCalendar,
+    start: dt.date,
+    end: dt.date,
+    *,
+    top: int = 10,
+    today: dt.date | None = None,
 ) -> Dashboard:
     lo, hi = _utc_midnight(start), _utc_midnight(end + dt.timedelta(days=1))
     now_day = today or today_china()
@@ -173,43 +183,91 @@ def build_dashboard(
             select(day, QueryLog.channel, func.count()).where(in_range).group_by(day, QueryLog.channel)
         ):
             per_day[(_as_date(d), str(channel))] = int(n)
-        outcome_counts = {str(o): int(n) for o, n in s.execute(
-            select(QueryLog.outcome, func.count()).where(in_range).group_by(QueryLog.outcome))}
-        rating_counts = {str(r): int(n) for r, n in s.execute(
-            select(QueryLog.rating, func.count()).where(in_range, QueryLog.rating.is_not(None))
-            .group_by(QueryLog.rating))}
+        outcome_counts = {
+            str(o): int(n)
+            for o, n in s.execute(
+                select(QueryLog.outcome, func.count()).where(in_range).group_by(QueryLog.outcome)
+            )
+        }
+        rating_counts = {
+            str(r): int(n)
+            for r, n in s.execute(
+                select(QueryLog.rating, func.count())
+                .where(in_range, QueryLog.rating.is_not(None))
+                .group_by(QueryLog.rating)
+            )
+        }
         hits = func.count().label("hits")
         top_rows = s.execute(
-            select(QueryLog.faq_id, hits,
-                   func.sum(case((QueryLog.rating == "useful", 1), else_=0)),
-                   func.sum(case((QueryLog.rating == "useless", 1), else_=0)))
+            select(
+                QueryLog.faq_id,
+                hits,
+                func.sum(case((QueryLog.rating == "useful", 1), else_=0)),
+                func.sum(case((QueryLog.rating == "useless", 1), else_=0)),
+            )
             .where(in_range, QueryLog.outcome == "answer", QueryLog.faq_id.is_not(None))
-            .group_by(QueryLog.faq_id).order_by(hits.desc(), QueryLog.faq_id).limit(top)
+            .group_by(QueryLog.faq_id)
+            .order_by(hits.desc(), QueryLog.faq_id)
+            .limit(top)
         ).all()
         ids = [str(r[0]) for r in top_rows]
         titles = dict(s.execute(select(Faq.id, Faq.question).where(Faq.id.in_(ids))).all()) if ids else {}
 
         t_day = china_day(Ticket.created_at)
-        opened = {_as_date(d): int(c) for d, c in s.execute(
-            select(t_day, func.count()).where(Ticket.created_at >= lo, Ticket.created_at < hi).group_by(t_day))}
+        opened = {
+            _as_date(d): int(c)
+            for d, c in s.execute(
+                select(t_day, func.count())
+                .where(Ticket.created_at >= lo, Ticket.created_at < hi)
+                .group_by(t_day)
+            )
+        }
         r_day = china_day(Ticket.replied_at)
-        answered = {_as_date(d): int(c) for d, c in s.execute(
-            select(r_day, func.count()).where(Ticket.replied_at >= lo, Ticket.replied_at < hi).group_by(r_day))}
-        late = int(s.execute(select(func.count()).select_from(Ticket).where(
-            Ticket.due_date >= start, Ticket.due_date <= end,
-            or_(and_(Ticket.replied_at.is_(None), Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < now_day),
-                and_(Ticket.replied_at.is_not(None), china_day(Ticket.replied_at) > Ticket.due_date)),
-        )).scalar_one())
-        open_overdue = int(s.execute(select(func.count()).select_from(Ticket).where(
-            Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < now_day)).scalar_one())
+        answered = {
+            _as_date(d): int(c)
+            for d, c in s.execute(
+                select(r_day, func.count())
+                .where(Ticket.replied_at >= lo, Ticket.replied_at < hi)
+                .group_by(r_day)
+            )
+        }
+        late = int(
+            s.execute(
+                select(func.count())
+                .select_from(Ticket)
+                .where(
+                    Ticket.due_date >= start,
+                    Ticket.due_date <= end,
+                    or_(
+                        and_(
+                            Ticket.replied_at.is_(None),
+                            Ticket.status.in_(OPEN_STATUSES),
+                            Ticket.due_date < now_day,
+                        ),
+                        and_(Ticket.replied_at.is_not(None), china_day(Ticket.replied_at) > Ticket.due_date),
+                    ),
+                )
+            ).scalar_one()
+        )
+        open_overdue = int(
+            s.execute(
+                select(func.count())
+                .select_from(Ticket)
+                .where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < now_day)
+            ).scalar_one()
+        )
         # Time to reply: one row per (opened day, replied day) pair, not per ticket.
         reply_pairs = s.execute(
             select(t_day, r_day, func.count())
-            .where(Ticket.replied_at >= lo, Ticket.replied_at < hi).group_by(t_day, r_day)
+            .where(Ticket.replied_at >= lo, Ticket.replied_at < hi)
+            .group_by(t_day, r_day)
         ).all()
 
-    channels = tuple(sorted({c for _, c in per_day}, key=lambda c: (-sum(
-        v for (_, ch), v in per_day.items() if ch == c), c)))
+    channels = tuple(
+        sorted(
+            {c for _, c in per_day}, key=lambda c: (-sum(v for (_, ch), v in per_day.items() if ch == c), c)
+        )
+    )
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
     daily = tuple((d, tuple(per_day.get((d, c), 0) for c in channels)) for d in days)
     durations: dict[int, int] = {}
@@ -219,17 +277,26 @@ def build_dashboard(
     pairs = list(durations.items())
     p90 = _weighted_quantile(pairs, 0.9)
     return Dashboard(
-        start=start, end=end, channels=channels, daily=daily,
+        start=start,
+        end=end,
+        channels=channels,
+        daily=daily,
         questions=sum(outcome_counts.values()),
         outcomes=tuple((k, outcome_counts.get(k, 0)) for k in OUTCOME_LABELS),
-        top_faqs=tuple(TopFaq(str(f), str(titles.get(str(f), "（已删除）")), int(c), int(u or 0), int(x or 0))
-                       for f, c, u, x in top_rows),
+        top_faqs=tuple(
+            TopFaq(str(f), str(titles.get(str(f), "（已删除）")), int(c), int(u or 0), int(x or 0))
+            for f, c, u, x in top_rows
+        ),
         answers=outcome_counts.get("answer", 0),
-        useful=rating_counts.get("useful", 0), useless=rating_counts.get("useless", 0),
-        tickets_opened=sum(opened.values()), tickets_answered=sum(answered.values()), tickets_late=late,
+        useful=rating_counts.get("useful", 0),
+        useless=rating_counts.get("useless", 0),
+        tickets_opened=sum(opened.values()),
+        tickets_answered=sum(answered.values()),
+        tickets_late=late,
         tickets_open_overdue=open_overdue,
         ticket_daily=tuple((d, opened.get(d, 0), answered.get(d, 0)) for d in days),
-        reply_days_median=_weighted_quantile(pairs, 0.5), reply_days_p90=int(p90) if p90 is not None else None,
+        reply_days_median=_weighted_quantile(pairs, 0.5),
+        reply_days_p90=int(p90) if p90 is not None else None,
         replies_measured=sum(durations.values()),
     )
 

@@ -81,15 +81,23 @@ def purge_expired_contacts(
     last_id = 0
     while True:
         with sessions() as s:
-            ids = list(s.scalars(
-                select(Ticket.id)
-                .where(Ticket.id > last_id, Ticket.status == CLOSED, Ticket.closed_at < cutoff,
-                       or_(Ticket.contact_name.is_not(None), Ticket.contact_phone.is_not(None)))
-                .order_by(Ticket.id).limit(batch)
-            ))
+            ids = list(
+                s.scalars(
+                    select(Ticket.id)
+                    .where(
+                        Ticket.id > last_id,
+                        Ticket.status == CLOSED,
+                        Ticket.closed_at < cutoff,
+                        or_(Ticket.contact_name.is_not(None), Ticket.contact_phone.is_not(None)),
+                    )
+                    .order_by(Ticket.id)
+                    .limit(batch)
+                )
+            )
         for ticket_id in ids:
-            no = _purge_one(sessions, ticket_id, cutoff=cutoff, now=db_now, actor=actor,
-                            retention_days=retention_days)
+            no = _purge_one(
+                sessions, ticket_id, cutoff=cutoff, now=db_now, actor=actor, retention_days=retention_days
+            )
             if no is not None:
                 done.append(no)
         if len(ids) < batch:
@@ -101,19 +109,36 @@ def purge_expired_contacts(
 
 
 def _purge_one(
-    sessions: sessionmaker[Session], ticket_id: int, *, cutoff: dt.datetime, now: dt.datetime, actor: str,
+    sessions: sessionmaker[Session],
+    ticket_id: int,
+    *,
+    cutoff: dt.datetime,
+    now: dt.datetime,
+    actor: str,
     retention_days: int,
 ) -> str | None:
     try:
         with transaction(sessions) as s:
             t = s.execute(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).scalar_one_or_none()
-            if (t is None or t.status != CLOSED or t.closed_at is None or t.closed_at >= cutoff
-                    or (t.contact_name is None and t.contact_phone is None)):
+            if (
+                t is None
+                or t.status != CLOSED
+                or t.closed_at is None
+                or t.closed_at >= cutoff
+                or (t.contact_name is None and t.contact_phone is None)
+            ):
                 return None  # changed since it was selected
             fields = _clear_contact(t)
             t.updated_at = now
-            s.add(TicketEvent(ticket_id=t.id, at=now, actor=actor, action=PURGE_ACTION,
-                              detail={"reason": "retention", "retention_days": retention_days, "fields": fields}))
+            s.add(
+                TicketEvent(
+                    ticket_id=t.id,
+                    at=now,
+                    actor=actor,
+                    action=PURGE_ACTION,
+                    detail={"reason": "retention", "retention_days": retention_days, "fields": fields},
+                )
+            )
             return t.no
     except StaleDataError:
         log.info("contact_purge_skipped ticket_id=%d (changed concurrently; next run)", ticket_id)
@@ -147,8 +172,9 @@ def tickets_for(
     if phone is not None:
         normalised = normalise_phone(phone)
         if normalised is None:
-            raise InvalidInput("手机号码格式不正确，请填写11位手机号码或带区号的固定电话",
-                               "privacy request: invalid phone")
+            raise InvalidInput(
+                "手机号码格式不正确，请填写11位手机号码或带区号的固定电话", "privacy request: invalid phone"
+            )
         conditions.append(Ticket.contact_phone == normalised)
     if ticket_no is not None:
         no = ticket_no.strip().upper()
@@ -181,25 +207,53 @@ def export_tickets(sessions: sessionmaker[Session], ticket_ids: Sequence[int]) -
         tickets = s.scalars(select(Ticket).where(Ticket.id.in_(list(ticket_ids))).order_by(Ticket.id)).all()
         for t in tickets:
             events = s.scalars(
-                select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.at, TicketEvent.id)
+                select(TicketEvent)
+                .where(TicketEvent.ticket_id == t.id)
+                .order_by(TicketEvent.at, TicketEvent.id)
             ).all()
-            out.append({
-                "no": t.no, "status": t.status, "channel": t.channel, "user_ref": t.user_ref,
-                "department": t.department, "question": t.question, "transcript": list(t.transcript or []),
-                "contact_name": t.contact_name, "contact_phone": t.contact_phone,
-                "consent_at": _iso(t.consent_at), "created_at": _iso(t.created_at),
-                "due_date": _iso(t.due_date), "reply": t.reply, "replied_at": _iso(t.replied_at),
-                "closed_at": _iso(t.closed_at), "rating": t.rating, "rated_at": _iso(t.rated_at),
-                "published": bool(t.published), "publish_question": t.publish_question,
-                "publish_reply": t.publish_reply,
-                "events": [{"at": _iso(e.at), "actor": e.actor, "action": e.action, "detail": dict(e.detail or {})}
-                           for e in events],
-            })
+            out.append(
+                {
+                    "no": t.no,
+                    "status": t.status,
+                    "channel": t.channel,
+                    "user_ref": t.user_ref,
+                    "department": t.department,
+                    "question": t.question,
+                    "transcript": list(t.transcript or []),
+                    "contact_name": t.contact_name,
+                    "contact_phone": t.contact_phone,
+                    "consent_at": _iso(t.consent_at),
+                    "created_at": _iso(t.created_at),
+                    "due_date": _iso(t.due_date),
+                    "reply": t.reply,
+                    "replied_at": _iso(t.replied_at),
+                    "closed_at": _iso(t.closed_at),
+                    "rating": t.rating,
+                    "rated_at": _iso(t.rated_at),
+                    "published": bool(t.published),
+                    "publish_question": t.publish_question,
+                    "publish_reply": t.publish_reply,
+                    "events": [
+                        {
+                            "at": _iso(e.at),
+                            "actor": e.actor,
+                            "action": e.action,
+                            "detail": dict(e.detail or {}),
+                        }
+                        for e in events
+                    ],
+                }
+            )
     return out
 
 
 def erase_tickets(
-    s: Session, ticket_ids: Sequence[int], *, now: dt.datetime, actor: str, request: str,
+    s: Session,
+    ticket_ids: Sequence[int],
+    *,
+    now: dt.datetime,
+    actor: str,
+    request: str,
 ) -> list[str]:
     """Anonymise these tickets inside the caller's transaction (see the module docstring).
 
@@ -221,15 +275,23 @@ def erase_tickets(
         if t.user_ref != ERASED_REF:
             fields.append("user_ref")
             old_actor = f"{t.channel}:{t.user_ref}"[:100]
-            for e in s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id,
-                                                         TicketEvent.actor == old_actor)):
+            for e in s.scalars(
+                select(TicketEvent).where(TicketEvent.ticket_id == t.id, TicketEvent.actor == old_actor)
+            ):
                 e.actor = f"{t.channel}:{ERASED_REF}"
             t.user_ref = ERASED_REF
         if not fields:
             continue  # erased before: nothing left to remove
         t.updated_at = db_now
-        s.add(TicketEvent(ticket_id=t.id, at=db_now, actor=actor[:100], action=ERASE_ACTION,
-                          detail={"reason": "request", "request": request, "fields": fields}))
+        s.add(
+            TicketEvent(
+                ticket_id=t.id,
+                at=db_now,
+                actor=actor[:100],
+                action=ERASE_ACTION,
+                detail={"reason": "request", "request": request, "fields": fields},
+            )
+        )
         changed.append(t.no)
     s.flush()
     return changed

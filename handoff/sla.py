@@ -6,6 +6,9 @@ neither knows (the package stops at 2026, the next year's notice arrives around 
 are computed with weekends only and every result touching that year carries a Chinese warning,
 which is also logged once per year per process. Table rows are cached in memory and reloaded
 after `cache_seconds`, so `is_workday` stays cheap on hot paths (queue views, reminders).
+A (re)load opens its own session: callers compute due dates before their write transaction opens,
+never inside it (on SQLite the second connection would wait for the first one's write lock until
+the busy timeout).
 """
 
 from __future__ import annotations
@@ -39,9 +42,7 @@ _ONE_DAY = dt.timedelta(days=1)
 
 # Years the chinese_calendar package has data for (its own range check, reproduced).
 _PKG_HOLIDAYS: dict[dt.date, str] = cast(dict[dt.date, str], cc_constants.holidays)
-PACKAGE_YEARS: frozenset[int] = frozenset(
-    range(min(_PKG_HOLIDAYS).year, max(_PKG_HOLIDAYS).year + 1)
-)
+PACKAGE_YEARS: frozenset[int] = frozenset(range(min(_PKG_HOLIDAYS).year, max(_PKG_HOLIDAYS).year + 1))
 
 _warned_years: set[int] = set()
 _warned_lock = threading.Lock()
@@ -83,8 +84,16 @@ def _as_date(value: dt.datetime | dt.date) -> dt.date:
 
 def _check_kind(kind: str) -> Kind:
     aliases: dict[str, Kind] = {
-        "holiday": "holiday", "休": "holiday", "放假": "holiday", "假": "holiday", "休息": "holiday",
-        "workday": "workday", "班": "workday", "上班": "workday", "调休上班": "workday", "工作日": "workday",
+        "holiday": "holiday",
+        "休": "holiday",
+        "放假": "holiday",
+        "假": "holiday",
+        "休息": "holiday",
+        "workday": "workday",
+        "班": "workday",
+        "上班": "workday",
+        "调休上班": "workday",
+        "工作日": "workday",
     }
     found = aliases.get(kind.strip().lower())
     if found is None:
@@ -229,9 +238,7 @@ class WorkCalendar:
             rows = session.execute(
                 select(Holiday).where(Holiday.day >= lo, Holiday.day <= hi).order_by(Holiday.day)
             ).scalars()
-            return [
-                HolidayDay(r.day, r.kind, r.name, r.source, r.created_at, r.created_by) for r in rows
-            ]
+            return [HolidayDay(r.day, r.kind, r.name, r.source, r.created_at, r.created_by) for r in rows]
 
     def set_day(self, d: dt.date, kind: str, name: str = "", *, by: str) -> None:
         """Mark one day as holiday or workday (insert or replace), e.g. a local extra holiday."""
@@ -241,8 +248,9 @@ class WorkCalendar:
         with sessions() as session, session.begin():
             row = session.get(Holiday, day)
             if row is None:
-                session.add(Holiday(day=day, kind=checked, name=name.strip()[:50], source="manual",
-                                    created_by=by))
+                session.add(
+                    Holiday(day=day, kind=checked, name=name.strip()[:50], source="manual", created_by=by)
+                )
             else:
                 row.kind, row.name, row.source, row.created_by = checked, name.strip()[:50], "manual", by
                 row.created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -295,17 +303,30 @@ class WorkCalendar:
                 session.add(Holiday(day=day, kind=kind, name=name[:50], source=source, created_by=by))
             for year in sorted(years):
                 in_year = [k for d, (k, _) in entries.items() if d.year == year]
-                session.add(HolidayYear(
-                    year=year, source=source, imported_by=by,
-                    holidays=in_year.count("holiday"), workdays=in_year.count("workday"),
-                ))
+                session.add(
+                    HolidayYear(
+                        year=year,
+                        source=source,
+                        imported_by=by,
+                        holidays=in_year.count("holiday"),
+                        workdays=in_year.count("workday"),
+                    )
+                )
         self.invalidate()
         holidays = tuple(sorted(d for d, (k, _) in entries.items() if k == "holiday"))
         workdays = tuple(sorted(d for d, (k, _) in entries.items() if k == "workday"))
-        log.info("holiday table: %s import for %s by %s: %d holidays, %d workdays",
-                 source, sorted(years), by, len(holidays), len(workdays))
+        log.info(
+            "holiday table: %s import for %s by %s: %d holidays, %d workdays",
+            source,
+            sorted(years),
+            by,
+            len(holidays),
+            len(workdays),
+        )
         return ImportedHolidays(
-            years=tuple(sorted(years)), holidays=holidays, workdays=workdays,
+            years=tuple(sorted(years)),
+            holidays=holidays,
+            workdays=workdays,
             names={d: name for d, (_, name) in entries.items()},
         )
 
@@ -347,10 +368,10 @@ def _dates_in(clause: str, year: int, section: str) -> list[tuple[dt.date, str]]
             day = dt.date(cur_year, month, int(m.group(3)))
         except ValueError:
             raise _bad(f"{section}中的日期“{m.group(0)}”不存在", f"invalid date in {section!r}") from None
-        between = clause[pos:m.start()]
+        between = clause[pos : m.start()]
         pos = m.end()
         # A parenthesis right after the date may name the weekday: check it against the calendar.
-        after = clause[m.end():]
+        after = clause[m.end() :]
         paren = re.match(r"\s*[（(]([^）)]*)[）)]", after)
         if paren:
             hint = _WEEKDAY_HINT.search(paren.group(1))
@@ -389,7 +410,7 @@ def parse_notice(text: str, *, year: int | None = None) -> tuple[int, dict[dt.da
     for i, head in enumerate(heads):
         name = head.group(1).strip()
         end = heads[i + 1].start() if i + 1 < len(heads) else len(text)
-        body = text[head.end():end]
+        body = text[head.end() : end]
         # Stop at the closing paragraph (节假日期间，各地区、各部门要…) if it follows the last section.
         body = re.split(r"\n\s*\n|\n\s*(?:节假日期间|各地区|特此通知)", body)[0]
         holidays: list[dt.date] = []
@@ -450,7 +471,8 @@ def _parse_iso(value: str, line_no: int) -> dt.date:
         return dt.date(parts[0], parts[1], parts[2])
     except ValueError:
         raise InvalidInput(
-            f"第{line_no}行的日期“{value}”无效，应为 2026-01-01 格式", f"csv line {line_no}: bad date {value!r}"
+            f"第{line_no}行的日期“{value}”无效，应为 2026-01-01 格式",
+            f"csv line {line_no}: bad date {value!r}",
         ) from None
 
 
@@ -472,7 +494,9 @@ def parse_csv(text: str) -> dict[dt.date, tuple[Kind, str]]:
         try:
             kind = _check_kind(cells[1])
         except InvalidInput as exc:
-            raise InvalidInput(f"第{line_no}行：{exc.user_message}", f"csv line {line_no}: {exc.log_message}") from None
+            raise InvalidInput(
+                f"第{line_no}行：{exc.user_message}", f"csv line {line_no}: {exc.log_message}"
+            ) from None
         if day in entries and entries[day][0] != kind:
             raise InvalidInput(
                 f"第{line_no}行：{day.isoformat()}重复且类型冲突", f"csv line {line_no}: conflicting {day}"

@@ -3,13 +3,16 @@ rate, publish, list, and the audit trail of every change.
 
 `TicketService` owns the `ticket`, `ticket_event` and `ticket_counter` tables. Every write is one
 transaction (a ticket is stored completely or the caller gets an exception) and writes a
-`TicketEvent`. Texts (question, transcript, notes, reasons, delivery errors, published texts) are
-masked with `handoff.privacy.mask` before they are stored or logged; only the contact fields, given
-after explicit consent, are kept in clear. Ticket numbers are ``<prefix><local date>-<sequence>``
+`TicketEvent`. Every text accepted is cleaned of invisible format characters
+(`handoff.privacy.clean_text`); texts (question, transcript, notes, reasons, delivery errors,
+published texts) are masked with `handoff.privacy.mask` before they are stored or logged; only the
+contact fields, given after explicit consent, are kept in clear. Nothing that still shows a run of
+15 or more digits after masking is published. Ticket numbers are ``<prefix><local date>-<sequence>``
 from a per-day counter row incremented atomically (an upsert), so concurrent workers on
 PostgreSQL never share a number. Staff changes use optimistic locking through the `version`
-column. Replies are pushed through a `Notifier` after the commit; a failing push is recorded as a
-delivery event and never loses the reply or raises to the staff member.
+column. A reply hands the ticket to a `Notifier` inside the reply's own transaction (bot's durable
+outbox); the push happens later, outside the staff member's request, and each attempt comes back as
+a delivery event.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from handoff.models import Ticket, TicketCounter, TicketEvent
-from handoff.privacy import mask, normalise_phone
+from handoff.models import Department, Ticket, TicketCounter, TicketEvent
+from handoff.privacy import PUBLIC_DIGIT_RUN, clean_text, long_digit_run, mask, normalise_phone
 from handoff.sla import WorkCalendar
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound
@@ -160,18 +163,16 @@ class EventView:
 
 
 class Notifier(Protocol):
-    """Delivers a staff reply through the channel the ticket came from (implemented by `bot`).
+    """Tells the citizen of a staff reply on the channel the ticket came from (implemented by `bot`:
+    a row in its durable outbox).
 
-    Raise on failure; the service records it. A notifier that queues and retries later reports
-    each attempt with `TicketService.record_delivery`.
+    `enqueue` runs inside the reply's own transaction, with its session, so the reply and the
+    message to the citizen commit together or not at all. It gets the ticket, never a text: the
+    channel renders the notice from the ticket's fields. It must not call any network service.
+    Each delivery attempt is reported back with `TicketService.record_delivery`.
     """
 
-    def notify(self, ticket: TicketView, text: str) -> None: ...
-
-
-def reply_notice(ticket: TicketView) -> str:
-    """The message pushed to the citizen when staff reply."""
-    return f"您的留言（编号 {ticket.no}）已有答复：\n{ticket.reply or ''}"
+    def enqueue(self, session: Session, ticket: TicketView) -> None: ...
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -182,11 +183,13 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def _required(value: str | None, *, field: str, user_message: str, max_len: int) -> str:
-    text = (value or "").strip()
+    text = clean_text(value or "").strip()
     if not text:
         raise InvalidInput(user_message, f"{field} is empty")
     if len(text) > max_len:
-        raise InvalidInput(f"{_FIELD_NAMES.get(field, field)}过长（最多{max_len}字）", f"{field} too long: {len(text)}")
+        raise InvalidInput(
+            f"{_FIELD_NAMES.get(field, field)}过长（最多{max_len}字）", f"{field} too long: {len(text)}"
+        )
     return text
 
 
@@ -301,8 +304,9 @@ def _view(t: Ticket, today: dt.date) -> TicketView:
 def _event_view(e: TicketEvent) -> EventView:
     at = _aware(e.at)
     assert at is not None
-    return EventView(id=e.id, ticket_id=e.ticket_id, at=at, actor=e.actor, action=e.action,
-                     detail=dict(e.detail or {}))
+    return EventView(
+        id=e.id, ticket_id=e.ticket_id, at=at, actor=e.actor, action=e.action, detail=dict(e.detail or {})
+    )
 
 
 def _normalise_no(no: str) -> str:
@@ -339,7 +343,9 @@ class TicketService:
         limits = dict(limits or {})
         for dept, n in [*limits.items(), ("<default>", default_limit)]:
             if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LIMIT:
-                raise ValueError(f"ticket time limit for {dept!r} must be 1..{MAX_LIMIT} working days, got {n!r}")
+                raise ValueError(
+                    f"ticket time limit for {dept!r} must be 1..{MAX_LIMIT} working days, got {n!r}"
+                )
         if not default_department.strip():
             raise ValueError("default_department must not be empty")
         if not prefix.isalnum() or not prefix.isascii() or len(prefix) > 20:
@@ -393,8 +399,8 @@ class TicketService:
         text = _required(question, field="question", user_message="请填写留言内容", max_len=MAX_QUESTION)
         channel = _required(channel, field="channel", user_message="缺少渠道", max_len=20)
         user_ref = _required(user_ref, field="user_ref", user_message="缺少用户标识", max_len=80)
-        name = (contact_name or "").strip() or None
-        phone_in = (contact_phone or "").strip() or None
+        name = clean_text(contact_name or "").strip() or None
+        phone_in = clean_text(contact_phone or "").strip() or None
         if (name or phone_in) and not consent:
             raise InvalidInput(
                 "留下姓名或手机号码前，请先阅读并同意个人信息使用说明",
@@ -406,7 +412,9 @@ class TicketService:
         if phone_in is not None:
             phone = normalise_phone(phone_in)
             if phone is None:
-                raise InvalidInput("联系电话格式不正确，请填写11位手机号码或带区号的固定电话", "invalid contact phone")
+                raise InvalidInput(
+                    "联系电话格式不正确，请填写11位手机号码或带区号的固定电话", "invalid contact phone"
+                )
         key = (idempotency_key or "").strip() or None
         if key is not None and len(key) > 100:
             raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
@@ -453,18 +461,23 @@ class TicketService:
                 )
                 s.add(ticket)
                 s.flush()
-                s.add(TicketEvent(
-                    ticket_id=ticket.id, at=db_now, actor=f"{channel}:{user_ref}"[:100], action="open",
-                    detail={
-                        "department": dept,
-                        "limit_days": limit,
-                        "due_date": due.day.isoformat(),
-                        "due_warnings": list(due.warnings),
-                        "contact": bool(name or phone),
-                        "consent": bool(consent),
-                        "matched": [m.get("id") for m in near if m.get("id")],
-                    },
-                ))
+                s.add(
+                    TicketEvent(
+                        ticket_id=ticket.id,
+                        at=db_now,
+                        actor=f"{channel}:{user_ref}"[:100],
+                        action="open",
+                        detail={
+                            "department": dept,
+                            "limit_days": limit,
+                            "due_date": due.day.isoformat(),
+                            "due_warnings": list(due.warnings),
+                            "contact": bool(name or phone),
+                            "consent": bool(consent),
+                            "matched": [m.get("id") for m in near if m.get("id")],
+                        },
+                    )
+                )
                 s.flush()
                 view = _view(ticket, local.date())
         except IntegrityError:
@@ -476,8 +489,14 @@ class TicketService:
             raise
         for warning in view.due_warnings:
             log.warning("ticket_due_warning no=%s warning=%s", view.no, warning)
-        log.info("ticket_opened no=%s channel=%s department=%s due=%s contact=%s",
-                 view.no, channel, dept, view.due_date.isoformat(), bool(name or phone))
+        log.info(
+            "ticket_opened no=%s channel=%s department=%s due=%s contact=%s",
+            view.no,
+            channel,
+            dept,
+            view.due_date.isoformat(),
+            bool(name or phone),
+        )
         return view
 
     def _next_seq(self, s: Session, key: str) -> int:
@@ -497,7 +516,9 @@ class TicketService:
             return int(s.execute(stmt2).scalar_one())
         # Other databases: lock the row (or create it; a concurrent creator makes this fail and the
         # caller gets an exception, never a duplicate number).
-        row = s.execute(select(TicketCounter).where(TicketCounter.key == key).with_for_update()).scalar_one_or_none()
+        row = s.execute(
+            select(TicketCounter).where(TicketCounter.key == key).with_for_update()
+        ).scalar_one_or_none()
         if row is None:
             row = TicketCounter(key=key, value=0)
             s.add(row)
@@ -511,7 +532,9 @@ class TicketService:
             if t is None:
                 return None
             if t.channel != channel or t.user_ref != user_ref:
-                raise Conflict("提交标识已被使用，请重新提交", f"idempotency key reused by another user: {key!r}")
+                raise Conflict(
+                    "提交标识已被使用，请重新提交", f"idempotency key reused by another user: {key!r}"
+                )
             return _view(t, self._today())
 
     # --- reading -------------------------------------------------------------------------------
@@ -533,21 +556,31 @@ class TicketService:
     def find_for_user(self, channel: str, user_ref: str, *, limit: int = 20) -> list[TicketView]:
         """A citizen's own tickets, newest first."""
         with self._sessions() as s:
-            rows = s.execute(
-                select(Ticket)
-                .where(Ticket.channel == channel, Ticket.user_ref == user_ref)
-                .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                .limit(max(1, min(limit, MAX_PAGE)))
-            ).scalars().all()
+            rows = (
+                s.execute(
+                    select(Ticket)
+                    .where(Ticket.channel == channel, Ticket.user_ref == user_ref)
+                    .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+                    .limit(max(1, min(limit, MAX_PAGE)))
+                )
+                .scalars()
+                .all()
+            )
             today = self._today()
             return [_view(t, today) for t in rows]
 
     def events(self, no: str) -> list[EventView]:
         with self._sessions() as s:
             t = self._load(s, no)
-            rows = s.execute(
-                select(TicketEvent).where(TicketEvent.ticket_id == t.id).order_by(TicketEvent.at, TicketEvent.id)
-            ).scalars().all()
+            rows = (
+                s.execute(
+                    select(TicketEvent)
+                    .where(TicketEvent.ticket_id == t.id)
+                    .order_by(TicketEvent.at, TicketEvent.id)
+                )
+                .scalars()
+                .all()
+            )
             return [_event_view(e) for e in rows]
 
     def list(
@@ -564,8 +597,16 @@ class TicketService:
         offset: int = 0,
     ) -> list[TicketView]:
         """Tickets matching every given filter, earliest due date first."""
-        stmt = self._filtered(select(Ticket), status=status, department=department, text=text,
-                              overdue=overdue, flagged=flagged, published=published, assigned_to=assigned_to)
+        stmt = self._filtered(
+            select(Ticket),
+            status=status,
+            department=department,
+            text=text,
+            overdue=overdue,
+            flagged=flagged,
+            published=published,
+            assigned_to=assigned_to,
+        )
         stmt = stmt.order_by(Ticket.due_date, Ticket.created_at, Ticket.id)
         stmt = stmt.limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
         with self._sessions() as s:
@@ -579,9 +620,13 @@ class TicketService:
             stmt = self._filtered(select(Ticket.status, func.count()), department=department)
             for status, n in s.execute(stmt.group_by(Ticket.status)).all():
                 out[str(status)] = int(n)
-            overdue = self._filtered(select(func.count()).select_from(Ticket), department=department, overdue=True)
+            overdue = self._filtered(
+                select(func.count()).select_from(Ticket), department=department, overdue=True
+            )
             out["overdue"] = int(s.execute(overdue).scalar_one())
-            flagged = self._filtered(select(func.count()).select_from(Ticket), department=department, flagged=True)
+            flagged = self._filtered(
+                select(func.count()).select_from(Ticket), department=department, flagged=True
+            )
             out["flagged"] = int(s.execute(flagged).scalar_one())
         return out
 
@@ -608,11 +653,13 @@ class TicketService:
             stmt = stmt.where(Ticket.department.in_([d.strip() for d in depts]))
         if text is not None and text.strip():
             needle = text.strip().lower()
-            stmt = stmt.where(or_(
-                func.lower(Ticket.no).contains(needle, autoescape=True),
-                func.lower(Ticket.question).contains(needle, autoescape=True),
-                func.lower(func.coalesce(Ticket.reply, "")).contains(needle, autoescape=True),
-            ))
+            stmt = stmt.where(
+                or_(
+                    func.lower(Ticket.no).contains(needle, autoescape=True),
+                    func.lower(Ticket.question).contains(needle, autoescape=True),
+                    func.lower(func.coalesce(Ticket.reply, "")).contains(needle, autoescape=True),
+                )
+            )
         if overdue is not None:
             late = and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < self._today())
             stmt = stmt.where(late if overdue else not_(late))
@@ -631,7 +678,9 @@ class TicketService:
             if s.get_bind().dialect.name == "sqlite":
                 # SQLite has no row locks: a no-op write takes the database write lock first, so
                 # the read below cannot go stale before the UPDATE (concurrent writers wait).
-                s.execute(sql_text("UPDATE ticket SET version = version WHERE no = :no"), {"no": _normalise_no(no)})
+                s.execute(
+                    sql_text("UPDATE ticket SET version = version WHERE no = :no"), {"no": _normalise_no(no)}
+                )
             stmt = stmt.with_for_update()
         t = s.execute(stmt).scalar_one_or_none()
         if t is None:
@@ -647,8 +696,10 @@ class TicketService:
         actor: str,
         expected_version: int | None,
         change: Callable[[Ticket, dt.datetime], _Change],
+        after: Callable[[Session, TicketView], None] | None = None,
     ) -> TicketView:
-        """Apply `change` to the ticket in one transaction with an audit event.
+        """Apply `change` to the ticket in one transaction with an audit event; `after` runs last in
+        the same transaction (the outbox row of a reply).
 
         The row is locked on PostgreSQL; everywhere the UPDATE carries ``WHERE version = <read>``.
         A lost race is a Conflict when the caller named a version, else it is retried.
@@ -658,30 +709,45 @@ class TicketService:
                 with transaction(self._sessions) as s:
                     t = self._load(s, no, for_update=True)
                     if expected_version is not None and t.version != expected_version:
-                        raise Conflict(CONFLICT_MESSAGE,
-                                       f"ticket {t.no}: version {t.version} != expected {expected_version}")
+                        raise Conflict(
+                            CONFLICT_MESSAGE,
+                            f"ticket {t.no}: version {t.version} != expected {expected_version}",
+                        )
                     now = self._now()
                     db_now = to_db_time(now)
                     result = change(t, db_now)
                     t.updated_at = db_now
-                    s.add(TicketEvent(ticket_id=t.id, at=db_now, actor=actor, action=result.action,
-                                      detail=result.detail))
+                    s.add(
+                        TicketEvent(
+                            ticket_id=t.id, at=db_now, actor=actor, action=result.action, detail=result.detail
+                        )
+                    )
                     s.flush()
                     view = _view(t, now.astimezone(self._tz).date())
+                    if after is not None:
+                        after(s, view)
             except StaleDataError:
                 if expected_version is not None:
                     raise Conflict(CONFLICT_MESSAGE, f"ticket {no!r} changed concurrently") from None
                 continue
-            log.info("ticket_%s no=%s actor=%s status=%s version=%d",
-                     result.action, view.no, actor, view.status, view.version)
+            log.info(
+                "ticket_%s no=%s actor=%s status=%s version=%d",
+                result.action,
+                view.no,
+                actor,
+                view.status,
+                view.version,
+            )
             return view
         raise Conflict(CONFLICT_MESSAGE, f"ticket {no!r}: gave up after {_RETRIES} concurrent updates")
 
     @staticmethod
     def _require(t: Ticket, allowed: Sequence[str], what: str) -> None:
         if t.status not in allowed:
-            raise InvalidInput(f"留言当前状态为“{t.status}”，不能{what}",
-                               f"ticket {t.no}: cannot {what} in status {t.status}")
+            raise InvalidInput(
+                f"留言当前状态为“{t.status}”，不能{what}",
+                f"ticket {t.no}: cannot {what} in status {t.status}",
+            )
 
     def assign(self, no: str, *, staff: str, expected_version: int | None = None) -> TicketView:
         """Accept (待受理 -> 办理中) or hand over to another staff member while 办理中."""
@@ -697,10 +763,8 @@ class TicketService:
         return self._update(no, actor=staff, expected_version=expected_version, change=change)
 
     def reply(self, no: str, *, staff: str, text: str, expected_version: int | None = None) -> TicketView:
-        """Answer (-> 已答复), then push the reply to the citizen after the commit.
-
-        A failing push is recorded as a delivery event; the reply stays stored and this returns.
-        """
+        """Answer (-> 已答复). The notifier queues the message to the citizen in the same transaction;
+        it is sent later, outside this call, and each attempt is recorded as a delivery event."""
         staff = _actor(staff)
         body = _required(text, field="reply", user_message="请填写答复内容", max_len=MAX_REPLY)
 
@@ -714,32 +778,20 @@ class TicketService:
             before, t.status = t.status, REPLIED
             return _Change("reply", {"text": mask(body), "first": first, "from": before})
 
-        view = self._update(no, actor=staff, expected_version=expected_version, change=change)
-        self._deliver(view)
-        return view
-
-    def _deliver(self, view: TicketView) -> None:
-        if self._notifier is None:
-            return
-        try:
-            self._notifier.notify(view, reply_notice(view))
-        except Exception as exc:  # the channel's problem: record it, never lose the reply
-            error = mask(f"{type(exc).__name__}: {exc}")[:500]
-            log.warning("ticket_delivery_failed no=%s channel=%s error=%s", view.no, view.channel, error)
-            self._record_quietly(view.no, channel=view.channel, ok=False, error=error)
-        else:
-            self._record_quietly(view.no, channel=view.channel, ok=True)
-
-    def _record_quietly(self, no: str, *, channel: str, ok: bool, error: str | None = None) -> None:
-        try:
-            self.record_delivery(no, channel=channel, ok=ok, error=error)
-        except Exception:
-            log.exception("ticket_delivery_record_failed no=%s ok=%s", no, ok)
+        notifier = self._notifier
+        return self._update(
+            no,
+            actor=staff,
+            expected_version=expected_version,
+            change=change,
+            after=notifier.enqueue if notifier is not None else None,
+        )
 
     def record_delivery(
         self, no: str, *, channel: str, ok: bool, error: str | None = None, attempt: int = 1
     ) -> EventView:
-        """Record one push attempt (for notifiers that retry). Does not change the ticket's version."""
+        """Record one delivery attempt of a reply (reported by the notifier's outbox). Does not change
+        the ticket's version."""
         detail: dict[str, Any] = {"channel": channel[:20], "ok": bool(ok), "attempt": int(attempt)}
         if error:
             detail["error"] = mask(error)[:500]
@@ -754,8 +806,9 @@ class TicketService:
     def _append_event(self, no: str, *, actor: str, action: str, detail: dict[str, Any]) -> EventView:
         with transaction(self._sessions) as s:
             t = self._load(s, no)
-            event = TicketEvent(ticket_id=t.id, at=to_db_time(self._now()), actor=actor, action=action,
-                                detail=detail)
+            event = TicketEvent(
+                ticket_id=t.id, at=to_db_time(self._now()), actor=actor, action=action, detail=detail
+            )
             s.add(event)
             s.flush()
             view = _event_view(event)
@@ -772,8 +825,9 @@ class TicketService:
         def change(t: Ticket, now: dt.datetime) -> _Change:
             self._require(t, (PENDING, IN_PROGRESS, REPLIED), "办结")
             if t.status != REPLIED and not why:
-                raise InvalidInput("留言尚未答复，办结时请填写原因",
-                                   f"ticket {t.no}: closing without a reply needs a reason")
+                raise InvalidInput(
+                    "留言尚未答复，办结时请填写原因", f"ticket {t.no}: closing without a reply needs a reason"
+                )
             before, t.status = t.status, CLOSED
             t.closed_at = now
             detail: dict[str, Any] = {"from": before}
@@ -799,23 +853,49 @@ class TicketService:
     def transfer(
         self, no: str, *, to_department: str, reason: str, by: str, expected_version: int | None = None
     ) -> TicketView:
-        """Hand an open ticket to another department: back to 待受理 there, unassigned; the due date
-        is recomputed with that department's limit from the creation time."""
+        """Hand an open ticket to another department (an active row of the `department` table):
+        back to 待受理 there, unassigned; the due date is recomputed with that department's limit
+        from the creation time.
+
+        The due date is computed before the write transaction opens: on a cold cache the calendar
+        reads the holiday table, and on SQLite a second connection inside this one's write
+        transaction would wait for the busy timeout (see `handoff.sla.WorkCalendar`)."""
         by = _actor(by)
         target = _required(to_department, field="department", user_message="请选择转办部门", max_len=200)
         why = _required(reason, field="reason", user_message="请填写转办原因", max_len=MAX_NOTE)
+        with self._sessions() as s:
+            active = s.execute(
+                select(Department.active).where(Department.name == target)
+            ).scalar_one_or_none()
+            created_at = s.execute(
+                select(Ticket.created_at).where(Ticket.no == _normalise_no(no))
+            ).scalar_one_or_none()
+        if active is None:
+            raise InvalidInput(
+                f"部门“{target}”不存在，请从部门列表中选择（新部门须由管理员先在“部门管理”中添加）",
+                f"transfer to unknown department {target!r}",
+            )
+        if not active:
+            raise InvalidInput(
+                f"部门“{target}”已停用，不能转办", f"transfer to inactive department {target!r}"
+            )
+        if created_at is None:
+            raise NotFound(NOT_FOUND_MESSAGE, f"ticket {_normalise_no(no)!r} not found")
+        created_local = created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()  # never changes
+        limit = self.limit_for(target)
+        due = self._calendar.add_working_days(created_local, limit)
 
         def change(t: Ticket, now: dt.datetime) -> _Change:
             self._require(t, OPEN_STATUSES, "转办")
             if t.department == target:
                 raise InvalidInput("转办部门与当前部门相同", f"ticket {t.no}: transfer to its own department")
-            created_local = t.created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()
-            limit = self.limit_for(target)
-            due = self._calendar.add_working_days(created_local, limit)
             detail = {
-                "from": t.department, "to": target, "reason": mask(why),
+                "from": t.department,
+                "to": target,
+                "reason": mask(why),
                 "previous_assignee": t.assigned_to,
-                "due_date": [t.due_date.isoformat(), due.day.isoformat()], "limit_days": limit,
+                "due_date": [t.due_date.isoformat(), due.day.isoformat()],
+                "limit_days": limit,
             }
             t.department = target
             t.assigned_to = None
@@ -867,12 +947,26 @@ class TicketService:
         expected_version: int | None = None,
     ) -> TicketView:
         """Show (or withdraw) a replied ticket on the public board; the texts (edited or the
-        ticket's own) are stored masked."""
+        ticket's own) are stored masked. A text that still shows a number of 15 or more digits
+        after masking (an order number, or a mistyped ID or card) is refused: InvalidInput."""
         by = _actor(by)
-        q_in = None if question is None else _required(
-            question, field="publish_question", user_message="公开的留言内容不能为空", max_len=MAX_QUESTION)
-        r_in = None if reply is None else _required(
-            reply, field="publish_reply", user_message="公开的答复内容不能为空", max_len=MAX_REPLY)
+        q_in = (
+            None
+            if question is None
+            else _required(
+                question,
+                field="publish_question",
+                user_message="公开的留言内容不能为空",
+                max_len=MAX_QUESTION,
+            )
+        )
+        r_in = (
+            None
+            if reply is None
+            else _required(
+                reply, field="publish_reply", user_message="公开的答复内容不能为空", max_len=MAX_REPLY
+            )
+        )
 
         def change(t: Ticket, now: dt.datetime) -> _Change:
             if not published:
@@ -881,8 +975,20 @@ class TicketService:
                 t.published = False
                 return _Change("unpublish", {})
             self._require(t, (REPLIED, CLOSED), "公开（尚未答复）")
-            t.publish_question = mask(q_in if q_in is not None else t.question)
-            t.publish_reply = mask(r_in if r_in is not None else (t.reply or ""))
+            public = {
+                "publish_question": mask(q_in if q_in is not None else t.question),
+                "publish_reply": mask(r_in if r_in is not None else (t.reply or "")),
+            }
+            for field, text in public.items():
+                run = long_digit_run(text)
+                if run is not None:
+                    raise InvalidInput(
+                        f"{_FIELD_NAMES[field]}中仍有连续{PUBLIC_DIGIT_RUN}位以上的数字（可能是身份证号码、银行卡号等），"
+                        "请删除或改写后再公开",
+                        f"ticket {t.no}: {field} shows a {sum(c.isdecimal() for c in run)}-digit number",
+                    )
+            t.publish_question = public["publish_question"]
+            t.publish_reply = public["publish_reply"]
             t.published = True
             t.published_at = now
             return _Change("publish", {"question_edited": q_in is not None, "reply_edited": r_in is not None})
@@ -907,5 +1013,4 @@ __all__ = [
     "Status",
     "TicketService",
     "TicketView",
-    "reply_notice",
 ]

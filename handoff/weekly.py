@@ -48,8 +48,15 @@ def week_tag(label: str) -> str:
 def ticket_summaries(sessions: sessionmaker[Session], since: dt.datetime) -> list[TicketSummary]:
     """Tickets created since `since` (naive UTC) as masked summaries for the gaps analysis."""
     stmt = (
-        select(Ticket.no, Ticket.question, Ticket.department, Ticket.status, Ticket.reply, Ticket.publish_reply,
-               Ticket.created_at)
+        select(
+            Ticket.no,
+            Ticket.question,
+            Ticket.department,
+            Ticket.status,
+            Ticket.reply,
+            Ticket.publish_reply,
+            Ticket.created_at,
+        )
         .where(Ticket.created_at >= since)
         .order_by(Ticket.created_at, Ticket.no)
     )
@@ -58,8 +65,16 @@ def ticket_summaries(sessions: sessionmaker[Session], since: dt.datetime) -> lis
     out: list[TicketSummary] = []
     for no, question, department, status, reply, publish_reply, created in rows:
         text = publish_reply or reply
-        out.append(TicketSummary(no=no, question=mask(question), department=department, status=status,
-                                 reply=mask(text) if text else None, created_at=created))
+        out.append(
+            TicketSummary(
+                no=no,
+                question=mask(question),
+                department=department,
+                status=status,
+                reply=mask(text) if text else None,
+                created_at=created,
+            )
+        )
     return out
 
 
@@ -79,8 +94,15 @@ def analyse_week(
     """The gaps analysis of `period` over the query log, the tickets and the keyword routes."""
     p = params or GapParams()
     tickets = ticket_summaries(sessions, period.start - dt.timedelta(weeks=p.trend_weeks))
-    return analyse_store(QueryLogStore(sessions), period, sessions=sessions, tickets=tickets, text=kb.text,
-                         locate_unit=unit_locator(kb), params=p)
+    return analyse_store(
+        QueryLogStore(sessions),
+        period,
+        sessions=sessions,
+        tickets=tickets,
+        text=kb.text,
+        locate_unit=unit_locator(kb),
+        params=p,
+    )
 
 
 def recent_weeks(n: int = 12, today: dt.date | None = None) -> list[str]:
@@ -123,8 +145,13 @@ class WeeklyReports:
     through late ratings and tickets) so that the report page, its chart and its downloads agree."""
 
     def __init__(
-        self, sessions: sessionmaker[Session], kb: KnowledgeBase, *, params: GapParams | None = None,
-        ttl: float = 300.0, size: int = 8,
+        self,
+        sessions: sessionmaker[Session],
+        kb: KnowledgeBase,
+        *,
+        params: GapParams | None = None,
+        ttl: float = 300.0,
+        size: int = 8,
     ) -> None:
         self._sessions = sessions
         self._kb = kb
@@ -204,7 +231,9 @@ def topic_draft_fields(analysis: GapAnalysis, topic: Topic) -> dict[str, Any]:
             similar.append(line)
     answer = next((d.answer for d in analysis.drafts if d.topic_key == topic.key), "")
     return {
-        "question": question, "similar": similar[:50], "answer": answer,
+        "question": question,
+        "similar": similar[:50],
+        "answer": answer,
         "unit": None if topic.unit == UNASSIGNED else topic.unit,
         "tags": [REPORT_TAG, week_tag(analysis.period.label)],
     }

@@ -40,8 +40,12 @@ class Source:
 
     def as_dict(self) -> dict[str, str | None]:
         return {
-            "title": self.title, "doc_no": self.doc_no, "article": self.article, "status": self.status,
-            "url": self.url, "policy_id": self.policy_id,
+            "title": self.title,
+            "doc_no": self.doc_no,
+            "article": self.article,
+            "status": self.status,
+            "url": self.url,
+            "policy_id": self.policy_id,
         }
 
     def citation(self) -> str:
@@ -61,8 +65,12 @@ class HitView:
     question: str
 
     def as_dict(self) -> dict[str, object]:
-        return {"faq_id": self.faq_id, "score": round(self.score, 4), "matched_text": self.matched_text,
-                "question": self.question}
+        return {
+            "faq_id": self.faq_id,
+            "score": round(self.score, 4),
+            "matched_text": self.matched_text,
+            "question": self.question,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,8 +96,13 @@ class AskResult:
             "hits": [h.as_dict() for h in self.hits],
             "sources": [s.as_dict() for s in self.sources],
             "passages": [
-                {"policy_id": p.policy_id, "label": p.label, "text": p.text, "score": round(p.score, 4),
-                 "citation": p.citation()}
+                {
+                    "policy_id": p.policy_id,
+                    "label": p.label,
+                    "text": p.text,
+                    "score": round(p.score, 4),
+                    "citation": p.citation(),
+                }
                 for p in self.passages
             ],
             "unit": self.unit,
@@ -182,7 +195,9 @@ class KnowledgeBase:
                 continue
             hits.append(h)
         hits = hits[:k]
-        views = tuple(HitView(h.faq_id, h.score, h.matched_text, self._records[h.faq_id].question) for h in hits)
+        views = tuple(
+            HitView(h.faq_id, h.score, h.matched_text, self._records[h.faq_id].question) for h in hits
+        )
         top = hits[0].score if hits else 0.0
         # the drafting unit of the nearest FAQ, when it is near enough to say something about the topic
         nearest_unit = self._records[hits[0].faq_id].unit if hits and top >= self.passage_threshold else None
@@ -190,14 +205,25 @@ class KnowledgeBase:
         if decision.kind == "answer":
             rec = self._records[decision.hits[0].faq_id]
             return AskResult(
-                "answer", query, answer=rec.answer, faq_id=rec.id, score=top, hits=views,
-                sources=self._faq_sources(rec), unit=rec.unit, flags=tuple(flags),
+                "answer",
+                query,
+                answer=rec.answer,
+                faq_id=rec.id,
+                score=top,
+                hits=views,
+                sources=self._faq_sources(rec),
+                unit=rec.unit,
+                flags=tuple(flags),
             )
         if decision.kind == "clarify":
             chosen = {h.faq_id for h in decision.hits}
             return AskResult(
-                "clarify", query, score=top, hits=tuple(v for v in views if v.faq_id in chosen),
-                unit=nearest_unit, flags=tuple(flags),
+                "clarify",
+                query,
+                score=top,
+                hits=tuple(v for v in views if v.faq_id in chosen),
+                unit=nearest_unit,
+                flags=tuple(flags),
             )
         passages = tuple(p for p in self.policies.search(query, k=3) if p.score >= self.passage_threshold)
         if passages:
@@ -205,8 +231,14 @@ class KnowledgeBase:
                 Source(p.title, p.doc_no, p.label, p.status, p.url, p.policy_id) for p in passages
             )
             return AskResult(
-                "passage", query, score=top, hits=views, sources=sources, passages=passages,
-                unit=passages[0].issuer or nearest_unit, flags=tuple(flags),
+                "passage",
+                query,
+                score=top,
+                hits=views,
+                sources=sources,
+                passages=passages,
+                unit=passages[0].issuer or nearest_unit,
+                flags=tuple(flags),
             )
         return AskResult("none", query, score=top, hits=views, unit=nearest_unit, flags=tuple(flags))
 
@@ -216,8 +248,15 @@ class KnowledgeBase:
         rec = self._records.get(faq_id)
         if rec is None:
             return None
-        return AskResult("answer", rec.question, answer=rec.answer, faq_id=rec.id, score=1.0,
-                         sources=self._faq_sources(rec), unit=rec.unit)
+        return AskResult(
+            "answer",
+            rec.question,
+            answer=rec.answer,
+            faq_id=rec.id,
+            score=1.0,
+            sources=self._faq_sources(rec),
+            unit=rec.unit,
+        )
 
     def record(self, faq_id: str) -> FaqRecord | None:
         self.refresh()

@@ -1,21 +1,26 @@
 """Database plumbing shared by every package: the declarative Base, engine creation, sessions.
 
 All tables of all packages hang off the one `Base.metadata` so that Alembic keeps a single history.
-SQLite gets WAL, foreign keys and a busy timeout; a plain ``postgresql://`` URL is given the psycopg
-(v3) driver, a pool sized to a worker's request threads and a ping only for connections that sat idle.
+SQLite gets WAL, foreign keys, a busy timeout and owner-only (0600) files; a plain ``postgresql://``
+URL is given the psycopg (v3) driver, a pool sized to a worker's request threads and a ping only for
+connections that sat idle.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, delete, event, make_url, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Result
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -28,6 +33,11 @@ NAMING = {
 }
 
 
+# The largest integer a BIGINT column (PostgreSQL) or an INTEGER (SQLite) holds: routes bound their
+# ids and cursors with it (a larger one is a 422, not an OverflowError or a driver error).
+MAX_ID = 2**63 - 1
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -36,7 +46,7 @@ def normalise_url(url: str) -> str:
     """Accept the URL forms operators paste (postgres://, postgresql://) and pick psycopg 3."""
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
@@ -46,6 +56,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         connect_args = kwargs.pop("connect_args", {})
         connect_args.setdefault("timeout", 30)
         connect_args.setdefault("check_same_thread", False)
+        if not make_url(url).query.get("uri"):  # a file: URI names no plain path
+            _create_private(_sqlite_file(url))
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         _serialise_sqlite_transactions(engine, url)
         return engine
@@ -138,6 +150,33 @@ def _sqlite_file(url: str) -> str | None:
     return None if not database or database == ":memory:" else os.path.abspath(database)
 
 
+def _create_private(path: str | None) -> None:
+    """Create a missing SQLite file with mode 0600 before SQLite does (it would use the umask,
+    usually 0644): it holds contact data, the secret key and password hashes. SQLite gives its
+    -wal and -shm files the database file's mode."""
+    if path is None or not os.path.isdir(os.path.dirname(path)):
+        return  # no file, or no directory: SQLite reports the error when it opens it
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+
+
+def _tighten(path: str | None) -> None:
+    """Owner-only modes for the database and its -wal/-shm files when they are group- or
+    world-readable (created by an earlier version or another program)."""
+    if path is None:
+        return
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not the owner: say so, do not refuse to serve
+            logging.getLogger(__name__).warning("cannot make %s owner-only: %s", name, exc)
+
+
 def _serialise_sqlite_transactions(engine: Engine, url: str) -> None:
     """SQLite allows one writer; when connections compete, its busy handler makes them sleep in
     growing steps (up to 100 ms each), which shows as seconds of tail latency under load, and a
@@ -146,7 +185,8 @@ def _serialise_sqlite_transactions(engine: Engine, url: str) -> None:
     the same file takes one lock first (`_SqliteLock`); each holds it for a few statements.
     pysqlite's implicit BEGIN is replaced by ours (SQLAlchemy's documented recipe) so that the lock
     spans exactly one SQLite transaction; BEGIN IMMEDIATE keeps other programs' writers out too."""
-    lock = _lock_for(_sqlite_file(url))
+    path = _sqlite_file(url)
+    lock = _lock_for(path)
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -157,6 +197,7 @@ def _serialise_sqlite_transactions(engine: Engine, url: str) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
+        _tighten(path)
 
     holders: set[int] = set()  # DBAPI connections whose open transaction holds the lock
 
@@ -229,6 +270,36 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+def upsert(
+    session: Session,
+    table: Any,
+    values: Mapping[str, Any],
+    *,
+    index_elements: Sequence[str],
+    set_: Mapping[str, Any] | None = None,
+    returning: Sequence[Any] = (),
+) -> Result[Any]:
+    """One atomic ``INSERT ... ON CONFLICT (index_elements) DO UPDATE SET set_ [RETURNING ...]`` on
+    SQLite or PostgreSQL (``DO NOTHING`` when `set_` is None). In `set_`, the table's columns are the
+    row already stored (``T.failures + 1``); both databases evaluate every SET expression against it.
+    Atomic under concurrency: no read-then-insert race, no IntegrityError to retry."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = pg_insert(table)
+    elif dialect == "sqlite":
+        stmt = sqlite_insert(table)
+    else:
+        raise NotImplementedError(f"upsert on {dialect}")
+    stmt = stmt.values(**values)
+    if set_ is None:
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(index_elements))
+    else:
+        stmt = stmt.on_conflict_do_update(index_elements=list(index_elements), set_=dict(set_))
+    if returning:
+        stmt = stmt.returning(*returning)
+    return session.execute(stmt)
 
 
 def delete_before(sessions: sessionmaker[Session], model: Any, before: Any, *, batch: int = 10_000) -> int:

@@ -48,7 +48,9 @@ def load_faq_jsonl(path: str | Path) -> list[IndexEntry]:
         faq_id, question = row.get("id"), row.get("question")
         if not isinstance(faq_id, str | int) or not isinstance(question, str) or not question.strip():
             raise InvalidInput(f"第{no}条FAQ缺少id或问题", f"{path}: row {no}: missing id or question")
-        out.append(IndexEntry(str(faq_id), question, _str_tuple(row.get("similar")), _str_tuple(row.get("tags"))))
+        out.append(
+            IndexEntry(str(faq_id), question, _str_tuple(row.get("similar")), _str_tuple(row.get("tags")))
+        )
     return out
 
 

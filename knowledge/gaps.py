@@ -10,6 +10,7 @@ tickets' department, else 未归属). It reads `QueryLog` rows plus ticket summa
 caller (this package never imports handoff); the texts arrive masked and are scrubbed once more for
 mobiles and ID numbers before they leave. Rendering lives in `knowledge.report`.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -124,15 +125,29 @@ class GapParams:
     def __post_init__(self) -> None:
         checks = (
             (0.0 <= self.low_score <= 1.0, "低分阈值应在 0 到 1 之间", "low_score out of [0, 1]"),
-            (0.0 <= self.rephrase_minutes <= 24 * 60, "追问间隔应在 0 到 1440 分钟之间", "rephrase_minutes out of range"),
-            (0.0 < self.similarity <= 1.0 and 0.0 <= self.anchor <= 1.0, "相似度阈值应在 0 到 1 之间",
-             "similarity out of (0, 1] or anchor out of [0, 1]"),
+            (
+                0.0 <= self.rephrase_minutes <= 24 * 60,
+                "追问间隔应在 0 到 1440 分钟之间",
+                "rephrase_minutes out of range",
+            ),
+            (
+                0.0 < self.similarity <= 1.0 and 0.0 <= self.anchor <= 1.0,
+                "相似度阈值应在 0 到 1 之间",
+                "similarity out of (0, 1] or anchor out of [0, 1]",
+            ),
             (0.0 < self.fuzzy <= 100.0, "字面相似度阈值应在 0 到 100 之间", "fuzzy out of (0, 100]"),
             (self.min_topic_size >= 1, "主题最少问题数应至少为 1", "min_topic_size < 1"),
-            (self.max_topics >= 1 and self.max_samples >= 1, "主题数和样例数应至少为 1", "max_topics/max_samples < 1"),
+            (
+                self.max_topics >= 1 and self.max_samples >= 1,
+                "主题数和样例数应至少为 1",
+                "max_topics/max_samples < 1",
+            ),
             (0 <= self.trend_weeks <= 26, "趋势周数应在 0 到 26 之间", "trend_weeks out of range"),
-            (self.posting_cap >= 1 and self.query_keywords >= 1,
-             "聚类参数应为正数", "clustering parameters must be positive"),
+            (
+                self.posting_cap >= 1 and self.query_keywords >= 1,
+                "聚类参数应为正数",
+                "clustering parameters must be positive",
+            ),
         )
         for ok, zh, en in checks:
             if not ok:
@@ -191,8 +206,11 @@ def parse_week(week: str) -> Period:
         raise InvalidInput(f"{year} 年没有第 {num} 周", f"no ISO week {year}-W{num}") from None
     sunday = monday + dt.timedelta(days=6)
     return Period(
-        f"{year}-W{num:02d}", _local_midnight_utc(monday), _local_midnight_utc(sunday + dt.timedelta(days=1)),
-        monday, sunday,
+        f"{year}-W{num:02d}",
+        _local_midnight_utc(monday),
+        _local_midnight_utc(sunday + dt.timedelta(days=1)),
+        monday,
+        sunday,
     )
 
 
@@ -268,8 +286,11 @@ def select_unanswered(rows: Iterable[LogRow], params: GapParams) -> list[Unanswe
     for r in questions:
         reason = unanswered_reason(r, rephrased=r.id in rephrased)
         if reason is not None:
-            out.append(Unanswered(r.id, r.at, r.channel, r.user_ref, r.text, r.outcome, reason, r.score, r.unit,
-                                  r.ticket_no))
+            out.append(
+                Unanswered(
+                    r.id, r.at, r.channel, r.user_ref, r.text, r.outcome, reason, r.score, r.unit, r.ticket_no
+                )
+            )
     return out
 
 
@@ -387,7 +408,7 @@ def features_of(keywords: Sequence[str]) -> tuple[str, ...]:
             seen.setdefault(k, None)
             continue
         for i in range(len(k) - 1):
-            seen.setdefault(k[i:i + 2], None)
+            seen.setdefault(k[i : i + 2], None)
     return tuple(seen)
 
 
@@ -446,8 +467,9 @@ class TopicIndex:
             kw_df.update(d.keywords)
             df.update(d.features)
         n = max(len(self.docs), 1)
-        self._idf = {k: math.log(1.0 + n / c) * (GENERIC_WEIGHT if k in GENERIC_TERMS else 1.0)
-                     for k, c in df.items()}
+        self._idf = {
+            k: math.log(1.0 + n / c) * (GENERIC_WEIGHT if k in GENERIC_TERMS else 1.0) for k, c in df.items()
+        }
         self._kw_idf = {k: math.log(1.0 + n / c) for k, c in kw_df.items()}
         self._unknown_idf = math.log(1.0 + n)
         self.clusters = []
@@ -530,8 +552,11 @@ class TopicIndex:
                 best_s = 0.0
                 for t in self._candidates(feats, c.centroid.__getitem__):
                     tc = self.clusters[t]
-                    small, large = (c.centroid, tc.centroid) if len(c.centroid) <= len(tc.centroid) else (
-                        tc.centroid, c.centroid)
+                    small, large = (
+                        (c.centroid, tc.centroid)
+                        if len(c.centroid) <= len(tc.centroid)
+                        else (tc.centroid, c.centroid)
+                    )
                     dot = sum(v * large.get(f, 0.0) for f, v in small.items())
                     cos = dot / (norm_c * math.sqrt(tc.sumsq)) if tc.sumsq > 0 else 0.0
                     if self._doc_cos(lead.features, lead.vec_norm, self.docs[tc.docs[0]]) < p.anchor:
@@ -653,8 +678,12 @@ class GapAnalysis:
                 units[t.unit][1] += t.count
             for u, _, _ in scattered:
                 units.setdefault(u, [0, 0])[1] += 1
-            unit_rows = tuple(sorted(((u, v[0], v[1]) for u, v in units.items()),
-                                     key=lambda r: (r[0] == UNASSIGNED, -r[2], r[0])))
+            unit_rows = tuple(
+                sorted(
+                    ((u, v[0], v[1]) for u, v in units.items()),
+                    key=lambda r: (r[0] == UNASSIGNED, -r[2], r[0]),
+                )
+            )
         else:
             total = dict(self.unit_totals).get(unit, 0)
             daily = tuple((d, 0, per_day.get(d, 0)) for d in days)
@@ -662,23 +691,31 @@ class GapAnalysis:
         unanswered = sum(t.count for t in topics) + len(scattered)
         drafts = tuple(d for d in self.drafts if unit is None or d.unit == unit)
         return GapReport(
-            self.period, unit, total, unanswered,
+            self.period,
+            unit,
+            total,
+            unanswered,
             tuple((k, reasons[k]) for k in REASONS if reasons.get(k)),
-            daily, topics, len(scattered), drafts, self.trend_labels, unit_rows,
+            daily,
+            topics,
+            len(scattered),
+            drafts,
+            self.trend_labels,
+            unit_rows,
         )
 
 
-def _route_for(
-    norms: Sequence[tuple[str, int]], total: int, routes: Sequence[tuple[str, str]]
-) -> str | None:
+def _route_for(norms: Sequence[tuple[str, int]], total: int, routes: Sequence[tuple[str, str]]) -> str | None:
     """The unit of the route keyword contained in most of the topic's questions (at least half)."""
     best: tuple[int, int, str, str] | None = None
     for kw, unit in routes:
         hits = sum(n for norm, n in norms if kw in norm)
         if hits * 2 >= total and hits > 0:
             cand = (hits, len(kw), kw, unit)
-            if best is None or (cand[0], cand[1]) > (best[0], best[1]) or (
-                (cand[0], cand[1]) == (best[0], best[1]) and cand[2] < best[2]
+            if (
+                best is None
+                or (cand[0], cand[1]) > (best[0], best[1])
+                or ((cand[0], cand[1]) == (best[0], best[1]) and cand[2] < best[2])
             ):
                 best = cand
     return best[3] if best else None
@@ -691,7 +728,9 @@ def _majority(values: Iterable[str | None]) -> str | None:
     return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
 
 
-def _label(keywords: Counter[str], idf: Callable[[str], float], representative: str, count: int) -> tuple[str, tuple[str, ...]]:
+def _label(
+    keywords: Counter[str], idf: Callable[[str], float], representative: str, count: int
+) -> tuple[str, tuple[str, ...]]:
     """Up to four key terms shared by at least half of the topic's questions, shown in the order
     they appear in the leading phrasing; adjacent terms are written together (灵活就业)."""
     ranked = sorted(keywords.items(), key=lambda kv: (-kv[1], -(len(kv[0]) > 1), -idf(kv[0]), kv[0]))
@@ -707,7 +746,7 @@ def _label(keywords: Counter[str], idf: Callable[[str], float], representative: 
         if parts and pos[k] == end:
             parts[-1] += k
         elif parts and pos[k] < end:  # overlapping terms: keep the text once
-            tail = representative[end:pos[k] + len(k)]
+            tail = representative[end : pos[k] + len(k)]
             parts[-1] += tail
         else:
             parts.append(k)
@@ -792,8 +831,10 @@ def analyse(
     scattered: list[tuple[str, dt.date, str]] = []
     draft_list: list[FaqDraft] = []
     # Rank clusters by size, then by their leading phrasing (deterministic).
-    order = sorted(range(len(index.clusters)),
-                   key=lambda c: (-index.clusters[c].size, index.docs[index.clusters[c].docs[0]].norm))
+    order = sorted(
+        range(len(index.clusters)),
+        key=lambda c: (-index.clusters[c].size, index.docs[index.clusters[c].docs[0]].norm),
+    )
     listed = 0
     for cid in order:
         c = index.clusters[cid]
@@ -822,7 +863,9 @@ def analyse(
             forms = Counter(scrub(week[m].text.strip()) for m in doc_members)
             form = sorted(forms.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
             why = Counter(week[m].reason for m in doc_members)
-            sample_list.append(Sample(form, len(doc_members), tuple((k, why[k]) for k in REASONS if why.get(k))))
+            sample_list.append(
+                Sample(form, len(doc_members), tuple((k, why[k]) for k in REASONS if why.get(k)))
+            )
         samples = tuple(sample_list)
         representative = samples[0].text
         if unit is None and locate_unit is not None:
@@ -846,27 +889,52 @@ def analyse(
         replied = [t for t in tks if t.reply and t.reply.strip()]
         if replied:
             best = sorted(replied, key=lambda t: (to_db_time(t.created_at), t.no))[-1]
-            draft_list.append(FaqDraft(key, label, representative, scrub((best.reply or "").strip()), best.no, unit))
+            draft_list.append(
+                FaqDraft(key, label, representative, scrub((best.reply or "").strip()), best.no, unit)
+            )
         day_counts = Counter(_local_day(week[m].at) for m in members)
-        topics.append(Topic(
-            key=key, label=label, keywords=key_terms, count=count,
-            askers=len({week[m].user_ref for m in members}),
-            channels=tuple(sorted(Counter(week[m].channel for m in members).items(), key=lambda kv: (-kv[1], kv[0]))),
-            reasons=tuple((k, n) for k, n in ((k, sum(1 for m in members if week[m].reason == k)) for k in REASONS) if n),
-            representative=representative, samples=samples[: p.max_samples],
-            trend=tuple(trend[cid]) if cid in trend else (0,) * p.trend_weeks,
-            tickets=links, unit=unit, route=route, days=tuple(sorted(day_counts.items())),
-        ))
+        topics.append(
+            Topic(
+                key=key,
+                label=label,
+                keywords=key_terms,
+                count=count,
+                askers=len({week[m].user_ref for m in members}),
+                channels=tuple(
+                    sorted(Counter(week[m].channel for m in members).items(), key=lambda kv: (-kv[1], kv[0]))
+                ),
+                reasons=tuple(
+                    (k, n)
+                    for k, n in ((k, sum(1 for m in members if week[m].reason == k)) for k in REASONS)
+                    if n
+                ),
+                representative=representative,
+                samples=samples[: p.max_samples],
+                trend=tuple(trend[cid]) if cid in trend else (0,) * p.trend_weeks,
+                tickets=links,
+                unit=unit,
+                route=route,
+                days=tuple(sorted(day_counts.items())),
+            )
+        )
     # Questions whose text normalised to nothing (emoji, punctuation) count as scattered.
     for i, u in enumerate(week):
         if not in_topic[i]:
-            scattered.append((u.unit.strip() if u.unit and u.unit.strip() else UNASSIGNED, _local_day(u.at), u.reason))
+            scattered.append(
+                (u.unit.strip() if u.unit and u.unit.strip() else UNASSIGNED, _local_day(u.at), u.reason)
+            )
     trend_labels = tuple(
         f"{(period.start_day - dt.timedelta(weeks=p.trend_weeks - i)):%m-%d}起" for i in range(p.trend_weeks)
     )
     return GapAnalysis(
-        period, total, tuple(sorted(daily_total.items())), tuple(sorted(unit_totals.items())),
-        tuple(topics), tuple(sorted(scattered)), tuple(draft_list), trend_labels,
+        period,
+        total,
+        tuple(sorted(daily_total.items())),
+        tuple(sorted(unit_totals.items())),
+        tuple(topics),
+        tuple(sorted(scattered)),
+        tuple(draft_list),
+        trend_labels,
     )
 
 
@@ -885,5 +953,12 @@ def analyse_store(
     start = period.start - dt.timedelta(weeks=p.trend_weeks)
     end = period.end + dt.timedelta(minutes=p.rephrase_minutes)
     routes = list_routes(sessions) if sessions is not None else []
-    return analyse(querylog.rows(start, end), period, tickets=tickets, routes=routes, text=text,
-                   locate_unit=locate_unit, params=p)
+    return analyse(
+        querylog.rows(start, end),
+        period,
+        tickets=tickets,
+        routes=routes,
+        text=text,
+        locate_unit=locate_unit,
+        params=p,
+    )

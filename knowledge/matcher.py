@@ -456,7 +456,9 @@ def calibrate(entries: Sequence[IndexEntry], text: TextProcessor | None = None) 
     answer_rate = answered / n_pos if n_pos else 0.0
     decline_rate = sum(1 for s in neg_scores if s < clarify_t) / len(neg_scores) if neg_scores else 0.0
     if pos_margin_ok:
-        notes.append(f"median lead of a correct top hit over the second: {statistics.median(pos_margin_ok):.3f}")
+        notes.append(
+            f"median lead of a correct top hit over the second: {statistics.median(pos_margin_ok):.3f}"
+        )
     return CalibrationReport(
         thresholds=proposed,
         expected_answer_rate=round(answer_rate, 4),

@@ -51,8 +51,20 @@ PREFACE_LABEL = "前言"
 # Text helpers
 # ---------------------------------------------------------------------------------------------
 
-_CN_DIGITS = {"〇": 0, "零": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7,
-              "八": 8, "九": 9}
+_CN_DIGITS = {
+    "〇": 0,
+    "零": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNITS = {"十": 10, "百": 100}
 _CN_NUM = "一二三四五六七八九十百〇零"
 
@@ -157,8 +169,24 @@ def _join(parts: Sequence[str]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 TITLE_KEYWORDS: tuple[str, ...] = (
-    "工作要点", "实施方案", "实施办法", "实施意见", "实施细则", "通知", "意见", "办法", "规定", "细则",
-    "方案", "决定", "规划", "指南", "公告", "通告", "条例", "要点",
+    "工作要点",
+    "实施方案",
+    "实施办法",
+    "实施意见",
+    "实施细则",
+    "通知",
+    "意见",
+    "办法",
+    "规定",
+    "细则",
+    "方案",
+    "决定",
+    "规划",
+    "指南",
+    "公告",
+    "通告",
+    "条例",
+    "要点",
 )
 _ORGAN_SUFFIX = re.compile(r"(局|厅|部|委|委员会|办|办公室|政府|中心|院|署|会|处|所|街道办事处|镇|街道)$")
 _PRINTED = re.compile(r"关于印发\s*《(.+?)》")
@@ -221,7 +249,11 @@ def extract_metadata(text: str) -> PolicyMeta:
         issued_on = d
         if i > 0:
             prev = squash_cjk_spaces(lines[i - 1])
-            if len(prev) <= 40 and not re.search(r"[。，,；;：:！？!?《》]", prev) and _ORGAN_SUFFIX.search(prev):
+            if (
+                len(prev) <= 40
+                and not re.search(r"[。，,；;：:！？!?《》]", prev)
+                and _ORGAN_SUFFIX.search(prev)
+            ):
                 issuer = prev
         break
     if issuer is None:
@@ -370,7 +402,7 @@ def split_passages(text: str, *, max_chars: int = DEFAULT_MAX_PASSAGE_CHARS) -> 
     """
     lines = [c for c in (_clean_line(x) for x in text.splitlines()) if c]
     pre = _preamble_lines(lines)
-    body = lines[len(pre):]
+    body = lines[len(pre) :]
     out: list[ParsedPassage] = []
 
     # --- text before the first article: cover letter and preface ---------------------------
@@ -388,10 +420,12 @@ def split_passages(text: str, *, max_chars: int = DEFAULT_MAX_PASSAGE_CHARS) -> 
         (preface if date_seen else cover).append(s)
     if not date_seen:
         cover, preface = [], cover
-        idx = max((i for i, s in enumerate(preface) if re.search(r"印发给你们|现予印发|现印发|印发你们", s)),
-                  default=-1)
+        idx = max(
+            (i for i, s in enumerate(preface) if re.search(r"印发给你们|现予印发|现印发|印发你们", s)),
+            default=-1,
+        )
         if 0 <= idx < len(preface) - 1:
-            cover, preface = preface[: idx + 1], preface[idx + 1:]
+            cover, preface = preface[: idx + 1], preface[idx + 1 :]
     for label, group in ((COVER_LABEL, cover), (PREFACE_LABEL, preface)):
         if group:
             for part in _chunks(_join(group), max_chars):
@@ -536,8 +570,16 @@ def _citation(title: str, doc_no: str | None, label: str | None, status: str) ->
 
 def _record(p: Policy, passage_count: int) -> PolicyRecord:
     return PolicyRecord(
-        id=p.id, title=p.title, doc_no=p.doc_no, issuer=p.issuer, issued_on=p.issued_on, status=p.status,
-        source_file=p.source_file, url=p.url, seq=p.seq, passage_count=passage_count,
+        id=p.id,
+        title=p.title,
+        doc_no=p.doc_no,
+        issuer=p.issuer,
+        issued_on=p.issued_on,
+        status=p.status,
+        source_file=p.source_file,
+        url=p.url,
+        seq=p.seq,
+        passage_count=passage_count,
     )
 
 
@@ -640,7 +682,8 @@ class PolicyStore:
         final_title = squash_cjk_spaces(title) if title and title.strip() else meta.title
         if not final_title:
             raise InvalidInput(
-                "无法从文件中识别标题，请在导入时填写文件标题。", "policy title not given and not found in header"
+                "无法从文件中识别标题，请在导入时填写文件标题。",
+                "policy title not given and not found in header",
             )
         final_title = final_title.strip("《》 ")
         final_doc_no = normalise_doc_no(doc_no) if doc_no and doc_no.strip() else meta.doc_no
@@ -651,7 +694,8 @@ class PolicyStore:
         policy_id = (id or "").strip() or _derive_id(final_title, final_doc_no)
         if len(policy_id) > 64 or not re.fullmatch(r"[\w\-.〔〕()（）]+", policy_id):
             raise InvalidInput(
-                "文件编号只能包含字母、数字、汉字、短横线和点，且不超过64个字符。", f"bad policy id {policy_id!r}"
+                "文件编号只能包含字母、数字、汉字、短横线和点，且不超过64个字符。",
+                f"bad policy id {policy_id!r}",
             )
         _check_len("标题", final_title, 2000)
         _check_len("文号", final_doc_no, 100)
@@ -672,8 +716,18 @@ class PolicyStore:
                         f"文号{final_doc_no}已被文件“{other}”使用。",
                         f"doc_no {final_doc_no} already used by policy {other}",
                     )
-            if existing is not None and _same(existing, parsed.passages, text, final_title, final_doc_no,
-                                              final_issuer, final_date, status, source_file, url):
+            if existing is not None and _same(
+                existing,
+                parsed.passages,
+                text,
+                final_title,
+                final_doc_no,
+                final_issuer,
+                final_date,
+                status,
+                source_file,
+                url,
+            ):
                 return _record(existing, len(parsed.passages))  # re-import of identical content: no change
             seq = bump_version(s)
             if existing is None:
@@ -774,9 +828,11 @@ class PolicyStore:
         with self.sessions() as s:
             if s.get(Policy, policy_id) is None:
                 raise NotFound(f"找不到文件“{policy_id}”。", f"policy {policy_id} not found")
-            rows = s.execute(
-                select(Passage).where(Passage.policy_id == policy_id).order_by(Passage.ordinal)
-            ).scalars().all()
+            rows = (
+                s.execute(select(Passage).where(Passage.policy_id == policy_id).order_by(Passage.ordinal))
+                .scalars()
+                .all()
+            )
             return [PassageRecord(r.id, r.policy_id, r.ordinal, r.label, r.heading, r.text) for r in rows]
 
     @staticmethod
@@ -883,7 +939,9 @@ class PolicyStore:
                     return index
                 if index is not None and not force and version == self._seen_version:
                     return index
-                sig_row = s.execute(select(func.coalesce(func.max(Policy.seq), 0), func.count(Policy.id))).one()
+                sig_row = s.execute(
+                    select(func.coalesce(func.max(Policy.seq), 0), func.count(Policy.id))
+                ).one()
                 signature = (int(sig_row[0]), int(sig_row[1]))
                 self._seen_version = version
                 if index is not None and not force and signature == index.signature:
@@ -896,9 +954,17 @@ class PolicyStore:
                 templates: dict[str, PassageHit] = {}
                 for pas, pol in rows:
                     templates[str(pas.id)] = PassageHit(
-                        policy_id=pol.id, passage_id=pas.id, label=pas.label, text=pas.text, score=0.0,
-                        title=pol.title, doc_no=pol.doc_no, status=pol.status, issuer=pol.issuer,
-                        url=pol.url, heading=pas.heading,
+                        policy_id=pol.id,
+                        passage_id=pas.id,
+                        label=pas.label,
+                        text=pas.text,
+                        score=0.0,
+                        title=pol.title,
+                        doc_no=pol.doc_no,
+                        status=pol.status,
+                        issuer=pol.issuer,
+                        url=pol.url,
+                        heading=pas.heading,
                     )
                 counts: dict[str, int] = {}
                 for t in templates.values():
@@ -906,7 +972,10 @@ class PolicyStore:
                 records: dict[str, PolicyRecord] = {}
                 for pol in s.execute(select(Policy).order_by(Policy.id)).scalars():
                     rec = _record(pol, counts.get(pol.id, 0))
-                    for key in (squash_cjk_spaces(pol.title), normalise_doc_no(pol.doc_no) if pol.doc_no else ""):
+                    for key in (
+                        squash_cjk_spaces(pol.title),
+                        normalise_doc_no(pol.doc_no) if pol.doc_no else "",
+                    ):
                         if key:
                             records.setdefault(key, rec)
                     records[pol.id] = rec
@@ -931,7 +1000,8 @@ class PolicyStore:
             self._text = TextProcessor()
         m = Matcher(self._text, mode="passage")
         m.build(
-            IndexEntry(faq_id=str(p.passage_id), question=(p.heading + "\n" + p.text).strip()) for p in passages
+            IndexEntry(faq_id=str(p.passage_id), question=(p.heading + "\n" + p.text).strip())
+            for p in passages
         )
         return m
 
@@ -963,10 +1033,19 @@ def _same(
     url: str | None,
 ) -> bool:
     if (p.text, p.title, p.doc_no, p.issuer, p.issued_on, p.status, p.source_file, p.url) != (
-        text, title, doc_no, issuer, issued_on, status, source_file, url
+        text,
+        title,
+        doc_no,
+        issuer,
+        issued_on,
+        status,
+        source_file,
+        url,
     ):
         return False
-    return [(x.label, x.heading, x.text) for x in p.passages] == [(x.label, x.heading, x.text) for x in passages]
+    return [(x.label, x.heading, x.text) for x in p.passages] == [
+        (x.label, x.heading, x.text) for x in passages
+    ]
 
 
 def _check_status(status: str) -> None:

@@ -48,8 +48,16 @@ log = logging.getLogger(__name__)
 
 # Preferred CJK families, Simplified Chinese first; the first one installed is used.
 CJK_FAMILIES: tuple[str, ...] = (
-    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN", "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei", "Noto Serif CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "AR PL UMing CN",
+    "Noto Sans CJK SC",
+    "Noto Sans SC",
+    "Source Han Sans SC",
+    "Source Han Sans CN",
+    "WenQuanYi Micro Hei",
+    "WenQuanYi Zen Hei",
+    "Noto Serif CJK SC",
+    "Noto Sans CJK JP",
+    "Noto Sans CJK TC",
+    "AR PL UMing CN",
 )
 EMPTY_TEXT = "本周没有未解答的问题"
 HTML_SAMPLES = 5
@@ -74,7 +82,8 @@ def cjk_font() -> str | None:
             return family
     log.warning(
         "no CJK font installed (tried %s): chart labels will not render Chinese; "
-        "install fonts-noto-cjk or fonts-wqy-microhei", ", ".join(CJK_FAMILIES),
+        "install fonts-noto-cjk or fonts-wqy-microhei",
+        ", ".join(CJK_FAMILIES),
     )
     return None
 
@@ -100,10 +109,20 @@ def render_chart(report: GapReport) -> bytes:
         days = [f"{d:%m-%d}\n{'一二三四五六日'[d.weekday()]}" for d, _, _ in report.daily]
         xs = list(range(len(days)))
         if report.unit is None:
-            ax1.bar([x - 0.2 for x in xs], [t for _, t, _ in report.daily], width=0.4, color="#9ecae1",
-                    label="提问总数")
-            ax1.bar([x + 0.2 for x in xs], [u for _, _, u in report.daily], width=0.4, color="#de2d26",
-                    label="未解答")
+            ax1.bar(
+                [x - 0.2 for x in xs],
+                [t for _, t, _ in report.daily],
+                width=0.4,
+                color="#9ecae1",
+                label="提问总数",
+            )
+            ax1.bar(
+                [x + 0.2 for x in xs],
+                [u for _, _, u in report.daily],
+                width=0.4,
+                color="#de2d26",
+                label="未解答",
+            )
             ax1.legend(loc="upper left", fontsize=9, ncols=2)
         else:
             ax1.bar(xs, [u for _, _, u in report.daily], width=0.6, color="#de2d26", label="未解答")
@@ -205,9 +224,18 @@ def _env() -> Environment:
 
 def render_html(report: GapReport, chart_png: bytes | None = None) -> str:
     png = chart_png if chart_png is not None else render_chart(report)
-    return _env().from_string(_TEMPLATE).render(
-        r=report, chart=base64.b64encode(png).decode("ascii"), reasons=REASONS, routes=ROUTE_SOURCES,
-        overview=OVERVIEW, empty_text=EMPTY_TEXT, samples=HTML_SAMPLES,
+    return (
+        _env()
+        .from_string(_TEMPLATE)
+        .render(
+            r=report,
+            chart=base64.b64encode(png).decode("ascii"),
+            reasons=REASONS,
+            routes=ROUTE_SOURCES,
+            overview=OVERVIEW,
+            empty_text=EMPTY_TEXT,
+            samples=HTML_SAMPLES,
+        )
     )
 
 
@@ -234,7 +262,9 @@ def render_xlsx(report: GapReport) -> bytes:
     bold = Font(bold=True)
     wrap = Alignment(wrap_text=True, vertical="top")
 
-    def sheet(title: str, header: Sequence[str], rows: Iterable[Sequence[object]], widths: Sequence[int]) -> None:
+    def sheet(
+        title: str, header: Sequence[str], rows: Iterable[Sequence[object]], widths: Sequence[int]
+    ) -> None:
         ws = wb.create_sheet(title)
         ws.append(list(header))
         for c in ws[1]:
@@ -257,8 +287,11 @@ def render_xlsx(report: GapReport) -> bytes:
         ["未解答问题数", report.unanswered],
     ]
     overview += [[f"其中{REASONS[k]}", n] for k, n in report.reasons]
-    overview += [["列出的主题数", len(report.topics)], ["零散问题数", report.scattered],
-                 ["建议新增问答", len(report.drafts)]]
+    overview += [
+        ["列出的主题数", len(report.topics)],
+        ["零散问题数", report.scattered],
+        ["建议新增问答", len(report.drafts)],
+    ]
     if report.empty:
         overview.append(["说明", EMPTY_TEXT])
     overview.append([])
@@ -271,24 +304,50 @@ def render_xlsx(report: GapReport) -> bytes:
     sheet("概览", ["项目", "数值", ""], overview, (28, 40, 12))
     sheet(
         "主题",
-        ["编号", "主题", "问题数", "提问人数", "渠道", "原因", *[f"趋势 {lbl}" for lbl in report.trend_labels],
-         "承办单位", "归属依据", "代表性问题", "相关留言"],
+        [
+            "编号",
+            "主题",
+            "问题数",
+            "提问人数",
+            "渠道",
+            "原因",
+            *[f"趋势 {lbl}" for lbl in report.trend_labels],
+            "承办单位",
+            "归属依据",
+            "代表性问题",
+            "相关留言",
+        ],
         (
-            [t.key, t.label, t.count, t.askers, "、".join(f"{c} {n}" for c, n in t.channels),
-             "、".join(f"{REASONS[k]} {n}" for k, n in t.reasons), *t.trend, t.unit, ROUTE_SOURCES[t.route],
-             t.representative, "、".join(k.no for k in t.tickets)]
+            [
+                t.key,
+                t.label,
+                t.count,
+                t.askers,
+                "、".join(f"{c} {n}" for c, n in t.channels),
+                "、".join(f"{REASONS[k]} {n}" for k, n in t.reasons),
+                *t.trend,
+                t.unit,
+                ROUTE_SOURCES[t.route],
+                t.representative,
+                "、".join(k.no for k in t.tickets),
+            ]
             for t in report.topics
         ),
         (8, 28, 8, 8, 16, 24, *[10] * len(report.trend_labels), 24, 16, 40, 20),
     )
     sheet(
-        "样例问题", ["主题编号", "主题", "问题（已脱敏）", "次数", "原因"],
-        ([t.key, t.label, s.text, s.count, "、".join(f"{REASONS[k]} {n}" for k, n in s.reasons)]
-         for t in report.topics for s in t.samples),
+        "样例问题",
+        ["主题编号", "主题", "问题（已脱敏）", "次数", "原因"],
+        (
+            [t.key, t.label, s.text, s.count, "、".join(f"{REASONS[k]} {n}" for k, n in s.reasons)]
+            for t in report.topics
+            for s in t.samples
+        ),
         (10, 28, 60, 8, 30),
     )
     sheet(
-        "建议问答", ["主题编号", "主题", "建议问题", "建议答复", "来源留言", "承办单位"],
+        "建议问答",
+        ["主题编号", "主题", "建议问题", "建议答复", "来源留言", "承办单位"],
         ([d.topic_key, d.topic_label, d.question, d.answer, d.ticket_no, d.unit] for d in report.drafts),
         (10, 24, 40, 60, 20, 24),
     )
@@ -359,7 +418,9 @@ def write_report(report: GapReport, out_dir: Path, stem: str) -> WrittenReport:
     return WrittenReport(report.unit, html_path, xlsx_path, len(report.topics), report.unanswered)
 
 
-def write_reports(analysis: GapAnalysis, out_dir: str | os.PathLike[str], *, unit: str | None = None) -> list[WrittenReport]:
+def write_reports(
+    analysis: GapAnalysis, out_dir: str | os.PathLike[str], *, unit: str | None = None
+) -> list[WrittenReport]:
     """One report per drafting unit plus the overview, or only `unit`'s report when given."""
     out = Path(out_dir)
     try:
@@ -386,7 +447,9 @@ def write_reports(analysis: GapAnalysis, out_dir: str | os.PathLike[str], *, uni
         for u in analysis.units:
             written.append(write_report(analysis.report(u), out, stem_for(u)))
     except OSError as exc:
-        raise ReportError(f"写入报告失败：{exc.strerror or exc}", f"writing report to {out} failed: {exc}") from exc
+        raise ReportError(
+            f"写入报告失败：{exc.strerror or exc}", f"writing report to {out} failed: {exc}"
+        ) from exc
     return written
 
 
@@ -406,10 +469,20 @@ def generate_weekly(
     XLSX reports to `out_dir`. For a scheduler: call with the previous week's label."""
     period = resolve_period(week, now)
     analysis = analyse_store(
-        QueryLogStore(sessions), period, sessions=sessions, tickets=tickets, text=text,
-        locate_unit=locate_unit, params=params,
+        QueryLogStore(sessions),
+        period,
+        sessions=sessions,
+        tickets=tickets,
+        text=text,
+        locate_unit=locate_unit,
+        params=params,
     )
     files = write_reports(analysis, out_dir, unit=unit.strip() if unit else None)
-    log.info("gaps report %s: %d topics, %d files in %s", period.label, len(analysis.topics), 2 * len(files),
-             out_dir)
+    log.info(
+        "gaps report %s: %d topics, %d files in %s",
+        period.label,
+        len(analysis.topics),
+        2 * len(files),
+        out_dir,
+    )
     return WeeklyResult(analysis, tuple(files))

@@ -30,13 +30,26 @@ def query_log_for(sessions: sessionmaker[Session], refs: list[tuple[str, str]]) 
     with sessions() as s:
         for channel, ref in refs:
             rows = s.scalars(
-                select(QueryLog).where(QueryLog.channel == channel, QueryLog.user_ref == ref).order_by(QueryLog.id)
+                select(QueryLog)
+                .where(QueryLog.channel == channel, QueryLog.user_ref == ref)
+                .order_by(QueryLog.id)
             )
-            out.extend({
-                "id": r.id, "at": r.at.replace(tzinfo=dt.UTC).isoformat(), "channel": r.channel,
-                "session_id": r.session_id, "text": r.text, "outcome": r.outcome, "score": r.score,
-                "faq_id": r.faq_id, "unit": r.unit, "rating": r.rating, "ticket_no": r.ticket_no,
-            } for r in rows)
+            out.extend(
+                {
+                    "id": r.id,
+                    "at": r.at.replace(tzinfo=dt.UTC).isoformat(),
+                    "channel": r.channel,
+                    "session_id": r.session_id,
+                    "text": r.text,
+                    "outcome": r.outcome,
+                    "score": r.score,
+                    "faq_id": r.faq_id,
+                    "unit": r.unit,
+                    "rating": r.rating,
+                    "ticket_no": r.ticket_no,
+                }
+                for r in rows
+            )
     return out
 
 

@@ -56,22 +56,47 @@ Status = Literal["draft", "published", "retired"]
 STATUSES: tuple[str, ...] = ("draft", "published", "retired")
 STATUS_LABELS: dict[str, str] = {"draft": "草稿", "published": "已发布", "retired": "已下线"}
 _STATUS_ALIASES: dict[str, str] = {
-    "draft": "draft", "草稿": "draft", "待发布": "draft",
-    "published": "published", "已发布": "published", "发布": "published", "上线": "published",
+    "draft": "draft",
+    "草稿": "draft",
+    "待发布": "draft",
+    "published": "published",
+    "已发布": "published",
+    "发布": "published",
+    "上线": "published",
     "已上线": "published",
-    "retired": "retired", "已下线": "retired", "下线": "retired", "已停用": "retired",
+    "retired": "retired",
+    "已下线": "retired",
+    "下线": "retired",
+    "已停用": "retired",
 }
 
 # Field order of records, exports and the Chinese headers staff see.
 FIELDS: tuple[str, ...] = (
-    "id", "question", "similar", "answer", "tags", "unit", "source_policy", "source_article",
-    "valid_from", "valid_to", "status",
+    "id",
+    "question",
+    "similar",
+    "answer",
+    "tags",
+    "unit",
+    "source_policy",
+    "source_article",
+    "valid_from",
+    "valid_to",
+    "status",
 )
 EDITABLE: frozenset[str] = frozenset(FIELDS) - {"id"}
 FIELD_LABELS: dict[str, str] = {
-    "id": "编号", "question": "标准问题", "similar": "相似问法", "answer": "答案", "tags": "标签",
-    "unit": "制文单位", "source_policy": "来源文件", "source_article": "条款", "valid_from": "生效日期",
-    "valid_to": "失效日期", "status": "状态",
+    "id": "编号",
+    "question": "标准问题",
+    "similar": "相似问法",
+    "answer": "答案",
+    "tags": "标签",
+    "unit": "制文单位",
+    "source_policy": "来源文件",
+    "source_article": "条款",
+    "valid_from": "生效日期",
+    "valid_to": "失效日期",
+    "status": "状态",
 }
 _HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "id": ("编号", "问答编号", "id", "faqid"),
@@ -136,7 +161,9 @@ class FaqRecord:
 
     def is_valid_on(self, d: dt.date) -> bool:
         """Whether `d` lies within the validity dates (both ends inclusive; status not considered)."""
-        return (self.valid_from is None or self.valid_from <= d) and (self.valid_to is None or d <= self.valid_to)
+        return (self.valid_from is None or self.valid_from <= d) and (
+            self.valid_to is None or d <= self.valid_to
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The content fields, JSON-ready (dates as ISO strings, tuples as lists)."""
@@ -198,7 +225,9 @@ class ImportFailed(PolicybotError):
         shown = self.errors[: self.SHOWN]
         more = len(self.errors) - len(shown)
         zh = [f"导入失败，未写入任何数据，共 {len(self.errors)} 处错误："] + [str(e) for e in shown]
-        en = [f"import rejected, nothing written, {len(self.errors)} error(s):"] + [e.log_text() for e in shown]
+        en = [f"import rejected, nothing written, {len(self.errors)} error(s):"] + [
+            e.log_text() for e in shown
+        ]
         if more:
             zh.append(f"……另有 {more} 处错误未列出")
             en.append(f"... and {more} more")
@@ -296,7 +325,8 @@ def parse_date(value: object, *, excel_serial: bool = False) -> dt.date | None:
             if isinstance(converted, dt.date):
                 return converted
         raise _FieldError(
-            f"日期格式无法识别：{value!r}（应为 YYYY-MM-DD）", f"unrecognised date {value!r} (expected YYYY-MM-DD)"
+            f"日期格式无法识别：{value!r}（应为 YYYY-MM-DD）",
+            f"unrecognised date {value!r} (expected YYYY-MM-DD)",
         )
     s = unicodedata.normalize("NFKC", str(value)).strip()
     if not s:
@@ -307,7 +337,9 @@ def parse_date(value: object, *, excel_serial: bool = False) -> dt.date | None:
             return dt.date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
             raise _FieldError(f"日期不存在：{s}", f"no such date: {s}") from None
-    raise _FieldError(f"日期格式无法识别：{s}（应为 YYYY-MM-DD）", f"unrecognised date {s!r} (expected YYYY-MM-DD)")
+    raise _FieldError(
+        f"日期格式无法识别：{s}（应为 YYYY-MM-DD）", f"unrecognised date {s!r} (expected YYYY-MM-DD)"
+    )
 
 
 def parse_status(value: object) -> str:
@@ -356,35 +388,49 @@ def _clean_field(name: str, value: object, *, excel_serial: bool = False) -> Any
     if name == "question":
         q = clean_line("" if value is None else value)
         if len(q) > MAX_QUESTION:
-            raise _FieldError(f"标准问题过长（{len(q)} 字，上限 {MAX_QUESTION}）", f"question longer than {MAX_QUESTION}")
+            raise _FieldError(
+                f"标准问题过长（{len(q)} 字，上限 {MAX_QUESTION}）", f"question longer than {MAX_QUESTION}"
+            )
         return q
     if name == "answer":
         a = clean_block("" if value is None else value)
         if len(a) > MAX_ANSWER:
-            raise _FieldError(f"答案过长（{len(a)} 字，上限 {MAX_ANSWER}）", f"answer longer than {MAX_ANSWER}")
+            raise _FieldError(
+                f"答案过长（{len(a)} 字，上限 {MAX_ANSWER}）", f"answer longer than {MAX_ANSWER}"
+            )
         return a
     if name == "similar":
         out: list[str] = []
         for part in _split(value, _SIMILAR_SPLIT):
             if "|" in part or "｜" in part:
-                raise _FieldError("相似问法中不能包含 | 或 ｜（它们是分隔符）", "similar phrasing contains a separator |")
+                raise _FieldError(
+                    "相似问法中不能包含 | 或 ｜（它们是分隔符）", "similar phrasing contains a separator |"
+                )
             p = clean_line(part)
             if len(p) > MAX_QUESTION:
-                raise _FieldError(f"相似问法过长（上限 {MAX_QUESTION} 字）", f"similar phrasing longer than {MAX_QUESTION}")
+                raise _FieldError(
+                    f"相似问法过长（上限 {MAX_QUESTION} 字）", f"similar phrasing longer than {MAX_QUESTION}"
+                )
             if p:
                 out.append(p)
         if len(out) > MAX_SIMILAR:
-            raise _FieldError(f"相似问法过多（上限 {MAX_SIMILAR} 条）", f"more than {MAX_SIMILAR} similar phrasings")
+            raise _FieldError(
+                f"相似问法过多（上限 {MAX_SIMILAR} 条）", f"more than {MAX_SIMILAR} similar phrasings"
+            )
         return out
     if name == "tags":
         tags: list[str] = []
         seen: set[str] = set()
         for part in _split(value, _TAG_SPLIT):
             if _TAG_SPLIT.search(part):
-                raise _FieldError(f"标签中不能包含分隔符：{part[:50]}", f"tag contains a separator: {part[:50]!r}")
+                raise _FieldError(
+                    f"标签中不能包含分隔符：{part[:50]}", f"tag contains a separator: {part[:50]!r}"
+                )
             t = clean_line(part)
             if len(t) > MAX_TAG_LEN:
-                raise _FieldError(f"标签过长（上限 {MAX_TAG_LEN} 字）：{t[:50]}", f"tag longer than {MAX_TAG_LEN}")
+                raise _FieldError(
+                    f"标签过长（上限 {MAX_TAG_LEN} 字）：{t[:50]}", f"tag longer than {MAX_TAG_LEN}"
+                )
             if t and t.casefold() not in seen:
                 seen.add(t.casefold())
                 tags.append(t)
@@ -430,14 +476,24 @@ def _check_record(values: dict[str, Any], *, allow_empty_answer: bool = False) -
         problems.append(("answer", "已发布的问答必须填写答案", "answer is required for a published entry"))
     vf, vt = values.get("valid_from"), values.get("valid_to")
     if vf is not None and vt is not None and vt < vf:
-        problems.append(("valid_to", f"失效日期 {vt} 早于生效日期 {vf}", f"valid_to {vt} is before valid_from {vf}"))
+        problems.append(
+            ("valid_to", f"失效日期 {vt} 早于生效日期 {vf}", f"valid_to {vt} is before valid_from {vf}")
+        )
     return problems
 
 
 def _defaults() -> dict[str, Any]:
     return {
-        "id": None, "question": "", "similar": [], "answer": "", "tags": [], "unit": None,
-        "source_policy": None, "source_article": None, "valid_from": None, "valid_to": None,
+        "id": None,
+        "question": "",
+        "similar": [],
+        "answer": "",
+        "tags": [],
+        "unit": None,
+        "source_policy": None,
+        "source_article": None,
+        "valid_from": None,
+        "valid_to": None,
         "status": "published",
     }
 
@@ -453,9 +509,16 @@ def _jsonable(value: Any) -> Any:
 def _row_values(row: Any) -> dict[str, Any]:
     """Content fields of a Faq entity or a selected row with the same attribute names."""
     return {
-        "id": row.id, "question": row.question, "similar": list(row.similar or []), "answer": row.answer or "",
-        "tags": list(row.tags or []), "unit": row.unit, "source_policy": row.source_policy,
-        "source_article": row.source_article, "valid_from": row.valid_from, "valid_to": row.valid_to,
+        "id": row.id,
+        "question": row.question,
+        "similar": list(row.similar or []),
+        "answer": row.answer or "",
+        "tags": list(row.tags or []),
+        "unit": row.unit,
+        "source_policy": row.source_policy,
+        "source_article": row.source_article,
+        "valid_from": row.valid_from,
+        "valid_to": row.valid_to,
         "status": row.status,
     }
 
@@ -470,8 +533,15 @@ def _diff(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[Any]]:
 
 def _derived(values: dict[str, Any]) -> dict[str, Any]:
     """The store-maintained columns computed from the content."""
-    parts = [values["id"], values["question"], *values["similar"], values["answer"], *values["tags"],
-             values.get("unit") or "", values.get("source_policy") or ""]
+    parts = [
+        values["id"],
+        values["question"],
+        *values["similar"],
+        values["answer"],
+        *values["tags"],
+        values.get("unit") or "",
+        values.get("source_policy") or "",
+    ]
     return {
         "question_key": question_key(values["question"]),
         "search_text": _search_norm("\n".join(parts)),
@@ -481,10 +551,20 @@ def _derived(values: dict[str, Any]) -> dict[str, Any]:
 
 def _record(row: Faq) -> FaqRecord:
     return FaqRecord(
-        id=row.id, question=row.question, similar=tuple(row.similar or ()), answer=row.answer or "",
-        tags=tuple(row.tags or ()), unit=row.unit, source_policy=row.source_policy,
-        source_article=row.source_article, valid_from=row.valid_from, valid_to=row.valid_to,
-        status=row.status, seq=row.seq, updated_at=row.updated_at, updated_by=row.updated_by,
+        id=row.id,
+        question=row.question,
+        similar=tuple(row.similar or ()),
+        answer=row.answer or "",
+        tags=tuple(row.tags or ()),
+        unit=row.unit,
+        source_policy=row.source_policy,
+        source_article=row.source_article,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        status=row.status,
+        seq=row.seq,
+        updated_at=row.updated_at,
+        updated_by=row.updated_by,
     )
 
 
@@ -503,7 +583,7 @@ def _invalid(problems: Sequence[tuple[str, str, str]]) -> InvalidInput:
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
-        yield items[i: i + size]
+        yield items[i : i + size]
 
 
 def _bulk_insert(s: Session, table: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -570,9 +650,16 @@ class FaqStore:
             return [_record(r) for r in s.scalars(query)]
 
     def count(
-        self, *, status: str | None = None, tag: str | None = None, unit: str | None = None, text: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        tag: str | None = None,
+        unit: str | None = None,
+        text: str | None = None,
     ) -> int:
-        query = self._filtered(select(func.count()).select_from(Faq), status=status, tag=tag, unit=unit, text=text)
+        query = self._filtered(
+            select(func.count()).select_from(Faq), status=status, tag=tag, unit=unit, text=text
+        )
         with self._sessions() as s:
             return int(s.execute(query).scalar_one())
 
@@ -603,8 +690,16 @@ class FaqStore:
             if not rows and s.get(Faq, str(faq_id)) is None:
                 raise NotFound(f"未找到编号为 {faq_id} 的问答", f"FAQ {faq_id!r} not found")
             return [
-                VersionRecord(v.version_no, v.seq, v.action, v.at, v.by, dict(v.changes or {}), v.note or "",
-                              dict(v.snapshot or {}))
+                VersionRecord(
+                    v.version_no,
+                    v.seq,
+                    v.action,
+                    v.at,
+                    v.by,
+                    dict(v.changes or {}),
+                    v.note or "",
+                    dict(v.snapshot or {}),
+                )
                 for v in rows
             ]
 
@@ -619,7 +714,9 @@ class FaqStore:
         rows with one value), so it may hold more than `limit` rows when one change is that large."""
         limit = max(1, int(limit))
         with self._sessions() as s:
-            rows = s.scalars(select(Faq).where(Faq.seq > seq).order_by(Faq.seq, Faq.id).limit(limit + 1)).all()
+            rows = s.scalars(
+                select(Faq).where(Faq.seq > seq).order_by(Faq.seq, Faq.id).limit(limit + 1)
+            ).all()
             if len(rows) <= limit:
                 return [_record(r) for r in rows]
             last = rows[limit].seq
@@ -636,7 +733,9 @@ class FaqStore:
         given status (None: all), optionally only those valid on a date."""
         from knowledge.matcher import IndexEntry
 
-        query = select(Faq.id, Faq.question, Faq.similar, Faq.tags, Faq.valid_from, Faq.valid_to).order_by(Faq.id)
+        query = select(Faq.id, Faq.question, Faq.similar, Faq.tags, Faq.valid_from, Faq.valid_to).order_by(
+            Faq.id
+        )
         if status is not None:
             try:
                 query = query.where(Faq.status == parse_status(status))
@@ -671,11 +770,17 @@ class FaqStore:
         """Create an entry (id generated as faq-000123 when not given). Conflict if the id exists."""
         who = _clean_by(by)
         raw: dict[str, Any] = {
-            "id": id, "question": question, "answer": answer,
+            "id": id,
+            "question": question,
+            "answer": answer,
             "similar": list(similar) if not isinstance(similar, str) else similar,
             "tags": list(tags) if not isinstance(tags, str) else tags,
-            "unit": unit, "source_policy": source_policy, "source_article": source_article,
-            "valid_from": valid_from, "valid_to": valid_to, "status": status,
+            "unit": unit,
+            "source_policy": source_policy,
+            "source_article": source_article,
+            "valid_from": valid_from,
+            "valid_to": valid_to,
+            "status": status,
         }
         values = _defaults()
         problems: builtins.list[tuple[str, str, str]] = []
@@ -702,10 +807,22 @@ class FaqStore:
                     row_values = dict(values, id=new_id)
                     now = utcnow()
                     s.execute(insert(Faq), [self._insert_values(row_values, seq, who, now)])
-                    s.execute(insert(FaqVersion), [{
-                        "faq_id": new_id, "version_no": 1, "seq": seq, "action": "create", "at": now, "by": who,
-                        "changes": _diff({}, row_values), "snapshot": self._snapshot(row_values), "note": "",
-                    }])
+                    s.execute(
+                        insert(FaqVersion),
+                        [
+                            {
+                                "faq_id": new_id,
+                                "version_no": 1,
+                                "seq": seq,
+                                "action": "create",
+                                "at": now,
+                                "by": who,
+                                "changes": _diff({}, row_values),
+                                "snapshot": self._snapshot(row_values),
+                                "note": "",
+                            }
+                        ],
+                    )
                     row = s.get(Faq, new_id)
                     assert row is not None
                     return _record(row)
@@ -723,23 +840,43 @@ class FaqStore:
         return self._change(faq_id, by=by, expected_seq=expected_seq, changes=changes, action="edit")
 
     def publish(self, faq_id: str, *, by: str, expected_seq: int | None = None, note: str = "") -> FaqRecord:
-        return self._change(faq_id, by=by, expected_seq=expected_seq, changes={"status": "published"},
-                            action="publish", note=note)
+        return self._change(
+            faq_id,
+            by=by,
+            expected_seq=expected_seq,
+            changes={"status": "published"},
+            action="publish",
+            note=note,
+        )
 
     def retire(self, faq_id: str, *, by: str, reason: str = "", expected_seq: int | None = None) -> FaqRecord:
         """Take an entry offline (kept, with its history; `changes_since` reports it)."""
-        return self._change(faq_id, by=by, expected_seq=expected_seq, changes={"status": "retired"},
-                            action="retire", note=reason)
+        return self._change(
+            faq_id,
+            by=by,
+            expected_seq=expected_seq,
+            changes={"status": "retired"},
+            action="retire",
+            note=reason,
+        )
 
     def restore(self, faq_id: str, version_no: int, *, by: str, expected_seq: int | None = None) -> FaqRecord:
         """Bring the content of an earlier version back (as a new version)."""
         versions = {v.version_no: v for v in self.history(faq_id)}
         old = versions.get(int(version_no))
         if old is None:
-            raise NotFound(f"问答 {faq_id} 没有第 {version_no} 版", f"FAQ {faq_id!r} has no version {version_no}")
+            raise NotFound(
+                f"问答 {faq_id} 没有第 {version_no} 版", f"FAQ {faq_id!r} has no version {version_no}"
+            )
         content = {k: v for k, v in old.snapshot.items() if k in EDITABLE}
-        return self._change(faq_id, by=by, expected_seq=expected_seq, changes=content, action="restore",
-                            note=f"恢复到第 {version_no} 版")
+        return self._change(
+            faq_id,
+            by=by,
+            expected_seq=expected_seq,
+            changes=content,
+            action="restore",
+            note=f"恢复到第 {version_no} 版",
+        )
 
     def _change(
         self,
@@ -788,17 +925,32 @@ class FaqStore:
             values = self._insert_values(new, seq, who, now)
             values.pop("created_at")
             result = s.execute(
-                update(Faq).where(Faq.id == row.id, Faq.seq == old_seq).values(**{k: v for k, v in values.items()
-                                                                                   if k != "id"}),
+                update(Faq)
+                .where(Faq.id == row.id, Faq.seq == old_seq)
+                .values(**{k: v for k, v in values.items() if k != "id"}),
                 execution_options={"synchronize_session": False},
             )
             if getattr(result, "rowcount", 1) != 1:
-                raise Conflict(f"问答 {faq_id} 已被他人修改，请刷新后重试", f"FAQ {faq_id!r} changed concurrently")
+                raise Conflict(
+                    f"问答 {faq_id} 已被他人修改，请刷新后重试", f"FAQ {faq_id!r} changed concurrently"
+                )
             version_no = self._last_versions(s, [row.id]).get(row.id, 0) + 1
-            s.execute(insert(FaqVersion), [{
-                "faq_id": row.id, "version_no": version_no, "seq": seq, "action": action, "at": now, "by": who,
-                "changes": diff, "snapshot": self._snapshot(new), "note": clean_block(note)[:2000],
-            }])
+            s.execute(
+                insert(FaqVersion),
+                [
+                    {
+                        "faq_id": row.id,
+                        "version_no": version_no,
+                        "seq": seq,
+                        "action": action,
+                        "at": now,
+                        "by": who,
+                        "changes": diff,
+                        "snapshot": self._snapshot(new),
+                        "note": clean_block(note)[:2000],
+                    }
+                ],
+            )
             s.expire(row)
             fresh = s.get(Faq, str(faq_id))
             assert fresh is not None
@@ -807,11 +959,22 @@ class FaqStore:
     @staticmethod
     def _insert_values(values: dict[str, Any], seq: int, by: str, now: dt.datetime) -> dict[str, Any]:
         return {
-            "id": values["id"], "question": values["question"], "similar": list(values["similar"]),
-            "answer": values["answer"], "tags": list(values["tags"]), "unit": values["unit"],
-            "source_policy": values["source_policy"], "source_article": values["source_article"],
-            "valid_from": values["valid_from"], "valid_to": values["valid_to"], "status": values["status"],
-            "seq": seq, "created_at": now, "updated_at": now, "updated_by": by, **_derived(values),
+            "id": values["id"],
+            "question": values["question"],
+            "similar": list(values["similar"]),
+            "answer": values["answer"],
+            "tags": list(values["tags"]),
+            "unit": values["unit"],
+            "source_policy": values["source_policy"],
+            "source_article": values["source_article"],
+            "valid_from": values["valid_from"],
+            "valid_to": values["valid_to"],
+            "status": values["status"],
+            "seq": seq,
+            "created_at": now,
+            "updated_at": now,
+            "updated_by": by,
+            **_derived(values),
         }
 
     @staticmethod
@@ -822,8 +985,11 @@ class FaqStore:
     def _last_versions(s: Session, ids: Sequence[str]) -> dict[str, int]:
         out: dict[str, int] = {}
         for chunk in _chunks(ids):
-            q = (select(FaqVersion.faq_id, func.max(FaqVersion.version_no))
-                 .where(FaqVersion.faq_id.in_(chunk)).group_by(FaqVersion.faq_id))
+            q = (
+                select(FaqVersion.faq_id, func.max(FaqVersion.version_no))
+                .where(FaqVersion.faq_id.in_(chunk))
+                .group_by(FaqVersion.faq_id)
+            )
             out.update({fid: int(n) for fid, n in s.execute(q)})
         return out
 
@@ -831,7 +997,9 @@ class FaqStore:
     def _next_ids(s: Session, n: int) -> builtins.list[str]:
         """Allocate `n` unused ids faq-000001... from a counter kept in kb_state (call after
         bump_version, which serialises writers)."""
-        state = s.execute(select(KbState).where(KbState.key == _ID_COUNTER_KEY).with_for_update()).scalar_one_or_none()
+        state = s.execute(
+            select(KbState).where(KbState.key == _ID_COUNTER_KEY).with_for_update()
+        ).scalar_one_or_none()
         if state is None:
             state = KbState(key=_ID_COUNTER_KEY, value=0)
             s.add(state)
@@ -904,15 +1072,21 @@ class FaqStore:
         for t in terms:
             c = clean_line(t)
             if len(c) > MAX_TAG_LEN:
-                raise InvalidInput(f"同义词过长（上限 {MAX_TAG_LEN} 字）：{c[:50]}", f"synonym longer than {MAX_TAG_LEN}")
+                raise InvalidInput(
+                    f"同义词过长（上限 {MAX_TAG_LEN} 字）：{c[:50]}", f"synonym longer than {MAX_TAG_LEN}"
+                )
             key = _search_norm(c)
             if c and key not in seen:
                 seen.add(key)
                 out.append(c)
         if len(out) < 2:
-            raise InvalidInput("同义词组至少需要两个不同的词", "a synonym set needs at least two distinct terms")
+            raise InvalidInput(
+                "同义词组至少需要两个不同的词", "a synonym set needs at least two distinct terms"
+            )
         if len(out) > MAX_SYNONYM_TERMS:
-            raise InvalidInput(f"同义词组最多 {MAX_SYNONYM_TERMS} 个词", f"more than {MAX_SYNONYM_TERMS} terms")
+            raise InvalidInput(
+                f"同义词组最多 {MAX_SYNONYM_TERMS} 个词", f"more than {MAX_SYNONYM_TERMS} terms"
+            )
         return out
 
     @staticmethod
@@ -949,7 +1123,9 @@ class FaqStore:
         them (versioned, action "import"), skip them or reject the file. Columns missing from the file
         keep their stored values on update."""
         if on_duplicate not in ("update", "skip", "error"):
-            raise InvalidInput("on_duplicate 应为 update、skip 或 error", f"bad on_duplicate {on_duplicate!r}")
+            raise InvalidInput(
+                "on_duplicate 应为 update、skip 或 error", f"bad on_duplicate {on_duplicate!r}"
+            )
         who = _clean_by(by)
         p = Path(path)
         kind = _detect_format(p, fmt)
@@ -962,7 +1138,7 @@ class FaqStore:
             # Check the good rows against the store too, so that one run reports every problem.
             with self._sessions() as s:
                 plan = _plan(s, parsed, on_duplicate, allow_empty_answer)
-            errors = sorted(errors + plan.errors, key=lambda e: (e.row or 0))
+            errors = sorted(errors + plan.errors, key=lambda e: e.row or 0)
             if errors:
                 raise ImportFailed(errors)
             plan.fill(report)
@@ -999,19 +1175,37 @@ class FaqStore:
                 rows.append(v)
             _bulk_update_faq(s, rows)
         versions = [
-            {"faq_id": c.values["id"], "version_no": last.get(c.values["id"], 0) + 1, "seq": seq,
-             "action": "import", "at": now, "by": who, "changes": _diff({}, c.values),
-             "snapshot": self._snapshot(c.values), "note": ""}
+            {
+                "faq_id": c.values["id"],
+                "version_no": last.get(c.values["id"], 0) + 1,
+                "seq": seq,
+                "action": "import",
+                "at": now,
+                "by": who,
+                "changes": _diff({}, c.values),
+                "snapshot": self._snapshot(c.values),
+                "note": "",
+            }
             for c in plan.creates
         ] + [
-            {"faq_id": u.values["id"], "version_no": last.get(u.values["id"], 0) + 1, "seq": seq,
-             "action": "import", "at": now, "by": who, "changes": u.diff, "snapshot": self._snapshot(u.values),
-             "note": ""}
+            {
+                "faq_id": u.values["id"],
+                "version_no": last.get(u.values["id"], 0) + 1,
+                "seq": seq,
+                "action": "import",
+                "at": now,
+                "by": who,
+                "changes": u.diff,
+                "snapshot": self._snapshot(u.values),
+                "note": "",
+            }
             for u in plan.updates
         ]
         _bulk_insert(s, FaqVersion.__table__, versions)
 
-    def export_file(self, path: str | os.PathLike[str], *, fmt: str | None = None, status: str | None = None) -> int:
+    def export_file(
+        self, path: str | os.PathLike[str], *, fmt: str | None = None, status: str | None = None
+    ) -> int:
         """Write the store (or the entries with one status) to xlsx, csv or jsonl; returns the number
         of entries. The file is written to a temporary name and moved into place."""
         p = Path(path)
@@ -1022,7 +1216,10 @@ class FaqStore:
         os.close(fd)
         try:
             writer: Callable[[Path, list[FaqRecord]], None] = {
-                "xlsx": _write_xlsx, "csv": _write_csv, "jsonl": _write_jsonl, "json": _write_json,
+                "xlsx": _write_xlsx,
+                "csv": _write_csv,
+                "jsonl": _write_jsonl,
+                "json": _write_json,
             }[kind]
             writer(Path(tmp_name), records)
             os.replace(tmp_name, p)
@@ -1082,13 +1279,45 @@ def _file_error(zh: str, en: str) -> ImportFailed:
     return ImportFailed([RowError(None, None, zh, en)])
 
 
+MAX_JSON_DEPTH = 10  # a row is an object of scalars and lists of strings: two levels
+_TOO_DEEP_ZH = f"JSON 嵌套层数过多（最多 {MAX_JSON_DEPTH} 层）"
+_TOO_DEEP_EN = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _json_deeper_than(value: object, limit: int) -> bool:
+    """Whether parsed JSON nests more than `limit` arrays/objects (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Iterable[object] = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _detect_format(p: Path, fmt: str | None) -> str:
     name = (fmt or p.suffix.lstrip(".")).casefold().lstrip(".")
-    aliases = {"xlsx": "xlsx", "xlsm": "xlsx", "csv": "csv", "jsonl": "jsonl", "ndjson": "jsonl", "json": "json"}
+    aliases = {
+        "xlsx": "xlsx",
+        "xlsm": "xlsx",
+        "csv": "csv",
+        "jsonl": "jsonl",
+        "ndjson": "jsonl",
+        "json": "json",
+    }
     if name in aliases:
         return aliases[name]
     if name in ("xls", "et", "wps"):
-        raise _file_error("不支持旧版 .xls 文件，请在 Excel/WPS 中另存为 .xlsx", "legacy .xls is not supported; save as .xlsx")
+        raise _file_error(
+            "不支持旧版 .xls 文件，请在 Excel/WPS 中另存为 .xlsx",
+            "legacy .xls is not supported; save as .xlsx",
+        )
     raise _file_error(
         f"无法识别的文件格式：{name or '（无扩展名）'}（支持 xlsx、csv、jsonl）",
         f"unknown file format {name!r} (xlsx, csv, jsonl supported)",
@@ -1147,7 +1376,9 @@ def _header_key(h: object) -> str:
 _HEADER_INDEX: dict[str, str] = {_header_key(a): f for f, aliases in _HEADER_ALIASES.items() for a in aliases}
 
 
-def _map_header(cells: Sequence[object]) -> tuple[dict[int, str], dict[str, str], list[str], list[RowError], int]:
+def _map_header(
+    cells: Sequence[object],
+) -> tuple[dict[int, str], dict[str, str], list[str], list[RowError], int]:
     """Column index -> field, field -> label, ignored labels, errors, number of recognised columns."""
     columns: dict[int, str] = {}
     labels: dict[str, str] = {}
@@ -1161,15 +1392,20 @@ def _map_header(cells: Sequence[object]) -> tuple[dict[int, str], dict[str, str]
         if name is None:
             ignored.append(label)
         elif name in labels:
-            errors.append(RowError(None, label, f"与「{labels[name]}」重复（同一列出现两次）",
-                                   f"duplicate column for {name}"))
+            errors.append(
+                RowError(
+                    None, label, f"与「{labels[name]}」重复（同一列出现两次）", f"duplicate column for {name}"
+                )
+            )
         else:
             columns[i] = name
             labels[name] = label
     return columns, labels, ignored, errors, len(columns)
 
 
-def _tabular(rows: Iterator[tuple[int, Sequence[object]]], max_rows: int, warnings: list[str]) -> list[_RawRow]:
+def _tabular(
+    rows: Iterator[tuple[int, Sequence[object]]], max_rows: int, warnings: list[str]
+) -> list[_RawRow]:
     """Find the header among the first rows (a title row above it is allowed), then map data rows."""
     scanned: list[tuple[int, Sequence[object]]] = []
     header: tuple[dict[int, str], dict[str, str], list[str], list[RowError], int] | None = None
@@ -1188,11 +1424,16 @@ def _tabular(rows: Iterator[tuple[int, Sequence[object]]], max_rows: int, warnin
         if not scanned:
             raise _file_error("文件中没有内容", "the file has no rows")
         accepted = "、".join(_HEADER_ALIASES["question"][:3])
-        raise ImportFailed([RowError(
-            scanned[0][0], FIELD_LABELS["question"],
-            f"缺少必需的列「标准问题」（表头可写：{accepted} 或 question）",
-            "missing required column 'question'",
-        )])
+        raise ImportFailed(
+            [
+                RowError(
+                    scanned[0][0],
+                    FIELD_LABELS["question"],
+                    f"缺少必需的列「标准问题」（表头可写：{accepted} 或 question）",
+                    "missing required column 'question'",
+                )
+            ]
+        )
     columns, labels, ignored, errors, _ = header
     errors = [RowError(header_line, e.column, e.message, e.english) for e in errors]
     if errors:
@@ -1241,8 +1482,10 @@ def _read_csv(data: bytes, max_rows: int, warnings: list[str]) -> list[_RawRow]:
         try:
             yield from enumerate(reader, start=1)
         except csv.Error as e:
-            raise _file_error(f"CSV 格式错误（约第 {reader.line_num} 行）：{e}",
-                              f"malformed CSV near line {reader.line_num}: {e}") from None
+            raise _file_error(
+                f"CSV 格式错误（约第 {reader.line_num} 行）：{e}",
+                f"malformed CSV near line {reader.line_num}: {e}",
+            ) from None
 
     return _tabular(rows(), max_rows, warnings)
 
@@ -1254,14 +1497,17 @@ def _read_xlsx(p: Path, max_bytes: int, max_rows: int, warnings: list[str]) -> l
         with zipfile.ZipFile(p) as zf:
             unpacked = sum(i.file_size for i in zf.infolist())
     except (zipfile.BadZipFile, OSError):
-        raise _file_error("不是有效的 xlsx 文件（文件损坏或不是 Excel 2007 以上格式）",
-                          "not a valid xlsx (zip) file") from None
+        raise _file_error(
+            "不是有效的 xlsx 文件（文件损坏或不是 Excel 2007 以上格式）", "not a valid xlsx (zip) file"
+        ) from None
     if unpacked > 10 * max_bytes:
         raise _file_error("xlsx 文件解压后过大，请拆分后导入", f"xlsx unpacks to {unpacked} bytes")
     try:
         wb = openpyxl.load_workbook(p, read_only=True, data_only=True)
     except Exception as e:  # openpyxl raises many types for malformed workbooks
-        raise _file_error("无法读取 xlsx 文件（文件损坏？）", f"cannot open workbook: {type(e).__name__}: {e}") from None
+        raise _file_error(
+            "无法读取 xlsx 文件（文件损坏？）", f"cannot open workbook: {type(e).__name__}: {e}"
+        ) from None
     try:
         if not wb.worksheets:
             raise _file_error("xlsx 文件中没有工作表", "workbook has no worksheets")
@@ -1275,7 +1521,9 @@ def _read_xlsx(p: Path, max_bytes: int, max_rows: int, warnings: list[str]) -> l
             except PolicybotError:
                 raise
             except Exception as e:  # malformed sheet XML
-                raise _file_error("xlsx 工作表内容损坏", f"cannot read worksheet: {type(e).__name__}: {e}") from None
+                raise _file_error(
+                    "xlsx 工作表内容损坏", f"cannot read worksheet: {type(e).__name__}: {e}"
+                ) from None
 
         raw = _tabular(rows(), max_rows, warnings)
     finally:
@@ -1297,10 +1545,14 @@ def _read_json(data: bytes, kind: str, max_rows: int, warnings: list[str]) -> li
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise _file_error("文件编码不是 UTF-8（JSON/JSONL 文件必须是 UTF-8）", "JSON/JSONL must be UTF-8") from None
+        raise _file_error(
+            "文件编码不是 UTF-8（JSON/JSONL 文件必须是 UTF-8）", "JSON/JSONL must be UTF-8"
+        ) from None
     if _RAW_CONTROL.search(text):
-        raise _file_error("文件包含非文本字符（编码错误，例如 UTF-16，或二进制文件）",
-                          "file contains control characters (wrong encoding such as UTF-16, or binary)")
+        raise _file_error(
+            "文件包含非文本字符（编码错误，例如 UTF-16，或二进制文件）",
+            "file contains control characters (wrong encoding such as UTF-16, or binary)",
+        )
     items: list[tuple[int, object]] = []
     errors: list[RowError] = []
     if kind == "json":
@@ -1308,17 +1560,35 @@ def _read_json(data: bytes, kind: str, max_rows: int, warnings: list[str]) -> li
             doc = json.loads(text)
         except json.JSONDecodeError as e:
             raise _file_error(f"不是有效的 JSON：第 {e.lineno} 行 {e.msg}", f"invalid JSON: {e}") from None
+        except RecursionError:
+            raise _file_error(_TOO_DEEP_ZH, _TOO_DEEP_EN) from None
         if not isinstance(doc, list):
             raise _file_error("JSON 文件应为对象数组", "JSON file must be an array of objects")
-        items = [(i, obj) for i, obj in enumerate(doc, start=1)]
+        for i, obj in enumerate(doc, start=1):
+            if _json_deeper_than(obj, MAX_JSON_DEPTH - 1):  # the array itself is one level
+                errors.append(RowError(i, None, _TOO_DEEP_ZH, _TOO_DEEP_EN))
+            else:
+                items.append((i, obj))
     else:
         for n, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                items.append((n, json.loads(line)))
+                obj = json.loads(line)
             except json.JSONDecodeError as e:
-                errors.append(RowError(n, None, f"不是有效的 JSON（{e.msg}，第 {e.colno} 列）", f"invalid JSON: {e.msg}"))
+                errors.append(
+                    RowError(
+                        n, None, f"不是有效的 JSON（{e.msg}，第 {e.colno} 列）", f"invalid JSON: {e.msg}"
+                    )
+                )
+                continue
+            except RecursionError:  # nested deeper than the interpreter's recursion limit
+                errors.append(RowError(n, None, _TOO_DEEP_ZH, _TOO_DEEP_EN))
+                continue
+            if _json_deeper_than(obj, MAX_JSON_DEPTH):
+                errors.append(RowError(n, None, _TOO_DEEP_ZH, _TOO_DEEP_EN))
+            else:
+                items.append((n, obj))
     if len(items) + len(errors) > max_rows:
         raise _file_error(f"行数过多（上限 {max_rows} 行），请拆分后导入", f"more than {max_rows} rows")
     out: list[_RawRow] = []
@@ -1395,25 +1665,41 @@ def _validate_rows(raw: list[_RawRow], *, tabular: bool) -> tuple[list[_Parsed],
         fid = values.get("id")
         if fid is not None:
             if fid in seen_ids:
-                errors.append(RowError(r.line, r.labels.get("id"), f"编号 {fid} 与第{seen_ids[fid]}行重复",
-                                       f"duplicate id {fid!r} (also row {seen_ids[fid]})"))
+                errors.append(
+                    RowError(
+                        r.line,
+                        r.labels.get("id"),
+                        f"编号 {fid} 与第{seen_ids[fid]}行重复",
+                        f"duplicate id {fid!r} (also row {seen_ids[fid]})",
+                    )
+                )
                 bad = True
             else:
                 seen_ids[fid] = r.line
         elif values.get("question"):
             key = question_key(values["question"])
             if key in seen_questions:
-                errors.append(RowError(
-                    r.line, r.labels.get("question"), f"标准问题与第{seen_questions[key]}行重复",
-                    f"same question as row {seen_questions[key]}",
-                ))
+                errors.append(
+                    RowError(
+                        r.line,
+                        r.labels.get("question"),
+                        f"标准问题与第{seen_questions[key]}行重复",
+                        f"same question as row {seen_questions[key]}",
+                    )
+                )
                 bad = True
             else:
                 seen_questions[key] = r.line
         vf, vt = values.get("valid_from"), values.get("valid_to")
         if vf is not None and vt is not None and vt < vf:
-            errors.append(RowError(r.line, r.labels.get("valid_to"), f"失效日期 {vt} 早于生效日期 {vf}",
-                                   f"valid_to {vt} is before valid_from {vf}"))
+            errors.append(
+                RowError(
+                    r.line,
+                    r.labels.get("valid_to"),
+                    f"失效日期 {vt} 早于生效日期 {vf}",
+                    f"valid_to {vt} is before valid_from {vf}",
+                )
+            )
             bad = True
         if not bad:
             parsed.append(_Parsed(r.line, values, r.labels))
@@ -1443,10 +1729,14 @@ def _plan(s: Session, parsed: list[_Parsed], on_duplicate: str, allow_empty_answ
         else:
             matches = by_key.get(question_key(p.values["question"]), [])
             if len(matches) > 1:
-                plan.errors.append(RowError(
-                    p.line, column, f"标准问题与多条已有问答相同（{'、'.join(m.id for m in matches[:5])}），请填写编号",
-                    f"question matches several entries {[m.id for m in matches[:5]]}; give an id",
-                ))
+                plan.errors.append(
+                    RowError(
+                        p.line,
+                        column,
+                        f"标准问题与多条已有问答相同（{'、'.join(m.id for m in matches[:5])}），请填写编号",
+                        f"question matches several entries {[m.id for m in matches[:5]]}; give an id",
+                    )
+                )
                 continue
             target = matches[0] if matches else None
         if target is None:
@@ -1455,20 +1745,30 @@ def _plan(s: Session, parsed: list[_Parsed], on_duplicate: str, allow_empty_answ
             _finalise(values)
             problems = _check_record(values, allow_empty_answer=allow_empty_answer)
             if problems:
-                plan.errors.extend(RowError(p.line, p.labels.get(f, FIELD_LABELS[f]), zh, en) for f, zh, en in problems)
+                plan.errors.extend(
+                    RowError(p.line, p.labels.get(f, FIELD_LABELS[f]), zh, en) for f, zh, en in problems
+                )
                 continue
             plan.creates.append(_Create(p.line, values))
             continue
         if target.id in claimed:
-            plan.errors.append(RowError(p.line, column, f"与第{claimed[target.id]}行指向同一条问答 {target.id}",
-                                        f"same stored entry {target.id!r} as row {claimed[target.id]}"))
+            plan.errors.append(
+                RowError(
+                    p.line,
+                    column,
+                    f"与第{claimed[target.id]}行指向同一条问答 {target.id}",
+                    f"same stored entry {target.id!r} as row {claimed[target.id]}",
+                )
+            )
             continue
         claimed[target.id] = p.line
         if on_duplicate == "skip":
             plan.skipped.append(target.id)
             continue
         if on_duplicate == "error":
-            plan.errors.append(RowError(p.line, column, f"问答已存在（编号 {target.id}）", f"entry exists: {target.id}"))
+            plan.errors.append(
+                RowError(p.line, column, f"问答已存在（编号 {target.id}）", f"entry exists: {target.id}")
+            )
             continue
         old = _row_values(target)
         new = dict(old)
@@ -1476,7 +1776,9 @@ def _plan(s: Session, parsed: list[_Parsed], on_duplicate: str, allow_empty_answ
         _finalise(new)
         problems = _check_record(new, allow_empty_answer=allow_empty_answer)
         if problems:
-            plan.errors.extend(RowError(p.line, p.labels.get(f, FIELD_LABELS[f]), zh, en) for f, zh, en in problems)
+            plan.errors.extend(
+                RowError(p.line, p.labels.get(f, FIELD_LABELS[f]), zh, en) for f, zh, en in problems
+            )
             continue
         diff = _diff(old, new)
         if diff:
@@ -1489,8 +1791,17 @@ def _plan(s: Session, parsed: list[_Parsed], on_duplicate: str, allow_empty_answ
 # --- export writers -----------------------------------------------------------------------------------
 def _cells(r: FaqRecord) -> list[object]:
     return [
-        r.id, r.question, "\n".join(r.similar), r.answer, "，".join(r.tags), r.unit or "", r.source_policy or "",
-        r.source_article or "", r.valid_from, r.valid_to, STATUS_LABELS.get(r.status, r.status),
+        r.id,
+        r.question,
+        "\n".join(r.similar),
+        r.answer,
+        "，".join(r.tags),
+        r.unit or "",
+        r.source_policy or "",
+        r.source_article or "",
+        r.valid_from,
+        r.valid_to,
+        STATUS_LABELS.get(r.status, r.status),
     ]
 
 

@@ -18,10 +18,40 @@ from typing import Any
 # Polite filler that carries no meaning for matching. Longest first so that 我想咨询一下 is removed
 # whole before 一下 is considered. Single characters are sentence-final particles only.
 DEFAULT_FILLERS: tuple[str, ...] = (
-    "我想咨询一下", "我想问一下", "想咨询一下", "我想咨询", "我想了解一下", "想了解一下", "想问一下",
-    "咨询一下", "请问一下", "请教一下", "麻烦问一下", "问一下", "请问", "请教", "你好", "您好",
-    "谢谢你", "谢谢您", "谢谢", "多谢", "麻烦你", "麻烦您", "一下", "啊", "呢", "呀", "哦", "嘛",
-    "哈", "喔", "噢", "哎", "唉", "吧",
+    "我想咨询一下",
+    "我想问一下",
+    "想咨询一下",
+    "我想咨询",
+    "我想了解一下",
+    "想了解一下",
+    "想问一下",
+    "咨询一下",
+    "请问一下",
+    "请教一下",
+    "麻烦问一下",
+    "问一下",
+    "请问",
+    "请教",
+    "你好",
+    "您好",
+    "谢谢你",
+    "谢谢您",
+    "谢谢",
+    "多谢",
+    "麻烦你",
+    "麻烦您",
+    "一下",
+    "啊",
+    "呢",
+    "呀",
+    "哦",
+    "嘛",
+    "哈",
+    "喔",
+    "噢",
+    "哎",
+    "唉",
+    "吧",
 )
 
 _WS = re.compile(r"\s+")
@@ -168,7 +198,11 @@ class TextProcessor:
 
     def add_words(self, words: Iterable[str]) -> None:
         """Add domain terms (e.g. 失业保险金, 灵活就业) to the jieba dictionary of this process."""
-        new = {w for w in (self.normalise(x) if isinstance(x, str) else "" for x in words) if len(w) >= 2 and " " not in w}
+        new = {
+            w
+            for w in (self.normalise(x) if isinstance(x, str) else "" for x in words)
+            if len(w) >= 2 and " " not in w
+        }
         new -= self._words
         if not new:
             return

@@ -35,8 +35,18 @@ class LogRow:
 
 def _row(r: QueryLog) -> LogRow:
     return LogRow(
-        r.id, r.at, r.channel, r.user_ref, r.session_id, r.text, r.outcome, r.score, r.faq_id, r.unit,
-        r.rating, r.ticket_no,
+        r.id,
+        r.at,
+        r.channel,
+        r.user_ref,
+        r.session_id,
+        r.text,
+        r.outcome,
+        r.score,
+        r.faq_id,
+        r.unit,
+        r.rating,
+        r.ticket_no,
     )
 
 
@@ -68,8 +78,16 @@ class QueryLogStore:
         if outcome not in OUTCOMES:
             raise ValueError(f"unknown outcome {outcome!r}")
         values = dict(
-            at=at or utcnow(), channel=channel, user_ref=user_ref, session_id=session_id, text=text[:2000],
-            outcome=outcome, score=score, faq_id=faq_id, unit=unit, ticket_no=ticket_no,
+            at=at or utcnow(),
+            channel=channel,
+            user_ref=user_ref,
+            session_id=session_id,
+            text=text[:2000],
+            outcome=outcome,
+            score=score,
+            faq_id=faq_id,
+            unit=unit,
+            ticket_no=ticket_no,
         )
         if session is not None:
             return int(session.execute(_INSERT, values).scalar_one())

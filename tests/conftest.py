@@ -131,8 +131,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     logging.getLogger().removeHandler(_SCANNER)
     if _SCANNER.offenders:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-        lines = [f"personal data in clear in {len(_SCANNER.offenders)} log record(s) of this run:",
-                 *_SCANNER.offenders]
+        lines = [
+            f"personal data in clear in {len(_SCANNER.offenders)} log record(s) of this run:",
+            *_SCANNER.offenders,
+        ]
         if reporter is not None:
             reporter.write_line("\n".join(lines), red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -30,16 +30,33 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serve(args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 120) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def serve(
+    args: list[str], *, cwd: Path, env: dict[str, str], timeout: float = 120, log_level: str = "warning"
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """(process, base URL) of `policybot serve <args>` once /readyz answers 200; its output goes to
     cwd/serve.log (quoted when it fails to start). SIGTERM at the end, SIGKILL if it hangs."""
     port = free_port()
     log_path = cwd / "serve.log"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", *args, "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning"],
-            env=env, cwd=cwd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                *args,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--log-level",
+                log_level,
+            ],
+            env=env,
+            cwd=cwd,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -15,7 +15,7 @@ def test_upgrade_matches_models(engine: Engine) -> None:
     assert is_current(engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
-    assert diff == [], f"models and migrations differ; run scripts/regen-migration: {diff}"
+    assert diff == [], f"models and migrations differ; add a revision with scripts/regen-migration: {diff}"
     assert {"faq", "policy", "query_log"} <= set(inspect(engine).get_table_names())
 
 

@@ -39,8 +39,10 @@ REQUIRED = os.environ.get("POLICYBOT_REQUIRE_POSTGRES") == "1"  # set by .ci/run
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not HAS_PG and not REQUIRED,
-                       reason="needs DATABASE_URL naming a PostgreSQL server (creates a database there)"),
+    pytest.mark.skipif(
+        not HAS_PG and not REQUIRED,
+        reason="needs DATABASE_URL naming a PostgreSQL server (creates a database there)",
+    ),
 ]
 
 TOKEN = "multiWorkerToken"
@@ -66,14 +68,26 @@ def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """(base URL, database URL) of `policybot serve --workers 2` with the demo KB and WeChat enabled
     (one server for this module's tests)."""
     tmp_path = tmp_path_factory.mktemp("multiworker")
-    env = clean_env(**{
-        "DATABASE_URL": database, "POLICYBOT_EXPOSE_WORKER": "1",
-        "POLICYBOT_WECHAT_TOKEN": TOKEN, "POLICYBOT_WECHAT_AES_KEY": AES_KEY, "POLICYBOT_WECHAT_APP_ID": APP_ID,
-        "POLICYBOT_RATE_LIMIT_PER_IP": "0", "POLICYBOT_RATE_LIMIT_PER_SESSION": "0",
-        "POLICYBOT_INDEX_REFRESH_SECONDS": "1",
-    })
-    demo = subprocess.run([sys.executable, "-m", "bot.cli", "kb", "demo"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=180)
+    env = clean_env(
+        **{
+            "DATABASE_URL": database,
+            "POLICYBOT_EXPOSE_WORKER": "1",
+            "POLICYBOT_WECHAT_TOKEN": TOKEN,
+            "POLICYBOT_WECHAT_AES_KEY": AES_KEY,
+            "POLICYBOT_WECHAT_APP_ID": APP_ID,
+            "POLICYBOT_RATE_LIMIT_PER_IP": "0",
+            "POLICYBOT_RATE_LIMIT_PER_SESSION": "0",
+            "POLICYBOT_INDEX_REFRESH_SECONDS": "1",
+        }
+    )
+    demo = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "kb", "demo"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert demo.returncode == 0, demo.stderr
     with serve(["--workers", "2"], cwd=tmp_path, env=env) as (_, base):
         yield base, database
@@ -137,17 +151,27 @@ class WeChat:
 
     def request(self, content: str) -> tuple[dict[str, str], bytes]:
         self.ids += 1
-        xml = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]>"
-               f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-               f"<Content><![CDATA[{content}]]></Content><MsgId>{self.ids}</MsgId></xml>")
+        xml = (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]>"
+            f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+            f"<Content><![CDATA[{content}]]></Content><MsgId>{self.ids}</MsgId></xml>"
+        )
         ts, nonce = str(int(time.time())), uuid.uuid4().hex[:10]
         envelope = xmltodict.parse(self.crypto.encrypt_message(xml, nonce, ts))["xml"]
         signer = WeChatSigner()
         signer.add_data(TOKEN, ts, nonce)
-        params = {"signature": signer.signature, "timestamp": ts, "nonce": nonce, "openid": OPENID,
-                  "encrypt_type": "aes", "msg_signature": envelope["MsgSignature"]}
-        body = (f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
-                f"<Encrypt><![CDATA[{envelope['Encrypt']}]]></Encrypt></xml>").encode()
+        params = {
+            "signature": signer.signature,
+            "timestamp": ts,
+            "nonce": nonce,
+            "openid": OPENID,
+            "encrypt_type": "aes",
+            "msg_signature": envelope["MsgSignature"],
+        }
+        body = (
+            f"<xml><ToUserName><![CDATA[{ACCOUNT}]]></ToUserName>"
+            f"<Encrypt><![CDATA[{envelope['Encrypt']}]]></Encrypt></xml>"
+        ).encode()
         return params, body
 
     def post(self, params: dict[str, str], body: bytes) -> tuple[str, str]:
@@ -175,7 +199,9 @@ def test_wechat_state_and_retries_across_workers(server: tuple[str, str]) -> Non
             offer, w1 = wx.say("留言")
             assert "请用一句话描述您要咨询的问题" in offer, offer
             cancelled, w2 = wx.say("取消")
-            assert cancelled.startswith("已取消留言"), cancelled  # the pending offer came from the other worker
+            assert cancelled.startswith("已取消留言"), (
+                cancelled
+            )  # the pending offer came from the other worker
             return w1, w2
 
         _until_crossed(leave_then_cancel)
@@ -196,9 +222,12 @@ def test_wechat_state_and_retries_across_workers(server: tuple[str, str]) -> Non
     engine = create_engine(normalise_url(database))
     try:
         with engine.connect() as conn:
-            logged = conn.execute(text("SELECT count(*) FROM query_log WHERE channel = 'wechat' AND text = :q"),
-                                  {"q": question}).scalar_one()
-            secrets_stored = conn.execute(text("SELECT count(*) FROM app_value WHERE key = 'secret_key'")).scalar_one()
+            logged = conn.execute(
+                text("SELECT count(*) FROM query_log WHERE channel = 'wechat' AND text = :q"), {"q": question}
+            ).scalar_one()
+            secrets_stored = conn.execute(
+                text("SELECT count(*) FROM app_value WHERE key = 'secret_key'")
+            ).scalar_one()
     finally:
         engine.dispose()
     assert logged == 1

@@ -17,8 +17,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_sigterm_drains_then_exits(tmp_path: Path) -> None:
-    env = clean_env(POLICYBOT_SHUTDOWN_DRAIN_SECONDS="3", POLICYBOT_JOBS_ENABLED="false",
-                    POLICYBOT_SPOOL_DIR=str(tmp_path / "spool"))
+    env = clean_env(
+        POLICYBOT_SHUTDOWN_DRAIN_SECONDS="3",
+        POLICYBOT_JOBS_ENABLED="false",
+        POLICYBOT_SPOOL_DIR=str(tmp_path / "spool"),
+    )
     with serve(["--demo"], cwd=tmp_path, env=env) as (proc, base):
         session = httpx.post(base + "/api/v1/sessions", json={}, timeout=10).json()["session"]
 
@@ -26,7 +29,9 @@ def test_sigterm_drains_then_exits(tmp_path: Path) -> None:
         time.sleep(0.5)
         ready = httpx.get(base + "/readyz", timeout=5)
         assert ready.status_code == 503 and ready.json()["status"] == "draining"
-        chat = httpx.post(base + "/api/v1/chat", json={"session": session, "text": "依申请公开多长时间答复"}, timeout=10)
+        chat = httpx.post(
+            base + "/api/v1/chat", json={"session": session, "text": "依申请公开多长时间答复"}, timeout=10
+        )
         assert chat.status_code == 200 and chat.json()["replies"][0]["kind"] == "answer"  # still served
         assert proc.poll() is None
         assert proc.wait(timeout=20) == 0 or proc.returncode == -signal.SIGTERM

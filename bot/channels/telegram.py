@@ -60,8 +60,9 @@ def keyboard(suggestions: list[str]) -> InlineKeyboardMarkup | None:
     """One button per suggestion, the callback data being its index."""
     if not suggestions:
         return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(s[:200], callback_data=str(i))]
-                                 for i, s in enumerate(suggestions[:10])])
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(s[:200], callback_data=str(i))] for i, s in enumerate(suggestions[:10])]
+    )
 
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
@@ -98,23 +99,35 @@ class TelegramChannel:
         self.webhook_secret = webhook_secret or None
         self.api_base = api_base.rstrip("/")
         self.timeout = timeout
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
-                                                              thread_name_prefix="policybot-telegram")
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="policybot-telegram"
+        )
         self.application = self.build_application(polling=False)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]) -> TelegramChannel:
-        return cls(dialogue=dialogue, sessions=sessions, token=settings.telegram_token,
-                   webhook_secret=settings.telegram_webhook_secret, api_base=settings.telegram_api_base)
+    def from_settings(
+        cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]
+    ) -> TelegramChannel:
+        return cls(
+            dialogue=dialogue,
+            sessions=sessions,
+            token=settings.telegram_token,
+            webhook_secret=settings.telegram_webhook_secret,
+            api_base=settings.telegram_api_base,
+        )
 
     # --- PTB application -----------------------------------------------------------------------------
     def build_application(self, *, polling: bool) -> Application[Any, Any, Any, Any, Any, Any]:
-        builder = (Application.builder().token(self.token)
-                   .base_url(f"{self.api_base}/bot").base_file_url(f"{self.api_base}/file/bot")
-                   .concurrent_updates(16))
+        builder = (
+            Application.builder()
+            .token(self.token)
+            .base_url(f"{self.api_base}/bot")
+            .base_file_url(f"{self.api_base}/file/bot")
+            .concurrent_updates(16)
+        )
         if not polling:
             builder = builder.updater(None)
         app = builder.build()
@@ -233,6 +246,7 @@ class TelegramChannel:
         with self._lock:
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
         if loop is not None:
+
             async def stop() -> None:
                 if self.application.running:
                     await self.application.stop()
@@ -265,8 +279,13 @@ class TelegramChannel:
         if not self.webhook_secret:
             raise ValueError("POLICYBOT_TELEGRAM_WEBHOOK_SECRET must be set before registering a webhook")
         secret = self.webhook_secret
-        return bool(self.run(lambda: self.application.bot.set_webhook(
-            url=url, secret_token=secret, allowed_updates=["message", "callback_query"])))
+        return bool(
+            self.run(
+                lambda: self.application.bot.set_webhook(
+                    url=url, secret_token=secret, allowed_updates=["message", "callback_query"]
+                )
+            )
+        )
 
     def delete_webhook(self) -> bool:
         return bool(self.run(lambda: self.application.bot.delete_webhook()))

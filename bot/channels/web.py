@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.conversation import Dialogue, Incoming, Reply
 from bot.models import Outbox
 from bot.ratelimit import RateLimiter
+from knowledge.db import MAX_ID
 from knowledge.errors import NotFound, PolicybotError
 
 log = logging.getLogger("policybot.web")
@@ -156,13 +157,20 @@ class WebChannel:
 
         guard = [Depends(limited)]
 
-        @api.post("/sessions", dependencies=guard, response_model=ChatOut, summary="Start a conversation (welcome message)")
+        @api.post(
+            "/sessions",
+            dependencies=guard,
+            response_model=ChatOut,
+            summary="Start a conversation (welcome message)",
+        )
         def start(body: SessionIn | None = None) -> ChatOut:
             token, user_id = channel.new_session()
             replies = channel.dialogue.welcome(channel.name, user_id)
             return ChatOut(session=token, replies=[_out(r) for r in replies])
 
-        @api.post("/chat", dependencies=guard, response_model=ChatOut, summary="Send a message, get the replies")
+        @api.post(
+            "/chat", dependencies=guard, response_model=ChatOut, summary="Send a message, get the replies"
+        )
         def chat(body: ChatIn) -> ChatOut:
             if body.session:
                 token, user_id = body.session, channel.user_of(body.session)
@@ -178,14 +186,21 @@ class WebChannel:
             ok = channel.dialogue.rate(channel.name, user_id, body.ref, body.rating)
             return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
 
-        @api.post("/tickets", dependencies=guard, response_model=TicketOut, summary="Leave a message (政策留言)")
+        @api.post(
+            "/tickets", dependencies=guard, response_model=TicketOut, summary="Leave a message (政策留言)"
+        )
         def open_ticket(body: TicketIn, response: Response) -> TicketOut:
             user_id = channel.user_of(body.session)
             channel.limiter.check_key("session:" + user_id)
             try:
                 reply = channel.dialogue.open_ticket(
-                    channel=channel.name, user_id=user_id, question=body.question, name=body.name,
-                    phone=body.phone, consent=body.consent, idempotency_key=body.idempotency_key,
+                    channel=channel.name,
+                    user_id=user_id,
+                    question=body.question,
+                    name=body.name,
+                    phone=body.phone,
+                    consent=body.consent,
+                    idempotency_key=body.idempotency_key,
                 )
             except PolicybotError as exc:
                 raise HTTPException(422, exc.user_message) from None
@@ -193,12 +208,21 @@ class WebChannel:
                 response.status_code = 202
                 return TicketOut(status="已收到", text=reply.text, queued=True)
             t = channel.dialogue.tickets.get(reply.ticket_no or "")
-            return TicketOut(ticket_no=t.no, status=t.status, due_date=t.due_date.isoformat(), text=reply.text,
-                             verify_code=getattr(t, "verify_code", None))
+            return TicketOut(
+                ticket_no=t.no,
+                status=t.status,
+                due_date=t.due_date.isoformat(),
+                text=reply.text,
+                verify_code=getattr(t, "verify_code", None),
+            )
 
-        @api.get("/tickets/{ticket_no}", dependencies=guard, response_model=TicketStatusOut, summary="Status of one's own ticket")
-        def ticket_status(ticket_no: str,
-                          session: Annotated[str, Query(max_length=400)]) -> TicketStatusOut:
+        @api.get(
+            "/tickets/{ticket_no}",
+            dependencies=guard,
+            response_model=TicketStatusOut,
+            summary="Status of one's own ticket",
+        )
+        def ticket_status(ticket_no: str, session: Annotated[str, Query(max_length=400)]) -> TicketStatusOut:
             user_id = channel.user_of(session)
             try:
                 t = channel.dialogue.tickets.get(ticket_no.strip().upper())
@@ -207,19 +231,28 @@ class WebChannel:
             if t is None or t.channel != channel.name or t.user_ref != user_id:
                 raise HTTPException(404, "没有找到该留言。")
             return TicketStatusOut(
-                ticket_no=t.no, status=t.status, question=t.question, due_date=t.due_date.isoformat(),
-                reply=t.reply, replied_at=t.replied_at.isoformat() if t.replied_at else None,
+                ticket_no=t.no,
+                status=t.status,
+                question=t.question,
+                due_date=t.due_date.isoformat(),
+                reply=t.reply,
+                replied_at=t.replied_at.isoformat() if t.replied_at else None,
             )
 
         @api.get("/messages", dependencies=guard, response_model=MessagesOut, summary="Later replies (poll)")
-        def messages(session: Annotated[str, Query(max_length=400)],
-                     after: Annotated[int, Query(ge=0)] = 0) -> MessagesOut:
+        def messages(
+            session: Annotated[str, Query(max_length=400)], after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
+        ) -> MessagesOut:
             user_id = channel.user_of(session)
             with channel.sessions() as s:
-                rows = list(s.scalars(
-                    select(Outbox).where(Outbox.channel == channel.name, Outbox.user_id == user_id, Outbox.id > after)
-                    .order_by(Outbox.id).limit(50)
-                ))
+                rows = list(
+                    s.scalars(
+                        select(Outbox)
+                        .where(Outbox.channel == channel.name, Outbox.user_id == user_id, Outbox.id > after)
+                        .order_by(Outbox.id)
+                        .limit(50)
+                    )
+                )
             cursor = rows[-1].id if rows else after
             return MessagesOut(cursor=cursor, replies=[ReplyOut.model_validate(r.reply) for r in rows])
 
@@ -230,7 +263,8 @@ def api_key_dependency(expected: str | None) -> Any:
     def check(x_api_key: Annotated[str | None, Header()] = None) -> None:
         if not expected:
             raise HTTPException(404, "未启用")
-        if not x_api_key or not secrets.compare_digest(x_api_key, expected):
+        # bytes: compare_digest refuses str with non-ASCII characters (a TypeError, i.e. a 500)
+        if not x_api_key or not secrets.compare_digest(x_api_key.encode(), expected.encode()):
             raise HTTPException(401, "API key 无效")
 
     return check

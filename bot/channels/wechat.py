@@ -1,12 +1,17 @@
 """The WeChat Official Account channel (公众号, endpoint /wechat): the only module that speaks WeChat.
 
 It owns the edge that wechatpy leaves open: the body size cap before any parsing, a freshness window
-on the timestamp (replays are refused), constant-time checks of `signature` (plain mode) and of
-`msg_signature` over the encrypted payload (safe and compatible mode, checked before decryption),
-XML refused when it declares a DTD or entities, every wechatpy/parser exception turned into 400,
-and HTTP timeouts on every API call. Messages are deduplicated across workers in the database
-(`InboundMessage`, keyed by MsgId or FromUserName+CreateTime) so a WeChat retry never creates a
-second query-log entry or ticket and gets the same reply. The answer is rendered as the passive XML
+on the timestamp, constant-time checks of `signature` and of `msg_signature` over the encrypted
+payload (checked before decryption), the encryption mode (plain / compatible / safe, as chosen in the
+WeChat admin page: in safe mode a POST without `encrypt_type=aes` and a valid `msg_signature` is
+refused, because the URL signature covers only token, timestamp and nonce, not the body), XML refused
+when it declares a DTD or entities, every wechatpy/parser exception turned into 400, and HTTP
+timeouts on every API call. Messages are deduplicated across workers in the database
+(`InboundMessage`, keyed by FromUserName+MsgId, or FromUserName+CreateTime for events) so a WeChat
+retry never creates a second query-log entry or ticket and gets the same reply, and a stored reply
+only ever goes to the user it was made for. The same row holds the request's signed (timestamp,
+nonce) pair, unique: a pair already accepted that comes back with a different message is a replay
+of a captured signature and refused (403) by every worker and app server. The answer is rendered as the passive XML
 reply when it is ready within the budget, else the request is answered with "success" and the
 answer is sent with the customer-service message API. Later pushes (staff replies to tickets) use
 the customer-service API inside the 48-hour window since the user's last message, a subscription
@@ -22,10 +27,12 @@ from __future__ import annotations
 import asyncio
 import binascii
 import concurrent.futures
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
 import hmac
+import html
 import logging
 import re
 import struct
@@ -53,15 +60,17 @@ from wechatpy.messages import MESSAGE_TYPES, UnknownMessage
 from wechatpy.replies import TextReply
 from wechatpy.session import SessionStorage
 
+from bot import texts
 from bot.conversation import Dialogue, Incoming, Reply
 from bot.models import AppValue, InboundMessage
 from bot.notifier import PushImpossible
 from knowledge.db import single_statement
-from knowledge.models import CHINA_TZ, utcnow
+from knowledge.models import utcnow
 
 log = logging.getLogger("policybot.wechat")
 
 MAX_BODY = 64 * 1024
+MODES = ("plain", "compatible", "safe")
 WINDOW = dt.timedelta(hours=48)  # customer-service messages allowed after the user's last message
 TOUCH_EVERY = dt.timedelta(hours=1)  # last-inbound time is rewritten at most this often
 REPLY_BYTES = 2000  # WeChat text messages are limited to about 2048 bytes
@@ -72,11 +81,25 @@ UNKNOWN_MENU = "该菜单暂未开放，请直接输入您要咨询的问题。"
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access_token
 IMPOSSIBLE_ERRORS = {43004, 43019, 45015, 45047, 48001}  # unsubscribed, blocked, window, limits, no rights
 USER_RE = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
-URL_RE = re.compile(r"(?<![\"'=])\bhttps?://[^\s<>\"'，。；）)]+")
+NONCE_RE = re.compile(r"^[A-Za-z0-9]{1,64}$")
+CREATE_TIME_RE = re.compile(r"^[0-9]{1,12}$")
+URL_RE = re.compile(r"\bhttps?://[^\s<>\"'，。；）)＜＞]+")
+TAG_CHARS = str.maketrans({"<": "＜", ">": "＞"})
 
 # Everything wechatpy, expat, base64, AES and the message fields raise on bad input.
-BAD_INPUT = (WeChatException, ExpatError, ValueError, KeyError, TypeError, AttributeError, IndexError,
-             struct.error, binascii.Error, UnicodeError, OverflowError)
+BAD_INPUT = (
+    WeChatException,
+    ExpatError,
+    ValueError,
+    KeyError,
+    TypeError,
+    AttributeError,
+    IndexError,
+    struct.error,
+    binascii.Error,
+    UnicodeError,
+    OverflowError,
+)
 
 
 class BadRequest(Exception):
@@ -100,12 +123,16 @@ class WxMessage:
     msg_id: str | None
     text: str  # text content, voice recognition result, or the menu key of a CLICK
     raw: Any  # the wechatpy message (for TextReply)
+    replay_key: str = ""  # the request's signed "timestamp:nonce"
 
     @property
     def dedup_key(self) -> str:
-        # events have no MsgId: FromUserName + CreateTime (WeChat's advice), plus the event and key so
-        # that e.g. subscribe and unsubscribe within one second stay two events
-        return self.msg_id or f"{self.user}:{self.create_time}:{self.event}:{self.text}"[:128]
+        # Always starts with the sender: MsgIds have collided across users. Events have no MsgId:
+        # FromUserName + CreateTime (WeChat's advice), plus the event and key so that e.g. subscribe
+        # and unsubscribe within one second stay two events.
+        if self.msg_id:
+            return f"{self.user}:{self.msg_id}"
+        return f"{self.user}:{self.create_time}:{self.event}:{self.text}"[:128]
 
 
 # --- shared access_token ------------------------------------------------------------------------
@@ -114,7 +141,9 @@ def _upsert(s: Session, key: str, value: str, expires_at: dt.datetime | None, *,
     ins = (pg_insert if bind.dialect.name == "postgresql" else sqlite_insert)(AppValue)
     stmt = ins.values(key=key, value=value, expires_at=expires_at)
     if update:
-        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value, "expires_at": expires_at})
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["key"], set_={"value": value, "expires_at": expires_at}
+        )
     else:
         stmt = stmt.on_conflict_do_nothing(index_elements=["key"])
     s.execute(stmt)
@@ -128,7 +157,9 @@ class DbSessionStorage(SessionStorage):  # type: ignore[misc]
     worker has already replaced the stale one.
     """
 
-    def __init__(self, sessions: sessionmaker[Session], *, prefix: str = "wechat:", margin: float = 120.0) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], *, prefix: str = "wechat:", margin: float = 120.0
+    ) -> None:
         self.sessions = sessions
         self.prefix = prefix
         self.margin = dt.timedelta(seconds=margin)
@@ -160,7 +191,12 @@ class DbSessionStorage(SessionStorage):  # type: ignore[misc]
         with self.sessions.begin() as s:
             row = s.get(AppValue, full, with_for_update=True)
             assert row is not None
-            if row.value and row.value != stale and row.expires_at and row.expires_at - self.margin > utcnow():
+            if (
+                row.value
+                and row.value != stale
+                and row.expires_at
+                and row.expires_at - self.margin > utcnow()
+            ):
                 return row.value
             token, expires_in = fetch()
             row.value = token
@@ -171,7 +207,9 @@ class DbSessionStorage(SessionStorage):  # type: ignore[misc]
 class PolicybotWeChatClient(WeChatClient):  # type: ignore[misc]
     """wechatpy's client against a configurable base URL, with timeouts and the shared token."""
 
-    def __init__(self, appid: str, secret: str, *, base_url: str, timeout: float, storage: DbSessionStorage) -> None:
+    def __init__(
+        self, appid: str, secret: str, *, base_url: str, timeout: float, storage: DbSessionStorage
+    ) -> None:
         super().__init__(appid, secret, session=storage, timeout=timeout, auto_retry=False)
         self.API_BASE_URL = base_url if base_url.endswith("/") else base_url + "/"
         self.storage = storage
@@ -221,17 +259,20 @@ class PolicybotWeChatClient(WeChatClient):  # type: ignore[misc]
 # --- rendering ----------------------------------------------------------------------------------
 def render_text(reply: Reply) -> str:
     """A Reply as WeChat text: suggestions as numbered lines (unless the text has them), http(s)
-    links as <a>, linked sources."""
+    links as <a>, linked sources. WeChat renders <a> tags in text messages, so any angle bracket of
+    the answer itself (an FAQ may hold HTML) becomes a full-width one: the only tags are our links,
+    and they only ever point to http(s)."""
     text = reply.text.strip()
     if reply.suggestions and f"1. {reply.suggestions[0]}" not in text:
         text += "\n" + "\n".join(f"{i}. {s}" for i, s in enumerate(reply.suggestions, 1))
-    text = URL_RE.sub(lambda m: f'<a href="{m.group(0)}">{m.group(0)}</a>', text)
+    text = text.translate(TAG_CHARS)
+    text = URL_RE.sub(lambda m: f'<a href="{html.escape(m.group(0))}">{m.group(0)}</a>', text)
     links = []
     for src in reply.sources:
         url = str(src.get("url") or "")
-        if url.startswith(("http://", "https://")) and url not in text:
-            title = str(src.get("title") or "政策原文").replace("<", "").replace(">", "")
-            links.append(f'<a href="{url}">《{title}》</a>')
+        if URL_RE.fullmatch(url) and url not in text:
+            title = str(src.get("title") or "政策原文").translate(TAG_CHARS)
+            links.append(f'<a href="{html.escape(url)}">《{title}》</a>')
     if links:
         text += "\n原文链接：" + " ".join(links)
     return text
@@ -281,6 +322,7 @@ class WeChatChannel:
         app_id: str | None = None,
         secret: str | None = None,
         aes_key: str | None = None,
+        mode: str | None = None,
         api_base: str = "https://api.weixin.qq.com/cgi-bin/",
         http_timeout: float = 5.0,
         reply_budget: float = 4.0,
@@ -307,11 +349,19 @@ class WeChatChannel:
             try:
                 self.crypto = WeChatCrypto(token, aes_key, app_id)
             except (AssertionError, ValueError, binascii.Error) as exc:
-                raise ValueError("EncodingAESKey must be the 43 characters shown in the WeChat console") from exc
+                raise ValueError(
+                    "EncodingAESKey must be the 43 characters shown in the WeChat console"
+                ) from exc
+        self.mode = mode or ("safe" if self.crypto is not None else "plain")
+        if self.mode not in MODES:
+            raise ValueError("POLICYBOT_WECHAT_MODE must be plain, compatible or safe")
+        if self.mode != "plain" and self.crypto is None:
+            raise ValueError(f"WeChat {self.mode} mode needs POLICYBOT_WECHAT_AES_KEY (EncodingAESKey)")
         self.client: PolicybotWeChatClient | None = None
         if app_id and secret:
-            self.client = PolicybotWeChatClient(app_id, secret, base_url=api_base, timeout=http_timeout,
-                                                storage=DbSessionStorage(sessions))
+            self.client = PolicybotWeChatClient(
+                app_id, secret, base_url=api_base, timeout=http_timeout, storage=DbSessionStorage(sessions)
+            )
         self.reply_budget = reply_budget
         self.max_age = max_age
         self.menu = dict(menu or {})
@@ -319,20 +369,32 @@ class WeChatChannel:
         self.notice_kind = notice_kind
         self.notice_fields = dict(notice_fields or {})
         self.clock = clock
-        self.executor = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
-                                                              thread_name_prefix="policybot-wechat")
+        self.executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="policybot-wechat"
+        )
         self._last_cleanup = 0.0
         self._cleanup_lock = threading.Lock()
         self._touched: dict[str, float] = {}  # user -> monotonic time this worker last wrote last_in
 
     @classmethod
-    def from_settings(cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]) -> WeChatChannel:
+    def from_settings(
+        cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]
+    ) -> WeChatChannel:
         return cls(
-            dialogue=dialogue, sessions=sessions, token=settings.wechat_token, app_id=settings.wechat_app_id,
-            secret=settings.wechat_secret, aes_key=settings.wechat_aes_key, api_base=settings.wechat_api_base,
-            http_timeout=settings.wechat_http_timeout, reply_budget=settings.wechat_reply_budget_seconds,
-            max_age=settings.wechat_max_age_seconds, menu=settings.wechat_menu,
-            notice_template_id=settings.wechat_notice_template_id, notice_kind=settings.wechat_notice_kind,
+            dialogue=dialogue,
+            sessions=sessions,
+            token=settings.wechat_token,
+            app_id=settings.wechat_app_id,
+            secret=settings.wechat_secret,
+            aes_key=settings.wechat_aes_key,
+            mode=settings.wechat_mode,
+            api_base=settings.wechat_api_base,
+            http_timeout=settings.wechat_http_timeout,
+            reply_budget=settings.wechat_reply_budget_seconds,
+            max_age=settings.wechat_max_age_seconds,
+            menu=settings.wechat_menu,
+            notice_template_id=settings.wechat_notice_template_id,
+            notice_kind=settings.wechat_notice_kind,
             notice_fields=settings.wechat_notice_fields,
         )
 
@@ -341,11 +403,9 @@ class WeChatChannel:
         return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
 
     def _check_fresh(self, timestamp: str) -> None:
-        try:
-            ts = int(timestamp)
-        except (TypeError, ValueError):
-            raise BadRequest(403, "bad timestamp") from None
-        if abs(self.clock() - ts) > self.max_age:
+        if not isinstance(timestamp, str) or not CREATE_TIME_RE.match(timestamp):
+            raise BadRequest(403, "bad timestamp")
+        if abs(self.clock() - int(timestamp)) > self.max_age:
             raise BadRequest(403, "stale timestamp (replay?)")
 
     def _check_signature(self, signature: str, timestamp: str, nonce: str) -> None:
@@ -371,14 +431,21 @@ class WeChatChannel:
         return root
 
     def verify_and_parse(self, body: bytes, params: dict[str, str]) -> tuple[WxMessage, bool]:
-        """All the edge checks, in order; returns the message and whether the reply is encrypted."""
+        """All the edge checks, in order; returns the message (with its replay key) and whether the
+        reply is encrypted."""
         if len(body) > MAX_BODY:
             raise BadRequest(400, "body too large")
         timestamp, nonce = params.get("timestamp", ""), params.get("nonce", "")
         self._check_fresh(timestamp)
+        if not NONCE_RE.match(nonce):
+            raise BadRequest(403, "bad nonce")
         self._check_signature(params.get("signature", ""), timestamp, nonce)
-        outer = self._parse_xml(body)
         encrypted = params.get("encrypt_type", "raw").lower() == "aes"
+        if self.mode == "safe" and not encrypted:
+            raise BadRequest(403, "safe mode: unencrypted message refused")
+        if self.mode == "plain" and encrypted:
+            raise BadRequest(400, "encrypted message but plain mode (no EncodingAESKey configured)")
+        outer = self._parse_xml(body)
         if encrypted:
             if self.crypto is None:
                 raise BadRequest(400, "encrypted message but no EncodingAESKey configured")
@@ -389,7 +456,9 @@ class WeChatChannel:
             if not hmac.compare_digest(expected.encode(), params.get("msg_signature", "").encode()):
                 raise BadRequest(403, "bad msg_signature")
             try:
-                plain = self.crypto.decrypt_message({"Encrypt": encrypt}, params["msg_signature"], timestamp, nonce)
+                plain = self.crypto.decrypt_message(
+                    {"Encrypt": encrypt}, params["msg_signature"], timestamp, nonce
+                )
             except BAD_INPUT:
                 raise BadRequest(400, "cannot decrypt") from None
             fields = self._parse_xml(plain)
@@ -398,11 +467,12 @@ class WeChatChannel:
         else:
             fields = outer
         try:
-            return self._message(fields), encrypted
+            msg = self._message(fields)
         except BadRequest:
             raise
         except BAD_INPUT:
             raise BadRequest(400, "bad message fields") from None
+        return dataclasses.replace(msg, replay_key=f"{int(timestamp)}:{nonce}"), encrypted
 
     @staticmethod
     def _message(m: dict[str, Any]) -> WxMessage:
@@ -429,10 +499,13 @@ class WeChatChannel:
             raise BadRequest(400, "bad FromUserName")
         if not isinstance(account, str) or not account or len(account) > 64:
             raise BadRequest(400, "bad ToUserName")
-        create_time = int(m["CreateTime"])
+        created = m["CreateTime"]
+        if not isinstance(created, str) or not CREATE_TIME_RE.match(created.strip()):
+            raise BadRequest(400, "bad CreateTime")
+        create_time = int(created)
         msg_id = m.get("MsgId")
         if msg_id is not None:
-            if not isinstance(msg_id, str) or not msg_id.isdigit() or len(msg_id) > 64:
+            if not isinstance(msg_id, str) or not msg_id.isdigit() or len(msg_id) > 32:
                 raise BadRequest(400, "bad MsgId")
         text = ""
         if msg_type == "text":
@@ -447,26 +520,40 @@ class WeChatChannel:
         return WxMessage(msg_type, event, user, account, create_time, msg_id, text.strip(), raw)
 
     # --- processing (runs in the executor) ----------------------------------------------------------
-    def _claim(self, key: str) -> tuple[str, str | None]:
-        """'new' for the first delivery; ('done', reply) or ('busy', None) for WeChat's retries."""
+    def _claim(self, msg: WxMessage) -> tuple[str, str | None]:
+        """'new' for the first delivery; ('done', reply) or ('busy', None) for WeChat's retries of the
+        same message (same sender and MsgId); ('replay', None) when the request's signed
+        (timestamp, nonce) was already accepted for a different message."""
+        key = msg.dedup_key[:128]
         try:
             with single_statement(self.sessions) as s:
-                s.execute(insert(InboundMessage).values(channel=self.name, msg_id=key[:128], status="processing"))
+                s.execute(
+                    insert(InboundMessage).values(
+                        channel=self.name, msg_id=key, status="processing", replay_key=msg.replay_key or None
+                    )
+                )
             return "new", None
         except IntegrityError:
             pass
         with self.sessions() as s:
-            row = s.scalar(select(InboundMessage).where(InboundMessage.channel == self.name,
-                                                        InboundMessage.msg_id == key[:128]))
-        if row is not None and row.status == "done":
+            row = s.scalar(
+                select(InboundMessage).where(
+                    InboundMessage.channel == self.name, InboundMessage.msg_id == key
+                )
+            )
+        if row is None:  # the conflict was on the (timestamp, nonce) pair alone: another message
+            return "replay", None
+        if row.status == "done":
             return "done", row.reply
         return "busy", None
 
     def _finish(self, key: str, reply: str | None, status: str = "done") -> None:
         with single_statement(self.sessions) as s:
-            s.execute(update(InboundMessage)
-                      .where(InboundMessage.channel == self.name, InboundMessage.msg_id == key[:128])
-                      .values(status=status, reply=reply))
+            s.execute(
+                update(InboundMessage)
+                .where(InboundMessage.channel == self.name, InboundMessage.msg_id == key[:128])
+                .values(status=status, reply=reply)
+            )
 
     def touch(self, user: str) -> None:
         """Remember the user's last message time (for the 48-hour customer-service window)."""
@@ -477,7 +564,9 @@ class WeChatChannel:
         now = utcnow()
         with self.sessions() as s:
             row = s.get(AppValue, key)
-            fresh = row is not None and row.expires_at is not None and row.expires_at - WINDOW > now - TOUCH_EVERY
+            fresh = (
+                row is not None and row.expires_at is not None and row.expires_at - WINDOW > now - TOUCH_EVERY
+            )
         if not fresh:
             with single_statement(self.sessions) as s:
                 _upsert(s, key, now.isoformat(timespec="seconds"), now + WINDOW)
@@ -512,8 +601,14 @@ class WeChatChannel:
 
     def _ask(self, msg: WxMessage, text: str) -> str:
         received = dt.datetime.fromtimestamp(msg.create_time, dt.UTC).replace(tzinfo=None)
-        incoming = Incoming(self.name, msg.user, text, msg_id=msg.dedup_key, received_at=received,
-                            meta={"msg_type": msg.kind, "event": msg.event})
+        incoming = Incoming(
+            self.name,
+            msg.user,
+            text,
+            msg_id=msg.dedup_key,
+            received_at=received,
+            meta={"msg_type": msg.kind, "event": msg.event},
+        )
         return render_replies(self.dialogue.handle(incoming))
 
     def process(self, msg: WxMessage) -> tuple[str, str | None]:
@@ -523,7 +618,7 @@ class WeChatChannel:
         if not degraded:
             self._maybe_cleanup()
             try:
-                status, stored = self._claim(msg.dedup_key)
+                status, stored = self._claim(msg)
             except SQLAlchemyError as exc:
                 if spool is None:
                     raise
@@ -531,8 +626,14 @@ class WeChatChannel:
                 degraded = True
         if degraded:  # database unreachable: dedup in memory, the record is spooled below
             assert spool is not None
-            new, stored = spool.dedup.claim(msg.dedup_key)
-            status = "new" if new else ("done" if stored is not None else "busy")
+            if not spool.dedup.claim_pair(msg.replay_key, msg.dedup_key):
+                status, stored = "replay", None
+            else:
+                new, stored = spool.dedup.claim(msg.dedup_key)
+                status = "new" if new else ("done" if stored is not None else "busy")
+        if status == "replay":
+            log.warning("wechat_replay_refused: a signed timestamp and nonce came back with another message")
+            return status, None
         if status != "new":
             log.info("wechat_retry key=%s status=%s", msg.dedup_key, status)
             return status, stored
@@ -568,10 +669,16 @@ class WeChatChannel:
             self._last_cleanup = now
             cutoff = utcnow() - DEDUP_KEEP
             with self.sessions.begin() as s:
-                s.execute(delete(InboundMessage).where(InboundMessage.channel == self.name,
-                                                       InboundMessage.created_at < cutoff))
-                s.execute(delete(AppValue).where(AppValue.key.like("wechat:last_in:%"),
-                                                 AppValue.expires_at < utcnow()))
+                s.execute(
+                    delete(InboundMessage).where(
+                        InboundMessage.channel == self.name, InboundMessage.created_at < cutoff
+                    )
+                )
+                s.execute(
+                    delete(AppValue).where(
+                        AppValue.key.like("wechat:last_in:%"), AppValue.expires_at < utcnow()
+                    )
+                )
         except SQLAlchemyError as exc:  # the database is away: the next cleanup catches up
             log.warning("wechat_cleanup_failed: %s", type(exc).__name__)
         except Exception:
@@ -633,14 +740,11 @@ class WeChatChannel:
             self.send_text(user_id, render_text(reply))
             return
         if not self.notice_template_id:
-            raise PushImpossible("outside the 48-hour customer-service window and no notice template configured")
+            raise PushImpossible(
+                "outside the 48-hour customer-service window and no notice template configured"
+            )
         client = self._require_client()
-        no = reply.ticket_no or ""
-        values = {"ticket_no": no, "department": "政务公开", "summary": f"已答复，请发送“查询 {no}”查看",
-                  "date": dt.datetime.now(CHINA_TZ).strftime("%Y-%m-%d")}
-        m = re.search(r"（(.+?)）", reply.text)
-        if m:
-            values["department"] = m.group(1)
+        values = reply.notice or texts.ticket_reply_notice({"ticket_no": reply.ticket_no or ""})
         data: dict[str, dict[str, str]] = {}
         for field, fmt in self.notice_fields.items():
             try:
@@ -662,8 +766,12 @@ class WeChatChannel:
         api = APIRouter(tags=["wechat"])
 
         @api.get("/wechat", response_class=PlainTextResponse, summary="WeChat server URL verification")
-        def verify(signature: str = Query("", max_length=64), timestamp: str = Query("", max_length=20),
-                   nonce: str = Query("", max_length=64), echostr: str = Query("", max_length=512)) -> Response:
+        def verify(
+            signature: str = Query("", max_length=64),
+            timestamp: str = Query("", max_length=20),
+            nonce: str = Query("", max_length=64),
+            echostr: str = Query("", max_length=512),
+        ) -> Response:
             try:
                 channel._check_fresh(timestamp)
                 channel._check_signature(signature, timestamp, nonce)
@@ -685,7 +793,9 @@ class WeChatChannel:
                 return PlainTextResponse("forbidden" if exc.status == 403 else "bad request", exc.status)
             fut = channel.executor.submit(channel.process, msg)
             try:
-                status, text = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(fut)), channel.reply_budget)
+                status, text = await asyncio.wait_for(
+                    asyncio.shield(asyncio.wrap_future(fut)), channel.reply_budget
+                )
             except TimeoutError:
                 log.info("wechat_budget_exceeded key=%s", msg.dedup_key)
                 fut.add_done_callback(lambda f: channel.executor.submit(channel._late, msg, f))
@@ -693,6 +803,8 @@ class WeChatChannel:
             except Exception:
                 log.exception("wechat_process_failed")
                 return PlainTextResponse("success")
+            if status == "replay":
+                return PlainTextResponse("forbidden", 403)
             if status == "busy":
                 return PlainTextResponse("success")
             try:

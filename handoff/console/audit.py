@@ -84,28 +84,46 @@ def _masked(value: Any) -> Any:
     return value
 
 
-
 class AuditLog:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
 
     def record(
-        self, action: str, *, actor: str, role: str = "", ip: str = "", target: str = "",
+        self,
+        action: str,
+        *,
+        actor: str,
+        role: str = "",
+        ip: str = "",
+        target: str = "",
         detail: Mapping[str, Any] | None = None,
     ) -> None:
         """Append one entry. Never raises into the caller's action (it is already done): a failure
         to write is logged loudly instead."""
         try:
             with transaction(self._sessions) as s:
-                s.add(AuditEntry(at=dt.datetime.now(dt.UTC).replace(tzinfo=None), actor=actor[:100],
-                                 role=role[:12], ip=ip[:64], action=action[:30], target=target[:100],
-                                 detail=_masked(dict(detail or {}))))
+                s.add(
+                    AuditEntry(
+                        at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                        actor=actor[:100],
+                        role=role[:12],
+                        ip=ip[:64],
+                        action=action[:30],
+                        target=target[:100],
+                        detail=_masked(dict(detail or {})),
+                    )
+                )
         except Exception:
             log.exception("audit_write_failed action=%s actor=%s target=%s", action, actor, target)
 
     def _query(
-        self, *, actor: str | None, action: str | None, target: str | None,
-        since: dt.date | None, until: dt.date | None,
+        self,
+        *,
+        actor: str | None,
+        action: str | None,
+        target: str | None,
+        since: dt.date | None,
+        until: dt.date | None,
     ) -> Select[AuditEntry]:
         stmt = select(AuditEntry)
         if actor:
@@ -121,8 +139,15 @@ class AuditLog:
         return stmt.order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
 
     def list(
-        self, *, actor: str | None = None, action: str | None = None, target: str | None = None,
-        since: dt.date | None = None, until: dt.date | None = None, limit: int = 100, offset: int = 0,
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+        limit: int = 100,
+        offset: int = 0,
     ) -> list[AuditView]:
         stmt = self._query(actor=actor, action=action, target=target, since=since, until=until)
         stmt = stmt.limit(max(1, min(limit, 1000))).offset(max(0, offset))
@@ -130,11 +155,18 @@ class AuditLog:
             return [_view(e) for e in s.execute(stmt).scalars()]
 
     def export_csv(
-        self, *, actor: str | None = None, action: str | None = None, target: str | None = None,
-        since: dt.date | None = None, until: dt.date | None = None,
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: dt.date | None = None,
+        until: dt.date | None = None,
     ) -> Iterator[str]:
         """CSV text in chunks (UTF-8 with BOM for Excel), newest first, formula-escaped."""
-        stmt = self._query(actor=actor, action=action, target=target, since=since, until=until).limit(MAX_EXPORT)
+        stmt = self._query(actor=actor, action=action, target=target, since=since, until=until).limit(
+            MAX_EXPORT
+        )
         buf = io.StringIO()
         writer = csv.writer(buf)
         buf.write("\ufeff")
@@ -142,10 +174,20 @@ class AuditLog:
         with self._sessions() as s:
             for n, e in enumerate(s.execute(stmt).scalars(), 1):
                 v = _view(e)
-                writer.writerow([formula_safe(c) for c in (
-                    v.at.strftime("%Y-%m-%d %H:%M:%S"), v.actor, v.role, v.ip, v.label, v.target,
-                    json.dumps(v.detail, ensure_ascii=False, sort_keys=True),
-                )])
+                writer.writerow(
+                    [
+                        formula_safe(c)
+                        for c in (
+                            v.at.strftime("%Y-%m-%d %H:%M:%S"),
+                            v.actor,
+                            v.role,
+                            v.ip,
+                            v.label,
+                            v.target,
+                            json.dumps(v.detail, ensure_ascii=False, sort_keys=True),
+                        )
+                    ]
+                )
                 if n % 500 == 0:
                     yield buf.getvalue()
                     buf.seek(0)
@@ -154,8 +196,9 @@ class AuditLog:
 
 
 def _view(e: AuditEntry) -> AuditView:
-    return AuditView(e.id, e.at.replace(tzinfo=dt.UTC), e.actor, e.role, e.ip, e.action, e.target,
-                     dict(e.detail or {}))
+    return AuditView(
+        e.id, e.at.replace(tzinfo=dt.UTC), e.actor, e.role, e.ip, e.action, e.target, dict(e.detail or {})
+    )
 
 
 __all__ = ["ACTION_LABELS", "AuditLog", "AuditView", "formula_safe"]

@@ -2,10 +2,12 @@
 
 `Accounts` owns the `staff_user`, `staff_session` and `login_throttle` tables: users with one role
 (admin, staff, supervisor, reader) and their departments, argon2id password hashes under a minimum
-policy (10+ characters, 3 of 4 character classes, not the username), server-side sessions whose
-random id travels in an itsdangerous-signed cookie (only its SHA-256 is stored) with idle and
-absolute expiry, and failure counters that lock a username or a client IP after too many wrong
-passwords. Disabling a user or changing a password ends their sessions.
+policy (10+ characters, 3 of 4 character classes, not the username, not common or guessable:
+`handoff.console.passwords`), server-side sessions whose random id travels in an itsdangerous-signed
+cookie (only its SHA-256 is stored) with idle and absolute expiry, and failure counters that lock a
+username or a client IP after too many wrong passwords, the public board's codes likewise: each
+attempt is counted atomically before its check. Disabling a user or changing a password ends their
+sessions.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -21,18 +24,24 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from handoff.console.config import ConsoleConfig
+from handoff.console.passwords import weakness
 from handoff.models import Department, LoginThrottle, StaffSession, StaffUser
-from knowledge.db import transaction
+from knowledge.db import transaction, upsert
 from knowledge.errors import Conflict, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 
 ROLES: Final = ("admin", "staff", "supervisor", "reader")
-ROLE_LABELS: Final = {"admin": "系统管理员", "staff": "办理人员", "supervisor": "督办人员", "reader": "制文单位（只读）"}
+ROLE_LABELS: Final = {
+    "admin": "系统管理员",
+    "staff": "办理人员",
+    "supervisor": "督办人员",
+    "reader": "制文单位（只读）",
+}
 MIN_PASSWORD = 10
 MAX_PASSWORD = 128
 _USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._-")
@@ -112,26 +121,41 @@ class LockedOut(InvalidInput):
 
 
 def _user(u: StaffUser) -> User:
-    return User(u.id, u.username, u.display_name, u.role, tuple(u.departments or ()), bool(u.active),
-                u.created_at, u.last_login_at)
+    return User(
+        u.id,
+        u.username,
+        u.display_name,
+        u.role,
+        tuple(u.departments or ()),
+        bool(u.active),
+        u.created_at,
+        u.last_login_at,
+    )
 
 
 def check_password_policy(password: str, username: str) -> None:
-    """Raise InvalidInput unless the password meets the minimum policy."""
+    """Raise InvalidInput unless the password meets the policy: length, three character classes,
+    not the username, and not common or guessable (`handoff.console.passwords.weakness`)."""
     if len(password) < MIN_PASSWORD:
         raise InvalidInput(f"密码至少{MIN_PASSWORD}位", "password too short")
     if len(password) > MAX_PASSWORD:
         raise InvalidInput(f"密码最多{MAX_PASSWORD}位", "password too long")
-    classes = sum((
-        any(c.islower() and c.isascii() for c in password),
-        any(c.isupper() and c.isascii() for c in password),
-        any(c.isdigit() for c in password),
-        any(not c.isalnum() or not c.isascii() for c in password),
-    ))
+    classes = sum(
+        (
+            any(c.islower() and c.isascii() for c in password),
+            any(c.isupper() and c.isascii() for c in password),
+            any(c.isdigit() for c in password),
+            any(not c.isalnum() or not c.isascii() for c in password),
+        )
+    )
     if classes < 3:
         raise InvalidInput("密码须包含大写字母、小写字母、数字、符号中的至少三类", "password has < 3 classes")
     if password.strip().lower() == username.strip().lower():
         raise InvalidInput("密码不能与用户名相同", "password equals username")
+    name = username.strip().lower()
+    weak = weakness(password, [name, *re.split(r"[._-]+", name)])
+    if weak is not None:
+        raise InvalidInput(weak[0], f"password refused: {weak[1]}")
 
 
 def clean_username(username: str) -> str:
@@ -189,9 +213,17 @@ class Accounts:
         with transaction(self._sessions) as s:
             if s.execute(select(StaffUser.id).where(StaffUser.username == name)).first() is not None:
                 raise Conflict(f"用户名 {name} 已存在", f"user {name!r} exists")
-            row = StaffUser(username=name, display_name=display, role=role, departments=depts,
-                            password_hash=_hasher.hash(password), active=True, created_by=by[:100],
-                            created_at=_utcnow(), password_changed_at=_utcnow())
+            row = StaffUser(
+                username=name,
+                display_name=display,
+                role=role,
+                departments=depts,
+                password_hash=_hasher.hash(password),
+                active=True,
+                created_by=by[:100],
+                created_at=_utcnow(),
+                password_changed_at=_utcnow(),
+            )
             s.add(row)
             s.flush()
             user = _user(row)
@@ -223,8 +255,11 @@ class Accounts:
     @staticmethod
     def _keep_an_admin(s: Session, row: StaffUser, *, role: str, active: bool) -> None:
         if row.role == "admin" and row.active and (role != "admin" or not active):
-            others = s.execute(select(func.count()).select_from(StaffUser).where(
-                StaffUser.role == "admin", StaffUser.active.is_(True), StaffUser.id != row.id)).scalar_one()
+            others = s.execute(
+                select(func.count())
+                .select_from(StaffUser)
+                .where(StaffUser.role == "admin", StaffUser.active.is_(True), StaffUser.id != row.id)
+            ).scalar_one()
             if not others:
                 raise InvalidInput("不能停用或降级最后一个系统管理员", "would remove the last active admin")
 
@@ -308,35 +343,54 @@ class Accounts:
     def login(self, username: str, password: str, *, ip: str) -> tuple[User, str, str]:
         """Check the password under the throttles; return (user, cookie value, csrf token).
 
-        Raises LockedOut while the username or the IP is locked (even for the right password),
-        else LoginFailed for any wrong or unknown credential (the same message).
+        The attempt is reserved on the username and the IP before argon2 runs (`reserve`), so a
+        parallel burst gets at most the limit of checks. Raises LockedOut while the username or the
+        IP is locked (even for the right password), else LoginFailed for any wrong or unknown
+        credential (the same message).
         """
         name = (username or "").strip().lower()[:50]
         keys = [f"user:{name}", f"ip:{ip}"]
-        now = _utcnow()
-        if self._locked(keys, now):
-            raise LockedOut(f"登录失败次数过多，请{self._minutes()}分钟后再试", f"login locked: {name} from {ip}")
-        with self._sessions() as s:
-            row = s.execute(select(StaffUser).where(StaffUser.username == name)).scalar_one_or_none()
-            stored = row.password_hash if row is not None else _DUMMY_HASH
-        ok = False
+        if not self.reserve(keys):
+            raise LockedOut(
+                f"登录失败次数过多，请{self._minutes()}分钟后再试", f"login locked: {name} from {ip}"
+            )
         try:
-            ok = _hasher.verify(stored, password or "")
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
-            ok = False
+            with self._sessions() as s:
+                row = s.execute(select(StaffUser).where(StaffUser.username == name)).scalar_one_or_none()
+                stored = row.password_hash if row is not None else _DUMMY_HASH
+            try:
+                ok: bool = _hasher.verify(stored, password or "")
+            except (VerifyMismatchError, VerificationError, InvalidHashError):
+                ok = False
+        except BaseException:
+            self.give_back(keys)  # a database error is not a wrong password
+            raise
         if not ok or row is None or not row.active:
-            locked = self._fail(keys, now)
-            if locked:
-                raise LockedOut(f"登录失败次数过多，请{self._minutes()}分钟后再试", f"login locked now: {name}")
+            if self.fail(keys):
+                raise LockedOut(
+                    f"登录失败次数过多，请{self._minutes()}分钟后再试", f"login locked now: {name}"
+                )
             raise LoginFailed("用户名或密码错误，或账号已停用", f"login failed: {name!r} from {ip}")
         session_id = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
         with transaction(self._sessions) as s:
-            s.execute(delete(LoginThrottle).where(LoginThrottle.key == f"user:{name}"))
+            now = _utcnow()
+            if not self._release(s, keys, now, reset=(f"user:{name}",)):  # locked meanwhile: no session
+                raise LockedOut(
+                    f"登录失败次数过多，请{self._minutes()}分钟后再试", f"login locked in flight: {name}"
+                )
             # housekeeping: sessions idle past the timeout are useless
             s.execute(delete(StaffSession).where(StaffSession.last_seen_at < now - self._config.idle_timeout))
-            s.add(StaffSession(id_hash=_hash_id(session_id), user_id=row.id, csrf=csrf, created_at=now,
-                               last_seen_at=now, ip=ip[:64]))
+            s.add(
+                StaffSession(
+                    id_hash=_hash_id(session_id),
+                    user_id=row.id,
+                    csrf=csrf,
+                    created_at=now,
+                    last_seen_at=now,
+                    ip=ip[:64],
+                )
+            )
             fresh = s.get(StaffUser, row.id)
             assert fresh is not None
             fresh.last_login_at = now
@@ -348,40 +402,109 @@ class Accounts:
     def _minutes(self) -> int:
         return max(1, int(self._config.lockout.total_seconds() // 60))
 
-    def _locked(self, keys: Sequence[str], now: dt.datetime) -> bool:
-        with self._sessions() as s:
-            rows = s.execute(select(LoginThrottle).where(LoginThrottle.key.in_(keys))).scalars().all()
-            return any(r.locked_until is not None and r.locked_until > now for r in rows)
+    # --- throttles -----------------------------------------------------------------------------
+    # Every check (a password, a board code) is counted *before* it runs: `reserve` adds one
+    # attempt to each key with a single atomic upsert and refuses past the limit, so that N parallel
+    # requests cannot all read "not locked" and then all be checked. A wrong answer leaves the
+    # attempt counted (`fail` then sets the lock at the limit); a right one gives it back
+    # (`release`), unless a lock was set meanwhile. Keys are handled in sorted order everywhere, so
+    # that two transactions never wait on each other's rows (no deadlock on PostgreSQL).
 
-    def _fail(self, keys: Sequence[str], now: dt.datetime) -> bool:
-        """Count a failure on every key; True when one of them is (now) locked."""
-        limits = {"user": self._config.max_failures, "ip": self._config.ip_max_failures,
-                  "board-ip": self._config.board_max_failures, "board-no": self._config.board_max_failures}
-        locked = False
+    def _limit(self, key: str) -> int:
+        limits = {
+            "user": self._config.max_failures,
+            "ip": self._config.ip_max_failures,
+            "board-ip": self._config.board_max_failures,
+            "board-no": self._config.board_max_failures,
+        }
+        return limits.get(key.split(":", 1)[0], self._config.max_failures)
+
+    def reserve(self, keys: Sequence[str]) -> bool:
+        """Count one attempt on every key; False (and nothing counted) while any key is locked,
+        including the attempt that goes past a key's limit, which sets that key's lock."""
+        now = _utcnow()
+        lockout = self._config.lockout
+        T = LoginThrottle
+        locked_now = and_(T.locked_until.is_not(None), T.locked_until > now)
+        # a window older than the lockout period, or a lock that has run out, starts afresh
+        stale = and_(~locked_now, or_(T.window_start <= now - lockout, T.locked_until.is_not(None)))
+        refused: list[str] = []
         with transaction(self._sessions) as s:
-            for key in keys:
-                row = s.get(LoginThrottle, key, with_for_update=True)
-                if row is None:
-                    row = LoginThrottle(key=key, failures=0, window_start=now)
-                    s.add(row)
-                if now - row.window_start > self._config.lockout:
-                    row.failures, row.window_start = 0, now
-                row.failures += 1
-                if row.failures >= limits.get(key.split(":", 1)[0], self._config.max_failures):
-                    row.locked_until = now + self._config.lockout
-                    row.failures, row.window_start = 0, now
-                if row.locked_until is not None and row.locked_until > now:
-                    locked = True
-                s.flush()
-        return locked
-
-    def throttled(self, keys: Sequence[str]) -> bool:
-        """Public board: True while any key is locked."""
-        return self._locked(keys, _utcnow())
+            for key in sorted(set(keys)):
+                over = T.failures + 1 > self._limit(key)
+                counted = upsert(
+                    s,
+                    T,
+                    {"key": key, "failures": 1, "window_start": now, "locked_until": None},
+                    index_elements=["key"],
+                    set_={
+                        "failures": case((stale, 1), else_=T.failures + 1),
+                        "window_start": case((stale, now), else_=T.window_start),
+                        "locked_until": case(
+                            (locked_now, T.locked_until), (and_(~stale, over), now + lockout), else_=None
+                        ),
+                    },
+                    returning=[T.failures, T.window_start, T.locked_until],
+                ).one()
+                if counted.locked_until is not None and counted.locked_until > now:
+                    refused.append(key)
+            if refused:  # no check will run: the keys that are not locked get their attempt back
+                self._decrement(s, [k for k in sorted(set(keys)) if k not in refused])
+        return not refused
 
     def fail(self, keys: Sequence[str]) -> bool:
-        """Public board: count a failed code; True when locked."""
-        return self._fail(keys, _utcnow())
+        """After a wrong answer: lock the keys that have reached their limit; True when any key is
+        locked now (the attempt stays counted)."""
+        now = _utcnow()
+        T = LoginThrottle
+        with transaction(self._sessions) as s:
+            for key in sorted(set(keys)):
+                s.execute(
+                    update(T)
+                    .where(
+                        T.key == key,
+                        T.failures >= self._limit(key),
+                        or_(T.locked_until.is_(None), T.locked_until <= now),
+                    )
+                    .values(locked_until=now + self._config.lockout)
+                )
+            return (
+                s.execute(
+                    select(func.count())
+                    .select_from(T)
+                    .where(T.key.in_(keys), T.locked_until.is_not(None), T.locked_until > now)
+                ).scalar_one()
+                > 0
+            )
+
+    def release(self, keys: Sequence[str]) -> bool:
+        """After a right answer: give the reserved attempt back; False (nothing given back) when a
+        lock was set on any key meanwhile: the caller must then refuse."""
+        with transaction(self._sessions) as s:
+            return self._release(s, keys, _utcnow(), reset=())
+
+    def _release(self, s: Session, keys: Sequence[str], now: dt.datetime, *, reset: Sequence[str]) -> bool:
+        """In the caller's transaction (the login's, which then creates the session): lock the rows,
+        refuse while any is locked, else delete the `reset` keys and decrement the others."""
+        T = LoginThrottle
+        rows = s.execute(select(T).where(T.key.in_(keys)).order_by(T.key).with_for_update()).scalars().all()
+        if any(r.locked_until is not None and r.locked_until > now for r in rows):
+            return False
+        if reset:
+            s.execute(delete(T).where(T.key.in_(reset)))
+        self._decrement(s, [k for k in sorted(set(keys)) if k not in reset])
+        return True
+
+    def give_back(self, keys: Sequence[str]) -> None:
+        """Return a reserved attempt whose check could not run (an error, not a wrong answer)."""
+        with transaction(self._sessions) as s:
+            self._decrement(s, sorted(set(keys)))
+
+    @staticmethod
+    def _decrement(s: Session, keys: Sequence[str]) -> None:
+        T = LoginThrottle
+        for key in keys:
+            s.execute(update(T).where(T.key == key, T.failures > 0).values(failures=T.failures - 1))
 
     # --- sessions ------------------------------------------------------------------------------
 
@@ -400,8 +523,10 @@ class Accounts:
             row = s.get(StaffSession, _hash_id(session_id))
             if row is None:
                 return None
-            expired = (now - row.last_seen_at > self._config.idle_timeout
-                       or now - row.created_at > self._config.absolute_timeout)
+            expired = (
+                now - row.last_seen_at > self._config.idle_timeout
+                or now - row.created_at > self._config.absolute_timeout
+            )
             user_row = s.get(StaffUser, row.user_id)
             if expired or user_row is None or not user_row.active:
                 s.delete(row)

@@ -1,10 +1,11 @@
 """The public message board (/board, no login): the answered tickets staff published (their edited,
-masked texts; the contact shown only masked), and a per-ticket page where a citizen enters the
+masked texts, never the citizen's name or phone, not even masked: the consent covers handling the
+message only; `public_entry` is the one place that decides what of a ticket is public), and a
+per-ticket page where a citizen enters the
 verification code to see the status and reply of their own ticket and rate the reply once
 (满意 / 基本满意 / 不满意; 不满意 re-opens it for a supervisor). Wrong codes are throttled per IP
 and per ticket number; forms carry a signed double-submit CSRF token and an Origin check.
 """
-
 
 from typing import Annotated, Any, Final
 
@@ -16,7 +17,6 @@ from handoff.console.audit import AuditLog
 from handoff.console.auth import Accounts
 from handoff.console.config import ConsoleConfig
 from handoff.console.web import ConsoleRoute, PreCsrf, client_ip, render
-from handoff.privacy import mask, mask_value
 from handoff.tickets import MAX_PAGE, RATINGS, REPLIED, TicketService, TicketView
 from knowledge.errors import InvalidInput, NotFound
 
@@ -24,31 +24,26 @@ PAGE_SIZE: Final = 20
 TOO_MANY: Final = "查询码错误次数过多，请15分钟后再试"
 
 
-def masked_name(name: str | None) -> str:
-    if not name:
-        return ""
-    return name[0] + "*" * max(1, len(name) - 1) if len(name) > 1 else "*"
-
-
-def masked_phone(phone: str | None) -> str:
-    if not phone:
-        return ""
-    if phone.isdigit() and len(phone) == 11:
-        return mask_value("mobile", phone)
-    try:
-        return mask_value("landline", phone)
-    except ValueError:
-        return mask(phone)
-
-
 def public_entry(t: TicketView) -> dict[str, Any]:
-    """What the board shows of a published ticket: nothing personal in clear."""
+    """What the board shows of a published ticket: its number, department, status and rating, the
+    published (masked) texts and dates. No contact field, not even masked."""
     return {
-        "no": t.no, "department": t.department, "status": t.status, "rating": t.rating,
-        "question": t.publish_question or "", "reply": t.publish_reply or "",
-        "created_at": t.created_at, "published_at": t.published_at, "replied_at": t.replied_at,
-        "name": masked_name(t.contact_name), "phone": masked_phone(t.contact_phone),
+        "no": t.no,
+        "department": t.department,
+        "status": t.status,
+        "rating": t.rating,
+        "question": t.publish_question or "",
+        "reply": t.publish_reply or "",
+        "created_at": t.created_at,
+        "published_at": t.published_at,
+        "replied_at": t.replied_at,
     }
+
+
+def own_entry(t: TicketView) -> dict[str, Any]:
+    """What the citizen who entered the ticket's code sees of it: the public fields plus the due
+    date and their own (masked) question and the reply. Still no contact field."""
+    return public_entry(t) | {"due_date": t.due_date, "question": t.question, "reply": t.reply}
 
 
 def build_board_router(
@@ -65,8 +60,14 @@ def build_board_router(
     router = APIRouter(prefix="/board", route_class=ConsoleRoute, include_in_schema=False)
 
     def ctx(request: Request, **extra: Any) -> dict[str, Any]:
-        base: dict[str, Any] = {"user": None, "csrf": "", "notice": "", "error": "",
-                                "form_token": pre.form_token(request), "ratings": RATINGS}
+        base: dict[str, Any] = {
+            "user": None,
+            "csrf": "",
+            "notice": "",
+            "error": "",
+            "form_token": pre.form_token(request),
+            "ratings": RATINGS,
+        }
         base.update(extra)
         return base
 
@@ -79,7 +80,8 @@ def build_board_router(
 
     @router.get("")
     def board(
-        request: Request, page: Annotated[int, Query(ge=1, le=1000)] = 1,
+        request: Request,
+        page: Annotated[int, Query(ge=1, le=1000)] = 1,
         no: Annotated[str, Query(max_length=40, pattern=r"^[A-Za-z0-9-]*$")] = "",
     ) -> Response:
         if no.strip():
@@ -87,27 +89,51 @@ def build_board_router(
         rows = tickets.list(published=True, limit=MAX_PAGE)
         rows.sort(key=lambda t: (t.published_at is not None, t.published_at), reverse=True)
         start = (page - 1) * PAGE_SIZE
-        entries = [public_entry(t) for t in rows[start:start + PAGE_SIZE]]
-        return render(request, "board.html", ctx(request, title="政策留言公开答复", entries=entries, page=page,
-                                                 more=len(rows) > start + PAGE_SIZE))
+        entries = [public_entry(t) for t in rows[start : start + PAGE_SIZE]]
+        return render(
+            request,
+            "board.html",
+            ctx(
+                request,
+                title="政策留言公开答复",
+                entries=entries,
+                page=page,
+                more=len(rows) > start + PAGE_SIZE,
+            ),
+        )
 
     @router.get("/{no}")
     def board_ticket(request: Request, no: str) -> Response:
-        return render(request, "board_ticket.html", ctx(request, title=f"留言 {no.strip().upper()[:40]}",
-                                                        no=no.strip().upper()[:40], public=published(no),
-                                                        mine=None, code=""))
+        return render(
+            request,
+            "board_ticket.html",
+            ctx(
+                request,
+                title=f"留言 {no.strip().upper()[:40]}",
+                no=no.strip().upper()[:40],
+                public=published(no),
+                mine=None,
+                code="",
+            ),
+        )
 
     def own(request: Request, no: str, code: str) -> TicketView:
         ip = client_ip(request, config.trusted_proxies)
         keys = [f"board-ip:{ip}", f"board-no:{no.strip().upper()[:40]}"]
-        if accts.throttled(keys):
+        if not accts.reserve(keys):  # counted before the check: a parallel burst gets the limit, no more
             raise InvalidInput(TOO_MANY, f"board lookup throttled for {ip}")
         try:
-            return tickets.lookup(no, code)
+            found = tickets.lookup(no, code)
         except NotFound:
             if accts.fail(keys):
                 raise InvalidInput(TOO_MANY, f"board lookup locked for {ip}") from None
             raise
+        except BaseException:
+            accts.give_back(keys)  # not a wrong code
+            raise
+        if not accts.release(keys):  # locked by the rest of a burst meanwhile
+            raise InvalidInput(TOO_MANY, f"board lookup locked in flight for {ip}")
+        return found
 
     def show(
         request: Request, no: str, code: str, *, notice: str = "", error: str = "", status_code: int = 200
@@ -118,9 +144,20 @@ def build_board_router(
         except (NotFound, InvalidInput) as exc:
             page = ctx(request, title=f"留言 {key}", no=key, public=published(key), mine=None, code="")
             page["error"] = exc.user_message
-            return render(request, "board_ticket.html", page, status_code=404 if isinstance(exc, NotFound) else 429)
-        page = ctx(request, title=f"留言 {t.no}", no=t.no, public=published(t.no), mine=t, code=code.strip(),
-                   can_rate=t.rating is None and t.reply is not None and (t.status == REPLIED or t.closed_at is not None))
+            return render(
+                request, "board_ticket.html", page, status_code=404 if isinstance(exc, NotFound) else 429
+            )
+        page = ctx(
+            request,
+            title=f"留言 {t.no}",
+            no=t.no,
+            public=published(t.no),
+            mine=own_entry(t),
+            code=code.strip(),
+            can_rate=t.rating is None
+            and t.reply is not None
+            and (t.status == REPLIED or t.closed_at is not None),
+        )
         page["notice"] = notice
         page["error"] = error
         return render(request, "board_ticket.html", page, status_code=status_code)
@@ -134,20 +171,30 @@ def build_board_router(
         return show(request, no, code)
 
     @router.post("/{no}/rate")
-    def rate(request: Request, no: str, code: Code = "", rating: Annotated[str, Form(max_length=10)] = "",
-             token: Token = "") -> Response:
+    def rate(
+        request: Request,
+        no: str,
+        code: Code = "",
+        rating: Annotated[str, Form(max_length=10)] = "",
+        token: Token = "",
+    ) -> Response:
         pre.check(request, token)
         own(request, no, code)  # throttled like a lookup
         try:
             t = tickets.rate(no, rating=rating, verify_code=code)
         except InvalidInput as exc:
             return show(request, no, code, error=exc.user_message, status_code=400)
-        log.record("board_rate", actor="citizen", ip=client_ip(request, config.trusted_proxies), target=t.no,
-                   detail={"rating": rating, "status": t.status})
+        log.record(
+            "board_rate",
+            actor="citizen",
+            ip=client_ip(request, config.trusted_proxies),
+            target=t.no,
+            detail={"rating": rating, "status": t.status},
+        )
         thanks = "感谢您的评价" + ("，我们将重新办理您的留言" if rating == "不满意" else "")
         return show(request, no, code, notice=thanks)
 
     return router
 
 
-__all__ = ["build_board_router", "masked_name", "masked_phone", "public_entry"]
+__all__ = ["build_board_router", "own_entry", "public_entry"]

@@ -31,8 +31,14 @@ def _num(v: float) -> str:
 
 
 def stacked_columns(
-    labels: Sequence[str], series: Sequence[str], values: Sequence[Sequence[int]], *, title: str,
-    colors: Sequence[str] = PALETTE, height: int = 240, width: int = 900,
+    labels: Sequence[str],
+    series: Sequence[str],
+    values: Sequence[Sequence[int]],
+    *,
+    title: str,
+    colors: Sequence[str] = PALETTE,
+    height: int = 240,
+    width: int = 900,
 ) -> Markup:
     """Columns per label (a day), stacked by series; `values[i][j]` is label i, series j."""
     left, right, top, bottom = 44, 12, 34, 40
@@ -42,13 +48,17 @@ def stacked_columns(
     n = max(len(labels), 1)
     slot = plot_w / n
     bar = max(2.0, slot * 0.7)
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" font-size="13" font-family="inherit">',
-           f"<title>{escape(title)}</title>"]
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" font-size="13" font-family="inherit">',
+        f"<title>{escape(title)}</title>",
+    ]
     for k in range(5):  # grid and y axis
         y = top + plot_h - plot_h * k / 4
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e7ee"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#6b7280">{_num(ymax * k / 4)}</text>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" fill="#6b7280">{_num(ymax * k / 4)}</text>'
+        )
     every = max(1, round(n / 15))  # at most ~15 x labels
     for i, label in enumerate(labels):
         x = left + slot * i + (slot - bar) / 2
@@ -58,44 +68,66 @@ def stacked_columns(
                 continue
             h = plot_h * v / ymax
             y -= h
-            out.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
-                       f'fill="{colors[j % len(colors)]}"><title>{escape(label)} {escape(series[j])}：{v}</title></rect>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" '
+                f'fill="{colors[j % len(colors)]}"><title>{escape(label)} {escape(series[j])}：{v}</title></rect>'
+            )
         if i % every == 0:
-            out.append(f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
-                       f'fill="#374151">{escape(label)}</text>')
+            out.append(
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+                f'fill="#374151">{escape(label)}</text>'
+            )
     # legend
     lx = left
     for j, name in enumerate(series):
         out.append(f'<rect x="{lx}" y="8" width="12" height="12" fill="{colors[j % len(colors)]}"/>')
         out.append(f'<text x="{lx + 16}" y="18" fill="#1f2937">{escape(name)}</text>')
         lx += 28 + 13 * len(name)
-    out.append(f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9aa3b2"/>')
+    out.append(
+        f'<line x1="{left}" x2="{width - right}" y1="{top + plot_h}" y2="{top + plot_h}" stroke="#9aa3b2"/>'
+    )
     out.append("</svg>")
     return Markup("".join(out))
 
 
 def horizontal_bars(
-    items: Sequence[tuple[str, float, str]], *, title: str, color: str = PALETTE[0], width: int = 560,
-    row: int = 26, label_width: int = 230, percent: bool = False,
+    items: Sequence[tuple[str, float, str]],
+    *,
+    title: str,
+    color: str = PALETTE[0],
+    width: int = 560,
+    row: int = 26,
+    label_width: int = 230,
+    percent: bool = False,
 ) -> Markup:
     """One bar per item: (label, value, text shown after the bar). `percent`: values in [0, 1]."""
     height = max(1, len(items)) * row + 8
     plot_w = width - label_width - 90
     vmax = 1.0 if percent else _nice_max(max((v for _, v, _ in items), default=0))
-    out = [f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
-           f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" font-size="13" font-family="inherit">',
-           f"<title>{escape(title)}</title>"]
+    out = [
+        f'<svg class="chart" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg" font-size="13" font-family="inherit">',
+        f"<title>{escape(title)}</title>",
+    ]
     for i, (label, value, shown) in enumerate(items):
         y = 4 + i * row
         fits = max(4, int(label_width / 14))
         short = label if len(label) <= fits else label[: fits - 1] + "…"
         w = plot_w * (value / vmax if vmax else 0)
-        out.append(f'<text x="{label_width - 8}" y="{y + row / 2 + 4:.1f}" text-anchor="end" fill="#1f2937">'
-                   f"{escape(short)}<title>{escape(label)}</title></text>")
-        out.append(f'<rect x="{label_width}" y="{y + 4}" width="{plot_w}" height="{row - 10}" fill="#eef2f8"/>')
+        out.append(
+            f'<text x="{label_width - 8}" y="{y + row / 2 + 4:.1f}" text-anchor="end" fill="#1f2937">'
+            f"{escape(short)}<title>{escape(label)}</title></text>"
+        )
+        out.append(
+            f'<rect x="{label_width}" y="{y + 4}" width="{plot_w}" height="{row - 10}" fill="#eef2f8"/>'
+        )
         if w > 0:
-            out.append(f'<rect x="{label_width}" y="{y + 4}" width="{w:.1f}" height="{row - 10}" fill="{color}"/>')
-        out.append(f'<text x="{label_width + plot_w + 6}" y="{y + row / 2 + 4:.1f}" fill="#374151">{escape(shown)}</text>')
+            out.append(
+                f'<rect x="{label_width}" y="{y + 4}" width="{w:.1f}" height="{row - 10}" fill="{color}"/>'
+            )
+        out.append(
+            f'<text x="{label_width + plot_w + 6}" y="{y + row / 2 + 4:.1f}" fill="#374151">{escape(shown)}</text>'
+        )
     out.append("</svg>")
     return Markup("".join(out))
 

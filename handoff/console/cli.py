@@ -1,6 +1,9 @@
 """`policybot users add|passwd|disable|enable|list`: console accounts from the command line (the
 first admin is created here). Passwords are read with getpass, or one line from stdin with
---password-stdin; there is never a default password. The caller passes a context with `sessions`.
+--password-stdin; there is never a default password. `policybot tickets reply NO TEXT --as USER`:
+a staff reply on the console's own path (that user's permissions, the same audit event; the
+ticket service queues the message to the citizen). The caller passes a context with `sessions`
+(and `tickets` for the reply).
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from handoff.console.audit import AuditLog
 from handoff.console.auth import ROLE_LABELS, ROLES, Accounts
 from handoff.console.config import ConsoleConfig
-from knowledge.errors import InvalidInput
+from handoff.tickets import TicketService
+from knowledge.errors import InvalidInput, NotFound
 
 
 class _Context(Protocol):
@@ -28,6 +32,33 @@ class _Context(Protocol):
 def _accounts(ctx: _Context) -> Accounts:
     # Only user management happens here: the signing key is not used, any value will do.
     return Accounts(ctx.sessions, ConsoleConfig(secret_key=secrets.token_urlsafe(32)))
+
+
+def cmd_tickets_reply(args: argparse.Namespace, ctx: Any) -> int:
+    """Reply as a console user: refused unless that user may handle the ticket in the console."""
+    tickets: TicketService = ctx.tickets
+    name = (args.as_user or "").strip().lower()
+    user = next((u for u in _accounts(ctx).users() if u.username == name), None)
+    if user is None or not user.active:
+        raise NotFound(f"未找到可用的后台账号：{name}", f"no active console user {name!r}")
+    t = tickets.get(args.no)
+    if not user.may_handle_ticket(t.department):
+        raise InvalidInput(
+            f"账号 {name} 无权办理该留言（承办部门：{t.department}）",
+            f"{name} may not handle ticket {t.no} of {t.department}",
+        )
+    text = sys.stdin.read() if args.text == "-" else args.text
+    done = tickets.reply(t.no, staff=user.username, text=text)
+    AuditLog(ctx.sessions).record(
+        "reply",
+        actor=user.username,
+        role=user.role,
+        ip="cli",
+        target=done.no,
+        detail={"channel": done.channel, "length": len(text.strip()), "via": "cli"},
+    )
+    print(f"已答复留言 {done.no}（{done.status}），答复将通过原渠道（{done.channel}）推送给留言人。")
+    return 0
 
 
 def read_password(args: argparse.Namespace) -> str:
@@ -43,10 +74,20 @@ def read_password(args: argparse.Namespace) -> str:
 
 def cmd_users_add(args: argparse.Namespace, ctx: _Context) -> int:
     password = read_password(args)
-    user = _accounts(ctx).add_user(args.username, password, role=args.role, departments=args.department or [],
-                                   display_name=args.name or "", by="cli")
-    AuditLog(ctx.sessions).record("user_add", actor="cli", target=user.username,
-                                  detail={"role": user.role, "departments": list(user.departments)})
+    user = _accounts(ctx).add_user(
+        args.username,
+        password,
+        role=args.role,
+        departments=args.department or [],
+        display_name=args.name or "",
+        by="cli",
+    )
+    AuditLog(ctx.sessions).record(
+        "user_add",
+        actor="cli",
+        target=user.username,
+        detail={"role": user.role, "departments": list(user.departments)},
+    )
     print(f"已创建用户 {user.username}（{ROLE_LABELS[user.role]}）")
     return 0
 
@@ -71,8 +112,14 @@ def cmd_users_list(args: argparse.Namespace, ctx: _Context) -> int:
     users = _accounts(ctx).users()
     if args.json:
         rows: list[dict[str, Any]] = [
-            {"username": u.username, "name": u.display_name, "role": u.role, "departments": list(u.departments),
-             "active": u.active, "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None}
+            {
+                "username": u.username,
+                "name": u.display_name,
+                "role": u.role,
+                "departments": list(u.departments),
+                "active": u.active,
+                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+            }
             for u in users
         ]
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -86,14 +133,21 @@ def cmd_users_list(args: argparse.Namespace, ctx: _Context) -> int:
 def add_users_commands(sub: Any) -> None:
     """Add the `users` command group to the top-level subparsers of `policybot`."""
     us = sub.add_parser("users", help="后台账号：add | passwd | disable | enable | list").add_subparsers(
-        dest="users_command", required=True)
+        dest="users_command", required=True
+    )
     p = us.add_parser("add", help="新增账号（第一个管理员用此命令创建）")
     p.add_argument("username")
-    p.add_argument("--role", required=True, choices=ROLES,
-                   help="admin 系统管理员 | staff 办理人员 | supervisor 督办 | reader 制文单位只读")
+    p.add_argument(
+        "--role",
+        required=True,
+        choices=ROLES,
+        help="admin 系统管理员 | staff 办理人员 | supervisor 督办 | reader 制文单位只读",
+    )
     p.add_argument("--department", action="append", help="所属部门（staff / reader 必填，可多次）")
     p.add_argument("--name", help="显示名称")
-    p.add_argument("--password-stdin", dest="password_stdin", action="store_true", help="从标准输入读取一行密码")
+    p.add_argument(
+        "--password-stdin", dest="password_stdin", action="store_true", help="从标准输入读取一行密码"
+    )
     p.set_defaults(func=cmd_users_add)
     p = us.add_parser("passwd", help="修改密码")
     p.add_argument("username")

@@ -10,13 +10,12 @@ other's reply. Every login, contact-data view, reply, transfer, publication and 
 written to the audit log with the actor and the client IP.
 """
 
-
 import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Final, TypeVar
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -62,7 +61,7 @@ from handoff.weekly import (
     week_tag,
 )
 from knowledge.answer import KnowledgeBase
-from knowledge.db import transaction
+from knowledge.db import MAX_ID, transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
 from knowledge.gaps import OVERVIEW, REASONS, ROUTE_SOURCES, UNASSIGNED, parse_week
 from knowledge.models import CHINA_TZ, Faq
@@ -80,7 +79,7 @@ DASHBOARD: Final = ("admin", "supervisor")
 
 DONE: Final = {
     "assign": "已受理，您现在是该留言的办理人",
-    "reply": "答复已保存并推送给留言人",
+    "reply": "答复已保存，正通过原渠道推送给留言人",
     "note": "内部备注已添加",
     "close": "留言已办结",
     "reopen": "留言已重新办理",
@@ -98,6 +97,9 @@ DONE: Final = {
 STATUS_CLASS: Final = {PENDING: "pending", IN_PROGRESS: "progress", REPLIED: "replied", CLOSED: "closed"}
 _F = TypeVar("_F", bound=Callable[..., Any])
 FaqSearch = Annotated[str, Query(max_length=200)]
+RowId = Annotated[
+    int, Path(ge=1, le=MAX_ID)
+]  # a row id in a URL; larger ones are a 400, not an OverflowError
 
 
 def _text(value: str, limit: int) -> str:
@@ -148,16 +150,21 @@ def build_console_router(
     def base(request: Request, staff: Staff | None, **extra: Any) -> dict[str, Any]:
         done = request.query_params.get("done", "")
         ctx: dict[str, Any] = {
-            "user": staff.user if staff else None, "csrf": staff.csrf if staff else "",
-            "notice": DONE.get(done, ""), "error": "", "role_labels": ROLE_LABELS,
-            "status_class": STATUS_CLASS, "statuses": STATUSES,
+            "user": staff.user if staff else None,
+            "csrf": staff.csrf if staff else "",
+            "notice": DONE.get(done, ""),
+            "error": "",
+            "role_labels": ROLE_LABELS,
+            "status_class": STATUS_CLASS,
+            "statuses": STATUSES,
         }
         ctx.update(extra)
         return ctx
 
     def record(staff: Staff, action: str, target: str = "", **detail: Any) -> None:
-        log.record(action, actor=staff.user.username, role=staff.user.role, ip=staff.ip, target=target,
-                   detail=detail)
+        log.record(
+            action, actor=staff.user.username, role=staff.user.role, ip=staff.ip, target=target, detail=detail
+        )
 
     # --- static, login, logout -------------------------------------------------------------------
 
@@ -166,14 +173,26 @@ def build_console_router(
         media = STATIC_FILES.get(name)
         if media is None:
             raise HTTPException(404, "未找到该文件")
-        return Response((HERE / "static" / name).read_bytes(), media_type=media,
-                        headers={"Cache-Control": "public, max-age=300"})
+        return Response(
+            (HERE / "static" / name).read_bytes(),
+            media_type=media,
+            headers={"Cache-Control": "public, max-age=300"},
+        )
 
     @route("GET", "/login", None)
     def login_page(request: Request, next: Annotated[str, Query(max_length=500)] = "") -> Response:
-        return render(request, "login.html", base(request, None, title="工作人员登录",
-                                                   form_token=pre.form_token(request), next=safe_next(next),
-                                                   username=""))
+        return render(
+            request,
+            "login.html",
+            base(
+                request,
+                None,
+                title="工作人员登录",
+                form_token=pre.form_token(request),
+                next=safe_next(next),
+                username="",
+            ),
+        )
 
     @route("POST", "/login", None)
     def login(
@@ -191,15 +210,27 @@ def build_console_router(
         except (LoginFailed, LockedOut) as exc:
             action = "login_locked" if isinstance(exc, LockedOut) else "login_failed"
             log.record(action, actor=name or "-", ip=ip, target=name)
-            ctx = base(request, None, title="工作人员登录", form_token=pre.form_token(request),
-                       next=safe_next(next), username=name)
+            ctx = base(
+                request,
+                None,
+                title="工作人员登录",
+                form_token=pre.form_token(request),
+                next=safe_next(next),
+                username=name,
+            )
             ctx["error"] = exc.user_message
             return render(request, "login.html", ctx, status_code=429 if isinstance(exc, LockedOut) else 400)
         log.record("login", actor=user.username, role=user.role, ip=ip, target=user.username)
         response = RedirectResponse(safe_next(next), status_code=303)
-        response.set_cookie(config.session_cookie, cookie, httponly=True, samesite="strict",
-                            secure=config.cookie_secure, path="/",
-                            max_age=int(config.absolute_timeout.total_seconds()))
+        response.set_cookie(
+            config.session_cookie,
+            cookie,
+            httponly=True,
+            samesite="strict",
+            secure=config.cookie_secure,
+            path="/",
+            max_age=int(config.absolute_timeout.total_seconds()),
+        )
         return response
 
     @route("POST", "/logout", ALL)
@@ -207,8 +238,9 @@ def build_console_router(
         accts.logout(request.cookies.get(config.session_cookie))
         record(staff, "logout", staff.user.username)
         response = RedirectResponse("/console/login", status_code=303)
-        response.delete_cookie(config.session_cookie, path="/", secure=config.cookie_secure, httponly=True,
-                               samesite="strict")
+        response.delete_cookie(
+            config.session_cookie, path="/", secure=config.cookie_secure, httponly=True, samesite="strict"
+        )
         return response
 
     @route("GET", "/", ALL)
@@ -223,10 +255,12 @@ def build_console_router(
         return render(request, "account.html", base(request, staff, title="修改密码"))
 
     @route("POST", "/account", ALL)
-    def account_change(staff: AnyUser, request: Request,
+    def account_change(
+        staff: AnyUser,
+        request: Request,
         current: Annotated[str, Form(max_length=200)] = "",
         new: Annotated[str, Form(max_length=200)] = "",
-        repeat: Annotated[str, Form(max_length=200)] = ""
+        repeat: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
         ctx = base(request, staff, title="修改密码")
         try:
@@ -240,8 +274,9 @@ def build_console_router(
             return render(request, "account.html", ctx, status_code=400)
         record(staff, "password", staff.user.username)
         response = RedirectResponse("/console/login?done=password", status_code=303)
-        response.delete_cookie(config.session_cookie, path="/", secure=config.cookie_secure, httponly=True,
-                               samesite="strict")
+        response.delete_cookie(
+            config.session_cookie, path="/", secure=config.cookie_secure, httponly=True, samesite="strict"
+        )
         return response
 
     # --- queues ----------------------------------------------------------------------------------
@@ -264,13 +299,15 @@ def build_console_router(
         return ""
 
     @route("GET", "/queue", READERS)
-    def queue(staff: Reader, request: Request,
+    def queue(
+        staff: Reader,
+        request: Request,
         status: Annotated[str, Query(max_length=10)] = "",
         department: Annotated[str, Query(max_length=200)] = "",
         q: Annotated[str, Query(max_length=100)] = "",
         overdue: Annotated[str, Query(max_length=1)] = "",
         flagged: Annotated[str, Query(max_length=1)] = "",
-        page: Annotated[int, Query(ge=1, le=10_000)] = 1
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     ) -> Response:
         allowed = visible_departments(staff.user)
         scope: list[str] | None = allowed
@@ -281,21 +318,39 @@ def build_console_router(
         if status and status not in STATUSES:
             raise InvalidInput("未知的办理状态", f"unknown status {status!r}")
         rows = tickets.list(
-            status=status or None, department=scope, text=q or None,
-            overdue=True if overdue == "1" else None, flagged=True if flagged == "1" else None,
-            limit=config.page_size + 1, offset=(page - 1) * config.page_size,
+            status=status or None,
+            department=scope,
+            text=q or None,
+            overdue=True if overdue == "1" else None,
+            flagged=True if flagged == "1" else None,
+            limit=config.page_size + 1,
+            offset=(page - 1) * config.page_size,
         )
         today = dt.datetime.now(CHINA_TZ).date()
         more = len(rows) > config.page_size
-        rows = rows[:config.page_size]
+        rows = rows[: config.page_size]
         counts = tickets.counts(department=scope)
         departments = sorted(allowed) if allowed is not None else known_departments()
-        return render(request, "queue.html", base(
-            request, staff, title="留言办理", rows=[(t, due_class(t, today)) for t in rows], counts=counts,
-            departments=departments, f_status=status, f_department=department, f_q=q,
-            f_overdue=overdue == "1", f_flagged=flagged == "1", page=page, more=more,
-            query_base=_query_without_page(request),
-        ))
+        return render(
+            request,
+            "queue.html",
+            base(
+                request,
+                staff,
+                title="留言办理",
+                rows=[(t, due_class(t, today)) for t in rows],
+                counts=counts,
+                departments=departments,
+                f_status=status,
+                f_department=department,
+                f_q=q,
+                f_overdue=overdue == "1",
+                f_flagged=flagged == "1",
+                page=page,
+                more=more,
+                query_base=_query_without_page(request),
+            ),
+        )
 
     # --- ticket page -------------------------------------------------------------------------------
 
@@ -312,7 +367,12 @@ def build_console_router(
         return t
 
     def ticket_page(
-        request: Request, staff: Staff, no: str, *, error: str = "", status_code: int = 200,
+        request: Request,
+        staff: Staff,
+        no: str,
+        *,
+        error: str = "",
+        status_code: int = 200,
         reply_text: str | None = None,
     ) -> Response:
         t = readable(staff, no)
@@ -323,15 +383,33 @@ def build_console_router(
             record(staff, "contact_view", t.no)
         candidates = _candidates(kb, t)
         with sessions() as s:
-            tpl_rows = s.execute(select(ReplyTemplate).where(
-                ReplyTemplate.department.in_(["", t.department])).order_by(ReplyTemplate.title)).scalars().all()
+            tpl_rows = (
+                s.execute(
+                    select(ReplyTemplate)
+                    .where(ReplyTemplate.department.in_(["", t.department]))
+                    .order_by(ReplyTemplate.title)
+                )
+                .scalars()
+                .all()
+            )
             reply_templates = [(r.title, r.body) for r in tpl_rows]
         ctx = base(
-            request, staff, title=f"留言 {t.no}", t=t, events=events, delivery=_delivery(events),
-            show_contact=show_contact, has_contact=has_contact, candidates=candidates,
-            can_handle=staff.user.may_handle_ticket(t.department), departments=known_departments(),
-            reply_templates=reply_templates, reply_text=reply_text if reply_text is not None else (t.reply or ""),
-            due=due_class(t, dt.datetime.now(CHINA_TZ).date()), ratings=RATINGS, open_statuses=OPEN_STATUSES,
+            request,
+            staff,
+            title=f"留言 {t.no}",
+            t=t,
+            events=events,
+            delivery=_delivery(events),
+            show_contact=show_contact,
+            has_contact=has_contact,
+            candidates=candidates,
+            can_handle=staff.user.may_handle_ticket(t.department),
+            departments=[d.name for d in accts.departments(active_only=True)],  # transfer targets
+            reply_templates=reply_templates,
+            reply_text=reply_text if reply_text is not None else (t.reply or ""),
+            due=due_class(t, dt.datetime.now(CHINA_TZ).date()),
+            ratings=RATINGS,
+            open_statuses=OPEN_STATUSES,
             promoted=_promoted(faq_store, t.no),
         )
         ctx["error"] = error
@@ -342,7 +420,13 @@ def build_console_router(
         return ticket_page(request, staff, no)
 
     def act(
-        request: Request, staff: Staff, no: str, action: str, run: Any, *, reply_text: str | None = None,
+        request: Request,
+        staff: Staff,
+        no: str,
+        action: str,
+        run: Any,
+        *,
+        reply_text: str | None = None,
         target_after: str | None = None,
     ) -> Response:
         """Run one ticket action: redirect with a notice, or show the page again with the error."""
@@ -350,23 +434,40 @@ def build_console_router(
         try:
             detail = run(t) or {}
         except Conflict as exc:
-            return ticket_page(request, staff, t.no, error=exc.user_message + "（您填写的内容已保留）",
-                               status_code=409, reply_text=reply_text)
+            return ticket_page(
+                request,
+                staff,
+                t.no,
+                error=exc.user_message + "（您填写的内容已保留）",
+                status_code=409,
+                reply_text=reply_text,
+            )
         except (InvalidInput, NotFound) as exc:
-            return ticket_page(request, staff, t.no, error=exc.user_message,
-                               status_code=400, reply_text=reply_text)
+            return ticket_page(
+                request, staff, t.no, error=exc.user_message, status_code=400, reply_text=reply_text
+            )
         record(staff, action, t.no, **detail)
         return RedirectResponse(target_after or f"/console/tickets/{t.no}?done={action}", status_code=303)
 
-    Version = Annotated[int, Form(ge=1)]
+    Version = Annotated[int, Form(ge=1, le=MAX_ID)]
 
     @route("POST", "/tickets/{no}/assign", HANDLERS)
     def assign(staff: Handler, request: Request, no: str, version: Version) -> Response:
-        return act(request, staff, no, "assign", lambda t: tickets.assign(
-            t.no, staff=staff.user.username, expected_version=version) and None)
+        return act(
+            request,
+            staff,
+            no,
+            "assign",
+            lambda t: tickets.assign(t.no, staff=staff.user.username, expected_version=version) and None,
+        )
 
     @route("POST", "/tickets/{no}/reply", HANDLERS)
-    def reply(staff: Handler, request: Request, no: str, version: Version, text: Annotated[str, Form(max_length=6000)] = ""
+    def reply(
+        staff: Handler,
+        request: Request,
+        no: str,
+        version: Version,
+        text: Annotated[str, Form(max_length=6000)] = "",
     ) -> Response:
         def run(t: TicketView) -> dict[str, Any]:
             done = tickets.reply(t.no, staff=staff.user.username, text=text, expected_version=version)
@@ -375,49 +476,108 @@ def build_console_router(
         return act(request, staff, no, "reply", run, reply_text=text)
 
     @route("POST", "/tickets/{no}/note", HANDLERS)
-    def note(staff: Handler, request: Request, no: str, text: Annotated[str, Form(max_length=3000)] = "") -> Response:
-        return act(request, staff, no, "note", lambda t: tickets.add_note(
-            t.no, by=staff.user.username, text=text) and None)
+    def note(
+        staff: Handler, request: Request, no: str, text: Annotated[str, Form(max_length=3000)] = ""
+    ) -> Response:
+        return act(
+            request,
+            staff,
+            no,
+            "note",
+            lambda t: tickets.add_note(t.no, by=staff.user.username, text=text) and None,
+        )
 
     @route("POST", "/tickets/{no}/transfer", HANDLERS)
-    def transfer(staff: Handler, request: Request, no: str, version: Version,
+    def transfer(
+        staff: Handler,
+        request: Request,
+        no: str,
+        version: Version,
         department: Annotated[str, Form(max_length=200)] = "",
-        reason: Annotated[str, Form(max_length=3000)] = ""
+        reason: Annotated[str, Form(max_length=3000)] = "",
     ) -> Response:
         def run(t: TicketView) -> dict[str, Any]:
-            tickets.transfer(t.no, to_department=department, reason=reason, by=staff.user.username,
-                             expected_version=version)
+            tickets.transfer(
+                t.no,
+                to_department=department,
+                reason=reason,
+                by=staff.user.username,
+                expected_version=version,
+            )
             return {"from": t.department, "to": department.strip(), "reason": reason}
 
         target = None if staff.user.may_read_ticket(department.strip()) else "/console/queue?done=transfer"
         return act(request, staff, no, "transfer", run, target_after=target)
 
     @route("POST", "/tickets/{no}/close", HANDLERS)
-    def close(staff: Handler, request: Request, no: str, version: Version, reason: Annotated[str, Form(max_length=3000)] = "") -> Response:
-        return act(request, staff, no, "close", lambda t: tickets.close(
-            t.no, by=staff.user.username, reason=reason or None, expected_version=version) and None)
+    def close(
+        staff: Handler,
+        request: Request,
+        no: str,
+        version: Version,
+        reason: Annotated[str, Form(max_length=3000)] = "",
+    ) -> Response:
+        return act(
+            request,
+            staff,
+            no,
+            "close",
+            lambda t: (
+                tickets.close(t.no, by=staff.user.username, reason=reason or None, expected_version=version)
+                and None
+            ),
+        )
 
     @route("POST", "/tickets/{no}/reopen", HANDLERS)
-    def reopen(staff: Handler, request: Request, no: str, version: Version, reason: Annotated[str, Form(max_length=3000)] = "") -> Response:
-        return act(request, staff, no, "reopen", lambda t: tickets.reopen(
-            t.no, by=staff.user.username, reason=reason, expected_version=version) and None)
+    def reopen(
+        staff: Handler,
+        request: Request,
+        no: str,
+        version: Version,
+        reason: Annotated[str, Form(max_length=3000)] = "",
+    ) -> Response:
+        return act(
+            request,
+            staff,
+            no,
+            "reopen",
+            lambda t: (
+                tickets.reopen(t.no, by=staff.user.username, reason=reason, expected_version=version) and None
+            ),
+        )
 
     @route("POST", "/tickets/{no}/publish", HANDLERS)
-    def publish(staff: Handler, request: Request, no: str, version: Version,
+    def publish(
+        staff: Handler,
+        request: Request,
+        no: str,
+        version: Version,
         question: Annotated[str, Form(max_length=3000)] = "",
-        answer: Annotated[str, Form(max_length=6000)] = ""
+        answer: Annotated[str, Form(max_length=6000)] = "",
     ) -> Response:
         def run(t: TicketView) -> dict[str, Any]:
-            tickets.publish(t.no, by=staff.user.username, question=question, reply=answer,
-                            expected_version=version)
-            return {"question_edited": question.strip() != t.question, "reply_edited": answer.strip() != (t.reply or "")}
+            tickets.publish(
+                t.no, by=staff.user.username, question=question, reply=answer, expected_version=version
+            )
+            return {
+                "question_edited": question.strip() != t.question,
+                "reply_edited": answer.strip() != (t.reply or ""),
+            }
 
         return act(request, staff, no, "publish", run)
 
     @route("POST", "/tickets/{no}/unpublish", HANDLERS)
     def unpublish(staff: Handler, request: Request, no: str, version: Version) -> Response:
-        return act(request, staff, no, "unpublish", lambda t: tickets.publish(
-            t.no, by=staff.user.username, published=False, expected_version=version) and None)
+        return act(
+            request,
+            staff,
+            no,
+            "unpublish",
+            lambda t: (
+                tickets.publish(t.no, by=staff.user.username, published=False, expected_version=version)
+                and None
+            ),
+        )
 
     @route("POST", "/tickets/{no}/promote", HANDLERS)
     def promote(staff: Handler, request: Request, no: str) -> Response:
@@ -444,8 +604,10 @@ def build_console_router(
     def editable_faq(staff: Staff, faq_id: str) -> FaqRecord:
         """An FAQ this user may edit: any of their units', or only drafts for drafting-unit readers."""
         rec = faq_store.get(faq_id)
-        if rec is None or not (staff.user.may_edit_faq(rec.unit)
-                               or (rec.status == "draft" and staff.user.may_draft_faq(rec.unit))):
+        if rec is None or not (
+            staff.user.may_edit_faq(rec.unit)
+            or (rec.status == "draft" and staff.user.may_draft_faq(rec.unit))
+        ):
             raise NotFound("未找到该问答", f"FAQ {faq_id} hidden from {staff.user.username}")
         return rec
 
@@ -453,18 +615,31 @@ def build_console_router(
     def faq_list(staff: FaqDrafter, request: Request) -> Response:
         drafts = faq_store.list(status="draft", limit=500, order="recent")
         drafts = [r for r in drafts if staff.user.may_draft_faq(r.unit)]
-        promoted = [r for r in faq_store.list(tag=PROMOTED_TAG, limit=200, order="recent")
-                    if r.status == "published" and staff.user.may_edit_faq(r.unit)]
-        return render(request, "faqs.html", base(request, staff, title="问答审核", drafts=drafts,
-                                                  promoted=promoted[:50]))
+        promoted = [
+            r
+            for r in faq_store.list(tag=PROMOTED_TAG, limit=200, order="recent")
+            if r.status == "published" and staff.user.may_edit_faq(r.unit)
+        ]
+        return render(
+            request,
+            "faqs.html",
+            base(request, staff, title="问答审核", drafts=drafts, promoted=promoted[:50]),
+        )
 
     @route("GET", "/faqs/{faq_id}", FAQ_DRAFTERS)
     def faq_page(staff: FaqDrafter, request: Request, faq_id: str) -> Response:
         rec = editable_faq(staff, faq_id)
-        return render(request, "faq.html", base(request, staff, title=f"问答 {rec.id}", f=rec,
-                                                 form=_faq_form(rec), units=known_departments()))
+        return render(
+            request,
+            "faq.html",
+            base(
+                request, staff, title=f"问答 {rec.id}", f=rec, form=_faq_form(rec), units=known_departments()
+            ),
+        )
 
-    def save_faq(request: Request, staff: Staff, faq_id: str, form: dict[str, str], *, publish: bool) -> Response:
+    def save_faq(
+        request: Request, staff: Staff, faq_id: str, form: dict[str, str], *, publish: bool
+    ) -> Response:
         rec = editable_faq(staff, faq_id)
         fields = _faq_fields(form)
         try:
@@ -492,21 +667,55 @@ def build_console_router(
     FaqLine = Annotated[str, Form(max_length=600)]
 
     @route("POST", "/faqs/{faq_id}", FAQ_DRAFTERS)
-    def faq_save(staff: FaqDrafter, request: Request, faq_id: str, question: FaqLine = "", similar: FaqText = "", answer: FaqText = "",
-        tags: FaqLine = "", unit: FaqLine = "", source_policy: FaqLine = "", source_article: FaqLine = "",
-        seq: Annotated[str, Form(max_length=20)] = ""
+    def faq_save(
+        staff: FaqDrafter,
+        request: Request,
+        faq_id: str,
+        question: FaqLine = "",
+        similar: FaqText = "",
+        answer: FaqText = "",
+        tags: FaqLine = "",
+        unit: FaqLine = "",
+        source_policy: FaqLine = "",
+        source_article: FaqLine = "",
+        seq: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
-        form = dict(question=question, similar=similar, answer=answer, tags=tags, unit=unit,
-                    source_policy=source_policy, source_article=source_article, seq=seq)
+        form = dict(
+            question=question,
+            similar=similar,
+            answer=answer,
+            tags=tags,
+            unit=unit,
+            source_policy=source_policy,
+            source_article=source_article,
+            seq=seq,
+        )
         return save_faq(request, staff, faq_id, form, publish=False)
 
     @route("POST", "/faqs/{faq_id}/publish", FAQ_EDITORS)
-    def faq_publish(staff: FaqEditor, request: Request, faq_id: str, question: FaqLine = "", similar: FaqText = "", answer: FaqText = "",
-        tags: FaqLine = "", unit: FaqLine = "", source_policy: FaqLine = "", source_article: FaqLine = "",
-        seq: Annotated[str, Form(max_length=20)] = ""
+    def faq_publish(
+        staff: FaqEditor,
+        request: Request,
+        faq_id: str,
+        question: FaqLine = "",
+        similar: FaqText = "",
+        answer: FaqText = "",
+        tags: FaqLine = "",
+        unit: FaqLine = "",
+        source_policy: FaqLine = "",
+        source_article: FaqLine = "",
+        seq: Annotated[str, Form(max_length=20)] = "",
     ) -> Response:
-        form = dict(question=question, similar=similar, answer=answer, tags=tags, unit=unit,
-                    source_policy=source_policy, source_article=source_article, seq=seq)
+        form = dict(
+            question=question,
+            similar=similar,
+            answer=answer,
+            tags=tags,
+            unit=unit,
+            source_policy=source_policy,
+            source_article=source_article,
+            seq=seq,
+        )
         return save_faq(request, staff, faq_id, form, publish=True)
 
     # --- reports -----------------------------------------------------------------------------------
@@ -514,8 +723,11 @@ def build_console_router(
     @route("GET", "/reports", REPORTERS)
     def reports(staff: Reporter, request: Request) -> Response:
         scope = visible_departments(staff.user)
-        return render(request, "reports.html", base(request, staff, title="办理统计",
-                                                     rows=_report_rows(sessions, scope, tickets)))
+        return render(
+            request,
+            "reports.html",
+            base(request, staff, title="办理统计", rows=_report_rows(sessions, scope, tickets)),
+        )
 
     # --- weekly unanswered-questions reports ---------------------------------------------------------
 
@@ -550,11 +762,24 @@ def build_console_router(
         if label not in weeks:
             weeks.append(label)
         runs = list(report_runs()) if report_runs and staff.user.role in ("admin", "supervisor") else []
-        return render(request, "weekly.html", base(
-            request, staff, title="未解答问题周报", week=label, weeks=weeks, current=recent_weeks(1)[0],
-            period=analysis.period, rows=rows, overview=overview if staff.user.role in ("admin", "supervisor") else None,
-            runs=runs[:8], schedule=report_schedule, overview_name=OVERVIEW,
-        ))
+        return render(
+            request,
+            "weekly.html",
+            base(
+                request,
+                staff,
+                title="未解答问题周报",
+                week=label,
+                weeks=weeks,
+                current=recent_weeks(1)[0],
+                period=analysis.period,
+                rows=rows,
+                overview=overview if staff.user.role in ("admin", "supervisor") else None,
+                runs=runs[:8],
+                schedule=report_schedule,
+                overview_name=OVERVIEW,
+            ),
+        )
 
     @route("GET", "/weekly/{week}", WEEKLY)
     def weekly_view(staff: WeeklyReader, request: Request, week: str, unit: UnitQ = "") -> Response:
@@ -564,24 +789,43 @@ def build_console_router(
         drafted: dict[str, str] = {}
         for rec in faq_store.list(tag=week_tag(label), limit=500):
             drafted[rec.question] = rec.id
-        return render(request, "weekly_report.html", base(
-            request, staff, title=report.title, r=report, week=label, unit=name or "", reasons=REASONS,
-            routes=ROUTE_SOURCES, drafted=drafted, unassigned=UNASSIGNED, overview_name=OVERVIEW,
-            can_draft={t.key: staff.user.may_draft_faq(None if t.unit == UNASSIGNED else t.unit)
-                       for t in report.topics},
-            draft_topics={d.topic_key for d in report.drafts},
-            query=f"unit={quote(name)}" if name else "",
-        ))
+        return render(
+            request,
+            "weekly_report.html",
+            base(
+                request,
+                staff,
+                title=report.title,
+                r=report,
+                week=label,
+                unit=name or "",
+                reasons=REASONS,
+                routes=ROUTE_SOURCES,
+                drafted=drafted,
+                unassigned=UNASSIGNED,
+                overview_name=OVERVIEW,
+                can_draft={
+                    t.key: staff.user.may_draft_faq(None if t.unit == UNASSIGNED else t.unit)
+                    for t in report.topics
+                },
+                draft_topics={d.topic_key for d in report.drafts},
+                query=f"unit={quote(name)}" if name else "",
+            ),
+        )
 
     @route("GET", "/weekly/{week}/chart.png", WEEKLY)
     def weekly_chart(staff: WeeklyReader, week: str, unit: UnitQ = "") -> Response:
         label, name = report_scope(staff, week, unit)
-        return Response(weekly_reports.chart(label, name), media_type="image/png",
-                        headers={"Cache-Control": "private, max-age=300"})
+        return Response(
+            weekly_reports.chart(label, name),
+            media_type="image/png",
+            headers={"Cache-Control": "private, max-age=300"},
+        )
 
     @route("GET", "/weekly/{week}/download", WEEKLY)
-    def weekly_download(staff: WeeklyReader, week: str, unit: UnitQ = "",
-                        format: Annotated[str, Query(max_length=4)] = "html") -> Response:
+    def weekly_download(
+        staff: WeeklyReader, week: str, unit: UnitQ = "", format: Annotated[str, Query(max_length=4)] = "html"
+    ) -> Response:
         label, name = report_scope(staff, week, unit)
         report = weekly_reports.analysis(label).report(name)
         filename = f"{safe_name(label)}_{safe_name(name or OVERVIEW + '总览')}.{format}"
@@ -594,27 +838,44 @@ def build_console_router(
         else:
             raise InvalidInput("格式应为 html 或 xlsx", f"bad report format {format!r}")
         ascii_name = f"report-{safe_name(label)}.{format}"
-        return Response(body, media_type=media, headers={
-            "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"})
+        return Response(
+            body,
+            media_type=media,
+            headers={
+                "Content-Disposition": f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+            },
+        )
 
     @route("POST", "/weekly/{week}/draft", WEEKLY)
-    def weekly_draft(staff: WeeklyReader, week: str,
+    def weekly_draft(
+        staff: WeeklyReader,
+        week: str,
         topic: Annotated[str, Form(max_length=10)] = "",
-        question: Annotated[str, Form(max_length=3000)] = ""
+        question: Annotated[str, Form(max_length=3000)] = "",
     ) -> Response:
         label = parse_week(week).label
         analysis = weekly_reports.analysis(label)
         t = find_topic(analysis, topic, question)
         unit = None if t.unit == UNASSIGNED else t.unit
-        if not may_see_unit(staff.user.role, staff.user.departments, t.unit) or not staff.user.may_draft_faq(unit):
+        if not may_see_unit(staff.user.role, staff.user.departments, t.unit) or not staff.user.may_draft_faq(
+            unit
+        ):
             raise NotFound("未找到该主题", f"topic {t.key} of {t.unit!r} hidden from {staff.user.username}")
         fields = topic_draft_fields(analysis, t)
         for rec in faq_store.list(tag=week_tag(label), limit=500):
             if rec.question == fields["question"]:  # made already (by anyone): open it
                 return RedirectResponse(f"/console/faqs/{rec.id}", status_code=303)
         rec = faq_store.add(by=staff.user.username, status="draft", **fields)
-        record(staff, "faq_draft", rec.id, week=label, topic=t.key, question=rec.question, unit=rec.unit or "",
-               answer_from_ticket=bool(fields["answer"]))
+        record(
+            staff,
+            "faq_draft",
+            rec.id,
+            week=label,
+            topic=t.key,
+            question=rec.question,
+            unit=rec.unit or "",
+            answer_from_ticket=bool(fields["answer"]),
+        )
         return RedirectResponse(f"/console/faqs/{rec.id}?done=draft", status_code=303)
 
     # --- dashboard ----------------------------------------------------------------------------------
@@ -628,20 +889,46 @@ def build_console_router(
         day_labels = [f"{day:%m-%d}" for day, _ in d.daily]
         names = [CHANNEL_LABELS.get(c, c) for c in d.channels]
         ctx = base(
-            request, staff, title="数据看板", d=d, start=f"{first:%Y-%m-%d}", end=f"{last:%Y-%m-%d}",
-            outcome_labels=OUTCOME_LABELS, channel_labels=CHANNEL_LABELS,
+            request,
+            staff,
+            title="数据看板",
+            d=d,
+            start=f"{first:%Y-%m-%d}",
+            end=f"{last:%Y-%m-%d}",
+            outcome_labels=OUTCOME_LABELS,
+            channel_labels=CHANNEL_LABELS,
             export_query=f"start={first:%Y-%m-%d}&end={last:%Y-%m-%d}",
-            chart_daily=charts.stacked_columns(day_labels, names or ["提问"], [v or (0,) for _, v in d.daily],
-                                               title="每日提问量（按渠道）", width=1160, height=260),
+            chart_daily=charts.stacked_columns(
+                day_labels,
+                names or ["提问"],
+                [v or (0,) for _, v in d.daily],
+                title="每日提问量（按渠道）",
+                width=1160,
+                height=260,
+            ),
             chart_outcomes=charts.horizontal_bars(
                 [(OUTCOME_LABELS[k], d.rate(k), f"{d.rate(k) * 100:.1f}%（{n}）") for k, n in d.outcomes],
-                title="答复结果占比", percent=True, width=560, label_width=120),
+                title="答复结果占比",
+                percent=True,
+                width=560,
+                label_width=120,
+            ),
             chart_top=charts.horizontal_bars(
-                [(f.question, f.count, str(f.count)) for f in d.top_faqs], title="热门问答", color=charts.PALETTE[2],
-                width=1160, label_width=460),
+                [(f.question, f.count, str(f.count)) for f in d.top_faqs],
+                title="热门问答",
+                color=charts.PALETTE[2],
+                width=1160,
+                label_width=460,
+            ),
             chart_tickets=charts.stacked_columns(
-                day_labels, ["新增留言"], [(o,) for _, o, _ in d.ticket_daily], title="每日新增留言",
-                colors=(charts.PALETTE[1],), width=560, height=190),
+                day_labels,
+                ["新增留言"],
+                [(o,) for _, o, _ in d.ticket_daily],
+                title="每日新增留言",
+                colors=(charts.PALETTE[1],),
+                width=560,
+                height=190,
+            ),
         )
         return render(request, "dashboard.html", ctx)
 
@@ -650,56 +937,98 @@ def build_console_router(
         first, last = parse_range(start, end)
         d = build_dashboard(sessions, work_calendar, first, last)
         name = f"dashboard-{first:%Y%m%d}-{last:%Y%m%d}.csv"
-        return StreamingResponse(dashboard_csv(d), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return StreamingResponse(
+            dashboard_csv(d),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     # --- admin: users, departments, templates, audit ---------------------------------------------------
 
     @route("GET", "/admin/users", ("admin",))
     def users_page(staff: Admin, request: Request) -> Response:
-        return render(request, "users.html", base(request, staff, title="用户管理", users=accts.users(),
-                                                   roles=ROLES, departments=known_departments()))
+        return render(
+            request,
+            "users.html",
+            base(
+                request,
+                staff,
+                title="用户管理",
+                users=accts.users(),
+                roles=ROLES,
+                departments=known_departments(),
+            ),
+        )
 
     def users_error(request: Request, staff: Staff, message: str) -> Response:
-        ctx = base(request, staff, title="用户管理", users=accts.users(), roles=ROLES,
-                   departments=known_departments())
+        ctx = base(
+            request,
+            staff,
+            title="用户管理",
+            users=accts.users(),
+            roles=ROLES,
+            departments=known_departments(),
+        )
         ctx["error"] = message
         return render(request, "users.html", ctx, status_code=400)
 
     @route("POST", "/admin/users", ("admin",))
-    def user_add(staff: Admin, request: Request,
+    def user_add(
+        staff: Admin,
+        request: Request,
         username: Annotated[str, Form(max_length=60)] = "",
         display_name: Annotated[str, Form(max_length=60)] = "",
         role: Annotated[str, Form(max_length=20)] = "",
         departments: Annotated[str, Form(max_length=3000)] = "",
-        password: Annotated[str, Form(max_length=200)] = ""
+        password: Annotated[str, Form(max_length=200)] = "",
     ) -> Response:
         try:
-            user = accts.add_user(username, password, role=role, departments=_split_lines(departments),
-                                  display_name=display_name, by=staff.user.username)
+            user = accts.add_user(
+                username,
+                password,
+                role=role,
+                departments=_split_lines(departments),
+                display_name=display_name,
+                by=staff.user.username,
+            )
         except PolicybotError as exc:
             return users_error(request, staff, exc.user_message)
         record(staff, "user_add", user.username, role=user.role, departments=list(user.departments))
         return RedirectResponse("/console/admin/users?done=user", status_code=303)
 
     @route("POST", "/admin/users/{user_id}", ("admin",))
-    def user_edit(staff: Admin, request: Request, user_id: int,
+    def user_edit(
+        staff: Admin,
+        request: Request,
+        user_id: RowId,
         display_name: Annotated[str, Form(max_length=60)] = "",
         role: Annotated[str, Form(max_length=20)] = "",
         departments: Annotated[str, Form(max_length=3000)] = "",
-        active: Annotated[str, Form(max_length=5)] = ""
+        active: Annotated[str, Form(max_length=5)] = "",
     ) -> Response:
         try:
-            user = accts.update_user(user_id, role=role, departments=_split_lines(departments),
-                                     display_name=display_name, active=active == "1")
+            user = accts.update_user(
+                user_id,
+                role=role,
+                departments=_split_lines(departments),
+                display_name=display_name,
+                active=active == "1",
+            )
         except PolicybotError as exc:
             return users_error(request, staff, exc.user_message)
-        record(staff, "user_edit", user.username, role=user.role, departments=list(user.departments),
-              active=user.active)
+        record(
+            staff,
+            "user_edit",
+            user.username,
+            role=user.role,
+            departments=list(user.departments),
+            active=user.active,
+        )
         return RedirectResponse("/console/admin/users?done=user", status_code=303)
 
     @route("POST", "/admin/users/{user_id}/password", ("admin",))
-    def user_password(staff: Admin, request: Request, user_id: int, password: Annotated[str, Form(max_length=200)] = ""
+    def user_password(
+        staff: Admin, request: Request, user_id: RowId, password: Annotated[str, Form(max_length=200)] = ""
     ) -> Response:
         try:
             user = accts.set_password(accts.get_user(user_id).username, password)
@@ -710,22 +1039,33 @@ def build_console_router(
 
     @route("GET", "/admin/departments", ("admin",))
     def departments_page(staff: Admin, request: Request) -> Response:
-        return render(request, "departments.html", base(request, staff, title="部门管理",
-                                                         departments=accts.departments(), known=known_departments()))
+        return render(
+            request,
+            "departments.html",
+            base(
+                request, staff, title="部门管理", departments=accts.departments(), known=known_departments()
+            ),
+        )
 
     @route("POST", "/admin/departments", ("admin",))
-    def department_add(staff: Admin, request: Request, name: Annotated[str, Form(max_length=300)] = "") -> Response:
+    def department_add(
+        staff: Admin, request: Request, name: Annotated[str, Form(max_length=300)] = ""
+    ) -> Response:
         try:
             dept = accts.add_department(name)
         except PolicybotError as exc:
-            ctx = base(request, staff, title="部门管理", departments=accts.departments(), known=known_departments())
+            ctx = base(
+                request, staff, title="部门管理", departments=accts.departments(), known=known_departments()
+            )
             ctx["error"] = exc.user_message
             return render(request, "departments.html", ctx, status_code=400)
         record(staff, "department_add", dept.name)
         return RedirectResponse("/console/admin/departments?done=department", status_code=303)
 
     @route("POST", "/admin/departments/{dept_id}", ("admin",))
-    def department_edit(staff: Admin, request: Request, dept_id: int, active: Annotated[str, Form(max_length=5)] = "") -> Response:
+    def department_edit(
+        staff: Admin, request: Request, dept_id: RowId, active: Annotated[str, Form(max_length=5)] = ""
+    ) -> Response:
         dept = accts.set_department_active(dept_id, active == "1")
         record(staff, "department_edit", dept.name, active=dept.active)
         return RedirectResponse("/console/admin/departments?done=department", status_code=303)
@@ -734,8 +1074,11 @@ def build_console_router(
     def templates_page(staff: Admin, request: Request) -> Response:
         with sessions() as s:
             rows = list(s.execute(select(ReplyTemplate).order_by(ReplyTemplate.title)).scalars())
-        return render(request, "templates.html", base(request, staff, title="答复模板", rows=rows,
-                                                       departments=known_departments()))
+        return render(
+            request,
+            "templates.html",
+            base(request, staff, title="答复模板", rows=rows, departments=known_departments()),
+        )
 
     def save_template(staff: Staff, tid: int | None, title: str, body: str, department: str) -> Response:
         title, body, department = _text(title, 100), _text(body, 5000), _text(department, 200)
@@ -756,15 +1099,19 @@ def build_console_router(
     TplBody = Annotated[str, Form(max_length=6000)]
 
     @route("POST", "/admin/templates", ("admin",))
-    def template_add(staff: Admin, title: TplTitle = "", body: TplBody = "", department: TplTitle = "") -> Response:
+    def template_add(
+        staff: Admin, title: TplTitle = "", body: TplBody = "", department: TplTitle = ""
+    ) -> Response:
         return save_template(staff, None, title, body, department)
 
     @route("POST", "/admin/templates/{tid}", ("admin",))
-    def template_edit(staff: Admin, tid: int, title: TplTitle = "", body: TplBody = "", department: TplTitle = "") -> Response:
+    def template_edit(
+        staff: Admin, tid: RowId, title: TplTitle = "", body: TplBody = "", department: TplTitle = ""
+    ) -> Response:
         return save_template(staff, tid, title, body, department)
 
     @route("POST", "/admin/templates/{tid}/delete", ("admin",))
-    def template_delete(staff: Admin, tid: int) -> Response:
+    def template_delete(staff: Admin, tid: RowId) -> Response:
         with transaction(sessions) as s:
             row = s.get(ReplyTemplate, tid)
             if row is None:
@@ -778,32 +1125,66 @@ def build_console_router(
 
     def audit_filters(actor: str, action: str, target: str, since: str, until: str) -> dict[str, Any]:
         try:
-            return {"actor": actor or None, "action": action or None, "target": target or None,
-                    "since": dt.date.fromisoformat(since) if since else None,
-                    "until": dt.date.fromisoformat(until) if until else None}
+            return {
+                "actor": actor or None,
+                "action": action or None,
+                "target": target or None,
+                "since": dt.date.fromisoformat(since) if since else None,
+                "until": dt.date.fromisoformat(until) if until else None,
+            }
         except ValueError:
             raise InvalidInput("日期格式应为 YYYY-MM-DD", "bad audit date filter") from None
 
     @route("GET", "/audit", ("admin",))
-    def audit_page(staff: Admin, request: Request, actor: AuditQ = "", action: AuditQ = "", target: AuditQ = "", since: AuditQ = "",
-        until: AuditQ = "", page: Annotated[int, Query(ge=1, le=10_000)] = 1
+    def audit_page(
+        staff: Admin,
+        request: Request,
+        actor: AuditQ = "",
+        action: AuditQ = "",
+        target: AuditQ = "",
+        since: AuditQ = "",
+        until: AuditQ = "",
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     ) -> Response:
         filters = audit_filters(actor, action, target, since, until)
         rows = log.list(**filters, limit=101, offset=(page - 1) * 100)
-        return render(request, "audit.html", base(
-            request, staff, title="审计日志", rows=rows[:100], more=len(rows) > 100, page=page,
-            actions=ACTION_LABELS, f_actor=actor, f_action=action, f_target=target, f_since=since,
-            f_until=until, query_base=_query_without_page(request),
-            export_query=str(request.url.query),
-        ))
+        return render(
+            request,
+            "audit.html",
+            base(
+                request,
+                staff,
+                title="审计日志",
+                rows=rows[:100],
+                more=len(rows) > 100,
+                page=page,
+                actions=ACTION_LABELS,
+                f_actor=actor,
+                f_action=action,
+                f_target=target,
+                f_since=since,
+                f_until=until,
+                query_base=_query_without_page(request),
+                export_query=str(request.url.query),
+            ),
+        )
 
     @route("GET", "/audit.csv", ("admin",))
-    def audit_csv(staff: Admin, actor: AuditQ = "", action: AuditQ = "", target: AuditQ = "", since: AuditQ = "",
-                  until: AuditQ = "") -> Response:
+    def audit_csv(
+        staff: Admin,
+        actor: AuditQ = "",
+        action: AuditQ = "",
+        target: AuditQ = "",
+        since: AuditQ = "",
+        until: AuditQ = "",
+    ) -> Response:
         filters = audit_filters(actor, action, target, since, until)
         stamp = dt.datetime.now(CHINA_TZ).strftime("%Y%m%d-%H%M")
-        return StreamingResponse(log.export_csv(**filters), media_type="text/csv; charset=utf-8",
-                                 headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'})
+        return StreamingResponse(
+            log.export_csv(**filters),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'},
+        )
 
     return router
 
@@ -832,8 +1213,13 @@ def faq_draft_fields(t: TicketView) -> dict[str, Any]:
         line = q.strip()
         if line and line != question and len(line) <= 500 and line not in similar:
             similar.append(line)
-    return {"question": question[:500], "answer": answer, "similar": similar[:50],
-            "tags": [PROMOTED_TAG, promoted_tag(t.no)], "unit": t.department}
+    return {
+        "question": question[:500],
+        "answer": answer,
+        "similar": similar[:50],
+        "tags": [PROMOTED_TAG, promoted_tag(t.no)],
+        "unit": t.department,
+    }
 
 
 def _split_lines(value: str) -> list[str]:
@@ -841,9 +1227,16 @@ def _split_lines(value: str) -> list[str]:
 
 
 def _faq_form(rec: FaqRecord) -> dict[str, str]:
-    return {"question": rec.question, "similar": "\n".join(rec.similar), "answer": rec.answer,
-            "tags": "，".join(rec.tags), "unit": rec.unit or "", "source_policy": rec.source_policy or "",
-            "source_article": rec.source_article or "", "seq": str(rec.seq)}
+    return {
+        "question": rec.question,
+        "similar": "\n".join(rec.similar),
+        "answer": rec.answer,
+        "tags": "，".join(rec.tags),
+        "unit": rec.unit or "",
+        "source_policy": rec.source_policy or "",
+        "source_article": rec.source_article or "",
+        "seq": str(rec.seq),
+    }
 
 
 def _faq_fields(form: dict[str, str]) -> dict[str, Any]:
@@ -877,8 +1270,15 @@ def _candidates(kb: KnowledgeBase, t: TicketView) -> list[dict[str, Any]]:
         key, title = str(m.get("id", "")), str(m.get("title", "") or m.get("doc_no", ""))
         if (key and key in seen) or not (key or title):
             continue
-        out.append({"id": key, "title": title, "score": float(m.get("score", 0.0)),
-                    "kind": str(m.get("kind", "")), "live": False})
+        out.append(
+            {
+                "id": key,
+                "title": title,
+                "score": float(m.get("score", 0.0)),
+                "kind": str(m.get("kind", "")),
+                "live": False,
+            }
+        )
     out.sort(key=lambda c: -float(c["score"]))
     return out[:8]
 
@@ -893,7 +1293,9 @@ def _search_faqs(kb: KnowledgeBase, faqs: FaqStore, q: str) -> list[dict[str, An
         rec = kb.record(h.faq_id)
         if rec is not None:
             seen.add(rec.id)
-            items.append({"id": rec.id, "question": rec.question, "answer": rec.answer, "score": round(h.score, 3)})
+            items.append(
+                {"id": rec.id, "question": rec.question, "answer": rec.answer, "score": round(h.score, 3)}
+            )
     for rec in faqs.list(status="published", text=text, limit=8):
         if rec.id not in seen and len(items) < 8:
             seen.add(rec.id)
@@ -911,8 +1313,14 @@ def _delivery(events: list[EventView]) -> dict[str, Any] | None:
         return {"state": "pending", "text": "待推送"}
     d = deliveries[-1]
     if d.detail.get("ok"):
-        return {"state": "ok", "text": f"已推送（{d.detail.get('channel', '')}，第{d.detail.get('attempt', 1)}次）"}
-    return {"state": "failed", "text": f"推送失败（第{d.detail.get('attempt', 1)}次）：{d.detail.get('error', '')}"}
+        return {
+            "state": "ok",
+            "text": f"已推送（{d.detail.get('channel', '')}，第{d.detail.get('attempt', 1)}次）",
+        }
+    return {
+        "state": "failed",
+        "text": f"推送失败（第{d.detail.get('attempt', 1)}次）：{d.detail.get('error', '')}",
+    }
 
 
 def _report_rows(
@@ -940,10 +1348,21 @@ def _report_rows(
             overdue, flagged = rest[4], rest[5]
             ratings = dict(zip(RATINGS, rest[6:9], strict=True))
             rated = sum(ratings.values())
-            rows.append({"department": r[0], "total": total, "status": by_status, "overdue": overdue,
-                         "flagged": flagged, "ratings": ratings, "published": rest[9],
-                         "satisfaction": f"{(ratings['满意'] + ratings['基本满意']) * 100 / rated:.0f}%" if rated else "—",
-                         "limit": tickets.limit_for(r[0])})
+            rows.append(
+                {
+                    "department": r[0],
+                    "total": total,
+                    "status": by_status,
+                    "overdue": overdue,
+                    "flagged": flagged,
+                    "ratings": ratings,
+                    "published": rest[9],
+                    "satisfaction": f"{(ratings['满意'] + ratings['基本满意']) * 100 / rated:.0f}%"
+                    if rated
+                    else "—",
+                    "limit": tickets.limit_for(r[0]),
+                }
+            )
     return rows
 
 

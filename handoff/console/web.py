@@ -1,7 +1,7 @@
 """HTTP plumbing shared by the console and the board: the Jinja2 environment (autoescaped), the
-route class that adds security headers and turns errors into Chinese HTML pages, the client IP
-behind trusted proxies, CSRF tokens (per session for staff, a signed double-submit cookie for the
-login form and the public board) with an Origin/Referer check, and the role guard dependency.
+route class that adds security headers and turns errors into Chinese HTML pages, CSRF tokens (per
+session for staff, a signed double-submit cookie for the login form and the public board) with an
+Origin/Referer check, and the role guard dependency. The client IP is `handoff.clientip`'s.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -23,13 +23,17 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, Signer
 
+from handoff.clientip import client_ip  # re-exported: the console's and the board's client IP
 from handoff.console.auth import Accounts, User
 from handoff.console.config import ConsoleConfig
 from knowledge.errors import Conflict, NotFound, PolicybotError
 from knowledge.models import CHINA_TZ
 
 HERE = Path(__file__).resolve().parent
-STATIC_FILES: Final = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+STATIC_FILES: Final = {
+    "console.css": "text/css; charset=utf-8",
+    "console.js": "text/javascript; charset=utf-8",
+}
 
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": (
@@ -71,9 +75,17 @@ class Redirect(Exception):
 def error_page(request: Request, status: int, message: str) -> HTMLResponse:
     titles = {400: "请求有误", 403: "无权访问", 404: "未找到", 409: "操作冲突", 429: "请求过多"}
     return templates.TemplateResponse(
-        request, "error.html",
-        {"title": titles.get(status, "出错了"), "message": message, "status": status,
-         "user": getattr(request.state, "console_user", None), "csrf": "", "notice": "", "error": ""},
+        request,
+        "error.html",
+        {
+            "title": titles.get(status, "出错了"),
+            "message": message,
+            "status": status,
+            "user": getattr(request.state, "console_user", None),
+            "csrf": "",
+            "notice": "",
+            "error": "",
+        },
         status_code=status,
     )
 
@@ -115,18 +127,6 @@ class ConsoleRoute(APIRoute):
             return response
 
         return handler
-
-
-def client_ip(request: Request, trusted_proxies: Iterable[str]) -> str:
-    """The peer address, or the nearest untrusted X-Forwarded-For hop when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else ""
-    trusted = set(trusted_proxies)
-    if peer in trusted:
-        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-        for hop in reversed(hops):
-            if hop not in trusted:
-                return hop[:64]
-    return peer[:64]
 
 
 def origin_ok(request: Request, config: ConsoleConfig) -> bool:

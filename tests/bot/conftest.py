@@ -4,6 +4,7 @@ SQLite file, copied for each test so tests stay independent."""
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,12 +41,27 @@ def demo_url(demo_template: Path, tmp_path: Path) -> str:
 
 
 def make_settings(url: str, **overrides: object) -> Settings:
-    base: dict[str, object] = dict(database_url=url, secret_key="test-secret", demo=True,
-                                   rate_limit_per_ip=0, rate_limit_per_session=0, index_refresh_seconds=0.0)
+    base: dict[str, object] = dict(
+        database_url=url,
+        secret_key="test-secret-of-32-characters-000000",
+        demo=True,
+        rate_limit_per_ip=0,
+        rate_limit_per_session=0,
+        index_refresh_seconds=0.0,
+    )
     if url.startswith("sqlite:///"):  # each test's degraded-mode spool beside its database
-        base["spool_dir"] = str(Path(url[len("sqlite:///"):]).parent / "spool")
+        base["spool_dir"] = str(Path(url[len("sqlite:///") :]).parent / "spool")
     base.update(overrides)
     return Settings(**base)  # type: ignore[arg-type]
+
+
+def delivered(app: FastAPI, timeout: float = 10.0) -> None:
+    """Wait until the app's outbox has nothing due left (its drain thread, or this call, sends it)."""
+    outbox = app.state.outbox
+    end = time.monotonic() + timeout
+    while outbox.drain() >= 0 and outbox.counts().get("pending", 0):
+        assert time.monotonic() < end, f"outbox not drained: {outbox.counts()}"
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -41,24 +41,67 @@ def test_demo_then_ask_json(run: Run) -> None:
 
 def test_eval_prints_exactly_the_seven_keys(run: Run, tmp_path: Path) -> None:
     faq = tmp_path / "faq.jsonl"
-    faq.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
-        {"id": "a", "question": "社保卡丢了怎么补办", "similar": ["社保卡遗失补办"], "answer": "", "tags": []},
-        {"id": "b", "question": "失业金怎么申请", "similar": [], "answer": "", "tags": []},
-    ]), encoding="utf-8")
+    faq.write_text(
+        "\n".join(
+            json.dumps(r, ensure_ascii=False)
+            for r in [
+                {
+                    "id": "a",
+                    "question": "社保卡丢了怎么补办",
+                    "similar": ["社保卡遗失补办"],
+                    "answer": "",
+                    "tags": [],
+                },
+                {"id": "b", "question": "失业金怎么申请", "similar": [], "answer": "", "tags": []},
+            ]
+        ),
+        encoding="utf-8",
+    )
     queries = tmp_path / "q.jsonl"
-    queries.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in [
-        {"query": "社保卡丢了咋办", "expected_id": "a"}, {"query": "失业今怎么领", "expected_id": "b"},
-        {"query": "明天早上六点叫我起床", "expected_id": None},
-    ]), encoding="utf-8")
+    queries.write_text(
+        "\n".join(
+            json.dumps(r, ensure_ascii=False)
+            for r in [
+                {"query": "社保卡丢了咋办", "expected_id": "a"},
+                {"query": "失业今怎么领", "expected_id": "b"},
+                {"query": "明天早上六点叫我起床", "expected_id": None},
+            ]
+        ),
+        encoding="utf-8",
+    )
     code, out, _ = run("kb", "eval", "--faq", str(faq), "--queries", str(queries), "--json")
     result = json.loads(out)
-    assert code == 0 and set(result) == {"n", "top1", "top3", "oos_reject", "false_answer", "p50_ms", "p99_ms"}
+    assert code == 0 and set(result) == {
+        "n",
+        "top1",
+        "top3",
+        "oos_reject",
+        "false_answer",
+        "p50_ms",
+        "p99_ms",
+    }
     assert result["n"] == 3 and result["top1"] == 1.0 and result["oos_reject"] == 1.0
 
 
 def test_add_edit_history_retire(run: Run) -> None:
-    assert run("kb", "add", "--id", "x1", "--question", "新生儿医保怎么办", "--answer", "三个月内办理。",
-               "--similar", "宝宝医保", "婴儿医保怎么参保", "--unit", "医保局")[0] == 0
+    assert (
+        run(
+            "kb",
+            "add",
+            "--id",
+            "x1",
+            "--question",
+            "新生儿医保怎么办",
+            "--answer",
+            "三个月内办理。",
+            "--similar",
+            "宝宝医保",
+            "婴儿医保怎么参保",
+            "--unit",
+            "医保局",
+        )[0]
+        == 0
+    )
     assert run("kb", "edit", "x1", "--answer", "出生后三个月内办理。", "--by", "张丽")[0] == 0
     code, out, _ = run("kb", "history", "x1", "--json")
     versions = json.loads(out)
@@ -104,7 +147,9 @@ def test_policy_status_and_calibrate(run: Run) -> None:
 
 def test_holidays_import_and_list(run: Run, tmp_path: Path) -> None:
     days = tmp_path / "2027.csv"
-    days.write_text("date,kind,name\n2027-01-01,holiday,元旦\n2027-02-06,workday,春节调休\n", encoding="utf-8")
+    days.write_text(
+        "date,kind,name\n2027-01-01,holiday,元旦\n2027-02-06,workday,春节调休\n", encoding="utf-8"
+    )
     code, out, _ = run("holidays", "import", str(days))
     assert code == 0 and "2027" in out and "放假 1 天" in out
     code, out, _ = run("holidays", "list", "2027")

@@ -91,7 +91,15 @@ def test_state_survives_a_new_process(app: FastAPI, demo_url: str) -> None:
 
 def test_bad_input_gets_a_clear_reply(app: FastAPI) -> None:
     c = chat(app)
-    for junk in ["", "   ", "\x00\x01\x02", "😀😀😀", "'; DROP TABLE faq; --", "政" * 20000, "hello 社保 policy?"]:
+    for junk in [
+        "",
+        "   ",
+        "\x00\x01\x02",
+        "😀😀😀",
+        "'; DROP TABLE faq; --",
+        "政" * 20000,
+        "hello 社保 policy?",
+    ]:
         replies = c.ask(junk)
         assert replies and all(r.text for r in replies)
         assert all(r.text != APOLOGY for r in replies)

@@ -50,7 +50,7 @@ def test_messages_left_during_an_outage_become_tickets_when_it_ends(demo_url: st
     client = TestClient(app)  # no lifespan: this test runs the spool's replay itself
     session = client.post("/api/v1/sessions", json={}).json()["session"]
     text_user = MemoryChannel(app.state.dialogue, "wx-user")
-    app.state.notifier.channels["memory"] = text_user  # pushes to the text conversation land here
+    app.state.outbox.channels["memory"] = text_user  # pushes to the text conversation land here
     text_user.ask("我家楼下的共享单车乱停放谁来管")
     spool = app.state.spool
     with app.state.sessions() as s:
@@ -61,8 +61,14 @@ def test_messages_left_during_an_outage_become_tickets_when_it_ends(demo_url: st
         chat = client.post("/api/v1/chat", json={"session": session, "text": "依申请公开多长时间答复"})
         assert chat.status_code == 200 and chat.json()["replies"][0]["kind"] == "answer"
         # the web form: received, numbered later; a resubmission with the same key changes nothing
-        body = {"session": session, "question": "小区路灯坏了找哪个部门", "name": "张三", "phone": "13812345678",
-                "consent": True, "idempotency_key": "w-outage-1"}
+        body = {
+            "session": session,
+            "question": "小区路灯坏了找哪个部门",
+            "name": "张三",
+            "phone": "13812345678",
+            "consent": True,
+            "idempotency_key": "w-outage-1",
+        }
         for _ in range(2):
             queued = client.post("/api/v1/tickets", json=body)
             assert queued.status_code == 202, queued.text
@@ -88,7 +94,8 @@ def test_messages_left_during_an_outage_become_tickets_when_it_ends(demo_url: st
     assert web.idempotency_key == "w-outage-1"
     text_ticket = next(t for t in tickets if t.channel == "memory")
     assert text_ticket.question == "公共自行车停放管理归哪个部门" and text_ticket.user_ref == "wx-user"
-    # the numbers reach each citizen on their own channel
+    # the numbers reach each citizen on their own channel, through the outbox
+    assert app.state.outbox.drain() == 2
     pushed = client.get("/api/v1/messages", params={"session": session}).json()["replies"]
     assert any(web.no in m["text"] and "系统维护期间" in m["text"] for m in pushed)
     assert [r.ticket_no for _, r in text_user.pushed] == [text_ticket.no]

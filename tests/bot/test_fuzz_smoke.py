@@ -21,7 +21,14 @@ from fuzz_api import fuzz, load_schema  # noqa: E402
 
 
 def test_no_server_error_on_generated_requests(demo_url: str) -> None:
-    app = create_app(make_settings(demo_url, wechat_token="fuzzToken", wechat_app_id="wxfuzz", api_key="fuzz-key"))
+    app = create_app(
+        make_settings(
+            demo_url,
+            wechat_token="fuzzToken",
+            wechat_app_id="wxfuzz",
+            api_key="fuzz-key-of-at-least-32-characters",
+        )
+    )
     with TestClient(app):
         counts, failures = fuzz(load_schema(app, None, negative=True), examples=25, only=None, seed=7)
     assert failures == []

@@ -74,7 +74,9 @@ def test_one_run_per_period_across_workers(engine: Engine, db_url: str) -> None:
     assert schedulers[3].run_due(MONDAY_9 + dt.timedelta(weeks=1))["report"] == "done"
     history = recent_runs(make_sessionmaker(engine), "report")
     assert [(r.period_key, r.status, r.detail) for r in history] == [
-        ("2026-11-30T08:00", "done", "ok"), ("2026-11-23T08:00", "done", "ok")]
+        ("2026-11-30T08:00", "done", "ok"),
+        ("2026-11-23T08:00", "done", "ok"),
+    ]
     second.dispose()
 
 
@@ -89,8 +91,13 @@ def test_abandoned_claim_and_failed_run_are_retried(engine: Engine) -> None:
         return "sent"
 
     a = Scheduler(sessions, worker="a")
-    job = a.register("mail", "DAILY 03:30", flaky, retry_after=dt.timedelta(minutes=10),
-                     stale_after=dt.timedelta(minutes=30))
+    job = a.register(
+        "mail",
+        "DAILY 03:30",
+        flaky,
+        retry_after=dt.timedelta(minutes=10),
+        stale_after=dt.timedelta(minutes=30),
+    )
     assert a.run_job(job, MONDAY_9) == "failed"
     assert a.run_job(job, MONDAY_9 + dt.timedelta(minutes=5)) is None  # too early to retry
     assert a.run_job(job, MONDAY_9 + dt.timedelta(minutes=11)) == "failed"

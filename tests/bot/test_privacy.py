@@ -29,7 +29,7 @@ from knowledge.errors import InvalidInput, NotFound
 from knowledge.models import QueryLog, utcnow
 from tests.bot.conftest import make_settings
 
-SECRET = "test-secret"
+SECRET = "test-secret-for-the-privacy-tests-0001"  # >= 32 characters (outside the demo)
 PHONE = "13812345678"
 
 
@@ -54,8 +54,16 @@ def _citizen(client: TestClient, *, phone: str | None = PHONE, name: str | None 
     token = client.post("/api/v1/sessions", json={}).json()["session"]
     for text in ("碳达峰的工作方案在哪里看", f"我的电话是{PHONE}，想问失业金"):
         assert client.post("/api/v1/chat", json={"session": token, "text": text}).status_code == 200
-    resp = client.post("/api/v1/tickets", json={"session": token, "question": "失业金怎么领", "name": name,
-                                                 "phone": phone, "consent": bool(name or phone)})
+    resp = client.post(
+        "/api/v1/tickets",
+        json={
+            "session": token,
+            "question": "失业金怎么领",
+            "name": name,
+            "phone": phone,
+            "consent": bool(name or phone),
+        },
+    )
     assert resp.status_code == 200, resp.text
     user_id = client.app.state.channels["web"].user_of(token)  # type: ignore[attr-defined]
     return user_id, resp.json()["ticket_no"]
@@ -133,14 +141,26 @@ def test_erase_by_ticket_removes_the_person_and_keeps_the_record(
 def test_erase_wechat_user_clears_channel_rows(sessions: sessionmaker[Session], url: str) -> None:
     openid = "oAbCdEfGh_123"
     with sessions.begin() as s:
-        s.add(AppValue(key=f"wechat:last_in:{openid}", value="2026-01-01T00:00:00",
-                       expires_at=utcnow() + dt.timedelta(hours=48)))
+        s.add(
+            AppValue(
+                key=f"wechat:last_in:{openid}",
+                value="2026-01-01T00:00:00",
+                expires_at=utcnow() + dt.timedelta(hours=48),
+            )
+        )
         s.add(AppValue(key="wechat:last_in:oSomeoneElse", value="x", expires_at=utcnow()))
         s.add(InboundMessage(channel="wechat", msg_id=f"{openid}:1700000000:subscribe:", status="done"))
         s.add(InboundMessage(channel="wechat", msg_id="1234567890123", status="done"))
         s.add(ChatSession(channel="wechat", user_id=openid, state={"history": []}, updated_at=utcnow()))
-        s.add(QueryLog(at=utcnow(), channel="wechat", user_ref=user_ref_hash(SECRET, "wechat", openid),
-                       text="问题", outcome="none"))
+        s.add(
+            QueryLog(
+                at=utcnow(),
+                channel="wechat",
+                user_ref=user_ref_hash(SECRET, "wechat", openid),
+                text="问题",
+                outcome="none",
+            )
+        )
     subject = resolve(sessions, user=f"wechat:{openid}")
     data = export_data(sessions, SECRET, subject)
     assert data["wechat_last_message"] == [{"user_id": openid, "last_message_at": "2026-01-01T00:00:00"}]
@@ -159,8 +179,14 @@ def cli_env(url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     get_settings.cache_clear()
 
 
-def test_privacy_commands(client: TestClient, sessions: sessionmaker[Session], cli_env: None, tmp_path: Path,
-                          capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_privacy_commands(
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    cli_env: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     user_id, no = _citizen(client)
     out = tmp_path / "export.json"
     assert cli.main(["privacy", "export", "--user-ref", f"web:{user_id}", "--out", str(out)]) == 0
@@ -182,8 +208,13 @@ def test_privacy_commands(client: TestClient, sessions: sessionmaker[Session], c
     assert cli.main(["privacy", "export", "--user-ref", "nochannel"]) == 2
 
 
-def test_retention_job(client: TestClient, sessions: sessionmaker[Session], url: str, cli_env: None,
-                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_retention_job(
+    client: TestClient,
+    sessions: sessionmaker[Session],
+    url: str,
+    cli_env: None,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     user_id, no = _citizen(client)
     client.app.state.tickets.reply(no, staff="li", text="请到社区事务受理服务中心办理。")  # type: ignore[attr-defined]
     client.app.state.tickets.close(no, by="li")  # type: ignore[attr-defined]
@@ -193,15 +224,33 @@ def test_retention_job(client: TestClient, sessions: sessionmaker[Session], url:
         s.add(QueryLog(at=old, channel="web", user_ref="x", text="很久以前的问题", outcome="none"))
         s.add(ChatSession(channel="web", user_id="w-old", state={}, updated_at=old))
         s.add(Outbox(channel="web", user_id="w-old", reply={"kind": "text", "text": "x"}, created_at=old))
-        s.add(AccessLog(at=now - dt.timedelta(days=401), method="GET", path="/", status=200, duration_ms=1.0,
-                        ip="203.0.113.9"))
-        s.add(AccessLog(at=now - dt.timedelta(days=399), method="GET", path="/", status=200, duration_ms=1.0,
-                        ip="203.0.113.10"))
+        s.add(
+            AccessLog(
+                at=now - dt.timedelta(days=401),
+                method="GET",
+                path="/",
+                status=200,
+                duration_ms=1.0,
+                ip="203.0.113.9",
+            )
+        )
+        s.add(
+            AccessLog(
+                at=now - dt.timedelta(days=399),
+                method="GET",
+                path="/",
+                status=200,
+                duration_ms=1.0,
+                ip="203.0.113.10",
+            )
+        )
     settings = Settings(database_url=url)
     report = run_retention(settings, sessions, now)
     assert (report.query_log, report.chat_sessions, report.outbox, report.access_log) == (1, 1, 1, 1)
     assert report.contacts == ()  # closed just now: kept for 180 days
-    assert _count(sessions, QueryLog) == 2 and _count(sessions, ChatSession, ChatSession.user_id == user_id) == 1
+    assert (
+        _count(sessions, QueryLog) == 2 and _count(sessions, ChatSession, ChatSession.user_id == user_id) == 1
+    )
     assert _count(sessions, AccessLog, AccessLog.ip == "203.0.113.10") == 1
 
     later = run_retention(settings, sessions, now + dt.timedelta(days=181))
@@ -232,8 +281,11 @@ def test_access_log_records_requests_without_query_strings(url: str, sessions: s
     # closing the client ran the shutdown: queued rows are written
     with sessions() as s:
         rows = list(s.scalars(select(AccessLog).order_by(AccessLog.id)))
-    assert [(r.method, r.path) for r in rows] == [("GET", "/api/v1/messages"), ("POST", "/api/v1/chat"),
-                                                  ("GET", "/board")]
+    assert [(r.method, r.path) for r in rows] == [
+        ("GET", "/api/v1/messages"),
+        ("POST", "/api/v1/chat"),
+        ("GET", "/board"),
+    ]
     assert rows[0].status == 403 and rows[1].status == 200
     assert all("secret-token" not in r.path for r in rows)
     assert rows[1].ip == "198.51.100.7" and rows[0].ip == "127.0.0.1"
@@ -282,15 +334,24 @@ class _Outage:
         return self.real.begin()
 
 
-def test_access_log_rows_wait_out_a_database_outage(sessions: sessionmaker[Session],
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_access_log_rows_wait_out_a_database_outage(
+    sessions: sessionmaker[Session], caplog: pytest.LogCaptureFixture
+) -> None:
     from bot.accesslog import AccessLogWriter
 
     outage = _Outage(sessions)
     writer = AccessLogWriter(outage, batch=2, interval=3600)  # type: ignore[arg-type]
     for i in range(5):
-        writer.add({"at": utcnow(), "method": "GET", "path": f"/p{i}", "status": 200, "duration_ms": 1.0,
-                    "ip": "127.0.0.1"})
+        writer.add(
+            {
+                "at": utcnow(),
+                "method": "GET",
+                "path": f"/p{i}",
+                "status": 200,
+                "duration_ms": 1.0,
+                "ip": "127.0.0.1",
+            }
+        )
     assert writer.flush() == 0 and writer.flush() == 0
     failures = [r for r in caplog.records if "access_log_write_failed" in r.getMessage()]
     assert len(failures) == 1 and failures[0].exc_info is None  # one line per outage, no traceback

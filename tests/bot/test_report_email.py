@@ -113,10 +113,22 @@ def _seed(url: str, week: str) -> None:
     log = QueryLogStore(app.state.sessions)
     start = parse_week(week).start + dt.timedelta(hours=3)
     for i in range(4):
-        log.record(channel="web", user_ref=f"m{i}", text="新生儿医保怎么办理", outcome="none", unit=MED,
-                   at=start + dt.timedelta(hours=i))
-        log.record(channel="web", user_ref=f"h{i}", text="灵活就业社保补贴怎么申请", outcome="none", unit=HR,
-                   at=start + dt.timedelta(hours=i))
+        log.record(
+            channel="web",
+            user_ref=f"m{i}",
+            text="新生儿医保怎么办理",
+            outcome="none",
+            unit=MED,
+            at=start + dt.timedelta(hours=i),
+        )
+        log.record(
+            channel="web",
+            user_ref=f"h{i}",
+            text="灵活就业社保补贴怎么申请",
+            outcome="none",
+            unit=HR,
+            at=start + dt.timedelta(hours=i),
+        )
     app.state.engine.dispose()
 
 
@@ -130,8 +142,9 @@ def env(monkeypatch: pytest.MonkeyPatch, demo_url: str) -> Iterator[str]:  # noq
     get_settings.cache_clear()
 
 
-def test_email_without_smtp_is_a_clear_error(env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_email_without_smtp_is_a_clear_error(
+    env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from bot.cli import main
 
     out = tmp_path / "r"
@@ -144,8 +157,13 @@ def test_email_without_smtp_is_a_clear_error(env: str, tmp_path: Path, capsys: p
     assert "POLICYBOT_REPORT_EMAILS" in capsys.readouterr().err
 
 
-def test_email_sends_each_unit_its_report(env: str, tmp_path: Path, smtp: SmtpStub, capsys: pytest.CaptureFixture[str],
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_email_sends_each_unit_its_report(
+    env: str,
+    tmp_path: Path,
+    smtp: SmtpStub,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from bot.cli import main
 
     _seed(env, "2026-W10")
@@ -153,8 +171,10 @@ def test_email_sends_each_unit_its_report(env: str, tmp_path: Path, smtp: SmtpSt
     monkeypatch.setenv("POLICYBOT_SMTP_PORT", str(smtp.port))
     monkeypatch.setenv("POLICYBOT_SMTP_STARTTLS", "false")
     monkeypatch.setenv("POLICYBOT_SMTP_FROM", "policybot@example.gov.cn")
-    monkeypatch.setenv("POLICYBOT_REPORT_EMAILS",
-                       f'{{"{MED}": ["yb@example.gov.cn", "yb2@example.gov.cn"], "全部单位": ["duban@example.gov.cn"]}}')
+    monkeypatch.setenv(
+        "POLICYBOT_REPORT_EMAILS",
+        f'{{"{MED}": ["yb@example.gov.cn", "yb2@example.gov.cn"], "全部单位": ["duban@example.gov.cn"]}}',
+    )
     get_settings.cache_clear()
     assert main(["report", "weekly", "--week", "2026-W10", "--out", str(tmp_path / "r"), "--email"]) == 0
     captured = capsys.readouterr()
@@ -179,18 +199,31 @@ def test_scheduled_job_writes_and_mails_once(demo_url: str, tmp_path: Path, smtp
     assert week_before(Schedule.parse("MON 08:00").last_slot(slot_now).date()) == "2026-W10"
     _seed(demo_url, "2026-W10")
     out = tmp_path / "scheduled"
-    settings = make_settings(demo_url, report_schedule="MON 08:00", report_dir=str(out), smtp_host="127.0.0.1",
-                             smtp_port=smtp.port, smtp_starttls=False, smtp_from="bot@example.gov.cn",
-                             report_emails={HR: ["hr@example.gov.cn"]})
+    settings = make_settings(
+        demo_url,
+        report_schedule="MON 08:00",
+        report_dir=str(out),
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_starttls=False,
+        smtp_from="bot@example.gov.cn",
+        report_emails={HR: ["hr@example.gov.cn"]},
+    )
     app = create_app(settings)
     scheduler = app.state.scheduler
     assert JOB_NAME in scheduler.jobs and not scheduler.running  # POLICYBOT_JOBS_ENABLED=false in tests
     assert scheduler.run_due(slot_now)[JOB_NAME] == "done"  # the daily retention job runs beside it
     assert scheduler.run_due(slot_now + dt.timedelta(hours=3))[JOB_NAME] is None
     assert sorted(p.name for p in out.glob("*.xlsx")) == sorted(
-        [f"2026-W10_{HR}.xlsx", f"2026-W10_{MED}.xlsx", "2026-W10_全部单位总览.xlsx"])
+        [f"2026-W10_{HR}.xlsx", f"2026-W10_{MED}.xlsx", "2026-W10_全部单位总览.xlsx"]
+    )
     assert [rcpts for _, rcpts, _ in smtp.messages] == [["hr@example.gov.cn"]]
     runs = recent_runs(app.state.sessions, JOB_NAME)  # listed on the console's weekly page
-    assert len(runs) == 1 and runs[0].status == "done" and "2026-W10" in runs[0].detail and "已发送 1 封" in runs[0].detail
+    assert (
+        len(runs) == 1
+        and runs[0].status == "done"
+        and "2026-W10" in runs[0].detail
+        and "已发送 1 封" in runs[0].detail
+    )
     # no schedule: no job
     assert JOB_NAME not in create_app(make_settings(demo_url, report_schedule="")).state.scheduler.jobs

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from bot.app import create_app
 from bot.channels.telegram import TelegramChannel, keyboard, split_text
 from knowledge.models import QueryLog
-from tests.bot.conftest import make_settings
+from tests.bot.conftest import delivered, make_settings
 from tests.fakes.server import serve
 from tests.fakes.telegram_api import BOT_USER, FakeTelegramState, create_fake_telegram
 
@@ -38,8 +38,11 @@ def fake_tg() -> Iterator[tuple[str, FakeTelegramState]]:
 @pytest.fixture
 def tg_app(demo_url: str, fake_tg: tuple[str, FakeTelegramState]) -> FastAPI:
     url, fake = fake_tg
-    return create_app(make_settings(demo_url, telegram_token=fake.token, telegram_webhook_secret=SECRET,
-                                    telegram_api_base=url))
+    return create_app(
+        make_settings(
+            demo_url, telegram_token=fake.token, telegram_webhook_secret=SECRET, telegram_api_base=url
+        )
+    )
 
 
 @pytest.fixture
@@ -50,8 +53,13 @@ def client(tg_app: FastAPI) -> Iterator[TestClient]:
 
 def message_update(text: str, *, chat: int = CHAT, update_id: int | None = None) -> dict[str, Any]:
     uid = update_id if update_id is not None else next(_ids)
-    msg: dict[str, Any] = {"message_id": uid, "date": int(time.time()), "from": {**USER, "id": chat},
-                           "chat": {"id": chat, "type": "private", "first_name": "张"}, "text": text}
+    msg: dict[str, Any] = {
+        "message_id": uid,
+        "date": int(time.time()),
+        "from": {**USER, "id": chat},
+        "chat": {"id": chat, "type": "private", "first_name": "张"},
+        "text": text,
+    }
     if text.startswith("/"):
         msg["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
     return {"update_id": uid, "message": msg}
@@ -62,7 +70,9 @@ def post(client: TestClient, update: dict[str, Any], secret: str | None = SECRET
     return client.post("/telegram/webhook", json=update, headers=headers)
 
 
-def wait_sent(fake: FakeTelegramState, n: int, chat: int = CHAT, timeout: float = 10.0) -> list[dict[str, Any]]:
+def wait_sent(
+    fake: FakeTelegramState, n: int, chat: int = CHAT, timeout: float = 10.0
+) -> list[dict[str, Any]]:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         sent = fake.sent(chat)
@@ -81,7 +91,9 @@ def say(client: TestClient, fake: FakeTelegramState, text: str) -> list[dict[str
     return fake.sent(CHAT)[before:]
 
 
-def test_webhook_secret_is_checked(client: TestClient, tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]) -> None:
+def test_webhook_secret_is_checked(
+    client: TestClient, tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]
+) -> None:
     _, fake = fake_tg
     assert post(client, message_update("依申请公开多久答复"), secret=None).status_code == 403
     assert post(client, message_update("依申请公开多久答复"), secret="wrong").status_code == 403
@@ -106,8 +118,9 @@ def test_text_question_gets_answer(client: TestClient, fake_tg: tuple[str, FakeT
     assert "getMe" in fake.methods()
 
 
-def test_duplicate_update_is_processed_once(client: TestClient, tg_app: FastAPI,
-                                            fake_tg: tuple[str, FakeTelegramState]) -> None:
+def test_duplicate_update_is_processed_once(
+    client: TestClient, tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]
+) -> None:
     _, fake = fake_tg
     update = message_update("依申请公开多久答复")
     assert post(client, update).status_code == 200
@@ -119,26 +132,49 @@ def test_duplicate_update_is_processed_once(client: TestClient, tg_app: FastAPI,
         assert s.scalar(select(func.count()).select_from(QueryLog)) == 1
 
 
-def test_start_welcome_buttons_and_callback(client: TestClient, fake_tg: tuple[str, FakeTelegramState]) -> None:
+def test_start_welcome_buttons_and_callback(
+    client: TestClient, fake_tg: tuple[str, FakeTelegramState]
+) -> None:
     _, fake = fake_tg
     welcome = say(client, fake, "/start")[0]
     assert "政策咨询" in welcome["text"]
     rows = welcome["reply_markup"]["inline_keyboard"]
     assert [r[0]["callback_data"] for r in rows] == [str(i) for i in range(len(rows))]
     chosen = rows[0][0]["text"]
-    bot_message = {"message_id": 99, "date": int(time.time()), "from": BOT_USER,
-                   "chat": {"id": CHAT, "type": "private"}, "text": welcome["text"],
-                   "reply_markup": welcome["reply_markup"]}
+    bot_message = {
+        "message_id": 99,
+        "date": int(time.time()),
+        "from": BOT_USER,
+        "chat": {"id": CHAT, "type": "private"},
+        "text": welcome["text"],
+        "reply_markup": welcome["reply_markup"],
+    }
     before = len(fake.sent(CHAT))
-    update = {"update_id": next(_ids), "callback_query": {"id": "cbq-1", "from": USER, "chat_instance": "ci",
-                                                         "data": "0", "message": bot_message}}
+    update = {
+        "update_id": next(_ids),
+        "callback_query": {
+            "id": "cbq-1",
+            "from": USER,
+            "chat_instance": "ci",
+            "data": "0",
+            "message": bot_message,
+        },
+    }
     assert post(client, update).status_code == 200
     answers = wait_sent(fake, before + 1)[before:]
     assert "answerCallbackQuery" in fake.methods()
     assert answers[0]["text"] and "请直接输入" not in answers[0]["text"]
     assert chosen  # the answer is to the chosen suggestion, asked as text
-    stale = {"update_id": next(_ids), "callback_query": {"id": "cbq-2", "from": USER, "chat_instance": "ci",
-                                                        "data": "9", "message": bot_message}}
+    stale = {
+        "update_id": next(_ids),
+        "callback_query": {
+            "id": "cbq-2",
+            "from": USER,
+            "chat_instance": "ci",
+            "data": "9",
+            "message": bot_message,
+        },
+    }
     post(client, stale)
     assert "已失效" in wait_sent(fake, before + 2)[-1]["text"]
 
@@ -155,8 +191,15 @@ def test_non_text_gets_polite_reply(client: TestClient, fake_tg: tuple[str, Fake
     _, fake = fake_tg
     update = message_update("x")
     del update["message"]["text"]
-    update["message"]["sticker"] = {"file_id": "f", "file_unique_id": "u", "type": "regular", "width": 1,
-                                    "height": 1, "is_animated": False, "is_video": False}
+    update["message"]["sticker"] = {
+        "file_id": "f",
+        "file_unique_id": "u",
+        "type": "regular",
+        "width": 1,
+        "height": 1,
+        "is_animated": False,
+        "is_video": False,
+    }
     post(client, update)
     assert "文字" in wait_sent(fake, 1)[0]["text"]
 
@@ -174,13 +217,16 @@ def test_end_to_end_ticket_reply_is_pushed_with_send_message(
     status = say(client, fake, f"/status {no}")[0]["text"]
     assert no in status and "待受理" in status
     tg_app.state.tickets.reply(no, staff="王科员", text="共享单车停放由街道城管中队负责。")
+    delivered(tg_app)
     pushed = fake.sent(CHAT)[-1]
     assert no in pushed["text"] and "城管中队" in pushed["text"]
     delivery = [e for e in tg_app.state.tickets.events(no) if e.action == "delivery"][-1]
     assert delivery.detail["ok"] is True
 
 
-def test_push_to_blocked_user_is_recorded_impossible(tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]) -> None:
+def test_push_to_blocked_user_is_recorded_impossible(
+    tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]
+) -> None:
     from bot.conversation import Reply
     from bot.notifier import PushImpossible
 

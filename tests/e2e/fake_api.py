@@ -184,14 +184,21 @@ def create_fake_app() -> FastAPI:
             raise HTTPException(422, "留言内容含有不当信息，请修改后再提交")
         if "维护" in question:  # the real API's answer while its database is away (202)
             st.queued.append({**body, "session": session})
-            return {"ticket_no": None, "status": "已收到", "due_date": None, "queued": True,
-                    "text": "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。"}
+            return {
+                "ticket_no": None,
+                "status": "已收到",
+                "due_date": None,
+                "queued": True,
+                "text": "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。",
+            }
         key = body.get("idempotency_key")
         same = [n for n, t in st.tickets.items() if key and t.get("idempotency_key") == key]
         no = same[0] if same else f"LY20261123-{len(st.tickets) + 1:04d}"
         if not same:
             st.tickets[no] = {**body, "session": session}
-            staff = _reply("text", f"您的留言 {no} 已答复：请于工作日到政务服务中心3号窗口办理。", ticket_no=no)
+            staff = _reply(
+                "text", f"您的留言 {no} 已答复：请于工作日到政务服务中心3号窗口办理。", ticket_no=no
+            )
             st.pushes[session].append(staff)
         return {
             "ticket_no": no,

@@ -42,8 +42,14 @@ def test_demo_page_answer_clarify_passage_ticket(page: Page, served: tuple[str, 
     expect(page.locator(".pbw-kind-passage").last).to_contain_text("静安区政务公开工作要点")
     ticket_no = leave_message(page, "碳达峰试点企业有哪些扶持政策？", "王五", "13912345678")
 
-    listed = subprocess.run([sys.executable, "-m", "bot.cli", "tickets", "list"], env=env, capture_output=True,
-                            text=True, timeout=60, check=True).stdout
+    listed = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "tickets", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     line = next(ln for ln in listed.splitlines() if ticket_no in ln)
     assert "139****5678" in line and "13912345678" not in listed
     assert re.search(r"\d{4}-\d{2}-\d{2}", line), "working-day due date shown"

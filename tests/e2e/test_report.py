@@ -41,8 +41,12 @@ def test_weekly_report_html_in_chromium(page: Page, demo_url: str, tmp_path: Pat
     page.screenshot(path=str(screenshot_path("report-weekly.png", tmp_path)), full_page=True)
 
 
-def test_console_weekly_and_dashboard(page: Page, live_server: Callable[[Any], str], demo_url: str,  # noqa: F811
-                                      tmp_path: Path) -> None:
+def test_console_weekly_and_dashboard(
+    page: Page,
+    live_server: Callable[[Any], str],
+    demo_url: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
     app = create_app(make_settings(demo_url))
     seeded = seed_week(app)
     base = live_server(app)
@@ -51,8 +55,10 @@ def test_console_weekly_and_dashboard(page: Page, live_server: Callable[[Any], s
     page.goto(f"{base}/console/weekly/{seeded.week}")
     chart = page.get_by_role("img", name="每日提问量与未解答问题主题图表")
     expect(chart).to_be_visible()
-    page.wait_for_function("() => { const i = document.querySelector('img.report-chart'); "
-                           "return i && i.complete && i.naturalWidth > 0; }")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('img.report-chart'); "
+        "return i && i.complete && i.naturalWidth > 0; }"
+    )
     expect(page.get_by_role("button", name="生成问答草稿").first).to_be_visible()
     page.screenshot(path=str(screenshot_path("console-weekly.png", tmp_path)), full_page=True)
 

@@ -202,7 +202,9 @@ def test_consent_not_required_without_contact_details(page: Page, fake_api: tupl
     assert ticket["name"] is None and ticket["phone"] is None and ticket["consent"] is False
 
 
-def test_resubmitting_after_a_lost_response_gives_the_same_ticket(page: Page, fake_api: tuple[Any, str]) -> None:
+def test_resubmitting_after_a_lost_response_gives_the_same_ticket(
+    page: Page, fake_api: tuple[Any, str]
+) -> None:
     app, base = fake_api
     form = handoff_form(page, base + "/", "路灯坏了怎么报修")
 
@@ -233,8 +235,15 @@ def test_message_received_during_maintenance_then_numbered(page: Page, fake_api:
     assert len(app.state.fake.queued) == 1 and app.state.fake.tickets == {}
     # the database is back: the number is pushed into the same conversation
     session = page.evaluate("window.PolicyBotWidget.session()")
-    app.state.fake.pushes[session].append({"kind": "ticket_opened", "ticket_no": "LY20261123-0009", "suggestions": [],
-                                           "sources": [], "text": "您在系统维护期间提交的留言已登记。留言已提交，编号 LY20261123-0009。"})
+    app.state.fake.pushes[session].append(
+        {
+            "kind": "ticket_opened",
+            "ticket_no": "LY20261123-0009",
+            "suggestions": [],
+            "sources": [],
+            "text": "您在系统维护期间提交的留言已登记。留言已提交，编号 LY20261123-0009。",
+        }
+    )
     expect(page.locator(".pbw-msg").filter(has_text="LY20261123-0009")).to_be_visible()
 
 

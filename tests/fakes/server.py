@@ -23,8 +23,9 @@ def free_port() -> int:
 def serve(app: Any) -> Iterator[str]:
     """Run `app` until the block ends; yields its base URL (http://127.0.0.1:<port>)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
-                            access_log=False)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"fake-server-{port}", daemon=True)
     thread.start()

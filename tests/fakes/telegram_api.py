@@ -34,7 +34,11 @@ class FakeTelegramState:
 
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         with self.lock:
-            return [p for m, p in self.calls if m == "sendMessage" and (chat_id is None or p["chat_id"] == chat_id)]
+            return [
+                p
+                for m, p in self.calls
+                if m == "sendMessage" and (chat_id is None or p["chat_id"] == chat_id)
+            ]
 
     def methods(self) -> list[str]:
         with self.lock:
@@ -87,8 +91,11 @@ def create_fake_telegram() -> FastAPI:
             if len(str(params["text"])) > 4096:
                 return error(400, "Bad Request: message is too long")
             message: dict[str, Any] = {
-                "message_id": next(st.ids), "date": int(time.time()), "from": BOT_USER,
-                "chat": {"id": chat_id, "type": "private"}, "text": params["text"],
+                "message_id": next(st.ids),
+                "date": int(time.time()),
+                "from": BOT_USER,
+                "chat": {"id": chat_id, "type": "private"},
+                "text": params["text"],
             }
             if params.get("reply_markup"):
                 message["reply_markup"] = params["reply_markup"]
@@ -104,7 +111,9 @@ def create_fake_telegram() -> FastAPI:
                 st.webhook = {}
             return ok(True)
         if method == "getWebhookInfo":
-            return ok({"url": st.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0})
+            return ok(
+                {"url": st.webhook.get("url", ""), "has_custom_certificate": False, "pending_update_count": 0}
+            )
         if method == "getUpdates":
             offset = int(params.get("offset") or 0)
             with st.lock:

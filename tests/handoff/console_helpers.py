@@ -12,8 +12,11 @@ from handoff.console import Accounts, ConsoleConfig
 
 ORIGIN = {"Origin": "http://testserver"}
 PASSWORDS = {
-    "admin": "Admin-pass-2026", "alice": "Alice-pass-2026", "bob": "Bob-pass-2026!",
-    "sue": "Super-pass-2026", "rita": "Reader-pass-2026",
+    "admin": "Admin-pass-2026",
+    "alice": "Alice-pass-2026",
+    "bob": "Bob-pass-2026!",
+    "sue": "Super-pass-2026",
+    "rita": "Reader-pass-2026",
 }
 OTHER_DEPT = "区绿化市容局"
 
@@ -27,7 +30,9 @@ def make_users(app: FastAPI, department: str) -> None:
     rita = drafting-unit reader of `department`."""
     acc = accounts(app)
     acc.add_user("admin", PASSWORDS["admin"], role="admin", by="test")
-    acc.add_user("alice", PASSWORDS["alice"], role="staff", departments=[department], display_name="张丽", by="test")
+    acc.add_user(
+        "alice", PASSWORDS["alice"], role="staff", departments=[department], display_name="张丽", by="test"
+    )
     acc.add_user("bob", PASSWORDS["bob"], role="staff", departments=[OTHER_DEPT], by="test")
     acc.add_user("sue", PASSWORDS["sue"], role="supervisor", by="test")
     acc.add_user("rita", PASSWORDS["rita"], role="reader", departments=[department], by="test")
@@ -37,9 +42,16 @@ def login(client: TestClient, username: str, password: str | None = None) -> Any
     page = client.get("/console/login")
     token = re.search(r'name="token" value="([^"]+)"', page.text)
     assert token, page.text
-    return client.post("/console/login", headers=ORIGIN, follow_redirects=False, data={
-        "username": username, "password": PASSWORDS.get(username, "") if password is None else password,
-        "token": token.group(1)})
+    return client.post(
+        "/console/login",
+        headers=ORIGIN,
+        follow_redirects=False,
+        data={
+            "username": username,
+            "password": PASSWORDS.get(username, "") if password is None else password,
+            "token": token.group(1),
+        },
+    )
 
 
 def csrf(client: TestClient, path: str = "/console/account") -> str:

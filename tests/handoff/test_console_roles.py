@@ -98,19 +98,35 @@ def console_routes(app: FastAPI) -> set[tuple[str, str]]:
 def world(demo_url: str) -> Iterator[tuple[FastAPI, dict[str, str]]]:  # noqa: F811
     app = create_app(make_settings(demo_url))
     tickets = app.state.tickets
-    t = tickets.open(question="垃圾分类补贴怎么申请？", channel="web", user_ref="u-1",
-                     contact_name="李四", contact_phone="13812345678", consent=True)
+    t = tickets.open(
+        question="垃圾分类补贴怎么申请？",
+        channel="web",
+        user_ref="u-1",
+        contact_name="李四",
+        contact_phone="13812345678",
+        consent=True,
+    )
     t = tickets.reply(t.no, staff="seed", text="请向街道办事处申请。")
-    faq = app.state.kb.faqs.add(by="seed", question="测试草稿问题", answer="草稿答案", unit=t.department,
-                                status="draft")
+    faq = app.state.kb.faqs.add(
+        by="seed", question="测试草稿问题", answer="草稿答案", unit=t.department, status="draft"
+    )
     make_users(app, t.department)
     acc_users = {u.username: u.id for u in accounts(app).users()}
     admin = signed_in(app, "admin")
     token = csrf(admin)
-    admin.post("/console/admin/templates", headers=ORIGIN, data={"csrf": token, "title": "模板", "body": "内容"})
+    admin.post(
+        "/console/admin/templates", headers=ORIGIN, data={"csrf": token, "title": "模板", "body": "内容"}
+    )
     admin.post("/console/admin/departments", headers=ORIGIN, data={"csrf": token, "name": "区发改委"})
-    params = {"name": "console.css", "week": "2026-W47", "no": t.no, "faq_id": faq.id, "user_id": str(acc_users["bob"]),
-              "dept_id": "1", "tid": "1"}
+    params = {
+        "name": "console.css",
+        "week": "2026-W47",
+        "no": t.no,
+        "faq_id": faq.id,
+        "user_id": str(acc_users["bob"]),
+        "dept_id": "1",
+        "tid": "1",
+    }
     yield app, params
 
 
@@ -147,7 +163,9 @@ def test_route_role_matrix(world: tuple[FastAPI, dict[str, str]]) -> None:
     for method, path in order:
         allowed = EXPECTED[(method, path)]
         url = _url(path, params)
-        r = anon.request(method, url, headers=ORIGIN, data=_form(anon, method, path, ""), follow_redirects=False)
+        r = anon.request(
+            method, url, headers=ORIGIN, data=_form(anon, method, path, ""), follow_redirects=False
+        )
         if allowed == PUBLIC:
             if r.status_code in (401, 403) or r.headers.get("location", "").startswith("/console/login?"):
                 problems.append(f"anonymous refused public {method} {path}: {r.status_code}")
@@ -175,11 +193,24 @@ def test_other_department_cannot_reach_a_ticket(world: tuple[FastAPI, dict[str, 
     ticket_routes = [k for k in EXPECTED if "{no}" in k[1]]
     assert len(ticket_routes) >= 10
     for method, path in ticket_routes:
-        r = bob.request(method, _url(path, params), headers=ORIGIN, follow_redirects=False,
-                        data={"csrf": token, "version": "1", "text": "x", "reason": "x", "department": OTHER_DEPT,
-                              "question": "x", "answer": "x"} if method == "POST" else None)
+        r = bob.request(
+            method,
+            _url(path, params),
+            headers=ORIGIN,
+            follow_redirects=False,
+            data={
+                "csrf": token,
+                "version": "1",
+                "text": "x",
+                "reason": "x",
+                "department": OTHER_DEPT,
+                "question": "x",
+                "answer": "x",
+            }
+            if method == "POST"
+            else None,
+        )
         assert r.status_code == 404, (method, path, r.status_code)
     # nor through the queue's department filter
     assert bob.get("/console/queue", params={"department": "政务公开办公室"}).status_code == 403
     assert params["no"] not in bob.get("/console/queue").text
-

@@ -34,11 +34,26 @@ def bj(month: int, day: int, hour: int, minute: int = 0) -> dt.datetime:
     return dt.datetime(2026, month, day, hour, minute) - dt.timedelta(hours=8)
 
 
-def _ticket(no: str, created: dt.datetime, due: dt.date, *, replied: dt.datetime | None = None,
-            status: str = "已答复") -> Ticket:
-    return Ticket(no=no, status=status, question="问题", transcript=[], channel="web", user_ref="u",
-                  department="政务公开办公室", matched=[], due_date=due, due_warnings=[], created_at=created,
-                  updated_at=created, reply="答复" if replied else None, replied_at=replied, verify_code="123456")
+def _ticket(
+    no: str, created: dt.datetime, due: dt.date, *, replied: dt.datetime | None = None, status: str = "已答复"
+) -> Ticket:
+    return Ticket(
+        no=no,
+        status=status,
+        question="问题",
+        transcript=[],
+        channel="web",
+        user_ref="u",
+        department="政务公开办公室",
+        matched=[],
+        due_date=due,
+        due_warnings=[],
+        created_at=created,
+        updated_at=created,
+        reply="答复" if replied else None,
+        replied_at=replied,
+        verify_code="123456",
+    )
 
 
 def _seed(engine: Engine) -> tuple[str, str]:
@@ -61,18 +76,26 @@ def _seed(engine: Engine) -> tuple[str, str]:
         ("web", "answer", b, None, bj(3, 16, 0, 0)),  # the day after
     ]
     for i, (channel, outcome, faq, rating, at) in enumerate(rows):
-        log_id = log.record(channel=channel, user_ref=f"u{i}", text="问题", outcome=outcome, faq_id=faq, at=at)
+        log_id = log.record(
+            channel=channel, user_ref=f"u{i}", text="问题", outcome=outcome, faq_id=faq, at=at
+        )
         if rating:
             assert log.rate(log_id, rating)
     with sessions.begin() as s:
-        s.add_all([
-            _ticket("T1", bj(3, 9, 10), dt.date(2026, 3, 16), replied=bj(3, 11, 9)),  # 2 working days
-            _ticket("T2", bj(3, 10, 10), dt.date(2026, 3, 13), replied=bj(3, 17, 9)),  # late, replied after range
-            _ticket("T3", bj(3, 13, 20), dt.date(2026, 3, 20), replied=bj(3, 14, 10)),  # Fri -> Sat: 0
-            _ticket("T4", bj(3, 11, 10), dt.date(2026, 3, 12), status="办理中"),  # open past due
-            _ticket("T5", bj(3, 2, 10), dt.date(2026, 3, 9), replied=bj(3, 10, 9)),  # 6 working days, late
-            _ticket("T6", bj(3, 12, 9), dt.date(2026, 3, 19), replied=bj(3, 12, 15)),  # same day: 0
-        ])
+        s.add_all(
+            [
+                _ticket("T1", bj(3, 9, 10), dt.date(2026, 3, 16), replied=bj(3, 11, 9)),  # 2 working days
+                _ticket(
+                    "T2", bj(3, 10, 10), dt.date(2026, 3, 13), replied=bj(3, 17, 9)
+                ),  # late, replied after range
+                _ticket("T3", bj(3, 13, 20), dt.date(2026, 3, 20), replied=bj(3, 14, 10)),  # Fri -> Sat: 0
+                _ticket("T4", bj(3, 11, 10), dt.date(2026, 3, 12), status="办理中"),  # open past due
+                _ticket(
+                    "T5", bj(3, 2, 10), dt.date(2026, 3, 9), replied=bj(3, 10, 9)
+                ),  # 6 working days, late
+                _ticket("T6", bj(3, 12, 9), dt.date(2026, 3, 19), replied=bj(3, 12, 15)),  # same day: 0
+            ]
+        )
     return a, b
 
 
@@ -107,7 +130,9 @@ def test_dashboard_figures(engine: Engine) -> None:
     assert [a, "'=SUM(1)依申请公开多久答复", "3", "2", "1"] in lines  # never a formula
     assert ["2026-03-09", "2", "1", "3", "1", "0"] in lines
 
-    empty = build_dashboard(sessions, WorkCalendar(sessions), dt.date(2025, 1, 1), dt.date(2025, 1, 3), today=TODAY)
+    empty = build_dashboard(
+        sessions, WorkCalendar(sessions), dt.date(2025, 1, 1), dt.date(2025, 1, 3), today=TODAY
+    )
     assert empty.questions == 0 and empty.reply_days_median is None and empty.useful_ratio is None
     assert empty.daily[0][1] == ()
 
@@ -131,6 +156,8 @@ def test_dashboard_page_and_csv(demo_url: str) -> None:  # noqa: F811
     r = sue.get("/console/dashboard.csv", params={"start": "2026-01-01", "end": "2026-12-31"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert "attachment" in r.headers["content-disposition"] and "统计区间" in r.text
-    assert sue.get("/console/dashboard", params={"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
+    assert (
+        sue.get("/console/dashboard", params={"start": "2026-03-05", "end": "2026-03-01"}).status_code == 400
+    )
     assert signed_in(app, "rita").get("/console/dashboard").status_code == 403
     assert signed_in(app, "alice").get("/console/dashboard.csv").status_code == 403

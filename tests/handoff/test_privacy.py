@@ -46,10 +46,20 @@ def mobiles(draw: st.DrawFn) -> tuple[str, str]:
         st.text(alphabet="0123456789", min_size=9, max_size=9)
     )
     a, b, c = digits[:3], digits[3:7], digits[7:]
-    written = draw(st.sampled_from([
-        digits, f"{a}-{b}-{c}", f"{a} {b} {c}", f"+86{digits}", f"+86 {digits}", f"86{digits}",
-        f"86-{a}-{b}-{c}", f"(+86){digits}",
-    ]))
+    written = draw(
+        st.sampled_from(
+            [
+                digits,
+                f"{a}-{b}-{c}",
+                f"{a} {b} {c}",
+                f"+86{digits}",
+                f"+86 {digits}",
+                f"86{digits}",
+                f"86-{a}-{b}-{c}",
+                f"(+86){digits}",
+            ]
+        )
+    )
     return digits, written
 
 
@@ -70,7 +80,9 @@ def id_numbers(draw: st.DrawFn) -> str:
 def bank_cards(draw: st.DrawFn) -> str:
     length = draw(st.integers(16, 19))
     body = draw(st.sampled_from(["62", "4", "51", "35"]))
-    body += draw(st.text(alphabet="0123456789", min_size=length - 1 - len(body), max_size=length - 1 - len(body)))
+    body += draw(
+        st.text(alphabet="0123456789", min_size=length - 1 - len(body), max_size=length - 1 - len(body))
+    )
     check = next(d for d in "0123456789" if luhn_ok(body + d))
     return body + check
 
@@ -101,17 +113,32 @@ def test_mobile_in_chinese_text_is_always_masked(before: str, after: str, mobile
     assert [m.kind for m in find_pii(text) if m.kind == "mobile"] == ["mobile"]
 
 
-@pytest.mark.parametrize("text", [
-    "请回电13812345678", "电话：138-1234-5678。", "138 1234 5678", "+86 138 1234 5678",
-    "8613812345678", "（+86）13812345678", "１３８１２３４５６７８", "wx13812345678",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "请回电13812345678",
+        "电话：138-1234-5678。",
+        "138 1234 5678",
+        "+86 138 1234 5678",
+        "8613812345678",
+        "（+86）13812345678",
+        "１３８１２３４５６７８",
+        "wx13812345678",
+    ],
+)
 def test_mobile_spellings(text: str) -> None:
     assert "138****5678" in mask(text)
 
 
-@pytest.mark.parametrize("text", [
-    "1381234567890", "编号21381234567", "13812345678901234567890", "138-1234-5678-9012",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1381234567890",
+        "编号21381234567",
+        "13812345678901234567890",
+        "138-1234-5678-9012",
+    ],
+)
 def test_mobile_not_inside_longer_digit_runs(text: str) -> None:
     assert not [m for m in find_pii(text) if m.kind == "mobile"]
 
@@ -126,7 +153,7 @@ def test_valid_id_numbers_are_always_masked(before: str, after: str, id_no: str)
     text = before + id_no + after
     found = [m for m in find_pii(text) if m.kind == "id_number"]
     assert [m.value for m in found] == [id_no]
-    assert text[found[0].start:found[0].end] == id_no
+    assert text[found[0].start : found[0].end] == id_no
     masked = mask(text)
     assert id_no not in masked and id_no[6:14] not in masked  # birth date hidden
     assert f"{id_no[:6]}********{id_no[-4:]}" in masked
@@ -162,7 +189,7 @@ def test_id_examples() -> None:
 @settings(max_examples=200, deadline=None)
 @given(before=chinese_text, card=bank_cards(), spaced=st.booleans())
 def test_bank_cards_are_masked(before: str, card: str, spaced: bool) -> None:
-    written = " ".join(card[i:i + 4] for i in range(0, len(card), 4)) if spaced else card
+    written = " ".join(card[i : i + 4] for i in range(0, len(card), 4)) if spaced else card
     masked = mask(before + "卡号" + written)
     assert card not in _flat(masked)
     if not validate_id_number(card):  # an 18-digit card may also be a valid ID: masked as one
@@ -191,15 +218,18 @@ def test_landlines() -> None:
     assert mask("请拨打12345热线或400-820-8820、95588") == "请拨打12345热线或400-820-8820、95588"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("上海市青浦区华新镇华腾路123弄45号", "上海市青浦区华新镇****"),
-    ("我住在上海市青浦区华新镇华腾路123弄45号501室，谢谢", "我住在上海市青浦区华新镇****，谢谢"),
-    ("地址：北京市朝阳区建国路88号SOHO现代城3号楼2单元1501", "地址：北京市朝阳区****"),
-    ("广东省深圳市南山区粤海街道科技园社区科苑路15号", "广东省深圳市南山区粤海街道****"),
-    ("四川省成都市双流县九江镇光华村3组", "四川省成都市双流县九江镇****"),
-    ("我家在华腾路123弄45号", "我家在华腾路****"),
-    ("阳光小区3栋2单元501室", "阳光小区****"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("上海市青浦区华新镇华腾路123弄45号", "上海市青浦区华新镇****"),
+        ("我住在上海市青浦区华新镇华腾路123弄45号501室，谢谢", "我住在上海市青浦区华新镇****，谢谢"),
+        ("地址：北京市朝阳区建国路88号SOHO现代城3号楼2单元1501", "地址：北京市朝阳区****"),
+        ("广东省深圳市南山区粤海街道科技园社区科苑路15号", "广东省深圳市南山区粤海街道****"),
+        ("四川省成都市双流县九江镇光华村3组", "四川省成都市双流县九江镇****"),
+        ("我家在华腾路123弄45号", "我家在华腾路****"),
+        ("阳光小区3栋2单元501室", "阳光小区****"),
+    ],
+)
 def test_addresses(text: str, expected: str) -> None:
     assert mask(text) == expected
     found = [m for m in find_pii(text) if m.kind == "address"]
@@ -237,7 +267,10 @@ def test_no_false_positives_on_policy_text(sentence: str) -> None:
 # --- idempotence and spans -------------------------------------------------------------------
 
 pii_piece = st.one_of(
-    mobiles().map(lambda m: m[1]), id_numbers(), bank_cards(), emails,
+    mobiles().map(lambda m: m[1]),
+    id_numbers(),
+    bank_cards(),
+    emails,
     st.sampled_from(["上海市青浦区华新镇华腾路123弄45号", "021-12345678", "阳光小区3栋2单元501室"]),
     st.sampled_from(POLICY_SENTENCES),
 )
@@ -250,7 +283,7 @@ def test_masking_is_idempotent_and_spans_are_exact(parts: list[str]) -> None:
     once = mask(text)
     assert mask(once) == once
     for m in find_pii(text):
-        assert text[m.start:m.end] == m.value
+        assert text[m.start : m.end] == m.value
     assert find_pii(once) == []  # nothing detectable survives masking
 
 
@@ -287,8 +320,12 @@ def test_logging_filter_masks_message_args_extra_and_traceback() -> None:
     child = logging.getLogger("test.privacy.masking.child")
     child.propagate = True
     try:
-        logger.info("ticket from %s, id %s", "13812345678", "11010519491231002X",
-                    extra={"citizen": "zhang@example.com"})
+        logger.info(
+            "ticket from %s, id %s",
+            "13812345678",
+            "11010519491231002X",
+            extra={"citizen": "zhang@example.com"},
+        )
         child.info("child %s", "138 1234 5678", extra={"citizen": "-"})  # reaches only the handler
         try:
             raise ValueError("bad phone 13912345678")

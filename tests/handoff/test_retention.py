@@ -57,8 +57,14 @@ def service(sessions: sessionmaker[Session], clock: Clock) -> TicketService:
 
 
 def _closed(service: TicketService, user: str, *, phone: str | None = PHONE, name: str | None = NAME) -> str:
-    t = service.open(question=f"失业金怎么领取（{user}）", channel="wechat", user_ref=user,
-                     contact_name=name, contact_phone=phone, consent=bool(name or phone))
+    t = service.open(
+        question=f"失业金怎么领取（{user}）",
+        channel="wechat",
+        user_ref=user,
+        contact_name=name,
+        contact_phone=phone,
+        consent=bool(name or phone),
+    )
     service.reply(t.no, staff="li", text="请到街道社区事务受理服务中心办理。")
     return service.close(t.no, by="li").no
 
@@ -74,7 +80,9 @@ def _events(sessions: sessionmaker[Session], no: str, action: str) -> list[Ticke
     with sessions() as s:
         t = s.scalar(select(Ticket).where(Ticket.no == no))
         assert t is not None
-        return list(s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id, TicketEvent.action == action)))
+        return list(
+            s.scalars(select(TicketEvent).where(TicketEvent.ticket_id == t.id, TicketEvent.action == action))
+        )
 
 
 def test_contacts_of_tickets_closed_long_ago_are_purged_once(
@@ -84,8 +92,14 @@ def test_contacts_of_tickets_closed_long_ago_are_purged_once(
     anonymous = _closed(service, "u-anon", phone=None, name=None)
     clock.now = START + dt.timedelta(days=20)
     recent = _closed(service, "u-recent")
-    still_open = service.open(question="还没办结的留言", channel="web", user_ref="u-open", contact_name=NAME,
-                              contact_phone=PHONE, consent=True).no
+    still_open = service.open(
+        question="还没办结的留言",
+        channel="web",
+        user_ref="u-open",
+        contact_name=NAME,
+        contact_phone=PHONE,
+        consent=True,
+    ).no
 
     now = START + dt.timedelta(days=190)  # old: closed 190 days ago; recent: 170 days ago
     result = purge_expired_contacts(sessions, now, retention_days=180)
@@ -136,13 +150,27 @@ def test_retention_days_must_be_positive(sessions: sessionmaker[Session]) -> Non
         purge_expired_contacts(sessions, START, retention_days=0)
 
 
-def test_lookup_export_and_erase(service: TicketService, sessions: sessionmaker[Session], clock: Clock) -> None:
-    first = service.open(question="生育津贴怎么申请", channel="wechat", user_ref="oUser1", contact_name=NAME,
-                         contact_phone="138 1234 5678", consent=True,
-                         transcript=[{"role": "user", "text": "生育津贴怎么申请"}]).no
+def test_lookup_export_and_erase(
+    service: TicketService, sessions: sessionmaker[Session], clock: Clock
+) -> None:
+    first = service.open(
+        question="生育津贴怎么申请",
+        channel="wechat",
+        user_ref="oUser1",
+        contact_name=NAME,
+        contact_phone="138 1234 5678",
+        consent=True,
+        transcript=[{"role": "user", "text": "生育津贴怎么申请"}],
+    ).no
     second = service.open(question="匿名的第二条留言", channel="wechat", user_ref="oUser1").no
-    other = service.open(question="别人的留言", channel="web", user_ref="wOther", contact_name="李四",
-                         contact_phone="13900001111", consent=True).no
+    other = service.open(
+        question="别人的留言",
+        channel="web",
+        user_ref="wOther",
+        contact_name="李四",
+        contact_phone="13900001111",
+        consent=True,
+    ).no
 
     by_phone = tickets_for(sessions, phone="+86 138-1234-5678")
     assert [_row(sessions, n).id for n in (first,)] == by_phone

@@ -134,14 +134,19 @@ def test_deadline_reaching_2027_warns_instead_of_crashing(
     logged = [r for r in caplog.records if "2027" in r.getMessage()]
     assert len(logged) == 1  # once per year per process
     assert pkg.warnings_for(D(2027, 6, 1), D(2028, 1, 3)) == (
-        sla.year_warning_text(2027), sla.year_warning_text(2028))
+        sla.year_warning_text(2027),
+        sla.year_warning_text(2028),
+    )
     assert not pkg.is_workday(D(2027, 1, 2)) and pkg.is_workday(D(2027, 1, 4))
 
 
 def test_imported_2027_replaces_the_weekend_rule(lite: WorkCalendar) -> None:
     # Test data in CSV form (not the official 2027 arrangement, which is not published here).
-    result = lite.import_csv("date,kind,name\n2027-01-01,holiday,元旦\n2027-01-02,休,元旦\n"
-                             "2027-01-03,放假,元旦\n2027-01-09,上班,元旦\n", by="admin")
+    result = lite.import_csv(
+        "date,kind,name\n2027-01-01,holiday,元旦\n2027-01-02,休,元旦\n"
+        "2027-01-03,放假,元旦\n2027-01-09,上班,元旦\n",
+        by="admin",
+    )
     assert result.years == (2027,)
     assert result.holidays == (D(2027, 1, 1), D(2027, 1, 2), D(2027, 1, 3))
     assert result.workdays == (D(2027, 1, 9),)
@@ -207,8 +212,14 @@ def test_notice_2026_matches_the_official_data(cal: WorkCalendar) -> None:
     result = cal.import_notice(NOTICE_2026, by="admin")
     assert result.years == (2026,)
     assert len(result.holidays) == 3 + 9 + 3 + 5 + 3 + 3 + 7
-    assert result.workdays == (D(2026, 1, 4), D(2026, 2, 14), D(2026, 2, 28), D(2026, 5, 9),
-                               D(2026, 9, 20), D(2026, 10, 10))
+    assert result.workdays == (
+        D(2026, 1, 4),
+        D(2026, 2, 14),
+        D(2026, 2, 28),
+        D(2026, 5, 9),
+        D(2026, 9, 20),
+        D(2026, 10, 10),
+    )
     assert result.names[D(2026, 2, 17)] == "春节"
     day = D(2026, 1, 1)
     while day.year == 2026:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from handoff import tickets as tickets_module
-from handoff.models import Ticket, TicketEvent
+from handoff.models import Department, Ticket, TicketEvent
 from handoff.privacy import id_checksum
 from handoff.sla import WorkCalendar
 from handoff.tickets import (
@@ -51,20 +51,22 @@ class Clock:
 
 
 class RecordingNotifier:
-    def __init__(self, service: Callable[[], TicketService]) -> None:
-        self.calls: list[tuple[TicketView, str]] = []
-        self.status_seen: list[str] = []
-        self._service = service
+    """Records what it is handed and what the reply's own transaction sees at that moment."""
 
-    def notify(self, ticket: TicketView, text: str) -> None:
-        # Read back through a fresh session: the reply must already be committed.
-        self.status_seen.append(self._service().get(ticket.no).status)
-        self.calls.append((ticket, text))
+    def __init__(self) -> None:
+        self.calls: list[TicketView] = []
+        self.status_in_transaction: list[str] = []
+
+    def enqueue(self, session: Session, ticket: TicketView) -> None:
+        row = session.scalar(select(Ticket).where(Ticket.no == ticket.no))
+        assert row is not None and session.in_transaction()
+        self.status_in_transaction.append(row.status)
+        self.calls.append(ticket)
 
 
 class FailingNotifier:
-    def notify(self, ticket: TicketView, text: str) -> None:
-        raise RuntimeError(f"push to {PHONE} failed: 45015 response out of time limit")
+    def enqueue(self, session: Session, ticket: TicketView) -> None:
+        raise RuntimeError(f"outbox write for {PHONE} failed")
 
 
 @pytest.fixture
@@ -94,7 +96,9 @@ def service(make_service: Callable[..., TicketService]) -> TicketService:
     return make_service()
 
 
-def _open(service: TicketService, question: str = "灵活就业人员社保补贴怎么申请？", **kwargs: object) -> TicketView:
+def _open(
+    service: TicketService, question: str = "灵活就业人员社保补贴怎么申请？", **kwargs: object
+) -> TicketView:
     kwargs.setdefault("channel", "web")
     kwargs.setdefault("user_ref", "u1")
     return service.open(question=question, **kwargs)  # type: ignore[arg-type]
@@ -211,9 +215,7 @@ def test_due_date_counts_working_days_across_national_day(service: TicketService
     assert t.due_warnings == ()
 
 
-def test_due_date_into_unknown_year_warns(
-    make_service: Callable[..., TicketService], clock: Clock
-) -> None:
+def test_due_date_into_unknown_year_warns(make_service: Callable[..., TicketService], clock: Clock) -> None:
     clock.now = dt.datetime(2026, 12, 21, 9, 0, tzinfo=CHINA_TZ)
     t = _open(make_service(), department="市人社局")  # 20 working days reach 2027
     assert t.due_date.year == 2027
@@ -223,7 +225,9 @@ def test_due_date_into_unknown_year_warns(
 
 def test_numbers_are_per_local_day(service: TicketService, clock: Clock) -> None:
     assert [_open(service).no for _ in range(3)] == [
-        "LY20250926-0001", "LY20250926-0002", "LY20250926-0003",
+        "LY20250926-0001",
+        "LY20250926-0002",
+        "LY20250926-0003",
     ]
     clock.now = dt.datetime(2025, 9, 26, 17, 0)  # naive = UTC: already 27 Sep 01:00 in China
     assert _open(service).no == "LY20250927-0001"
@@ -324,7 +328,9 @@ def test_reply_directly_from_pending_and_close_rules(service: TicketService) -> 
         service.assign("LY20000101-0001", staff="zhao")
 
 
-def test_transfer_recomputes_due_date(service: TicketService) -> None:
+def test_transfer_recomputes_due_date(service: TicketService, sessions: sessionmaker[Session]) -> None:
+    with sessions.begin() as s:
+        s.add(Department(name="市人社局", active=True))  # transfers go only to known departments
     t = service.assign(_open(service).no, staff="li")
     assert t.due_date == dt.date(2025, 10, 10)
     t = service.transfer(t.no, to_department="市人社局", reason="属人社职责", by="li")
@@ -385,30 +391,37 @@ def test_concurrent_changes_are_serialised(service: TicketService) -> None:
 # --- delivery --------------------------------------------------------------------------------------
 
 
-def test_notifier_called_after_commit(make_service: Callable[..., TicketService]) -> None:
-    holder: list[TicketService] = []
-    notifier = RecordingNotifier(lambda: holder[0])
+def test_notifier_gets_the_ticket_inside_the_reply_transaction(
+    make_service: Callable[..., TicketService],
+) -> None:
+    notifier = RecordingNotifier()
     service = make_service(notifier=notifier)
-    holder.append(service)
     t = service.reply(_open(service).no, staff="li", text="答复内容")
-    assert notifier.status_seen == [REPLIED]
-    (view, text), = notifier.calls
-    assert view.no == t.no and "答复内容" in text and t.no in text
-    delivery = service.events(t.no)[-1]
-    assert delivery.action == "delivery" and delivery.detail["ok"] is True
+    assert notifier.status_in_transaction == [REPLIED]
+    (view,) = notifier.calls
+    assert view.no == t.no and view.reply == "答复内容" and view.version == t.version
+    assert service.events(t.no)[-1].action == "reply"  # nothing is sent (or recorded as sent) yet
 
 
-def test_failing_notifier_never_loses_the_reply(make_service: Callable[..., TicketService]) -> None:
+def test_reply_and_its_message_commit_together(make_service: Callable[..., TicketService]) -> None:
     service = make_service(notifier=FailingNotifier())
+    no = _open(service).no
+    with pytest.raises(RuntimeError):
+        service.reply(no, staff="li", text="答复内容")
+    stored = service.get(no)
+    assert stored.status != REPLIED and stored.reply is None  # no reply without its message
+
+
+def test_delivery_attempts_are_recorded_without_a_new_version(
+    make_service: Callable[..., TicketService],
+) -> None:
+    service = make_service()
     t = service.reply(_open(service).no, staff="li", text="答复内容")
-    stored = service.get(t.no)
-    assert stored.status == REPLIED and stored.reply == "答复内容"
-    delivery = service.events(t.no)[-1]
-    assert delivery.action == "delivery" and delivery.detail["ok"] is False
-    assert "RuntimeError" in delivery.detail["error"] and PHONE not in delivery.detail["error"]
+    failed = service.record_delivery(t.no, channel="wechat", ok=False, error=f"to {PHONE}: 45015", attempt=1)
+    assert failed.detail["ok"] is False and PHONE not in failed.detail["error"]
     retry = service.record_delivery(t.no, channel="wechat", ok=True, attempt=2)
     assert retry.detail == {"channel": "wechat", "ok": True, "attempt": 2}
-    assert service.get(t.no).version == stored.version
+    assert service.get(t.no).version == t.version
 
 
 # --- rating, publishing ----------------------------------------------------------------------------
@@ -445,7 +458,11 @@ def test_publish_stores_masked_text(service: TicketService) -> None:
     service.reply(t.no, staff="li", text=f"已核实，请联系 {EMAIL} 补充材料。")
     p = service.publish(t.no, by="editor")
     assert p.published and p.published_at is not None
-    assert p.publish_question is not None and PHONE not in p.publish_question and "补贴何时发放" in p.publish_question
+    assert (
+        p.publish_question is not None
+        and PHONE not in p.publish_question
+        and "补贴何时发放" in p.publish_question
+    )
     assert p.publish_reply is not None and EMAIL not in p.publish_reply and "补充材料" in p.publish_reply
     edited = service.publish(t.no, by="editor", question=f"身份证{ID_NO}的补贴问题")
     assert edited.publish_question is not None and ID_NO not in edited.publish_question

@@ -34,8 +34,12 @@ def test_reader_sees_only_their_unit(world: tuple[FastAPI, Seeded]) -> None:
     own = rita.get(f"/console/weekly/{seeded.week}")  # one unit: shown without choosing
     assert own.status_code == 200 and "新生儿医保" in own.text and "养犬" not in own.text
     assert "生成问答草稿" in own.text
-    assert rita.get(f"/console/weekly/{seeded.week}/download", params={"unit": OTHER_DEPT,
-                                                                      "format": "xlsx"}).status_code == 404
+    assert (
+        rita.get(
+            f"/console/weekly/{seeded.week}/download", params={"unit": OTHER_DEPT, "format": "xlsx"}
+        ).status_code
+        == 404
+    )
     # supervisors see every unit and the overview
     sue = signed_in(app, "sue")
     listing = sue.get(f"/console/weekly?week={seeded.week}").text
@@ -67,12 +71,16 @@ def test_reader_turns_a_topic_into_an_faq_draft(world: tuple[FastAPI, Seeded]) -
     rita = signed_in(app, "rita")
     url = f"/console/weekly/{seeded.week}"
     page = rita.get(url).text
-    form = re.search(r'name="topic" value="(T\d+)">\s*<input type="hidden" name="question" value="([^"]+)"', page)
+    form = re.search(
+        r'name="topic" value="(T\d+)">\s*<input type="hidden" name="question" value="([^"]+)"', page
+    )
     assert form, page
     token = csrf(rita)
     data = {"csrf": token, "topic": form.group(1), "question": form.group(2)}
     # a stale page (the topic renumbered or changed) is refused, nothing created
-    stale = rita.post(f"{url}/draft", headers=ORIGIN, data={**data, "question": "别的问题"}, follow_redirects=False)
+    stale = rita.post(
+        f"{url}/draft", headers=ORIGIN, data={**data, "question": "别的问题"}, follow_redirects=False
+    )
     assert stale.status_code == 404 and "刷新" in stale.text
     r = rita.post(f"{url}/draft", headers=ORIGIN, data=data, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith("?done=draft")
@@ -85,13 +93,29 @@ def test_reader_turns_a_topic_into_an_faq_draft(world: tuple[FastAPI, Seeded]) -
     # the reader reviews the draft: may edit and save, may not publish
     draft_page = rita.get(f"/console/faqs/{faq_id}")
     assert draft_page.status_code == 200 and "保存并发布" not in draft_page.text
-    save = rita.post(f"/console/faqs/{faq_id}", headers=ORIGIN, follow_redirects=False, data={
-        "csrf": token, "question": rec.question, "similar": "\n".join(rec.similar), "answer": rec.answer + "（已核对）",
-        "tags": "，".join(rec.tags), "unit": seeded.department, "source_policy": "", "source_article": "",
-        "seq": str(rec.seq)})
+    save = rita.post(
+        f"/console/faqs/{faq_id}",
+        headers=ORIGIN,
+        follow_redirects=False,
+        data={
+            "csrf": token,
+            "question": rec.question,
+            "similar": "\n".join(rec.similar),
+            "answer": rec.answer + "（已核对）",
+            "tags": "，".join(rec.tags),
+            "unit": seeded.department,
+            "source_policy": "",
+            "source_article": "",
+            "seq": str(rec.seq),
+        },
+    )
     assert save.status_code == 303
-    assert rita.post(f"/console/faqs/{faq_id}/publish", headers=ORIGIN, data={"csrf": token},
-                     follow_redirects=False).status_code == 403
+    assert (
+        rita.post(
+            f"/console/faqs/{faq_id}/publish", headers=ORIGIN, data={"csrf": token}, follow_redirects=False
+        ).status_code
+        == 403
+    )
     # a second click opens the same draft; the report page links it
     again = rita.post(f"{url}/draft", headers=ORIGIN, data=data, follow_redirects=False)
     assert again.status_code == 303 and again.headers["location"] == f"/console/faqs/{faq_id}"
@@ -101,8 +125,14 @@ def test_reader_turns_a_topic_into_an_faq_draft(world: tuple[FastAPI, Seeded]) -
     assert "生成问答草稿" in audit and faq_id in audit and "rita" in audit
     # another unit's topic cannot be drafted by this reader
     sue_page = signed_in(app, "sue").get(url).text
-    dog = re.search(r'name="topic" value="(T\d+)">\s*<input type="hidden" name="question" value="(养[^"]+)"', sue_page)
+    dog = re.search(
+        r'name="topic" value="(T\d+)">\s*<input type="hidden" name="question" value="(养[^"]+)"', sue_page
+    )
     assert dog
-    refused = rita.post(f"{url}/draft", headers=ORIGIN, follow_redirects=False,
-                        data={"csrf": token, "topic": dog.group(1), "question": dog.group(2)})
+    refused = rita.post(
+        f"{url}/draft",
+        headers=ORIGIN,
+        follow_redirects=False,
+        data={"csrf": token, "topic": dog.group(1), "question": dog.group(2)},
+    )
     assert refused.status_code == 404

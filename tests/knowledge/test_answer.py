@@ -57,8 +57,12 @@ def test_expired_faq_is_flagged(kb: KnowledgeBase) -> None:
 def test_another_process_change_is_seen(kb: KnowledgeBase, db_url: str) -> None:
     kb.ask("你好")  # index built
     other = FaqStore(make_sessionmaker(make_engine(db_url)))  # a second engine, as another worker
-    other.add(by="staff", question="新生儿医保怎么办理", answer="出生后三个月内到街道社区事务受理服务中心办理。",
-              similar=("宝宝医保怎么参保", "婴儿怎么办医保"))
+    other.add(
+        by="staff",
+        question="新生儿医保怎么办理",
+        answer="出生后三个月内到街道社区事务受理服务中心办理。",
+        similar=("宝宝医保怎么参保", "婴儿怎么办医保"),
+    )
     r = kb.ask("宝宝医保怎么参保")
     assert r.decision == "answer" and r.answer and "三个月" in r.answer
     other.retire(r.faq_id or "", by="staff")

@@ -18,12 +18,27 @@ from knowledge.models import current_version
 from knowledge.policies import PolicyStore, split_passages
 
 FAQS: list[dict[str, Any]] = [
-    json.loads(line) for line in (DEMO_DIR / "faqs.jsonl").read_text(encoding="utf-8").splitlines() if line.strip()
+    json.loads(line)
+    for line in (DEMO_DIR / "faqs.jsonl").read_text(encoding="utf-8").splitlines()
+    if line.strip()
 ]
 SPECS = {s["id"]: s for s in demo_policy_specs()}
 REQUIRED_TOPICS = [
-    "依申请公开", "政策留言板", "知识库", "常见问题解答清单", "个人隐私", "政策解读", "12333", "12345",
-    "主动公开", "订阅", "推送", "留言选登", "办理时限", "废止", "失效",
+    "依申请公开",
+    "政策留言板",
+    "知识库",
+    "常见问题解答清单",
+    "个人隐私",
+    "政策解读",
+    "12333",
+    "12345",
+    "主动公开",
+    "订阅",
+    "推送",
+    "留言选登",
+    "办理时限",
+    "废止",
+    "失效",
 ]
 
 
@@ -45,8 +60,17 @@ def test_faq_file_shape() -> None:
     ids = [f["id"] for f in FAQS]
     assert len(set(ids)) == len(ids)
     for f in FAQS:
-        assert set(f) >= {"id", "question", "similar", "answer", "tags", "unit", "source_policy",
-                          "source_article", "status"}, f["id"]
+        assert set(f) >= {
+            "id",
+            "question",
+            "similar",
+            "answer",
+            "tags",
+            "unit",
+            "source_policy",
+            "source_article",
+            "status",
+        }, f["id"]
         assert f["status"] == "published"
         assert f["question"].strip() and f["answer"].strip() and f["tags"], f["id"]
         assert len(f["similar"]) >= 3, f["id"]
@@ -78,7 +102,9 @@ def test_required_example_quotes_the_document() -> None:
     assert "20个工作日" in faq["answer"]
     assert (faq["source_policy"], faq["source_article"]) == ("qingpu-rsj-2023", "二(二)")
     text = (DEMO_DIR / "policies" / "000_c2b712b40e81b70c.txt").read_text(encoding="utf-8")
-    assert "在收到申请后的20个工作日内完成答复" in text and "在收到申请后的20个工作日内完成答复" in faq["answer"]
+    assert (
+        "在收到申请后的20个工作日内完成答复" in text and "在收到申请后的20个工作日内完成答复" in faq["answer"]
+    )
 
 
 def test_no_phrasing_is_shared_between_faqs() -> None:
@@ -95,7 +121,9 @@ def test_phrasings_are_closest_to_their_own_faq() -> None:
     from knowledge.matcher import IndexEntry, Matcher, Thresholds
 
     matcher = Matcher(mode="faq")
-    entries = {f["id"]: IndexEntry(f["id"], f["question"], tuple(f["similar"]), tuple(f["tags"])) for f in FAQS}
+    entries = {
+        f["id"]: IndexEntry(f["id"], f["question"], tuple(f["similar"]), tuple(f["tags"])) for f in FAQS
+    }
     matcher.build(entries.values())
     thresholds = Thresholds()
     total = top1 = top3 = 0
@@ -104,7 +132,7 @@ def test_phrasings_are_closest_to_their_own_faq() -> None:
         phrasings = [f["question"], *f["similar"]]
         for i, p in enumerate(phrasings):
             total += 1
-            rest = phrasings[:i] + phrasings[i + 1:]
+            rest = phrasings[:i] + phrasings[i + 1 :]
             matcher.upsert(IndexEntry(f["id"], rest[0], tuple(rest[1:]), tuple(f["tags"])))
             hits = matcher.search(p, 5)
             ranked = [h.faq_id for h in hits[:3]]
@@ -143,7 +171,10 @@ def test_load_demo_is_idempotent(engine: Engine) -> None:
     assert rec is not None and rec.unit == "青浦区人力资源和社会保障局"
     pol = policies.find(rec.source_policy or "")
     assert pol is not None and pol.doc_no == "青人社〔2023〕11号"
-    assert pol.citation(rec.source_article) == "《2023年青浦区人力资源和社会保障局政务公开工作要点》（青人社〔2023〕11号）二(二)"
+    assert (
+        pol.citation(rec.source_article)
+        == "《2023年青浦区人力资源和社会保障局政务公开工作要点》（青人社〔2023〕11号）二(二)"
+    )
     hits = policies.search("依申请公开多久答复", k=3)
     assert ("qingpu-rsj-2023", "二(二)") in {(h.policy_id, h.label) for h in hits}
 

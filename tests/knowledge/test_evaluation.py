@@ -18,8 +18,14 @@ def write(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 def test_loaders(tmp_path: Path) -> None:
-    faq = write(tmp_path / "faq.jsonl", [{"id": "a", "question": "失业金怎么申请", "similar": ["怎么领失业金"], "tags": ["就业"]}])
-    q = write(tmp_path / "q.jsonl", [{"query": "失业金", "expected_id": "a"}, {"query": "放首歌", "expected_id": None}])
+    faq = write(
+        tmp_path / "faq.jsonl",
+        [{"id": "a", "question": "失业金怎么申请", "similar": ["怎么领失业金"], "tags": ["就业"]}],
+    )
+    q = write(
+        tmp_path / "q.jsonl",
+        [{"query": "失业金", "expected_id": "a"}, {"query": "放首歌", "expected_id": None}],
+    )
     assert load_faq_jsonl(faq) == [IndexEntry("a", "失业金怎么申请", ("怎么领失业金",), ("就业",))]
     assert load_queries_jsonl(q) == [("失业金", "a"), ("放首歌", None)]
 

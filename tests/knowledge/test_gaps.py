@@ -36,18 +36,47 @@ MED = "青浦区医疗保障局"
 PREFIXES = ["", "", "请问", "你好，", "我想问一下", "麻烦问下", "您好，请问"]
 SUFFIXES = ["", "？", "?", "。", "呢", "，谢谢"]
 A_BODIES = [
-    "灵活就业人员社保补贴怎么申请", "灵活就业社保补贴如何申领", "灵活就业人员的社保补贴在哪里申请",
-    "灵活就业社保补贴申请需要什么材料", "怎么申请灵活就业社保补贴", "灵活就业人员社保补贴申请条件是什么",
+    "灵活就业人员社保补贴怎么申请",
+    "灵活就业社保补贴如何申领",
+    "灵活就业人员的社保补贴在哪里申请",
+    "灵活就业社保补贴申请需要什么材料",
+    "怎么申请灵活就业社保补贴",
+    "灵活就业人员社保补贴申请条件是什么",
     "灵活就业人员申请社保补贴的流程",
 ]
-B_BODIES = ["新生儿医保怎么办理", "新生儿医保在哪里办", "宝宝出生后医保如何参保", "新生儿参加医保需要什么材料",
-            "婴儿医保怎么参保"]
+B_BODIES = [
+    "新生儿医保怎么办理",
+    "新生儿医保在哪里办",
+    "宝宝出生后医保如何参保",
+    "新生儿参加医保需要什么材料",
+    "婴儿医保怎么参保",
+]
 NOISE = [
-    "社保卡丢了怎么补办", "公积金可以提取吗", "退休人员丧葬费标准是多少", "残疾人补贴怎么领", "廉租房申请条件",
-    "驾驶证到期换证", "户口迁移需要什么手续", "结婚登记要带什么", "营业执照年报怎么报", "养老金什么时候涨",
-    "个税专项附加扣除", "出租车投诉电话", "垃圾分类投放时间", "小区停车收费标准", "人才公寓租金多少",
-    "高龄津贴发放时间", "失业登记在哪里办", "公租房可以养宠物吗", "老旧小区加装电梯补贴", "献血证有什么用",
-    "图书馆周一开门吗", "游泳馆开放时间", "防汛物资在哪里领", "外卖食品安全投诉", "文物保护单位名单",
+    "社保卡丢了怎么补办",
+    "公积金可以提取吗",
+    "退休人员丧葬费标准是多少",
+    "残疾人补贴怎么领",
+    "廉租房申请条件",
+    "驾驶证到期换证",
+    "户口迁移需要什么手续",
+    "结婚登记要带什么",
+    "营业执照年报怎么报",
+    "养老金什么时候涨",
+    "个税专项附加扣除",
+    "出租车投诉电话",
+    "垃圾分类投放时间",
+    "小区停车收费标准",
+    "人才公寓租金多少",
+    "高龄津贴发放时间",
+    "失业登记在哪里办",
+    "公租房可以养宠物吗",
+    "老旧小区加装电梯补贴",
+    "献血证有什么用",
+    "图书馆周一开门吗",
+    "游泳馆开放时间",
+    "防汛物资在哪里领",
+    "外卖食品安全投诉",
+    "文物保护单位名单",
 ]
 ANSWERED = ["依申请公开多久答复", "政府信息公开怎么申请", "社保缴费基数是多少", "医保报销比例"]
 
@@ -74,12 +103,21 @@ def _plant(engine: Engine, seed: int = 3) -> QueryLogStore:
     rows: list[dict[str, object]] = []
     for i in range(120):
         outcome = ("none", "passage", "handoff", "answer")[i % 4]
-        rows.append(dict(text=_variant(rnd, A_BODIES), outcome=outcome, unit=HR if i % 2 else None,
-                         score=0.3 if outcome != "answer" else 0.95, useless=outcome == "answer"))
+        rows.append(
+            dict(
+                text=_variant(rnd, A_BODIES),
+                outcome=outcome,
+                unit=HR if i % 2 else None,
+                score=0.3 if outcome != "answer" else 0.95,
+                useless=outcome == "answer",
+            )
+        )
     for _ in range(40):
         rows.append(dict(text=_variant(rnd, B_BODIES), outcome="none", unit=None, score=0.2, useless=False))
     for q in NOISE:
-        rows.append(dict(text=q, outcome=rnd.choice(("none", "passage")), unit=None, score=0.2, useless=False))
+        rows.append(
+            dict(text=q, outcome=rnd.choice(("none", "passage")), unit=None, score=0.2, useless=False)
+        )
     for _ in range(150):
         rows.append(dict(text=rnd.choice(ANSWERED), outcome="answer", unit=HR, score=0.97, useless=False))
     rnd.shuffle(rows)
@@ -87,16 +125,28 @@ def _plant(engine: Engine, seed: int = 3) -> QueryLogStore:
         ids: list[tuple[int, bool]] = []
         for n, r in enumerate(rows):
             log_id = store.record(
-                channel=("web", "wechat")[n % 2], user_ref=f"u{n % 97}", session_id=f"s{n}",
-                text=str(r["text"]), outcome=str(r["outcome"]), score=float(r["score"]),  # type: ignore[arg-type]
-                unit=r["unit"], at=_at(rnd), session=s,  # type: ignore[arg-type]
+                channel=("web", "wechat")[n % 2],
+                user_ref=f"u{n % 97}",
+                session_id=f"s{n}",
+                text=str(r["text"]),
+                outcome=str(r["outcome"]),
+                score=float(r["score"]),  # type: ignore[arg-type]
+                unit=r["unit"],
+                at=_at(rnd),
+                session=s,  # type: ignore[arg-type]
             )
             ids.append((log_id, bool(r["useless"])))
         # Earlier weeks: gap A growing (1, 2, 3, 4 per week before), B absent.
         for w in range(4):
             for _ in range(w + 1):
-                store.record(channel="web", user_ref="old", text=_variant(rnd, A_BODIES), outcome="none",
-                             at=_at(rnd, WEEK.start - dt.timedelta(weeks=4 - w)), session=s)
+                store.record(
+                    channel="web",
+                    user_ref="old",
+                    text=_variant(rnd, A_BODIES),
+                    outcome="none",
+                    at=_at(rnd, WEEK.start - dt.timedelta(weeks=4 - w)),
+                    session=s,
+                )
     for log_id, useless in ids:
         if useless:
             assert store.rate(log_id, "useless")
@@ -152,11 +202,33 @@ def test_deterministic_for_shuffled_input() -> None:
     assert a1.topics[0].count + a1.topics[1].count == 200
 
 
-def _row(i: int, text: str, outcome: str, *, at: dt.datetime | None = None, session: str | None = None,
-         score: float | None = None, unit: str | None = None, rating: str | None = None,
-         ticket: str | None = None, user: str | None = None) -> LogRow:
-    return LogRow(i, at or WEEK.start + dt.timedelta(hours=1, minutes=i), "web", user or f"u{i}", session, text,
-                  outcome, score, None, unit, rating, ticket)
+def _row(
+    i: int,
+    text: str,
+    outcome: str,
+    *,
+    at: dt.datetime | None = None,
+    session: str | None = None,
+    score: float | None = None,
+    unit: str | None = None,
+    rating: str | None = None,
+    ticket: str | None = None,
+    user: str | None = None,
+) -> LogRow:
+    return LogRow(
+        i,
+        at or WEEK.start + dt.timedelta(hours=1, minutes=i),
+        "web",
+        user or f"u{i}",
+        session,
+        text,
+        outcome,
+        score,
+        None,
+        unit,
+        rating,
+        ticket,
+    )
 
 
 def test_what_counts_as_unanswered() -> None:
@@ -200,12 +272,25 @@ def test_tickets_link_route_and_give_drafts() -> None:
     rows.append(_row(99, "灵活就业人员社保补贴怎么申请", "handoff", at=_at(rnd), ticket="LY20261117-0001"))
     rows += [_row(200 + i, "公租房续租要什么材料", "none", at=_at(rnd)) for i in range(3)]
     tickets = [
-        TicketSummary("LY20261117-0001", "灵活就业人员社保补贴怎么申请", HR, "已答复",
-                      "请携带身份证到社区事务受理服务中心申请，咨询电话13812345678。",
-                      WEEK.start + dt.timedelta(days=1)),
-        TicketSummary("LY20261118-0002", "公租房续租需要准备哪些材料", "青浦区住房保障和房屋管理局", "办理中", None,
-                      (WEEK.start + dt.timedelta(days=2)).replace(tzinfo=dt.UTC)),
-        TicketSummary("LY20250101-0003", "毫不相关的旧留言", "某单位", "已办结", "旧答复", dt.datetime(2025, 1, 1)),
+        TicketSummary(
+            "LY20261117-0001",
+            "灵活就业人员社保补贴怎么申请",
+            HR,
+            "已答复",
+            "请携带身份证到社区事务受理服务中心申请，咨询电话13812345678。",
+            WEEK.start + dt.timedelta(days=1),
+        ),
+        TicketSummary(
+            "LY20261118-0002",
+            "公租房续租需要准备哪些材料",
+            "青浦区住房保障和房屋管理局",
+            "办理中",
+            None,
+            (WEEK.start + dt.timedelta(days=2)).replace(tzinfo=dt.UTC),
+        ),
+        TicketSummary(
+            "LY20250101-0003", "毫不相关的旧留言", "某单位", "已办结", "旧答复", dt.datetime(2025, 1, 1)
+        ),
     ]
     a = analyse(rows, WEEK, tickets=tickets, text=_text())
     top = a.topics[0]
@@ -281,7 +366,10 @@ def test_routes_crud(sqlite_engine: Engine) -> None:
     set_route(sessions, keyword="公积金", unit="住房公积金管理中心", by="admin")
     r = set_route(sessions, keyword="新生儿", unit=HR, by="other")
     assert (r.keyword, r.unit, r.updated_by) == ("新生儿", HR, "other")
-    assert [(x.keyword, x.unit) for x in list_routes(sessions)] == [("公积金", "住房公积金管理中心"), ("新生儿", HR)]
+    assert [(x.keyword, x.unit) for x in list_routes(sessions)] == [
+        ("公积金", "住房公积金管理中心"),
+        ("新生儿", HR),
+    ]
     delete_route(sessions, keyword="公积金")
     assert [x.keyword for x in list_routes(sessions)] == ["新生儿"]
     with pytest.raises(NotFound):
@@ -342,6 +430,11 @@ def test_same_action_different_subject_stay_apart() -> None:
     rnd = random.Random(8)
     hows = ["怎么办理", "如何办理", "办理需要什么材料", "办理流程是什么", "在哪里办理"]
     rows = [_row(i, rnd.choice(PREFIXES) + "新生儿医保" + rnd.choice(hows), "none") for i in range(20)]
-    rows += [_row(100 + i, rnd.choice(PREFIXES) + "医保门诊报销" + rnd.choice(hows), "none") for i in range(12)]
+    rows += [
+        _row(100 + i, rnd.choice(PREFIXES) + "医保门诊报销" + rnd.choice(hows), "none") for i in range(12)
+    ]
     a = analyse(rows, WEEK, text=_text())
-    assert [(t.count, "新生儿" in t.label, "门诊" in t.label) for t in a.topics] == [(20, True, False), (12, False, True)]
+    assert [(t.count, "新生儿" in t.label, "门诊" in t.label) for t in a.topics] == [
+        (20, True, False),
+        (12, False, True),
+    ]

@@ -20,9 +20,32 @@ from knowledge.db import make_engine, make_sessionmaker
 from knowledge.store import FaqStore, ImportFailed
 
 FAQ_JSONL = Path("/work/shared/data/faq.jsonl")
-ZH_HEADER = ["编号", "标准问题", "相似问法", "答案", "标签", "制文单位", "来源文件", "条款", "生效日期", "失效日期", "状态"]
-EN_HEADER = ["id", "question", "similar", "answer", "tags", "unit", "source_policy", "source_article",
-             "valid_from", "valid_to", "status"]
+ZH_HEADER = [
+    "编号",
+    "标准问题",
+    "相似问法",
+    "答案",
+    "标签",
+    "制文单位",
+    "来源文件",
+    "条款",
+    "生效日期",
+    "失效日期",
+    "状态",
+]
+EN_HEADER = [
+    "id",
+    "question",
+    "similar",
+    "answer",
+    "tags",
+    "unit",
+    "source_policy",
+    "source_article",
+    "valid_from",
+    "valid_to",
+    "status",
+]
 
 
 @pytest.fixture
@@ -82,15 +105,56 @@ def test_import_shared_faq_jsonl_fast(store: FaqStore) -> None:
 
 
 def test_import_xlsx_chinese_headers(store: FaqStore, tmp_path: Path) -> None:
-    path = write_xlsx(tmp_path / "faq.xlsx", [
-        ZH_HEADER + ["备注"],
-        [101, "依申请公开多久答复", "依申请公开多长时间答复\n申请公开要等几天｜多久能答复|多久能答复",
-         "收到申请之日起20个工作日内答复。", "政务公开，依申请；公开", "区政务公开办", "青人社〔2023〕11号", "二(二)",
-         dt.datetime(2024, 1, 1), 46022, "已发布", "内部备注"],
-        [None, None, None, None, None, None, None, None, None, None, None, None],  # blank rows are skipped
-        ["d-1", "新政策何时实施", None, None, "政策", None, None, None, "2025/3/1", "2025年12月31日", "草稿", None],
-        ["r-1", "旧政策问题", None, "旧答案", None, None, None, None, None, None, "retired", None],
-    ], title="2024年政策问答库")
+    path = write_xlsx(
+        tmp_path / "faq.xlsx",
+        [
+            ZH_HEADER + ["备注"],
+            [
+                101,
+                "依申请公开多久答复",
+                "依申请公开多长时间答复\n申请公开要等几天｜多久能答复|多久能答复",
+                "收到申请之日起20个工作日内答复。",
+                "政务公开，依申请；公开",
+                "区政务公开办",
+                "青人社〔2023〕11号",
+                "二(二)",
+                dt.datetime(2024, 1, 1),
+                46022,
+                "已发布",
+                "内部备注",
+            ],
+            [
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+                None,
+            ],  # blank rows are skipped
+            [
+                "d-1",
+                "新政策何时实施",
+                None,
+                None,
+                "政策",
+                None,
+                None,
+                None,
+                "2025/3/1",
+                "2025年12月31日",
+                "草稿",
+                None,
+            ],
+            ["r-1", "旧政策问题", None, "旧答案", None, None, None, None, None, None, "retired", None],
+        ],
+        title="2024年政策问答库",
+    )
     report = store.import_file(path)
     assert (report.rows, report.created) == (3, 3)
     assert any("备注" in w for w in report.warnings)
@@ -100,15 +164,52 @@ def test_import_xlsx_chinese_headers(store: FaqStore, tmp_path: Path) -> None:
     assert (a.unit, a.source_policy, a.source_article) == ("区政务公开办", "青人社〔2023〕11号", "二(二)")
     assert (a.valid_from, a.valid_to) == (dt.date(2024, 1, 1), dt.date(2025, 12, 31))  # 46022 = Excel serial
     d = store.require("d-1")
-    assert (d.status, d.answer, d.valid_from, d.valid_to) == ("draft", "", dt.date(2025, 3, 1), dt.date(2025, 12, 31))
+    assert (d.status, d.answer, d.valid_from, d.valid_to) == (
+        "draft",
+        "",
+        dt.date(2025, 3, 1),
+        dt.date(2025, 12, 31),
+    )
     assert store.require("r-1").status == "retired"
 
 
 def test_import_csv_encodings(store: FaqStore, tmp_path: Path) -> None:
-    rows = [EN_HEADER, ["c-1", "公积金怎么提取", "公积金提取流程", "携带身份证办理", "公积金", "公积金中心", "", "",
-                        "2024-01-01", "", "published"]]
-    gbk = write_csv(tmp_path / "gbk.csv", [ZH_HEADER, ["g-1", "医保怎么报销", "看病报销|报销流程", "持医保卡结算",
-                                                      "医保；报销", "医保局", "", "", "", "", "已发布"]], "gbk")
+    rows = [
+        EN_HEADER,
+        [
+            "c-1",
+            "公积金怎么提取",
+            "公积金提取流程",
+            "携带身份证办理",
+            "公积金",
+            "公积金中心",
+            "",
+            "",
+            "2024-01-01",
+            "",
+            "published",
+        ],
+    ]
+    gbk = write_csv(
+        tmp_path / "gbk.csv",
+        [
+            ZH_HEADER,
+            [
+                "g-1",
+                "医保怎么报销",
+                "看病报销|报销流程",
+                "持医保卡结算",
+                "医保；报销",
+                "医保局",
+                "",
+                "",
+                "",
+                "",
+                "已发布",
+            ],
+        ],
+        "gbk",
+    )
     assert store.import_file(gbk).created == 1
     assert store.require("g-1").similar == ("看病报销", "报销流程") and store.require("g-1").unit == "医保局"
     assert store.import_file(write_csv(tmp_path / "bom.csv", rows, "utf-8-sig")).created == 1
@@ -136,23 +237,51 @@ def test_import_tab_separated_utf16_with_bom(store: FaqStore, tmp_path: Path) ->
 def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     ok_row = ["n-1", "新问题", "", "答案", "", "", "", "", "", "", ""]
     files: dict[str, tuple[Path, str]] = {}
-    files["missing_column"] = (write_csv(tmp_path / "nocol.csv", [["编号", "答案"], ["n-1", "答案"]]), "缺少必需的列")
-    files["missing_column_xlsx"] = (write_xlsx(tmp_path / "nocol.xlsx", [["编号", "问法", "答案"], ["n-1", "q", "a"]]),
-                                    "缺少必需的列")
-    files["bad_date"] = (write_csv(tmp_path / "date.csv", [ZH_HEADER, ok_row, ["n-2", "问题二", "", "答案", "", "", "",
-                                                                              "", "2024-02-30", "", ""]]), "日期")
-    files["bad_date_xlsx"] = (write_xlsx(tmp_path / "date.xlsx", [ZH_HEADER, ok_row[:8] + ["明年", None, None]]),
-                              "日期格式无法识别")
-    files["duplicate_id"] = (write_csv(tmp_path / "dup.csv", [ZH_HEADER, ok_row, ["n-1", "另一个问题", "", "答案"]]),
-                             "编号 n-1 与第2行重复")
-    files["duplicate_id_jsonl"] = (write_jsonl(tmp_path / "dup.jsonl", [
-        {"id": "j-1", "question": "问一", "answer": "答"}, {"id": "j-1", "question": "问二", "answer": "答"}]),
-        "编号 j-1 与第1行重复")
-    files["empty_question"] = (write_csv(tmp_path / "emptyq.csv", [ZH_HEADER, ok_row, ["n-2", " ", "", "答案"]]),
-                               "标准问题不能为空")
-    files["bad_status"] = (write_csv(tmp_path / "status.csv", [ZH_HEADER, ok_row[:10] + ["上架"]]), "状态无效")
-    files["dates_reversed"] = (write_csv(tmp_path / "rev.csv", [ZH_HEADER, ok_row[:8] + ["2025-01-01", "2024-01-01", ""]]),
-                               "早于生效日期")
+    files["missing_column"] = (
+        write_csv(tmp_path / "nocol.csv", [["编号", "答案"], ["n-1", "答案"]]),
+        "缺少必需的列",
+    )
+    files["missing_column_xlsx"] = (
+        write_xlsx(tmp_path / "nocol.xlsx", [["编号", "问法", "答案"], ["n-1", "q", "a"]]),
+        "缺少必需的列",
+    )
+    files["bad_date"] = (
+        write_csv(
+            tmp_path / "date.csv",
+            [ZH_HEADER, ok_row, ["n-2", "问题二", "", "答案", "", "", "", "", "2024-02-30", "", ""]],
+        ),
+        "日期",
+    )
+    files["bad_date_xlsx"] = (
+        write_xlsx(tmp_path / "date.xlsx", [ZH_HEADER, ok_row[:8] + ["明年", None, None]]),
+        "日期格式无法识别",
+    )
+    files["duplicate_id"] = (
+        write_csv(tmp_path / "dup.csv", [ZH_HEADER, ok_row, ["n-1", "另一个问题", "", "答案"]]),
+        "编号 n-1 与第2行重复",
+    )
+    files["duplicate_id_jsonl"] = (
+        write_jsonl(
+            tmp_path / "dup.jsonl",
+            [
+                {"id": "j-1", "question": "问一", "answer": "答"},
+                {"id": "j-1", "question": "问二", "answer": "答"},
+            ],
+        ),
+        "编号 j-1 与第1行重复",
+    )
+    files["empty_question"] = (
+        write_csv(tmp_path / "emptyq.csv", [ZH_HEADER, ok_row, ["n-2", " ", "", "答案"]]),
+        "标准问题不能为空",
+    )
+    files["bad_status"] = (
+        write_csv(tmp_path / "status.csv", [ZH_HEADER, ok_row[:10] + ["上架"]]),
+        "状态无效",
+    )
+    files["dates_reversed"] = (
+        write_csv(tmp_path / "rev.csv", [ZH_HEADER, ok_row[:8] + ["2025-01-01", "2024-01-01", ""]]),
+        "早于生效日期",
+    )
     files["empty_file"] = (tmp_path / "empty.csv", "文件为空")
     files["empty_file"][0].write_bytes(b"")
     files["blank_xlsx"] = (write_xlsx(tmp_path / "blank.xlsx", []), "没有内容")
@@ -171,8 +300,13 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     files["legacy_xls"] = (tmp_path / "old.xls", ".xls")
     files["legacy_xls"][0].write_bytes(b"\xd0\xcf\x11\xe0" + b"\0" * 100)
     files["bad_json_line"] = (tmp_path / "bad.jsonl", "不是有效的 JSON")
-    files["bad_json_line"][0].write_text('{"question": "问", "answer": "答"}\n{"question": \n', encoding="utf-8")
-    files["jsonl_no_question"] = (write_jsonl(tmp_path / "noq.jsonl", [{"id": "x", "answer": "答"}]), "缺少 question")
+    files["bad_json_line"][0].write_text(
+        '{"question": "问", "answer": "答"}\n{"question": \n', encoding="utf-8"
+    )
+    files["jsonl_no_question"] = (
+        write_jsonl(tmp_path / "noq.jsonl", [{"id": "x", "answer": "答"}]),
+        "缺少 question",
+    )
     files["unknown_format"] = (tmp_path / "faq.docx", "无法识别的文件格式")
     files["unknown_format"][0].write_bytes(b"x")
     files["missing_file"] = (tmp_path / "nope.csv", "文件不存在")
@@ -180,10 +314,27 @@ def _bad_files(tmp_path: Path) -> dict[str, tuple[Path, str]]:
 
 
 BAD_CASES = [
-    "missing_column", "missing_column_xlsx", "bad_date", "bad_date_xlsx", "duplicate_id", "duplicate_id_jsonl",
-    "empty_question", "bad_status", "dates_reversed", "empty_file", "blank_xlsx", "header_only", "utf16_no_bom",
-    "random_bytes", "not_really_xlsx", "xlsx_named_csv", "legacy_xls", "bad_json_line", "jsonl_no_question",
-    "unknown_format", "missing_file",
+    "missing_column",
+    "missing_column_xlsx",
+    "bad_date",
+    "bad_date_xlsx",
+    "duplicate_id",
+    "duplicate_id_jsonl",
+    "empty_question",
+    "bad_status",
+    "dates_reversed",
+    "empty_file",
+    "blank_xlsx",
+    "header_only",
+    "utf16_no_bom",
+    "random_bytes",
+    "not_really_xlsx",
+    "xlsx_named_csv",
+    "legacy_xls",
+    "bad_json_line",
+    "jsonl_no_question",
+    "unknown_format",
+    "missing_file",
 ]
 
 
@@ -201,15 +352,18 @@ def test_bad_files_are_rejected_and_store_unchanged(seeded: FaqStore, tmp_path: 
 
 
 def test_every_bad_row_reported_with_row_and_column(seeded: FaqStore, tmp_path: Path) -> None:
-    path = write_csv(tmp_path / "many.csv", [
-        ["编号", "标准问题", "答案", "生效日期", "失效日期", "状态"],
-        ["a-1", "好问题", "好答案", "2024-01-01", "", ""],
-        ["a-2", "", "答案", "", "", ""],
-        ["a-3", "问题三", "答案", "2024/13/01", "", ""],
-        ["a-1", "问题四", "答案", "", "", ""],
-        ["a-5", "问题五", "", "", "", "已发布"],
-        ["a-6", "问题六", "答案", "", "", "待定"],
-    ])
+    path = write_csv(
+        tmp_path / "many.csv",
+        [
+            ["编号", "标准问题", "答案", "生效日期", "失效日期", "状态"],
+            ["a-1", "好问题", "好答案", "2024-01-01", "", ""],
+            ["a-2", "", "答案", "", "", ""],
+            ["a-3", "问题三", "答案", "2024/13/01", "", ""],
+            ["a-1", "问题四", "答案", "", "", ""],
+            ["a-5", "问题五", "", "", "", "已发布"],
+            ["a-6", "问题六", "答案", "", "", "待定"],
+        ],
+    )
     before = state(seeded)
     with pytest.raises(ImportFailed) as exc:
         seeded.import_file(path)
@@ -239,8 +393,12 @@ def test_oversized_file_rejected_without_reading(seeded: FaqStore, tmp_path: Pat
 
 # --- duplicates and dry runs ---------------------------------------------------------------------------
 def test_duplicates_by_id_and_by_question(seeded: FaqStore, tmp_path: Path) -> None:
-    rows = [["编号", "标准问题", "答案"], ["old-1", "社保卡怎么补办", "带身份证到网点补办。"],
-            ["", "社保卡 怎么补办？", "不会用到"], ["", "新的问题", "新的答案"]]
+    rows = [
+        ["编号", "标准问题", "答案"],
+        ["old-1", "社保卡怎么补办", "带身份证到网点补办。"],
+        ["", "社保卡 怎么补办？", "不会用到"],
+        ["", "新的问题", "新的答案"],
+    ]
     path = write_csv(tmp_path / "dups.csv", rows)
     with pytest.raises(ImportFailed, match="指向同一条问答"):  # rows 2 and 3 both mean old-1
         seeded.import_file(path)
@@ -258,23 +416,32 @@ def test_duplicates_by_id_and_by_question(seeded: FaqStore, tmp_path: Path) -> N
     rec = seeded.require("old-1")
     assert rec.answer == "带身份证到网点补办。" and rec.tags == ("社保",)  # absent column: tags kept
     last = seeded.history("old-1")[-1]
-    assert (last.action, last.by, last.changes) == ("import", "bob", {"answer": ["到任一网点补办。", "带身份证到网点补办。"]})
+    assert (last.action, last.by, last.changes) == (
+        "import",
+        "bob",
+        {"answer": ["到任一网点补办。", "带身份证到网点补办。"]},
+    )
     version = seeded.version()
     report = seeded.import_file(write_csv(tmp_path / "same.csv", [rows[0], rows[1]]))
     assert (report.unchanged, report.updated, report.version) == (1, 0, None) and seeded.version() == version
 
 
 def test_dry_run_writes_nothing(seeded: FaqStore, tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "dry.jsonl", [
-        {"id": "old-1", "question": "社保卡怎么补办", "answer": "新答案"},
-        {"question": "全新问题", "answer": "答案", "tags": ["新"]},
-    ])
+    path = write_jsonl(
+        tmp_path / "dry.jsonl",
+        [
+            {"id": "old-1", "question": "社保卡怎么补办", "answer": "新答案"},
+            {"question": "全新问题", "answer": "答案", "tags": ["新"]},
+        ],
+    )
     before = state(seeded)
     report = seeded.import_file(path, dry_run=True)
     assert (report.dry_run, report.created, report.updated, report.version) == (True, 1, 1, None)
     assert "试导入" in report.summary()
     assert state(seeded) == before
-    bad = write_jsonl(tmp_path / "drybad.jsonl", [{"id": "old-1", "question": "社保卡怎么补办", "answer": ""}])
+    bad = write_jsonl(
+        tmp_path / "drybad.jsonl", [{"id": "old-1", "question": "社保卡怎么补办", "answer": ""}]
+    )
     with pytest.raises(ImportFailed, match="必须填写答案"):
         seeded.import_file(bad, dry_run=True)
     assert seeded.import_file(path).created == 1 and seeded.count() == 2
@@ -282,13 +449,27 @@ def test_dry_run_writes_nothing(seeded: FaqStore, tmp_path: Path) -> None:
 
 # --- export, formula escaping, round trips -------------------------------------------------------------
 def _fill(store: FaqStore) -> None:
-    store.add(by="a", id="f-1", question="=1+1 是什么", answer="+86 12345 热线\n第二行 https://example.gov.cn/?a=1&b=2",
-              similar=["-减号开头的问法", "@提到", "'引号开头"], tags=["-标签", "社保"], unit="@单位",
-              source_policy="沪人社规〔2019〕1号", source_article="二(五)", valid_from="2024-01-01", valid_to="2026-12-31")
+    store.add(
+        by="a",
+        id="f-1",
+        question="=1+1 是什么",
+        answer="+86 12345 热线\n第二行 https://example.gov.cn/?a=1&b=2",
+        similar=["-减号开头的问法", "@提到", "'引号开头"],
+        tags=["-标签", "社保"],
+        unit="@单位",
+        source_policy="沪人社规〔2019〕1号",
+        source_article="二(五)",
+        valid_from="2024-01-01",
+        valid_to="2026-12-31",
+    )
     store.add(by="a", id="f-2", question="'=看起来已转义的问题", status="draft")
     store.add(by="a", id="f-3", question="已下线的问题", answer="旧答案", status="retired", tags="旧，政策")
-    store.add(by="a", question="普通问题，带“引号”和,逗号", answer='答案里有"双引号"、逗号,以及\t制表符',
-              similar=["普通说法一", "普通说法二"])
+    store.add(
+        by="a",
+        question="普通问题，带“引号”和,逗号",
+        answer='答案里有"双引号"、逗号,以及\t制表符',
+        similar=["普通说法一", "普通说法二"],
+    )
 
 
 @pytest.mark.parametrize("fmt", ["xlsx", "csv", "jsonl"])
@@ -337,7 +518,9 @@ def test_export_escapes_formulas(store: FaqStore, tmp_path: Path) -> None:
     jsonl = tmp_path / "out.jsonl"
     store.export_file(jsonl)
     first_obj = json.loads(jsonl.read_text(encoding="utf-8").splitlines()[0])
-    assert first_obj["question"] == "=1+1 是什么" and first_obj["valid_from"] == "2024-01-01"  # no escaping in jsonl
+    assert (
+        first_obj["question"] == "=1+1 是什么" and first_obj["valid_from"] == "2024-01-01"
+    )  # no escaping in jsonl
 
 
 def test_export_is_atomic_on_error(store: FaqStore, tmp_path: Path) -> None:
@@ -354,8 +537,19 @@ def test_export_is_atomic_on_error(store: FaqStore, tmp_path: Path) -> None:
 def test_large_import_is_bulk(store: FaqStore, tmp_path: Path) -> None:
     n = 5_000  # bench: 10,000 rows take about 2 s on an idle 2-core machine
     rows = [ZH_HEADER] + [
-        [f"big-{i:05d}", f"第{i}号政策问题怎么办理", f"第{i}号问法一|第{i}号问法二", f"第{i}号答案", "批量，测试",
-         "单位甲", f"文号{i % 50}", "一", "2024-01-01", "", "已发布"]
+        [
+            f"big-{i:05d}",
+            f"第{i}号政策问题怎么办理",
+            f"第{i}号问法一|第{i}号问法二",
+            f"第{i}号答案",
+            "批量，测试",
+            "单位甲",
+            f"文号{i % 50}",
+            "一",
+            "2024-01-01",
+            "",
+            "已发布",
+        ]
         for i in range(n)
     ]
     path = write_csv(tmp_path / "big.csv", rows)
@@ -369,7 +563,10 @@ def test_large_import_is_bulk(store: FaqStore, tmp_path: Path) -> None:
     started = time.perf_counter()
     report = store.import_file(path)
     updated_in = time.perf_counter() - started
-    assert report.updated == n and store.history(f"big-{n - 1:05d}")[-1].changes["answer"][1] == f"第{n - 1}号答案（修订）"
+    assert (
+        report.updated == n
+        and store.history(f"big-{n - 1:05d}")[-1].changes["answer"][1] == f"第{n - 1}号答案（修订）"
+    )
     # a query per row would take minutes; the bound leaves room for a loaded 2-core CI machine
     assert created_in < 8 and updated_in < 8, (created_in, updated_in)
     assert len(store.changes_since(report.version - 1, limit=100)) == n  # one change: never split  # type: ignore[operator]

@@ -159,7 +159,10 @@ def test_bad_input_gives_empty_hits_not_errors() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=300) | st.text(alphabet="失业金社保养老申请的了吗" + string.printable))
+@given(
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
+    | st.text(alphabet="失业金社保养老申请的了吗" + string.printable)
+)
 def test_search_never_raises_and_scores_in_unit_interval(q: str) -> None:
     hits = MATCHER.search(q, k=5)
     assert len(hits) <= 5
@@ -185,7 +188,10 @@ def test_passage_mode_scores_query_coverage() -> None:
 
 
 def test_calibrate_proposes_thresholds_from_the_store() -> None:
-    entries = [IndexEntry(f"f{i}", f"第{i}类业务{c}怎么办理", (f"{c}业务第{i}类如何办",)) for i, c in enumerate("甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥")]
+    entries = [
+        IndexEntry(f"f{i}", f"第{i}类业务{c}怎么办理", (f"{c}业务第{i}类如何办",))
+        for i, c in enumerate("甲乙丙丁戊己庚辛壬癸子丑寅卯辰巳午未申酉戌亥")
+    ]
     rep = calibrate(entries)
     assert rep.n_held_out == 2 * len(entries)
     assert rep.n_negatives == len(entries)

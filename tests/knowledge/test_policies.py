@@ -42,8 +42,14 @@ def _by_label(path: Path) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     "raw",
-    ["青人社〔2023〕11号", "青人社[2023]11号", "青人社（2023）11号", "青人社(2023)11号", "青人社 〔2023〕 第11号",
-     "青人社【2023】011号"],
+    [
+        "青人社〔2023〕11号",
+        "青人社[2023]11号",
+        "青人社（2023）11号",
+        "青人社(2023)11号",
+        "青人社 〔2023〕 第11号",
+        "青人社【2023】011号",
+    ],
 )
 def test_doc_no_bracket_styles_normalise(raw: str) -> None:
     assert normalise_doc_no(raw) == "青人社〔2023〕11号"
@@ -51,7 +57,14 @@ def test_doc_no_bracket_styles_normalise(raw: str) -> None:
 
 def test_numerals_and_dates() -> None:
     assert [cn_to_int(x) for x in ("一", "十", "十一", "二十", "二十三", "一百零五", "二〇二三", "14")] == [
-        1, 10, 11, 20, 23, 105, 2023, 14
+        1,
+        10,
+        11,
+        20,
+        23,
+        105,
+        2023,
+        14,
     ]
     assert parse_cn_date("2023年3月31日") == dt.date(2023, 3, 31)
     assert parse_cn_date("二〇二三年三月三十一日") == dt.date(2023, 3, 31)
@@ -226,14 +239,20 @@ def store(engine: Engine) -> PolicyStore:
 def test_import_extracts_metadata_and_explicit_metadata_wins(store: PolicyStore, engine: Engine) -> None:
     rec = store.import_file(F000, id="qp")
     assert (rec.title, rec.doc_no, rec.issuer, rec.issued_on) == (
-        "2023年青浦区人力资源和社会保障局政务公开工作要点", "青人社〔2023〕11号", "青浦区人力资源和社会保障局",
+        "2023年青浦区人力资源和社会保障局政务公开工作要点",
+        "青人社〔2023〕11号",
+        "青浦区人力资源和社会保障局",
         dt.date(2023, 3, 31),
     )
     assert rec.source_file == F000.name and rec.status == "有效" and rec.passage_count >= 10
-    rec2 = store.import_file(F000, id="qp", title="自定义标题", doc_no="青人社[2023]12号", issued_on="2023-04-01",
-                             issuer="某局")
+    rec2 = store.import_file(
+        F000, id="qp", title="自定义标题", doc_no="青人社[2023]12号", issued_on="2023-04-01", issuer="某局"
+    )
     assert (rec2.title, rec2.doc_no, rec2.issuer, rec2.issued_on) == (
-        "自定义标题", "青人社〔2023〕12号", "某局", dt.date(2023, 4, 1)
+        "自定义标题",
+        "青人社〔2023〕12号",
+        "某局",
+        dt.date(2023, 4, 1),
     )
     assert rec2.seq > rec.seq
     with make_sessionmaker(engine)() as s:
@@ -328,7 +347,10 @@ def test_faq_validity(store: PolicyStore) -> None:
     assert store.faq_validity("qp", None, None, today) == (True, None)
     assert store.faq_validity(None, None, None, today) == (True, None)
     assert store.faq_validity("unknown-policy", None, None, today) == (True, None)
-    assert store.faq_validity("qp", None, dt.date(2023, 12, 31), today) == (False, "已超过有效期（2023-12-31）")
+    assert store.faq_validity("qp", None, dt.date(2023, 12, 31), today) == (
+        False,
+        "已超过有效期（2023-12-31）",
+    )
     ok, reason = store.faq_validity("qp", dt.date(2025, 1, 1), None, today)
     assert not ok and reason is not None and reason.startswith("尚未生效")
     assert store.faq_validity("qp", dt.date(2024, 1, 1), dt.date(2024, 6, 1), today) == (True, None)
@@ -341,9 +363,20 @@ def test_faq_validity(store: PolicyStore) -> None:
 
 
 def test_citation() -> None:
-    hit = PassageHit("qp", 1, "二(二)", "……", 0.9, "2023年青浦区人力资源和社会保障局政务公开工作要点",
-                     "青人社〔2023〕11号", "有效", "青浦区人力资源和社会保障局")
-    assert hit.citation() == "《2023年青浦区人力资源和社会保障局政务公开工作要点》（青人社〔2023〕11号）二(二)"
+    hit = PassageHit(
+        "qp",
+        1,
+        "二(二)",
+        "……",
+        0.9,
+        "2023年青浦区人力资源和社会保障局政务公开工作要点",
+        "青人社〔2023〕11号",
+        "有效",
+        "青浦区人力资源和社会保障局",
+    )
+    assert (
+        hit.citation() == "《2023年青浦区人力资源和社会保障局政务公开工作要点》（青人社〔2023〕11号）二(二)"
+    )
     nodoc = PassageHit("ja", 2, "二.4", "……", 0.9, "2024年静安区政务公开工作要点", None, "已修订", None)
     assert nodoc.citation() == "《2024年静安区政务公开工作要点》二.4（该文件已修订）"
 

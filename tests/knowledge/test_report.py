@@ -84,25 +84,68 @@ def _fill(engine: Engine, start: dt.datetime = WEEK.start, *, pii: bool = False)
         for i in range(30):
             store.record(channel="web", user_ref=f"u{i}", text=a[i % 3], outcome="none", at=at(), session=s)
         for i in range(12):
-            store.record(channel="wechat", user_ref=f"w{i}", text=b[i % 3], outcome="passage", unit=MED, at=at(),
-                         session=s)
-        store.record(channel="web", user_ref="x", text="<script>alert(1)</script>灵活就业社保补贴怎么申请",
-                     outcome="none", at=at(), session=s)
-        store.record(channel="web", user_ref="y", text="=HYPERLINK(\"http://x\")新生儿医保怎么办理", outcome="none",
-                     unit=MED, at=at(), session=s)
+            store.record(
+                channel="wechat",
+                user_ref=f"w{i}",
+                text=b[i % 3],
+                outcome="passage",
+                unit=MED,
+                at=at(),
+                session=s,
+            )
+        store.record(
+            channel="web",
+            user_ref="x",
+            text="<script>alert(1)</script>灵活就业社保补贴怎么申请",
+            outcome="none",
+            at=at(),
+            session=s,
+        )
+        store.record(
+            channel="web",
+            user_ref="y",
+            text='=HYPERLINK("http://x")新生儿医保怎么办理',
+            outcome="none",
+            unit=MED,
+            at=at(),
+            session=s,
+        )
         if pii:
-            store.record(channel="web", user_ref="z", text="我是13812345678，身份证110105199003071234，新生儿医保怎么办理",
-                         outcome="none", unit=MED, at=at(), session=s)
+            store.record(
+                channel="web",
+                user_ref="z",
+                text="我是13812345678，身份证110105199003071234，新生儿医保怎么办理",
+                outcome="none",
+                unit=MED,
+                at=at(),
+                session=s,
+            )
         store.record(channel="web", user_ref="q", text="养犬登记在哪里办", outcome="none", at=at(), session=s)
         for i in range(20):
-            store.record(channel="web", user_ref=f"h{i}", text="依申请公开多久答复", outcome="answer", score=0.98,
-                         unit="青浦区政务公开办公室", at=at(), session=s)
+            store.record(
+                channel="web",
+                user_ref=f"h{i}",
+                text="依申请公开多久答复",
+                outcome="answer",
+                score=0.98,
+                unit="青浦区政务公开办公室",
+                at=at(),
+                session=s,
+            )
     return store
 
 
 def _tickets() -> list[TicketSummary]:
-    return [TicketSummary("LY20261117-0001", "灵活就业人员社保补贴怎么申请", HR, "已答复",
-                          "符合条件的灵活就业人员可在社区事务受理服务中心申请社保补贴。", WEEK.start + dt.timedelta(days=1))]
+    return [
+        TicketSummary(
+            "LY20261117-0001",
+            "灵活就业人员社保补贴怎么申请",
+            HR,
+            "已答复",
+            "符合条件的灵活就业人员可在社区事务受理服务中心申请社保补贴。",
+            WEEK.start + dt.timedelta(days=1),
+        )
+    ]
 
 
 def test_weekly_writes_html_and_xlsx_per_unit(engine: Engine, tmp_path: Path) -> None:
@@ -111,11 +154,18 @@ def test_weekly_writes_html_and_xlsx_per_unit(engine: Engine, tmp_path: Path) ->
     sessions = make_sessionmaker(engine)
     result = generate_weekly(sessions, out_dir=tmp_path, week="2026-W47", tickets=_tickets())
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted([
-        "2026-W47_全部单位总览.html", "2026-W47_全部单位总览.xlsx",
-        f"2026-W47_{HR}.html", f"2026-W47_{HR}.xlsx", f"2026-W47_{MED}.html", f"2026-W47_{MED}.xlsx",
-        "2026-W47_未归属.html", "2026-W47_未归属.xlsx",
-    ])
+    assert names == sorted(
+        [
+            "2026-W47_全部单位总览.html",
+            "2026-W47_全部单位总览.xlsx",
+            f"2026-W47_{HR}.html",
+            f"2026-W47_{HR}.xlsx",
+            f"2026-W47_{MED}.html",
+            f"2026-W47_{MED}.xlsx",
+            "2026-W47_未归属.html",
+            "2026-W47_未归属.xlsx",
+        ]
+    )
     a = result.analysis
     labels = [t.label for t in a.topics]
     assert len(labels) == 2 and "灵活就业" in labels[0] and "新生儿医保" in labels[1]
@@ -182,8 +232,16 @@ def test_empty_week_says_so(sqlite_engine: Engine, tmp_path: Path) -> None:
 def test_personal_data_never_appears(sqlite_engine: Engine, tmp_path: Path) -> None:
     tmp_path = tmp_path / "out"
     _fill(sqlite_engine, pii=True)
-    tickets = [TicketSummary("LY20261117-0009", "新生儿医保怎么办理，电话13912345678", MED, "已答复",
-                             "请致电13912345678以外的热线12345咨询", WEEK.start + dt.timedelta(days=2))]
+    tickets = [
+        TicketSummary(
+            "LY20261117-0009",
+            "新生儿医保怎么办理，电话13912345678",
+            MED,
+            "已答复",
+            "请致电13912345678以外的热线12345咨询",
+            WEEK.start + dt.timedelta(days=2),
+        )
+    ]
     generate_weekly(make_sessionmaker(sqlite_engine), out_dir=tmp_path, week="2026-W47", tickets=tickets)
     for path in tmp_path.iterdir():
         if path.suffix == ".html":
@@ -219,8 +277,9 @@ def test_safe_name() -> None:
     assert len(safe_name("长" * 300)) == 80
 
 
-def test_chart_without_cjk_font_warns_once(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
-                                           sqlite_engine: Engine) -> None:
+def test_chart_without_cjk_font_warns_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, sqlite_engine: Engine
+) -> None:
     from matplotlib import font_manager
 
     from knowledge.gaps import analyse_store
@@ -228,8 +287,11 @@ def test_chart_without_cjk_font_warns_once(monkeypatch: pytest.MonkeyPatch, capl
     store = _fill(sqlite_engine)
     report = analyse_store(store, WEEK).report(None)
     cjk_font.cache_clear()
-    monkeypatch.setattr(font_manager.fontManager, "ttflist",
-                        [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name and "WenQuanYi" not in f.name])
+    monkeypatch.setattr(
+        font_manager.fontManager,
+        "ttflist",
+        [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name and "WenQuanYi" not in f.name],
+    )
     try:
         with caplog.at_level(logging.WARNING, logger="knowledge.report"):
             assert render_chart(report).startswith(b"\x89PNG")
@@ -270,7 +332,9 @@ def test_cli_route_commands(cli_db: str, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["report", "weekly", "--week", "2026-W99"]) == 2
 
 
-def test_cli_weekly_on_demo_like_data(cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_weekly_on_demo_like_data(
+    cli_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Questions of the last few days, FAQs with drafting units, a ticket with a reply."""
     from bot.cli import main
     from bot.database import upgrade
@@ -283,8 +347,15 @@ def test_cli_weekly_on_demo_like_data(cli_db: str, tmp_path: Path, capsys: pytes
     upgrade(engine)
     sessions = make_sessionmaker(engine)
     faqs = FaqStore(sessions)
-    faqs.add(by="t", question="灵活就业人员如何参加社会保险", answer="可在社区事务受理服务中心办理参保登记。", unit=HR)
-    faqs.add(by="t", question="政府信息公开申请多久答复", answer="20个工作日内答复。", unit="青浦区政务公开办公室")
+    faqs.add(
+        by="t",
+        question="灵活就业人员如何参加社会保险",
+        answer="可在社区事务受理服务中心办理参保登记。",
+        unit=HR,
+    )
+    faqs.add(
+        by="t", question="政府信息公开申请多久答复", answer="20个工作日内答复。", unit="青浦区政务公开办公室"
+    )
     tickets = build_ticket_service(get_settings(), sessions)
     ticket = tickets.open(question="灵活就业人员社保补贴怎么申请", channel="web", user_ref="u1")
     tickets.reply(ticket.no, staff="staff1", text="请携带身份证到社区事务受理服务中心申请，电话13812345678。")
@@ -293,13 +364,24 @@ def test_cli_weekly_on_demo_like_data(cli_db: str, tmp_path: Path, capsys: pytes
     rnd = random.Random(4)
     texts = ["灵活就业人员社保补贴怎么申请", "灵活就业社保补贴如何申领", "灵活就业人员的社保补贴在哪里申请"]
     for i in range(15):
-        log_id = store.record(channel="web", user_ref=f"u{i}", text=texts[i % 3], outcome="none",
-                              at=now - dt.timedelta(hours=rnd.randrange(1, 100)))
+        log_id = store.record(
+            channel="web",
+            user_ref=f"u{i}",
+            text=texts[i % 3],
+            outcome="none",
+            at=now - dt.timedelta(hours=rnd.randrange(1, 100)),
+        )
         if i == 0:
             store.link_ticket(log_id, ticket.no)
     for i in range(4):
-        store.record(channel="wechat", user_ref=f"m{i}", text="新生儿医保怎么办理", outcome="none", unit=MED,
-                     at=now - dt.timedelta(hours=i + 1))
+        store.record(
+            channel="wechat",
+            user_ref=f"m{i}",
+            text="新生儿医保怎么办理",
+            outcome="none",
+            unit=MED,
+            at=now - dt.timedelta(hours=i + 1),
+        )
     engine.dispose()
 
     out_dir = tmp_path / "reports"

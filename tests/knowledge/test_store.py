@@ -31,7 +31,13 @@ def test_add_cleans_and_reads_back(store: FaqStore) -> None:
         by="alice",
         question="  依申请公开\u200b 多久\t答复？\x07 ",
         answer="第一段\r\n\r\n\r\n\r\n第二段 https://example.gov.cn/x  \n",
-        similar=[" 依申请公开多长时间答复 ", "依申请公开多长时间答复", "依申请公开多久答复?", "", "申请公开 要等几天"],
+        similar=[
+            " 依申请公开多长时间答复 ",
+            "依申请公开多长时间答复",
+            "依申请公开多久答复?",
+            "",
+            "申请公开 要等几天",
+        ],
         tags="政务公开，依申请公开；政务公开",
         unit=" 区政务公开办 ",
         source_policy="青人社〔2023〕11号",
@@ -123,8 +129,14 @@ def test_list_filters_and_count(store: FaqStore) -> None:
 def test_edit_keeps_versions_with_who_and_what(store: FaqStore) -> None:
     rec = _add(store, "社保卡怎么补办", tags=["社保"])
     v1 = store.version()
-    edited = store.edit(rec.id, by="bob", expected_seq=rec.seq, answer="携带身份证到任一网点办理。",
-                        tags=["社保", "社保卡"], valid_to="2030-01-01")
+    edited = store.edit(
+        rec.id,
+        by="bob",
+        expected_seq=rec.seq,
+        answer="携带身份证到任一网点办理。",
+        tags=["社保", "社保卡"],
+        valid_to="2030-01-01",
+    )
     assert edited.seq == v1 + 1 == store.version() and edited.updated_by == "bob"
     hist = store.history(edited.id)
     assert [(v.version_no, v.action, v.by) for v in hist] == [(1, "create", "alice"), (2, "edit", "bob")]
@@ -189,8 +201,12 @@ def test_retire_publish_restore(store: FaqStore) -> None:
     retired = store.retire(rec.id, by="carol", reason="政策已废止")
     assert retired.status == "retired"
     last = store.history(rec.id)[-1]
-    assert (last.action, last.by, last.note, last.changes) == ("retire", "carol", "政策已废止",
-                                                               {"status": ["published", "retired"]})
+    assert (last.action, last.by, last.note, last.changes) == (
+        "retire",
+        "carol",
+        "政策已废止",
+        {"status": ["published", "retired"]},
+    )
     assert store.retire(rec.id, by="carol") == retired  # already retired: no new version
     assert store.list(status="published") == []
     restored = store.restore(rec.id, 1, by="dave")

@@ -1,0 +1,1 @@
+"""The message pipeline: the durable outbox of later messages to citizens (`outbox`)."""
