@@ -202,3 +202,17 @@ def test_dockerfile_installs_the_lock_with_hashes_then_the_package_alone() -> No
     assert package.endswith(" .") and "--no-deps" in package and "--no-build-isolation" in package
     for cmd in installs:  # nothing is installed unchecked: hash-checked from a lock, or our source alone
         assert "--require-hashes" in cmd or cmd == package, f"unchecked install: {cmd}"
+
+
+def test_every_package_is_installed() -> None:
+    """A package missing from [tool.setuptools] packages works in the editable dev install but not
+    in the Docker image (a plain install)."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for top in ("bot", "knowledge", "handoff")
+        for p in (ROOT / top).rglob("__init__.py")
+    }
+    assert found - listed == set(), f"add to pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
