@@ -61,8 +61,8 @@ def build_app(tmp: Path) -> Any:
     from bot.database import upgrade
     from knowledge.db import make_engine, make_sessionmaker
     from knowledge.demo import load_demo
+    from knowledge.faqs import FaqStore
     from knowledge.policies import PolicyStore
-    from knowledge.store import FaqStore
 
     engine = make_engine(settings.database_url)
     upgrade(engine)

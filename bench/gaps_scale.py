@@ -22,9 +22,8 @@ from pathlib import Path
 from sqlalchemy import insert
 
 from knowledge.db import make_engine, make_sessionmaker
-from knowledge.gaps import GapParams, parse_week, set_route
+from knowledge.gaps import GapParams, generate_weekly, parse_week, set_route
 from knowledge.models import QueryLog
-from knowledge.report import generate_weekly
 from knowledge.usage import QueryLogStore
 
 UNITS = [

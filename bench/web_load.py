@@ -28,6 +28,7 @@ QUESTIONS = [
     "12333的咨询知识库会用人工智能吗",
 ]
 TARGET_RPS, TARGET_P99 = 300.0, 100.0
+GOAL_RATIO, GOAL_P99 = 0.25, 100.0  # the pipeline issue: >= 25 % of the same run's /healthz, p99 <= 100 ms
 
 
 def main() -> int:
@@ -59,9 +60,12 @@ def main() -> int:
         res = run_wrk("POST /api/v1/chat", base, chats, seconds=args.seconds, connections=args.connections)
         print(res.row())
     ok = res.rps >= TARGET_RPS and res.p99_ms < TARGET_P99 and res.errors == 0
-    print(f"chat / baseline throughput ratio: {res.rps / base_res.rps:.2f}")
+    ratio = res.rps / base_res.rps
+    print(f"chat / baseline throughput ratio: {ratio:.2f} (pipeline goal >= {GOAL_RATIO:.2f})")
     print(
-        f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}"
+        f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}; "
+        f"pipeline goal: ratio >= {GOAL_RATIO:.2f}, p99 <= {GOAL_P99:.0f} ms at 32 connections -> "
+        f"{'OK' if ratio >= GOAL_RATIO and res.p99_ms <= GOAL_P99 else 'MISSED'}"
     )
     return 0 if ok else 1
 

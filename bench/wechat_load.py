@@ -36,6 +36,7 @@ QUESTIONS = [
     "我家楼下的共享单车乱停放谁来管",
 ]
 TARGET_RPS, TARGET_P99 = 200.0, 200.0
+GOAL_RATIO, GOAL_P99 = 0.25, 100.0  # the pipeline issue: >= 25 % of the same run's /healthz, p99 <= 100 ms
 
 
 def prepare(n: int, kind: str, first_id: int) -> list[tuple[str, str, str]]:
@@ -115,8 +116,12 @@ def main() -> int:
         )
         print(img.row())
     ok = res.rps >= TARGET_RPS and res.p99_ms < TARGET_P99 and res.errors == 0
+    ratio = res.rps / ref.rps
+    print(f"WeChat text / baseline throughput ratio: {ratio:.2f} (pipeline goal >= {GOAL_RATIO:.2f})")
     print(
-        f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}"
+        f"target: >= {TARGET_RPS:.0f} req/s, p99 < {TARGET_P99:.0f} ms, no errors -> {'OK' if ok else 'MISSED'}; "
+        f"pipeline goal: ratio >= {GOAL_RATIO:.2f}, p99 <= {GOAL_P99:.0f} ms at 32 connections -> "
+        f"{'OK' if ratio >= GOAL_RATIO and res.p99_ms <= GOAL_P99 else 'MISSED'}"
     )
     return 0 if ok else 1
 

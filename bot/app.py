@@ -34,6 +34,7 @@ from bot.database import upgrade
 from bot.jobs import Scheduler, recent_runs
 from bot.models import AppValue
 from bot.notifier import TicketNotices, record_outcome, spooled_ticket_notice
+from bot.pipeline.inbox import Inbox
 from bot.pipeline.outbox import Outbox
 from bot.privacy import register_retention_job
 from bot.ratelimit import RateLimiter
@@ -47,6 +48,7 @@ from handoff import clientip
 from handoff.console import ConsoleConfig, build_board_router, build_console_router
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
+from knowledge.faqs import FIELDS, faq_dict
 from knowledge.text import warm_up
 from knowledge.usage import QueryLogStore
 
@@ -184,7 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # go to a local spool that is replayed when it is back (bot/spool.py).
     spool = Spool(settings.spool_dir, sessions)
     dialogue = Dialogue(
-        sessions=sessions,
         kb=kb,
         tickets=tickets,
         querylog=querylog,
@@ -192,13 +193,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         welcome_text=settings.welcome_text,
         session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
         limit_days=settings.ticket_limit_days,
-        async_commit=settings.db_async_commit,
         spool=spool,
     )
+    # every channel's messages take one path: claim, state, decide, one write (bot/pipeline/inbox.py)
+    inbox = Inbox(dialogue=dialogue, sessions=sessions, spool=spool, async_commit=settings.db_async_commit)
     limiter = RateLimiter(
         per_ip=settings.rate_limit_per_ip,
         per_key=settings.rate_limit_per_session,
         trusted_proxies=settings.trusted_proxies,
+        redis_url=settings.redis_url,
     )
     access_log = AccessLogWriter(sessions)
     # Scheduled jobs: every worker runs the scheduler; a database claim lets one run each period.
@@ -239,14 +242,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.querylog = querylog
     app.state.spool = spool
     app.state.dialogue = dialogue
+    app.state.inbox = inbox
     app.state.outbox = outbox
     app.state.access_log = access_log
     app.state.scheduler = scheduler
 
     channels: list[Channel] = [
-        WebChannel(dialogue=dialogue, sessions=sessions, secret=secret, limiter=limiter),
-        *wechat.enabled(settings, dialogue=dialogue, sessions=sessions),
-        *telegram.enabled(settings, dialogue=dialogue, sessions=sessions),
+        WebChannel(inbox=inbox, sessions=sessions, secret=secret, limiter=limiter),
+        *wechat.enabled(settings, inbox=inbox, sessions=sessions),
+        *telegram.enabled(settings, inbox=inbox, sessions=sessions),
     ]
     for channel in channels:
         outbox.channels[channel.name] = channel
@@ -383,17 +387,9 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
             )
 
 
+# What the sync API gives of an FAQ: the content fields but the status (always published), and seq.
+_SYNC_FIELDS = (*(name for name in FIELDS if name != "status"), "seq")
+
+
 def _faq_json(r: Any) -> dict[str, Any]:
-    return {
-        "id": r.id,
-        "question": r.question,
-        "similar": list(r.similar),
-        "answer": r.answer,
-        "tags": list(r.tags),
-        "unit": r.unit,
-        "source_policy": r.source_policy,
-        "source_article": r.source_article,
-        "valid_from": r.valid_from.isoformat() if r.valid_from else None,
-        "valid_to": r.valid_to.isoformat() if r.valid_to else None,
-        "seq": r.seq,
-    }
+    return faq_dict(r, _SYNC_FIELDS)

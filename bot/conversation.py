@@ -1,11 +1,14 @@
 """Dialogue: the channel-free conversation. `Incoming -> list[Reply]`, nothing else crosses the
 channel boundary.
 
-It answers from the knowledge base (answer with source and a rating request; clarify with up to 3
-numbered suggestions; policy passages with citation; else the offer to leave a message), handles the
-keywords 人工/转人工/留言 (handoff), 查询 <编号> (ticket status), 有用/没用 (rating), 重新开始 (reset),
-keeps session state per (channel, user) in the database with expiry, and writes every question to the
-query log with personal data masked. Handlers return replies; channels render them.
+`Dialogue.decide(msg, state)` is the decision for one message on the conversation's state: it answers
+from the knowledge base (answer with source and a rating request; clarify with up to 3 numbered
+suggestions; policy passages with citation; else the offer to leave a message), handles the keywords
+人工/转人工/留言 (handoff), 查询 <编号> (ticket status), 有用/没用 (rating), 重新开始 (reset), the welcome
+of a new conversation, and leaves the question's query-log entry (personal data masked) in the state
+for the caller to write. It stores nothing itself: the inbound pipeline (bot/pipeline/inbox.py) loads
+the state, calls `decide` and writes state and query log in one transaction. Handlers return replies;
+channels render them.
 """
 
 from __future__ import annotations
@@ -17,23 +20,17 @@ import logging
 import re
 import time
 import uuid
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Engine, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.orm import Session, sessionmaker
 
-from bot.models import ChatSession
 from bot.spool import Spool
 from handoff.privacy import mask, normalise_phone
 from handoff.tickets import TicketService
 from knowledge.answer import AskResult, KnowledgeBase
-from knowledge.db import MAX_ID, relax_commit
+from knowledge.db import MAX_ID
 from knowledge.errors import NotFound, PolicybotError
 from knowledge.models import utcnow
 from knowledge.usage import QueryLogStore
@@ -45,7 +42,6 @@ APOLOGY = "抱歉，系统暂时繁忙，您的问题没有处理成功，请稍
 TICKET_QUEUED = "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。"
 # The database cannot be reached (as opposed to a refused statement): degraded mode takes over.
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
-LOCAL_STATES = 10_000  # degraded mode: conversation states kept in this process's memory
 MAX_QUESTION = 500
 HANDOFF_WORDS = {"人工", "转人工", "人工服务", "留言", "我要留言", "人工客服", "转人工客服"}
 RESET_WORDS = {"重新开始", "重来", "重置"}
@@ -59,41 +55,26 @@ CHOICE_RE = re.compile(r"^\s*([1-9])\s*[.、。]?\s*$")
 CONSENT_TEXT = "您提供的姓名和手机号仅用于工作人员就本条留言与您联系，不会公开，办结后按规定期限删除。"
 
 
-_T = ChatSession.__table__
-
-
 def user_ref_hash(secret: str | bytes, channel: str, user_id: str) -> str:
     """The pseudonymous user reference of the query log: an HMAC of channel and user id."""
     key = secret.encode() if isinstance(secret, str) else secret
     return hmac.new(key, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def _build_upsert(insert: Any) -> Any:
-    """INSERT .. ON CONFLICT (channel, user_id) DO UPDATE: one statement, no race between two
-    first messages of the same conversation on two workers (both dialects support it)."""
-    stmt = insert(_T).values(
-        channel=bindparam("b_channel"),
-        user_id=bindparam("b_user"),
-        state=bindparam("b_state"),
-        updated_at=bindparam("b_at"),
-    )
-    return stmt.on_conflict_do_update(
-        index_elements=[_T.c.channel, _T.c.user_id],
-        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
-    )
-
-
-_UPSERT_STATE = {"postgresql": _build_upsert(pg_insert), "sqlite": _build_upsert(sqlite_insert)}  # built once
-
-
 @dataclass
 class Incoming:
+    """One message from a citizen, as every channel translates it. `kind`: text (a question or a
+    command), welcome (a new conversation: WeChat subscribe, Telegram /start, the widget opening),
+    end (the user left: WeChat unsubscribe). `msg_id`: the channel's message id when it retries
+    deliveries (deduplicated by the inbox); `meta["replay_key"]`: a signed request's nonce key."""
+
     channel: str
     user_id: str
     text: str
     msg_id: str | None = None
     received_at: dt.datetime = field(default_factory=utcnow)
     meta: dict[str, Any] = field(default_factory=dict)
+    kind: str = "text"
 
 
 @dataclass
@@ -113,11 +94,18 @@ class Reply:
         return asdict(self)
 
 
+class StateStore(Protocol):
+    """Where conversation states live (the inbox: the database, or memory in degraded mode)."""
+
+    def load_state(self, channel: str, user_id: str) -> dict[str, Any]: ...
+
+    def save_state(self, channel: str, user_id: str, state: dict[str, Any]) -> None: ...
+
+
 class Dialogue:
     def __init__(
         self,
         *,
-        sessions: sessionmaker[Session],
         kb: KnowledgeBase,
         tickets: TicketService,
         querylog: QueryLogStore,
@@ -126,20 +114,8 @@ class Dialogue:
         session_ttl: dt.timedelta = dt.timedelta(minutes=30),
         form_channels: frozenset[str] = frozenset({"web"}),
         limit_days: int = 5,
-        async_commit: bool = False,
         spool: Spool | None = None,
     ) -> None:
-        self.sessions = sessions
-        # The two statements of every message go through Core connections (no ORM session around
-        # them): the state read in autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips), the
-        # write in one short transaction.
-        self._engine: Engine = sessions.kw["bind"]
-        self._dialect = self._engine.dialect.name
-        self._reader = (
-            self._engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self._dialect == "postgresql"
-            else self._engine
-        )
         self.kb = kb
         self.tickets = tickets
         self.querylog = querylog
@@ -148,61 +124,45 @@ class Dialogue:
         self.session_ttl = session_ttl
         self.form_channels = form_channels
         self.limit_days = limit_days
-        self.async_commit = async_commit  # PostgreSQL: chat writes do not wait for the WAL flush
-        self.spool = spool  # degraded mode (bot/spool.py): None = database errors give the apology
-        # degraded mode: states of this process's conversations while the database is away
-        self._local: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self.spool = spool  # a ticket left while the database is away is spooled (bot/spool.py)
+        self.states: StateStore | None = None  # set by the inbox (bot/pipeline/inbox.py)
         self._top: tuple[float, list[str]] = (0.0, [])
 
     # --- entry points ---------------------------------------------------------------------------
-    def handle(self, msg: Incoming) -> list[Reply]:
-        """Answer one message; never raises (domain errors become their Chinese text)."""
+    def decide(self, msg: Incoming, state: dict[str, Any]) -> list[Reply]:
+        """The replies to one message; `state` is changed in place (the caller stores it, and writes
+        the query-log entry left under PENDING_LOG). Never raises: a domain error becomes its Chinese
+        text, anything else the apology."""
         try:
-            state, degraded = self._load_or_fresh(msg.channel, msg.user_id)
-            replies = self._dispatch(msg, state)
-            self._remember(state, "user", msg.text)
-            for r in replies:
-                self._remember(state, "bot", r.text)
-            if degraded:
-                self._spool_log(state, replies)
-                self._keep_local(msg.channel, msg.user_id, state)
-                return replies
-            try:
-                self._persist(msg.channel, msg.user_id, state, replies)
-            except SQLAlchemyError as exc:
-                if self.spool is None:
-                    raise
-                self.spool.health.failed(exc)
-                self._spool_log(state, replies)
-                self._keep_local(msg.channel, msg.user_id, state)
-            return replies
+            if msg.kind == "end":
+                state.clear()
+                return []
+            replies = self._welcome(msg, state) if msg.kind == "welcome" else self._dispatch(msg, state)
         except PolicybotError as exc:
             log.warning("dialogue domain error: %s", exc.log_message)
-            return [Reply("text", exc.user_message)]
+            replies = [Reply("text", exc.user_message)]
+        except UNREACHABLE:
+            raise  # the inbox turns to degraded mode
         except Exception:
             log.exception("dialogue failed on channel %s", msg.channel)
             return [Reply("text", APOLOGY)]
+        if msg.kind == "text":
+            self._remember(state, "user", msg.text)
+        for r in replies:
+            self._remember(state, "bot", r.text)
+        return replies
 
-    def welcome(self, channel: str, user_id: str) -> list[Reply]:
+    def fresh_state(self, channel: str, user_id: str) -> dict[str, Any]:
+        """The state of a new conversation."""
+        return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}", "tickets": []}
+
+    def _welcome(self, msg: Incoming, state: dict[str, Any]) -> list[Reply]:
         tops = self.top_questions()
         text = self.welcome_text
-        if tops and channel not in self.form_channels:
+        if tops and msg.channel not in self.form_channels:
             text += "\n大家都在问：\n" + "\n".join(f"{i}. {q}" for i, q in enumerate(tops, 1))
-            try:
-                state = self._load(channel, user_id)
-                state["choices"] = [["q", q] for q in tops]
-                self._save(channel, user_id, state)
-            except Exception:
-                log.exception("could not store welcome choices")
+            state["choices"] = [["q", q] for q in tops]
         return [Reply("text", text, suggestions=tops)]
-
-    def end(self, channel: str, user_id: str) -> None:
-        with self.sessions.begin() as s:
-            row = s.scalar(
-                select(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id)
-            )
-            if row is not None:
-                s.delete(row)
 
     def top_questions(self, n: int = 5) -> list[str]:
         """Most asked FAQs (from the query log), filled up with published FAQs; cached a minute."""
@@ -265,7 +225,7 @@ class Dialogue:
             )
         try:
             if state is None:
-                state = self._load(channel, user_id)
+                state = self._states().load_state(channel, user_id)
             ticket = self.tickets.open(
                 question=question,
                 channel=channel,
@@ -296,7 +256,7 @@ class Dialogue:
         if ticket.no not in state["tickets"]:
             state["tickets"].append(ticket.no)
         if own:
-            self._save(channel, user_id, state)
+            self._states().save_state(channel, user_id, state)
         return self._opened_reply(ticket)
 
     def _opened_reply(self, ticket: Any) -> Reply:
@@ -392,8 +352,10 @@ class Dialogue:
             text = text[:MAX_QUESTION]
         compact = re.sub(r"\s+", "", text)
         if compact in RESET_WORDS:
+            tickets = state.get("tickets", [])
             state.clear()
-            return self.welcome(msg.channel, msg.user_id)
+            state.update(self.fresh_state(msg.channel, msg.user_id), tickets=tickets)
+            return self._welcome(msg, state)
         m = STATUS_RE.match(text)
         if m or TICKET_NO_RE.match(compact):
             return [self.ticket_status(msg.channel, msg.user_id, m.group(1) if m else compact)]
@@ -562,90 +524,13 @@ class Dialogue:
         return None
 
     # --- state ------------------------------------------------------------------------------------
+    def _states(self) -> StateStore:
+        if self.states is None:
+            raise RuntimeError("the dialogue has no state store (build it with bot.pipeline.inbox.Inbox)")
+        return self.states
+
     def _user_ref(self, channel: str, user_id: str) -> str:
         return user_ref_hash(self.secret, channel, user_id)
-
-    def _load_or_fresh(self, channel: str, user_id: str) -> tuple[dict[str, Any], bool]:
-        """The session state, or (degraded mode, database unreachable) a fresh one and True."""
-        if self.spool is None:
-            return self._load(channel, user_id), False
-        health = self.spool.health
-        if health.should_try():
-            try:
-                state = self._load(channel, user_id)
-                health.ok()
-                # a conversation carried on in memory during the outage is newer than the stored one
-                return self._local.pop((channel, user_id), None) or state, False
-            except SQLAlchemyError as exc:
-                health.failed(exc)
-        local = self._local.get((channel, user_id))
-        if local is not None:
-            return dict(local), True
-        return {"sid": self._user_ref(channel, user_id) + f"-{int(time.time())}", "tickets": []}, True
-
-    def _keep_local(self, channel: str, user_id: str, state: dict[str, Any]) -> None:
-        """Degraded mode: keep the state in memory so that a multi-step exchange (leaving a message)
-        still works in this process; it is written to the database with the next message after."""
-        self._local[(channel, user_id)] = dict(state)
-        self._local.move_to_end((channel, user_id))
-        while len(self._local) > LOCAL_STATES:
-            self._local.popitem(last=False)
-
-    def _spool_log(self, state: dict[str, Any], replies: list[Reply]) -> None:
-        """Degraded mode: the query-log entry goes to the local spool (replayed later); no rating ref."""
-        pending = state.pop(PENDING_LOG, None)
-        for r in replies:
-            if r.ref == PENDING_LOG:
-                r.ref = None
-        if pending is not None and self.spool is not None:
-            self.spool.add_query_log({**pending, "at": utcnow()})
-
-    def _load(self, channel: str, user_id: str) -> dict[str, Any]:
-        with self._reader.connect() as conn:
-            row = conn.execute(
-                select(ChatSession.state, ChatSession.updated_at).where(
-                    ChatSession.channel == channel, ChatSession.user_id == user_id
-                )
-            ).first()
-        if row is None or utcnow() - row.updated_at > self.session_ttl:
-            return {
-                "sid": self._user_ref(channel, user_id) + f"-{int(time.time())}",
-                "tickets": (row.state.get("tickets", []) if row else []),
-            }
-        return dict(row.state)
-
-    def _save(self, channel: str, user_id: str, state: dict[str, Any]) -> None:
-        self._persist(channel, user_id, state, [])
-
-    def _persist(self, channel: str, user_id: str, state: dict[str, Any], replies: list[Reply]) -> None:
-        """One short write transaction per message: the query-log entry (if any) and the state.
-
-        It starts with a write and never reads first, so on SQLite it takes the write lock at once
-        (no read-to-write upgrade that fails under concurrency) and holds it only for two statements.
-        `state` and `replies` change only after the commit: when the write fails, the pending
-        query-log entry is still in `state` for the caller to spool (bot/spool.py), and no reply
-        carries the id of a row that was rolled back.
-        """
-        pending = state.get(PENDING_LOG)
-        stored = {k: v for k, v in state.items() if k != PENDING_LOG}
-        log_id: int | None = None
-        now = utcnow()
-        with self._engine.begin() as conn:
-            if self.async_commit:
-                relax_commit(conn)
-            if pending is not None:
-                log_id = self.querylog.record(session=conn, **pending)
-                stored["last_log"] = log_id
-            conn.execute(
-                _UPSERT_STATE[self._dialect],
-                {"b_channel": channel, "b_user": user_id, "b_state": stored, "b_at": now},
-            )
-        state.pop(PENDING_LOG, None)
-        if log_id is not None:
-            state["last_log"] = log_id
-            for r in replies:
-                if r.ref == PENDING_LOG:
-                    r.ref = str(log_id)
 
     @staticmethod
     def _remember(state: dict[str, Any], role: str, text: str) -> None:

@@ -25,8 +25,7 @@ from bot.settings import Settings
 from handoff.weekly import ticket_summaries, unit_locator
 from knowledge.answer import KnowledgeBase
 from knowledge.errors import PolicybotError
-from knowledge.gaps import OVERVIEW, GapParams, resolve_period
-from knowledge.report import WeeklyResult, WrittenReport, generate_weekly
+from knowledge.gaps import OVERVIEW, GapParams, WeeklyResult, WrittenReport, generate_weekly, resolve_period
 
 log = logging.getLogger("policybot.reporting")
 JOB_NAME = "weekly_report"

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     )
     rate_limit_per_ip: int = Field(120, description="Chat requests per minute per client IP; 0 disables.")
     rate_limit_per_session: int = Field(30, description="Chat requests per minute per session; 0 disables.")
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL (redis://host:6379/0) for rate-limit buckets shared by every worker and app "
+        "server; unset: each process counts alone. While Redis is unreachable, chat is not rate-limited (one "
+        "warning in the log, a retry every 5 s).",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description='Proxy addresses or networks (CIDR) whose X-Forwarded-For is believed (JSON list, e.g. ["127.0.0.1", "172.16.0.0/12"]).',

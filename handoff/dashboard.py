@@ -26,8 +26,8 @@ from handoff.models import Ticket
 from handoff.sla import WorkCalendar
 from handoff.tickets import OPEN_STATUSES
 from knowledge.errors import InvalidInput
+from knowledge.faqs import formula_safe
 from knowledge.models import CHINA_TZ, Faq, QueryLog, to_db_time
-from knowledge.store import formula_safe
 
 OUTCOME_LABELS: Final = {
     "answer": "直接答复",

@@ -33,9 +33,9 @@ from knowledge.gaps import (
     Topic,
     analyse_store,
     parse_week,
+    render_chart,
 )
 from knowledge.models import CHINA_TZ
-from knowledge.report import render_chart
 from knowledge.usage import QueryLogStore
 
 REPORT_TAG: Final = "未解答问题周报"

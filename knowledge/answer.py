@@ -19,9 +19,10 @@ from typing import Literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.faqs import FaqRecord, FaqStore
 from knowledge.matcher import Hit, Matcher, Thresholds
+from knowledge.models import china_today
 from knowledge.policies import PassageHit, PolicyStore
-from knowledge.store import FaqRecord, FaqStore
 from knowledge.text import TextProcessor
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ class KnowledgeBase:
     # --- the decision ---------------------------------------------------------------------------
     def ask(self, query: str, *, k: int = 5, today: dt.date | None = None) -> AskResult:
         self.refresh()
-        today = today or dt.date.today()
+        today = today or china_today()  # validity dates are Beijing calendar days
         raw_hits = self.matcher.search(query, k=k + 3)
         flags: list[str] = []
         hits: list[Hit] = []

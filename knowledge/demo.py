@@ -16,7 +16,7 @@ from knowledge.errors import InvalidInput
 from knowledge.policies import PolicyRecord, PolicyStore
 
 if TYPE_CHECKING:
-    from knowledge.store import FaqStore, ImportReport
+    from knowledge.faqs import FaqStore, ImportReport
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo"
 FAQ_FILE = "faqs.jsonl"

@@ -35,6 +35,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def china_today() -> dt.date:
+    """Today's date in Beijing: the day FAQ validity dates and other calendar rules are judged on."""
+    return dt.datetime.now(CHINA_TZ).date()
+
+
 def to_db_time(at: dt.datetime) -> dt.datetime:
     """Naive UTC, as stored: an aware value is converted, a naive one is taken as UTC already."""
     return at.astimezone(dt.UTC).replace(tzinfo=None) if at.tzinfo else at
@@ -63,7 +68,7 @@ class Faq(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_by: Mapped[str] = mapped_column(String(100), default="system")
-    # Maintained by knowledge.store: the normalised standard question (duplicate detection on import),
+    # Maintained by knowledge.faqs: the normalised standard question (duplicate detection on import),
     # lowercased searchable text, and tags as "|a|b|" (JSON columns cannot be searched portably).
     question_key: Mapped[str] = mapped_column(String(500), default="", index=True)
     search_text: Mapped[str] = mapped_column(Text, default="")

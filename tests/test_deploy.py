@@ -215,4 +215,6 @@ def test_every_package_is_installed() -> None:
         for top in ("bot", "knowledge", "handoff")
         for p in (ROOT / top).rglob("__init__.py")
     }
-    assert found - listed == set(), f"add to pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
+    assert found - listed == set(), (
+        f"add to pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
+    )

@@ -244,7 +244,7 @@ def test_query_log_entry_survives_a_write_that_fails(demo_url: str, monkeypatch:
     app = create_app(make_settings(demo_url))
     dialogue = app.state.dialogue
     question = "依申请公开多长时间答复"
-    user = MemoryChannel(dialogue, "ql-user")
+    user = MemoryChannel(app.state.inbox, "ql-user")
     user.ask("你好")  # the conversation state exists: the next message reads it from the database
 
     def count() -> int:

@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
@@ -42,9 +41,9 @@ from telegram.ext import (
     filters,
 )
 
-from bot.conversation import Dialogue, Incoming, Reply
-from bot.models import InboundMessage
+from bot.conversation import Incoming, Reply
 from bot.notifier import PushImpossible
+from bot.pipeline.inbox import Inbox
 
 log = logging.getLogger("policybot.telegram")
 
@@ -83,7 +82,7 @@ class TelegramChannel:
     def __init__(
         self,
         *,
-        dialogue: Dialogue,
+        inbox: Inbox,
         sessions: sessionmaker[Session],
         token: str,
         webhook_secret: str | None = None,
@@ -93,7 +92,8 @@ class TelegramChannel:
     ) -> None:
         if not token:
             raise ValueError("the Telegram channel needs the bot token")
-        self.dialogue = dialogue
+        self.inbox = inbox
+        self.dialogue = inbox.dialogue
         self.sessions = sessions
         self.token = token
         self.webhook_secret = webhook_secret or None
@@ -109,10 +109,10 @@ class TelegramChannel:
 
     @classmethod
     def from_settings(
-        cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]
+        cls, settings: Any, *, inbox: Inbox, sessions: sessionmaker[Session]
     ) -> TelegramChannel:
         return cls(
-            dialogue=dialogue,
+            inbox=inbox,
             sessions=sessions,
             token=settings.telegram_token,
             webhook_secret=settings.telegram_webhook_secret,
@@ -155,8 +155,8 @@ class TelegramChannel:
         chat = update.effective_chat
         if chat is None:
             return
-        replies = await self._call(self.dialogue.welcome, self.name, str(chat.id))
-        await self.send(context.bot, chat.id, replies)
+        received = await self._call(self.inbox.receive, Incoming(self.name, str(chat.id), "", kind="welcome"))
+        await self.send(context.bot, chat.id, received.replies)
 
     async def _on_status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
@@ -169,17 +169,17 @@ class TelegramChannel:
         reply = await self._call(self.dialogue.ticket_status, self.name, str(chat.id), args[0][:40])
         await self.send(context.bot, chat.id, [reply])
 
-    async def _ask(self, bot: Any, chat_id: int, text: str, msg_id: str | None, meta: dict[str, Any]) -> None:
-        incoming = Incoming(self.name, str(chat_id), text, msg_id=msg_id, meta=meta)
-        replies = await self._call(self.dialogue.handle, incoming)
-        await self.send(bot, chat_id, replies)
+    async def _ask(self, bot: Any, chat_id: int, text: str, meta: dict[str, Any]) -> None:
+        # no msg_id: the webhook already claimed the update (Inbox.claim_once), retries never get here
+        received = await self._call(self.inbox.receive, Incoming(self.name, str(chat_id), text, meta=meta))
+        await self.send(bot, chat_id, received.replies)
 
     async def _on_text(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         msg = update.effective_message
         chat = update.effective_chat
         if msg is None or chat is None or not msg.text:
             return
-        await self._ask(context.bot, chat.id, msg.text, str(msg.message_id), {"update_id": update.update_id})
+        await self._ask(context.bot, chat.id, msg.text, {"update_id": update.update_id})
 
     async def _on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
@@ -204,7 +204,7 @@ class TelegramChannel:
         if not chosen:
             await context.bot.send_message(chat_id=message.chat.id, text=STALE_BUTTON)
             return
-        await self._ask(context.bot, message.chat.id, chosen, None, {"callback": True})
+        await self._ask(context.bot, message.chat.id, chosen, {"callback": True})
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram_handler_error error=%s", type(context.error).__name__, exc_info=context.error)
@@ -296,12 +296,8 @@ class TelegramChannel:
 
     # --- webhook -----------------------------------------------------------------------------------------
     def _claim(self, update_id: int) -> bool:
-        try:
-            with self.sessions.begin() as s:
-                s.add(InboundMessage(channel=self.name, msg_id=str(update_id), status="done"))
-            return True
-        except IntegrityError:
-            return False
+        """True the first time this update arrives (Telegram retries a webhook that did not answer)."""
+        return self.inbox.claim_once(self.name, f"update:{update_id}")
 
     def router(self) -> APIRouter:
         channel = self
@@ -351,8 +347,8 @@ class TelegramChannel:
         return api
 
 
-def enabled(settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]) -> list[TelegramChannel]:
+def enabled(settings: Any, *, inbox: Inbox, sessions: sessionmaker[Session]) -> list[TelegramChannel]:
     """The channel when POLICYBOT_TELEGRAM_TOKEN is set, else nothing (for the channel list in app.py)."""
     if not settings.telegram_token:
         return []
-    return [TelegramChannel.from_settings(settings, dialogue=dialogue, sessions=sessions)]
+    return [TelegramChannel.from_settings(settings, inbox=inbox, sessions=sessions)]

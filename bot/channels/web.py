@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation import Dialogue, Incoming, Reply
+from bot.conversation import Incoming, Reply
 from bot.models import Outbox
+from bot.pipeline.inbox import Inbox
 from bot.ratelimit import RateLimiter
 from knowledge.db import MAX_ID
 from knowledge.errors import NotFound, PolicybotError
@@ -116,12 +117,13 @@ class WebChannel:
     def __init__(
         self,
         *,
-        dialogue: Dialogue,
+        inbox: Inbox,
         sessions: sessionmaker[Session],
         secret: str,
         limiter: RateLimiter,
     ) -> None:
-        self.dialogue = dialogue
+        self.inbox = inbox
+        self.dialogue = inbox.dialogue  # ratings and the leave-a-message form
         self.sessions = sessions
         self.signer = URLSafeTimedSerializer(secret, salt="policybot-widget-session")
         self.limiter = limiter
@@ -165,7 +167,7 @@ class WebChannel:
         )
         def start(body: SessionIn | None = None) -> ChatOut:
             token, user_id = channel.new_session()
-            replies = channel.dialogue.welcome(channel.name, user_id)
+            replies = channel.inbox.receive(Incoming(channel.name, user_id, "", kind="welcome")).replies
             return ChatOut(session=token, replies=[_out(r) for r in replies])
 
         @api.post(
@@ -177,7 +179,7 @@ class WebChannel:
             else:
                 token, user_id = channel.new_session()
             channel.limiter.check_key("session:" + user_id)
-            replies = channel.dialogue.handle(Incoming(channel.name, user_id, body.text))
+            replies = channel.inbox.receive(Incoming(channel.name, user_id, body.text)).replies
             return ChatOut(session=token, replies=[_out(r) for r in replies])
 
         @api.post("/rate", dependencies=guard, response_model=RateOut, summary="Rate an answer (有用 / 没用)")

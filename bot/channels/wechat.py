@@ -47,10 +47,10 @@ import requests
 import xmltodict
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.client import WeChatClient
 from wechatpy.crypto import WeChatCrypto
@@ -61,9 +61,10 @@ from wechatpy.replies import TextReply
 from wechatpy.session import SessionStorage
 
 from bot import texts
-from bot.conversation import Dialogue, Incoming, Reply
+from bot.conversation import Incoming, Reply
 from bot.models import AppValue, InboundMessage
 from bot.notifier import PushImpossible
+from bot.pipeline.inbox import NEW, Inbox
 from knowledge.db import single_statement
 from knowledge.models import utcnow
 
@@ -316,7 +317,7 @@ class WeChatChannel:
     def __init__(
         self,
         *,
-        dialogue: Dialogue,
+        inbox: Inbox,
         sessions: sessionmaker[Session],
         token: str,
         app_id: str | None = None,
@@ -338,7 +339,7 @@ class WeChatChannel:
             raise ValueError("the WeChat channel needs its Token")
         if notice_kind not in ("subscribe", "template"):
             raise ValueError("wechat notice kind must be 'subscribe' or 'template'")
-        self.dialogue = dialogue
+        self.inbox = inbox
         self.sessions = sessions
         self.token = token
         self.app_id = app_id or ""
@@ -377,11 +378,9 @@ class WeChatChannel:
         self._touched: dict[str, float] = {}  # user -> monotonic time this worker last wrote last_in
 
     @classmethod
-    def from_settings(
-        cls, settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]
-    ) -> WeChatChannel:
+    def from_settings(cls, settings: Any, *, inbox: Inbox, sessions: sessionmaker[Session]) -> WeChatChannel:
         return cls(
-            dialogue=dialogue,
+            inbox=inbox,
             sessions=sessions,
             token=settings.wechat_token,
             app_id=settings.wechat_app_id,
@@ -520,41 +519,6 @@ class WeChatChannel:
         return WxMessage(msg_type, event, user, account, create_time, msg_id, text.strip(), raw)
 
     # --- processing (runs in the executor) ----------------------------------------------------------
-    def _claim(self, msg: WxMessage) -> tuple[str, str | None]:
-        """'new' for the first delivery; ('done', reply) or ('busy', None) for WeChat's retries of the
-        same message (same sender and MsgId); ('replay', None) when the request's signed
-        (timestamp, nonce) was already accepted for a different message."""
-        key = msg.dedup_key[:128]
-        try:
-            with single_statement(self.sessions) as s:
-                s.execute(
-                    insert(InboundMessage).values(
-                        channel=self.name, msg_id=key, status="processing", replay_key=msg.replay_key or None
-                    )
-                )
-            return "new", None
-        except IntegrityError:
-            pass
-        with self.sessions() as s:
-            row = s.scalar(
-                select(InboundMessage).where(
-                    InboundMessage.channel == self.name, InboundMessage.msg_id == key
-                )
-            )
-        if row is None:  # the conflict was on the (timestamp, nonce) pair alone: another message
-            return "replay", None
-        if row.status == "done":
-            return "done", row.reply
-        return "busy", None
-
-    def _finish(self, key: str, reply: str | None, status: str = "done") -> None:
-        with single_statement(self.sessions) as s:
-            s.execute(
-                update(InboundMessage)
-                .where(InboundMessage.channel == self.name, InboundMessage.msg_id == key[:128])
-                .values(status=status, reply=reply)
-            )
-
     def touch(self, user: str) -> None:
         """Remember the user's last message time (for the 48-hour customer-service window)."""
         key = f"wechat:last_in:{user}"
@@ -579,87 +543,51 @@ class WeChatChannel:
             row = s.get(AppValue, f"wechat:last_in:{user}")
             return row is not None and row.expires_at is not None and row.expires_at > utcnow()
 
-    def _respond(self, msg: WxMessage) -> str | None:
-        """The reply text for one message or event (None: nothing to say)."""
-        if msg.kind == "event":
-            if msg.event in ("subscribe", "subscribe_scan"):
-                return render_replies(self.dialogue.welcome(self.name, msg.user))
-            if msg.event == "unsubscribe":
-                self.dialogue.end(self.name, msg.user)
-                return None
-            if msg.event == "click":
-                command = self.menu.get(msg.text)
-                if command is None:
-                    return UNKNOWN_MENU
-                if command.strip() in ("/top", "/welcome"):
-                    return render_replies(self.dialogue.welcome(self.name, msg.user))
-                return self._ask(msg, command)
-            return None  # VIEW, LOCATION, SCAN, template delivery reports...
-        if msg.kind in ("text", "voice") and msg.text:
-            return self._ask(msg, msg.text)
-        return PLEASE_TYPE
-
-    def _ask(self, msg: WxMessage, text: str) -> str:
+    def incoming(self, msg: WxMessage) -> Incoming | str | None:
+        """The message for the inbox; or a fixed hint (str) for what the conversation does not take
+        (images, unknown menu keys); or None for events that need no reply (VIEW, LOCATION, ...)."""
         received = dt.datetime.fromtimestamp(msg.create_time, dt.UTC).replace(tzinfo=None)
-        incoming = Incoming(
+        msg_id = msg.msg_id or f"{msg.create_time}:{msg.event}:{msg.text}"[:60]
+        kind, text = "text", msg.text
+        if msg.kind == "event":
+            command = self.menu.get(msg.text) if msg.event == "click" else None
+            if msg.event in ("subscribe", "subscribe_scan"):
+                kind = "welcome"
+            elif msg.event == "unsubscribe":
+                kind = "end"
+            elif msg.event != "click":
+                return None  # VIEW, LOCATION, SCAN, template delivery reports...
+            elif command is None:
+                return UNKNOWN_MENU
+            elif command.strip() in ("/top", "/welcome"):
+                kind = "welcome"
+            else:
+                text = command
+        elif msg.kind not in ("text", "voice") or not msg.text:
+            return PLEASE_TYPE
+        return Incoming(
             self.name,
             msg.user,
             text,
-            msg_id=msg.dedup_key,
+            msg_id=msg_id,
             received_at=received,
-            meta={"msg_type": msg.kind, "event": msg.event},
+            kind=kind,
+            meta={"msg_type": msg.kind, "event": msg.event, "replay_key": msg.replay_key},
         )
-        return render_replies(self.dialogue.handle(incoming))
 
     def process(self, msg: WxMessage) -> tuple[str, str | None]:
-        """Dedup, answer, store the answer for retries. Returns (claim status, reply text)."""
-        spool = self.dialogue.spool
-        degraded = spool is not None and not spool.health.should_try()
-        if not degraded:
-            self._maybe_cleanup()
-            try:
-                status, stored = self._claim(msg)
-            except SQLAlchemyError as exc:
-                if spool is None:
-                    raise
-                spool.health.failed(exc)
-                degraded = True
-        if degraded:  # database unreachable: dedup in memory, the record is spooled below
-            assert spool is not None
-            if not spool.dedup.claim_pair(msg.replay_key, msg.dedup_key):
-                status, stored = "replay", None
-            else:
-                new, stored = spool.dedup.claim(msg.dedup_key)
-                status = "new" if new else ("done" if stored is not None else "busy")
-        if status == "replay":
-            log.warning("wechat_replay_refused: a signed timestamp and nonce came back with another message")
-            return status, None
-        if status != "new":
-            log.info("wechat_retry key=%s status=%s", msg.dedup_key, status)
-            return status, stored
-        if not degraded:
+        """Through the inbox (dedup, state, decision, one write). Returns (status, reply text)."""
+        incoming = self.incoming(msg)
+        if not isinstance(incoming, Incoming):
+            return NEW, incoming
+        self._maybe_cleanup()
+        received = self.inbox.receive(incoming)
+        if received.status == NEW and incoming.kind != "end":
             try:
                 self.touch(msg.user)
-            except Exception as exc:
+            except Exception as exc:  # the database is away: the window is refreshed next time
                 log.warning("wechat_touch_failed: %s", type(exc).__name__)
-        try:
-            text = self._respond(msg)
-        except Exception:
-            log.exception("wechat_respond_failed")
-            text = "抱歉，系统暂时繁忙，请稍后再试。"
-        if spool is not None:
-            spool.dedup.remember(msg.dedup_key, text)
-        if not degraded:
-            try:
-                self._finish(msg.dedup_key, text)
-                return "new", text
-            except SQLAlchemyError as exc:
-                if spool is None:
-                    raise
-                spool.health.failed(exc)
-        assert spool is not None  # degraded, or the write just failed: the record waits in the spool
-        spool.add_inbound(self.name, msg.dedup_key[:128], text)
-        return "new", text
+        return received.status, render_replies(received.replies) or None
 
     def _maybe_cleanup(self) -> None:
         now = time.monotonic()
@@ -690,10 +618,12 @@ class WeChatChannel:
         """The answer missed the passive-reply budget: send it as customer-service message(s)."""
         try:
             status, text = fut.result()
-            if status != "new" or not text:
+            if status != NEW or not text:
                 return
             self.send_text(msg.user, text)
-            self._finish(msg.dedup_key, text, status="pushed")
+            incoming = self.incoming(msg)
+            if isinstance(incoming, Incoming):
+                self.inbox.mark(incoming, "pushed")  # a retry after this gets nothing twice
             log.info("wechat_late_answer_pushed key=%s", msg.dedup_key)
         except Exception:
             log.exception("wechat_late_answer_failed key=%s", msg.dedup_key)
@@ -812,7 +742,7 @@ class WeChatChannel:
             except Exception:
                 log.exception("wechat_render_failed")
                 return PlainTextResponse("success")
-            if rest and status == "new":
+            if rest and status == NEW:
                 channel.executor.submit(channel._push_rest, msg.user, rest)
             media = "application/xml" if xml != "success" else "text/plain"
             return Response(xml, media_type=media)
@@ -850,8 +780,8 @@ async def _read_capped(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def enabled(settings: Any, *, dialogue: Dialogue, sessions: sessionmaker[Session]) -> list[WeChatChannel]:
+def enabled(settings: Any, *, inbox: Inbox, sessions: sessionmaker[Session]) -> list[WeChatChannel]:
     """The channel when POLICYBOT_WECHAT_TOKEN is set, else nothing (for the channel list in app.py)."""
     if not settings.wechat_token:
         return []
-    return [WeChatChannel.from_settings(settings, dialogue=dialogue, sessions=sessions)]
+    return [WeChatChannel.from_settings(settings, inbox=inbox, sessions=sessions)]

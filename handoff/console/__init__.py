@@ -1,7 +1,8 @@
 """The staff console (/console) and the public message board (/board).
 
-`build_console_router(...)` and `build_board_router(...)` take the services they need (sessions,
-TicketService, KnowledgeBase, ConsoleConfig); the app factory in `bot` wires them. Accounts,
+`build_console_router(...)` (in `router`) and `build_board_router(...)` take the services they need
+(sessions, TicketService, KnowledgeBase, ConsoleConfig); the app factory in `bot` wires them. The
+console's routes live in `routes/` (one module each) on the dependencies of `deps`. Accounts,
 sessions and throttling live in `auth`, the audit log in `audit`, HTTP plumbing in `web`.
 """
 
@@ -9,7 +10,7 @@ from handoff.console.audit import AuditLog
 from handoff.console.auth import Accounts, User, check_password_policy
 from handoff.console.board import build_board_router
 from handoff.console.config import ConsoleConfig
-from handoff.console.views import build_console_router
+from handoff.console.router import build_console_router
 
 __all__ = [
     "Accounts",

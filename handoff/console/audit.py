@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from handoff.models import AuditEntry
 from handoff.privacy import mask
 from knowledge.db import transaction
-from knowledge.store import formula_safe
+from knowledge.faqs import formula_safe
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """HTTP plumbing shared by the console and the board: the Jinja2 environment (autoescaped), the
 route class that adds security headers and turns errors into Chinese HTML pages, CSRF tokens (per
 session for staff, a signed double-submit cookie for the login form and the public board) with an
-Origin/Referer check, and the role guard dependency. The client IP is `handoff.clientip`'s.
+Origin/Referer check. The client IP is `handoff.clientip`'s. The console's role guard is in `deps`.
 """
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import jinja2
 from fastapi import HTTPException, Request, Response
@@ -24,7 +23,6 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, Signer
 
 from handoff.clientip import client_ip  # re-exported: the console's and the board's client IP
-from handoff.console.auth import Accounts, User
 from handoff.console.config import ConsoleConfig
 from knowledge.errors import Conflict, NotFound, PolicybotError
 from knowledge.models import CHINA_TZ
@@ -143,13 +141,6 @@ def origin_ok(request: Request, config: ConsoleConfig) -> bool:
     return bool(parts.netloc) and parts.scheme in ("http", "https") and parts.netloc.lower() == host.lower()
 
 
-def safe_next(value: str | None) -> str:
-    """Only local console paths are followed after login (no open redirect)."""
-    if value and value.startswith("/console/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/console/"
-
-
 class PreCsrf:
     """Anonymous CSRF: a random token in an HttpOnly cookie, its signature in the form."""
 
@@ -176,50 +167,6 @@ class PreCsrf:
             raise HTTPException(403, "页面已过期，请刷新后重新提交")
 
 
-@dataclass(frozen=True)
-class Staff:
-    """The signed-in staff member of one request."""
-
-    user: User
-    csrf: str
-    ip: str
-
-
-class Guard:
-    """Builds the FastAPI dependencies that admit only given roles; records the route's roles."""
-
-    def __init__(self, accounts: Accounts, config: ConsoleConfig) -> None:
-        self.accounts = accounts
-        self.config = config
-        self.route_roles: dict[tuple[str, str], frozenset[str]] = {}
-
-    def __call__(self, *roles: str) -> Callable[[Request], Awaitable[Staff]]:
-        allowed = frozenset(roles)
-
-        async def dependency(request: Request) -> Staff:
-            signed = self.accounts.session(request.cookies.get(self.config.session_cookie))
-            if signed is None:
-                if request.method in ("GET", "HEAD"):
-                    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-                    raise Redirect("/console/login?next=" + quote(safe_next(target), safe="/"))
-                raise HTTPException(403, "登录已过期，请重新登录")
-            request.state.console_user = signed.user
-            if signed.user.role not in allowed:
-                raise HTTPException(403, "您的账号无权访问此页面")
-            if request.method not in ("GET", "HEAD"):
-                if not origin_ok(request, self.config):
-                    raise HTTPException(403, "请求来源不正确，请从本站页面提交")
-                form = await request.form()
-                submitted = form.get("csrf")
-                if not isinstance(submitted, str) or not hmac.compare_digest(submitted, signed.csrf):
-                    raise HTTPException(403, "页面已过期，请刷新后重新提交")
-                if any(not isinstance(v, str) for _, v in form.multi_items()):
-                    raise HTTPException(400, "不接受上传文件")
-            return Staff(signed.user, signed.csrf, client_ip(request, self.config.trusted_proxies))
-
-        return dependency
-
-
 def render(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -228,14 +175,11 @@ __all__ = [
     "SECURITY_HEADERS",
     "STATIC_FILES",
     "ConsoleRoute",
-    "Guard",
     "PreCsrf",
     "Redirect",
-    "Staff",
     "client_ip",
     "error_page",
     "origin_ok",
     "render",
-    "safe_next",
     "templates",
 ]

@@ -21,8 +21,8 @@ from knowledge.db import make_engine, make_sessionmaker
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from knowledge.demo import load_demo
+    from knowledge.faqs import FaqStore
     from knowledge.policies import PolicyStore
-    from knowledge.store import FaqStore
 
     path = tmp_path_factory.mktemp("demo") / "demo.db"
     engine = make_engine(f"sqlite:///{path}")

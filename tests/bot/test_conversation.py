@@ -13,7 +13,7 @@ from knowledge.models import QueryLog
 
 
 def chat(app: FastAPI, user: str = "u1") -> MemoryChannel:
-    return MemoryChannel(app.state.dialogue, user_id=user)
+    return MemoryChannel(app.state.inbox, user_id=user)
 
 
 def test_answer_with_source_and_rating_prompt(app: FastAPI) -> None:
@@ -85,7 +85,7 @@ def test_state_survives_a_new_process(app: FastAPI, demo_url: str) -> None:
 
     chat(app, "u9").ask("留言")
     other = create_app(make_settings(demo_url))
-    out = MemoryChannel(other.state.dialogue, "u9").say("取消")
+    out = MemoryChannel(other.state.inbox, "u9").say("取消")
     assert "已取消" in out
 
 
@@ -107,10 +107,10 @@ def test_bad_input_gets_a_clear_reply(app: FastAPI) -> None:
 
 def test_database_failure_is_an_apology_not_a_crash(app: FastAPI) -> None:
     dialogue: Dialogue = app.state.dialogue
-    dialogue.spool = None  # without the degraded mode (bot/spool.py)
+    dialogue.spool = app.state.inbox.spool = None  # without the degraded mode (bot/spool.py)
     with app.state.engine.begin() as conn:
         conn.execute(text("DROP TABLE chat_session"))
-    replies = MemoryChannel(dialogue, "u2").ask("依申请公开多长时间答复")
+    replies = MemoryChannel(app.state.inbox, "u2").ask("依申请公开多长时间答复")
     assert [r.text for r in replies] == [APOLOGY]
 
 
@@ -119,7 +119,7 @@ def test_database_failure_degraded_answer_then_replayed(app: FastAPI) -> None:
     dialogue: Dialogue = app.state.dialogue
     with app.state.engine.begin() as conn:
         conn.execute(text("DROP TABLE chat_session"))
-    replies = MemoryChannel(dialogue, "u3").ask("依申请公开多长时间答复")
+    replies = MemoryChannel(app.state.inbox, "u3").ask("依申请公开多长时间答复")
     assert replies[0].kind == "answer" and replies[0].ref is None
     assert dialogue.spool is not None and dialogue.spool.pending_files()
     with app.state.sessions() as s:

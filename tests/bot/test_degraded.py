@@ -49,7 +49,7 @@ def test_messages_left_during_an_outage_become_tickets_when_it_ends(demo_url: st
     app = create_app(make_settings(demo_url))
     client = TestClient(app)  # no lifespan: this test runs the spool's replay itself
     session = client.post("/api/v1/sessions", json={}).json()["session"]
-    text_user = MemoryChannel(app.state.dialogue, "wx-user")
+    text_user = MemoryChannel(app.state.inbox, "wx-user")
     app.state.outbox.channels["memory"] = text_user  # pushes to the text conversation land here
     text_user.ask("我家楼下的共享单车乱停放谁来管")
     spool = app.state.spool

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
-from tests.bot.conftest import make_settings
+from tests.bot.conftest import delivered, make_settings
 
 API_KEY = "sync-key-of-at-least-32-characters"  # >= 32 characters, as outside the demo
 
@@ -78,6 +78,7 @@ def test_ticket_form_consent_status_and_push(client: TestClient, app: FastAPI) -
     )
     # staff reply is pushed to the widget's message stream
     app.state.tickets.reply(t["ticket_no"], staff="staff1", text="由区绿化市容局负责，请拨打12345。")
+    delivered(app)  # the outbox writes it to the widget's mailbox
     msgs = client.get("/api/v1/messages", params={"session": sid, "after": 0}).json()
     assert msgs["cursor"] > 0 and "绿化市容局" in msgs["replies"][0]["text"]
     assert (

@@ -19,7 +19,7 @@ from handoff.models import Ticket
 from handoff.sla import WorkCalendar
 from knowledge.db import make_sessionmaker
 from knowledge.errors import InvalidInput
-from knowledge.store import FaqStore
+from knowledge.faqs import FaqStore
 from knowledge.usage import QueryLogStore
 from tests.bot.conftest import demo_template, demo_url, make_settings  # noqa: F401  (fixtures)
 from tests.handoff.console_helpers import signed_in

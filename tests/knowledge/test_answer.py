@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from knowledge.answer import KnowledgeBase
 from knowledge.db import make_engine, make_sessionmaker
 from knowledge.demo import load_demo
+from knowledge.faqs import FaqStore
 from knowledge.policies import PolicyStore
-from knowledge.store import FaqStore
 
 
 @pytest.fixture

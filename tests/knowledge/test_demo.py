@@ -148,7 +148,7 @@ def test_phrasings_are_closest_to_their_own_faq() -> None:
 
 
 def test_load_demo_is_idempotent(engine: Engine) -> None:
-    from knowledge.store import FaqStore
+    from knowledge.faqs import FaqStore
 
     sessions = make_sessionmaker(engine)
     faqs, policies = FaqStore(sessions), PolicyStore(sessions, refresh_seconds=0.0)
@@ -180,7 +180,7 @@ def test_load_demo_is_idempotent(engine: Engine) -> None:
 
 
 def test_load_demo_rejects_a_broken_directory(tmp_path: Path, sqlite_engine: Engine) -> None:
-    from knowledge.store import FaqStore
+    from knowledge.faqs import FaqStore
 
     sessions = make_sessionmaker(sqlite_engine)
     (tmp_path / "policies.json").write_text("{not json", encoding="utf-8")

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from knowledge.db import make_engine, make_sessionmaker
-from knowledge.store import FaqStore, ImportFailed
+from knowledge.faqs import FaqStore, ImportFailed
 
 FAQ_JSONL = Path("/work/shared/data/faq.jsonl")
 ZH_HEADER = [

@@ -1,4 +1,4 @@
-"""knowledge.report and `policybot report`: HTML + XLSX per drafting unit and the overview, the
+"""knowledge.gaps.report and `policybot report`: HTML + XLSX per drafting unit and the overview, the
 embedded chart, escaping and masking, the empty week, determinism, file names, the CJK font
 fallback, and the CLI commands (weekly, route add/list/delete) on demo-like data."""
 
@@ -17,8 +17,16 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 
 from knowledge.db import make_sessionmaker
-from knowledge.gaps import TicketSummary, parse_week, set_route
-from knowledge.report import EMPTY_TEXT, cjk_font, generate_weekly, render_chart, safe_name
+from knowledge.gaps import (
+    EMPTY_TEXT,
+    TicketSummary,
+    cjk_font,
+    generate_weekly,
+    parse_week,
+    render_chart,
+    safe_name,
+    set_route,
+)
 from knowledge.usage import QueryLogStore
 
 WEEK = parse_week("2026-W47")
@@ -293,7 +301,7 @@ def test_chart_without_cjk_font_warns_once(
         [f for f in font_manager.fontManager.ttflist if "CJK" not in f.name and "WenQuanYi" not in f.name],
     )
     try:
-        with caplog.at_level(logging.WARNING, logger="knowledge.report"):
+        with caplog.at_level(logging.WARNING, logger="knowledge.gaps.report"):
             assert render_chart(report).startswith(b"\x89PNG")
             assert render_chart(report).startswith(b"\x89PNG")
         warnings = [r for r in caplog.records if "no CJK font" in r.getMessage()]
@@ -341,7 +349,7 @@ def test_cli_weekly_on_demo_like_data(
     from bot.services import build_ticket_service
     from bot.settings import get_settings
     from knowledge.db import make_engine
-    from knowledge.store import FaqStore
+    from knowledge.faqs import FaqStore
 
     engine = make_engine(cli_db)
     upgrade(engine)

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from knowledge.db import make_engine, make_sessionmaker
 from knowledge.errors import Conflict, InvalidInput, NotFound
-from knowledge.store import FaqRecord, FaqStore
+from knowledge.faqs import FaqRecord, FaqStore
 
 
 @pytest.fixture

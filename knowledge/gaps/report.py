@@ -1,10 +1,10 @@
-"""Rendering of the weekly gaps report (knowledge.gaps) to files: per drafting unit a self-contained
-HTML page (summary, a matplotlib chart of the daily volume and the top topics drawn with an
-explicitly chosen CJK font and embedded as base64 PNG, the topics table, sample questions and
+"""The weekly gaps report as files: this module owns its rendering, per drafting unit, as a
+self-contained HTML page (summary, a matplotlib chart of the daily volume and the top topics drawn
+with an explicitly chosen CJK font and embedded as base64 PNG, the topics table, sample questions and
 suggested FAQ drafts from ticket replies; Jinja2 with autoescape) and an XLSX workbook (openpyxl;
-sheets 概览 / 主题 / 样例问题 / 建议问答), plus one overview of all units for supervisors. Output is
-byte-for-byte deterministic for the same data (no timestamps in the files, fixed zip entry dates).
-`generate_weekly` is the entry point for the CLI and for a scheduler.
+sheets 概览 / 主题 / 样例问题 / 建议问答), plus one overview of all units for supervisors, and the
+writing of those files. Output is byte-for-byte deterministic for the same data (no timestamps in the
+files, fixed zip entry dates). `generate_weekly` is the entry point for the CLI and for a scheduler.
 """
 
 from __future__ import annotations
@@ -29,18 +29,12 @@ from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.errors import PolicybotError
-from knowledge.gaps import (
-    OVERVIEW,
-    REASONS,
-    ROUTE_SOURCES,
-    GapAnalysis,
-    GapParams,
-    GapReport,
-    TicketSummary,
-    analyse_store,
-    resolve_period,
-)
-from knowledge.store import formula_safe
+from knowledge.faqs import formula_safe
+from knowledge.gaps.analysis import analyse_store
+from knowledge.gaps.period import resolve_period
+from knowledge.gaps.results import OVERVIEW, GapAnalysis, GapReport, TicketSummary
+from knowledge.gaps.routing import ROUTE_SOURCES
+from knowledge.gaps.selection import REASONS, GapParams
 from knowledge.text import TextProcessor
 from knowledge.usage import QueryLogStore
 
@@ -250,6 +244,32 @@ def _cell(v: object) -> object:
     return v
 
 
+def _overview_rows(report: GapReport) -> list[list[object]]:
+    """The rows of the 概览 sheet: the summary, the daily volume and (overview only) the units."""
+    overview: list[list[object]] = [
+        ["单位", report.unit or OVERVIEW],
+        ["统计周期", f"{report.period.describe()}（{report.period.label}）"],
+        ["提问总数" if report.unit is None else "提问时匹配到本单位的提问数", report.total_questions],
+        ["未解答问题数", report.unanswered],
+    ]
+    overview += [[f"其中{REASONS[k]}", n] for k, n in report.reasons]
+    overview += [
+        ["列出的主题数", len(report.topics)],
+        ["零散问题数", report.scattered],
+        ["建议新增问答", len(report.drafts)],
+    ]
+    if report.empty:
+        overview.append(["说明", EMPTY_TEXT])
+    overview.append([])
+    overview.append(["日期", "提问总数" if report.unit is None else "", "未解答"])
+    overview += [[f"{d:%Y-%m-%d}", t if report.unit is None else "", u] for d, t, u in report.daily]
+    if report.units:
+        overview.append([])
+        overview.append(["承办单位", "主题数", "未解答问题数"])
+        overview += [list(u) for u in report.units]
+    return overview
+
+
 def render_xlsx(report: GapReport) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
@@ -280,27 +300,7 @@ def render_xlsx(report: GapReport) -> bytes:
 
     if wb.active is not None:
         wb.remove(wb.active)
-    overview: list[list[object]] = [
-        ["单位", report.unit or OVERVIEW],
-        ["统计周期", f"{report.period.describe()}（{report.period.label}）"],
-        ["提问总数" if report.unit is None else "提问时匹配到本单位的提问数", report.total_questions],
-        ["未解答问题数", report.unanswered],
-    ]
-    overview += [[f"其中{REASONS[k]}", n] for k, n in report.reasons]
-    overview += [
-        ["列出的主题数", len(report.topics)],
-        ["零散问题数", report.scattered],
-        ["建议新增问答", len(report.drafts)],
-    ]
-    if report.empty:
-        overview.append(["说明", EMPTY_TEXT])
-    overview.append([])
-    overview.append(["日期", "提问总数" if report.unit is None else "", "未解答"])
-    overview += [[f"{d:%Y-%m-%d}", t if report.unit is None else "", u] for d, t, u in report.daily]
-    if report.units:
-        overview.append([])
-        overview.append(["承办单位", "主题数", "未解答问题数"])
-        overview += [list(u) for u in report.units]
+    overview = _overview_rows(report)
     sheet("概览", ["项目", "数值", ""], overview, (28, 40, 12))
     sheet(
         "主题",

@@ -1,0 +1,185 @@
+"""Console routes of FAQ review (/console/faqs): the drafts a user may edit and the FAQs promoted
+from tickets, one FAQ's form, saving it (readers only drafts of their own unit) and publishing it
+(the bot uses the new answer at once). Edits carry the FAQ's sequence number so that a concurrent
+edit is a 409 with the form kept; every edit and publication is audited.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+
+from handoff.console.deps import (
+    PREFIX,
+    PROMOTED_TAG,
+    Console,
+    ConsoleDep,
+    FaqDrafter,
+    FaqEditor,
+    Staff,
+    base,
+    split_lines,
+)
+from handoff.console.web import ConsoleRoute, render
+from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
+from knowledge.faqs import FaqRecord
+
+router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
+
+FaqText = Annotated[str, Form(max_length=25_000)]
+FaqLine = Annotated[str, Form(max_length=600)]
+
+
+def editable_faq(console: Console, staff: Staff, faq_id: str) -> FaqRecord:
+    """An FAQ this user may edit: any of their units', or only drafts for drafting-unit readers."""
+    rec = console.faqs.get(faq_id)
+    if rec is None or not (
+        staff.user.may_edit_faq(rec.unit) or (rec.status == "draft" and staff.user.may_draft_faq(rec.unit))
+    ):
+        raise NotFound("未找到该问答", f"FAQ {faq_id} hidden from {staff.user.username}")
+    return rec
+
+
+@router.get("/faqs")
+def faq_list(staff: FaqDrafter, console: ConsoleDep, request: Request) -> Response:
+    faq_store = console.faqs
+    drafts = faq_store.list(status="draft", limit=500, order="recent")
+    drafts = [r for r in drafts if staff.user.may_draft_faq(r.unit)]
+    promoted = [
+        r
+        for r in faq_store.list(tag=PROMOTED_TAG, limit=200, order="recent")
+        if r.status == "published" and staff.user.may_edit_faq(r.unit)
+    ]
+    return render(
+        request,
+        "faqs.html",
+        base(request, staff, title="问答审核", drafts=drafts, promoted=promoted[:50]),
+    )
+
+
+@router.get("/faqs/{faq_id}")
+def faq_page(staff: FaqDrafter, console: ConsoleDep, request: Request, faq_id: str) -> Response:
+    rec = editable_faq(console, staff, faq_id)
+    return render(
+        request,
+        "faq.html",
+        base(
+            request,
+            staff,
+            title=f"问答 {rec.id}",
+            f=rec,
+            form=_faq_form(rec),
+            units=console.known_departments(),
+        ),
+    )
+
+
+def save_faq(
+    console: Console, request: Request, staff: Staff, faq_id: str, form: dict[str, str], *, publish: bool
+) -> Response:
+    faq_store = console.faqs
+    rec = editable_faq(console, staff, faq_id)
+    fields = _faq_fields(form)
+    try:
+        if not staff.user.may_draft_faq(fields["unit"]):
+            raise InvalidInput("只能选择您所在部门作为制文单位", "unit outside the user's departments")
+        expected = int(form.get("seq") or 0) or None
+        updated = faq_store.edit(rec.id, by=staff.user.username, expected_seq=expected, **fields)
+        if updated.seq != rec.seq:
+            console.record(staff, "faq_edit", rec.id, fields=sorted(fields))
+        if publish:
+            updated = faq_store.publish(rec.id, by=staff.user.username, expected_seq=updated.seq)
+            console.kb.refresh(force=True)
+            console.record(staff, "faq_publish", rec.id, question=updated.question)
+    except (PolicybotError, ValueError) as exc:
+        message = exc.user_message if isinstance(exc, PolicybotError) else "表单内容不正确"
+        if isinstance(exc, Conflict):
+            message = "该问答已被他人修改，请刷新后再编辑（您填写的内容已保留）"
+        ctx = base(
+            request, staff, title=f"问答 {rec.id}", f=rec, form=form, units=console.known_departments()
+        )
+        ctx["error"] = message
+        return render(request, "faq.html", ctx, status_code=409 if isinstance(exc, Conflict) else 400)
+    done = "faq_published" if publish else "saved"
+    return RedirectResponse(f"/console/faqs/{rec.id}?done={done}", status_code=303)
+
+
+@router.post("/faqs/{faq_id}")
+def faq_save(
+    staff: FaqDrafter,
+    console: ConsoleDep,
+    request: Request,
+    faq_id: str,
+    question: FaqLine = "",
+    similar: FaqText = "",
+    answer: FaqText = "",
+    tags: FaqLine = "",
+    unit: FaqLine = "",
+    source_policy: FaqLine = "",
+    source_article: FaqLine = "",
+    seq: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    form = dict(
+        question=question,
+        similar=similar,
+        answer=answer,
+        tags=tags,
+        unit=unit,
+        source_policy=source_policy,
+        source_article=source_article,
+        seq=seq,
+    )
+    return save_faq(console, request, staff, faq_id, form, publish=False)
+
+
+@router.post("/faqs/{faq_id}/publish")
+def faq_publish(
+    staff: FaqEditor,
+    console: ConsoleDep,
+    request: Request,
+    faq_id: str,
+    question: FaqLine = "",
+    similar: FaqText = "",
+    answer: FaqText = "",
+    tags: FaqLine = "",
+    unit: FaqLine = "",
+    source_policy: FaqLine = "",
+    source_article: FaqLine = "",
+    seq: Annotated[str, Form(max_length=20)] = "",
+) -> Response:
+    form = dict(
+        question=question,
+        similar=similar,
+        answer=answer,
+        tags=tags,
+        unit=unit,
+        source_policy=source_policy,
+        source_article=source_article,
+        seq=seq,
+    )
+    return save_faq(console, request, staff, faq_id, form, publish=True)
+
+
+def _faq_form(rec: FaqRecord) -> dict[str, str]:
+    return {
+        "question": rec.question,
+        "similar": "\n".join(rec.similar),
+        "answer": rec.answer,
+        "tags": "，".join(rec.tags),
+        "unit": rec.unit or "",
+        "source_policy": rec.source_policy or "",
+        "source_article": rec.source_article or "",
+        "seq": str(rec.seq),
+    }
+
+
+def _faq_fields(form: dict[str, str]) -> dict[str, Any]:
+    return {
+        "question": form["question"].strip(),
+        "similar": [s.strip() for s in form["similar"].splitlines() if s.strip()],
+        "answer": form["answer"].strip(),
+        "tags": split_lines(form["tags"]),
+        "unit": form["unit"].strip() or None,
+        "source_policy": form["source_policy"].strip() or None,
+        "source_article": form["source_article"].strip() or None,
+    }
