@@ -219,7 +219,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"POLICYBOT_REPORT_EMAILS: {unit} 的邮箱地址不正确：{a}")
         return {u.strip(): [a.strip() for a in addrs] for u, addrs in value.items()}
 
-    # --- WeChat Official Account (bot/channels/wechat.py); enabled when the token is set ------------
+    # --- WeChat Official Account (bot/channels/wechat/); enabled when the token is set ------------
     wechat_app_id: str | None = Field(None, description="Official Account AppID (开发者ID).")
     wechat_secret: str | None = Field(None, description="AppSecret; needed for customer-service pushes.")
     wechat_token: str | None = Field(

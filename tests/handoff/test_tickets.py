@@ -16,12 +16,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from handoff import tickets as tickets_module
 from handoff.models import Department, Ticket, TicketEvent
 from handoff.privacy import id_checksum
 from handoff.sla import WorkCalendar
 from handoff.tickets import (
-    CHINA_TZ,
     CLOSED,
     CONFLICT_MESSAGE,
     IN_PROGRESS,
@@ -30,8 +28,10 @@ from handoff.tickets import (
     TicketService,
     TicketView,
 )
+from handoff.tickets import service as tickets_module
 from knowledge.db import make_sessionmaker
 from knowledge.errors import Conflict, InvalidInput, NotFound
+from knowledge.models import CHINA_TZ
 
 PHONE = "13812345678"
 ID_NO = "11010519491231002" + id_checksum("11010519491231002")

@@ -1,32 +1,16 @@
-"""The ticket lifecycle (政策留言): open from a conversation, assign, reply, close, reopen, transfer,
-rate, publish, list, and the audit trail of every change.
-
-`TicketService` owns the `ticket`, `ticket_event` and `ticket_counter` tables. Every write is one
-transaction (a ticket is stored completely or the caller gets an exception) and writes a
-`TicketEvent`. Every text accepted is cleaned of invisible format characters
-(`handoff.privacy.clean_text`); texts (question, transcript, notes, reasons, delivery errors,
-published texts) are masked with `handoff.privacy.mask` before they are stored or logged; only the
-contact fields, given after explicit consent, are kept in clear. Nothing that still shows a run of
-15 or more digits after masking is published. Ticket numbers are ``<prefix><local date>-<sequence>``
-from a per-day counter row incremented atomically (an upsert), so concurrent workers on
-PostgreSQL never share a number. Staff changes use optimistic locking through the `version`
-column. A reply hands the ticket to a `Notifier` inside the reply's own transaction (bot's durable
-outbox); the push happens later, outside the staff member's request, and each attempt comes back as
-a delivery event.
-"""
+"""`TicketService`: the ticket lifecycle over one database (open, assign, reply, close, reopen,
+transfer, rate, publish, list) with an audit event for every change; see the package docstring."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import logging
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol, TypeVar, get_args
+from typing import Any
 
-from sqlalchemy import Select, and_, func, not_, or_, select
-from sqlalchemy import text as sql_text
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -36,282 +20,42 @@ from sqlalchemy.orm.exc import StaleDataError
 from handoff.models import Department, Ticket, TicketCounter, TicketEvent
 from handoff.privacy import PUBLIC_DIGIT_RUN, clean_text, long_digit_run, mask, normalise_phone
 from handoff.sla import WorkCalendar
+from handoff.tickets.queries import TicketQueries
+from handoff.tickets.records import (
+    _RETRIES,
+    CLOSED,
+    CONFLICT_MESSAGE,
+    IN_PROGRESS,
+    MAX_LIMIT,
+    MAX_NAME,
+    MAX_NOTE,
+    MAX_QUESTION,
+    MAX_REPLY,
+    NOT_FOUND_MESSAGE,
+    OPEN_STATUSES,
+    PENDING,
+    RATINGS,
+    REPLIED,
+    EventView,
+    Notifier,
+    TicketView,
+    _event_view,
+    _view,
+)
+from handoff.tickets.rules import (
+    _FIELD_NAMES,
+    _actor,
+    _clean_matched,
+    _clean_transcript,
+    _department_from,
+    _normalise_no,
+    _required,
+)
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound
 from knowledge.models import CHINA_TZ, to_db_time
 
-log = logging.getLogger(__name__)
-
-# --- vocabulary ----------------------------------------------------------------------------------
-
-Status = Literal["待受理", "办理中", "已答复", "已办结"]
-PENDING: Final = "待受理"
-IN_PROGRESS: Final = "办理中"
-REPLIED: Final = "已答复"
-CLOSED: Final = "已办结"
-STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, REPLIED, CLOSED)
-OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is running
-
-Rating = Literal["满意", "基本满意", "不满意"]
-RATINGS: tuple[str, ...] = get_args(Rating)
-
-ROLES: frozenset[str] = frozenset({"user", "bot", "staff"})
-
-# Event actions (stored in English) and the labels the console shows.
-ACTION_LABELS: Mapping[str, str] = {
-    "open": "提交留言",
-    "assign": "受理",
-    "reply": "答复",
-    "close": "办结",
-    "reopen": "重新办理",
-    "transfer": "转办",
-    "note": "备注",
-    "rate": "评价",
-    "publish": "公开",
-    "unpublish": "取消公开",
-    "delivery": "推送答复",
-    "contact_purged": "清除联系方式",
-    "erased": "依申请删除个人信息",
-}
-
-# The text a channel shows before it asks for a name or phone number; `open(consent=True)` means
-# the citizen agreed to exactly this.
-CONSENT_TEXT: Final = (
-    "您留下的姓名和手机号码仅用于工作人员就本条留言与您联系，不会公开，也不会用于其他用途。"
-    "同意请继续填写，不同意可直接提交留言（不留联系方式）。"
-)
-
-CONFLICT_MESSAGE: Final = "该留言已被他人更新，请刷新后再操作"
-NOT_FOUND_MESSAGE: Final = "未找到该留言，请核对留言编号"
-LOOKUP_FAILED_MESSAGE: Final = "未找到该留言，请核对留言编号和查询码"
-
-MAX_QUESTION = 2000
-MAX_REPLY = 5000
-MAX_NOTE = 2000
-MAX_NAME = 50
-MAX_TRANSCRIPT_ENTRIES = 50
-MAX_TRANSCRIPT_TEXT = 2000
-MAX_MATCHED = 5
-MAX_LIMIT = 3660  # working days; the calendar refuses more
-MAX_PAGE = 500
-
-
-_RETRIES = 3
-
-_Sel = TypeVar("_Sel", bound="Select[*tuple[Any, ...]]")
-
-
-# --- views ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TicketView:
-    """A ticket detached from the session. Texts are masked except the contact fields, which are
-    in clear: callers decide who may see them (staff of the department, never the public board).
-    Datetimes are timezone-aware (UTC); dates (`due_date`) are China local dates."""
-
-    id: int
-    no: str
-    status: str
-    question: str
-    transcript: tuple[dict[str, str], ...]
-    channel: str
-    user_ref: str
-    department: str
-    matched: tuple[dict[str, Any], ...]
-    contact_name: str | None
-    contact_phone: str | None
-    consent_at: dt.datetime | None
-    due_date: dt.date
-    due_warnings: tuple[str, ...]
-    overdue: bool  # still open (待受理/办理中) after its due date, as of when the view was made
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    assigned_to: str | None
-    reply: str | None
-    replied_at: dt.datetime | None
-    replied_by: str | None
-    closed_at: dt.datetime | None
-    rating: str | None
-    rated_at: dt.datetime | None
-    flagged: bool  # a dissatisfied rating re-opened it: supervisor attention
-    published: bool
-    publish_question: str | None
-    publish_reply: str | None
-    published_at: dt.datetime | None
-    verify_code: str
-    version: int
-    idempotency_key: str | None
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in OPEN_STATUSES
-
-
-@dataclass(frozen=True)
-class EventView:
-    id: int
-    ticket_id: int
-    at: dt.datetime
-    actor: str
-    action: str
-    detail: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        return ACTION_LABELS.get(self.action, self.action)
-
-
-class Notifier(Protocol):
-    """Tells the citizen of a staff reply on the channel the ticket came from (implemented by `bot`:
-    a row in its durable outbox).
-
-    `enqueue` runs inside the reply's own transaction, with its session, so the reply and the
-    message to the citizen commit together or not at all. It gets the ticket, never a text: the
-    channel renders the notice from the ticket's fields. It must not call any network service.
-    Each delivery attempt is reported back with `TicketService.record_delivery`.
-    """
-
-    def enqueue(self, session: Session, ticket: TicketView) -> None: ...
-
-
-# --- helpers -------------------------------------------------------------------------------------
-
-
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    return None if value is None else value.replace(tzinfo=dt.UTC)
-
-
-def _required(value: str | None, *, field: str, user_message: str, max_len: int) -> str:
-    text = clean_text(value or "").strip()
-    if not text:
-        raise InvalidInput(user_message, f"{field} is empty")
-    if len(text) > max_len:
-        raise InvalidInput(
-            f"{_FIELD_NAMES.get(field, field)}过长（最多{max_len}字）", f"{field} too long: {len(text)}"
-        )
-    return text
-
-
-_FIELD_NAMES = {
-    "question": "留言内容",
-    "reply": "答复内容",
-    "note": "备注",
-    "reason": "原因",
-    "contact_name": "姓名",
-    "department": "部门名称",
-    "channel": "渠道",
-    "user_ref": "用户标识",
-    "actor": "操作人",
-    "idempotency_key": "提交标识",
-    "publish_question": "公开的留言内容",
-    "publish_reply": "公开的答复内容",
-}
-
-
-def _actor(value: str | None) -> str:
-    return _required(value, field="actor", user_message="缺少操作人", max_len=100)
-
-
-def _as_text_list(value: Any) -> list[str]:
-    return [str(v) for v in value] if isinstance(value, list) else []
-
-
-def _clean_transcript(transcript: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Validate roles, mask texts and keep the last entries only."""
-    out: list[dict[str, str]] = []
-    for i, entry in enumerate(list(transcript)[-MAX_TRANSCRIPT_ENTRIES:]):
-        role = str(entry.get("role", "")).strip()
-        if role not in ROLES:
-            raise InvalidInput("对话记录格式不正确", f"transcript entry {i}: unknown role {role!r}")
-        text = mask(str(entry.get("text", "")))[:MAX_TRANSCRIPT_TEXT]
-        at = entry.get("at")
-        if isinstance(at, dt.datetime):
-            at_text = (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).isoformat()
-        else:
-            at_text = "" if at is None else str(at)[:40]
-        out.append({"role": role, "text": text, "at": at_text})
-    return out
-
-
-def _clean_matched(matched: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Keep what the console needs of the nearest FAQs/policies, best first by score."""
-    items: list[dict[str, Any]] = []
-    for m in matched:
-        item: dict[str, Any] = {}
-        for key in ("kind", "id", "title", "unit", "doc_no"):
-            value = m.get(key)
-            if value is not None and str(value).strip():
-                item[key] = mask(str(value).strip())[:200]
-        score = m.get("score")
-        if isinstance(score, int | float):
-            item["score"] = float(score)
-        if item:
-            items.append(item)
-    if all("score" in i for i in items):  # otherwise keep the caller's order
-        items.sort(key=lambda i: -float(i["score"]))
-    return items[:MAX_MATCHED]
-
-
-def _department_from(matched: list[dict[str, Any]]) -> str | None:
-    for item in matched:
-        unit = str(item.get("unit", "")).strip()
-        if unit:
-            return unit[:200]
-    return None
-
-
-def _view(t: Ticket, today: dt.date) -> TicketView:
-    created = _aware(t.created_at)
-    updated = _aware(t.updated_at)
-    assert created is not None and updated is not None
-    return TicketView(
-        id=t.id,
-        no=t.no,
-        status=t.status,
-        question=t.question,
-        transcript=tuple(dict(e) for e in (t.transcript or [])),
-        channel=t.channel,
-        user_ref=t.user_ref,
-        department=t.department,
-        matched=tuple(dict(m) for m in (t.matched or [])),
-        contact_name=t.contact_name,
-        contact_phone=t.contact_phone,
-        consent_at=_aware(t.consent_at),
-        due_date=t.due_date,
-        due_warnings=tuple(_as_text_list(t.due_warnings)),
-        overdue=t.status in OPEN_STATUSES and t.due_date < today,
-        created_at=created,
-        updated_at=updated,
-        assigned_to=t.assigned_to,
-        reply=t.reply,
-        replied_at=_aware(t.replied_at),
-        replied_by=t.replied_by,
-        closed_at=_aware(t.closed_at),
-        rating=t.rating,
-        rated_at=_aware(t.rated_at),
-        flagged=bool(t.flagged),
-        published=bool(t.published),
-        publish_question=t.publish_question,
-        publish_reply=t.publish_reply,
-        published_at=_aware(t.published_at),
-        verify_code=t.verify_code,
-        version=t.version,
-        idempotency_key=t.idempotency_key,
-    )
-
-
-def _event_view(e: TicketEvent) -> EventView:
-    at = _aware(e.at)
-    assert at is not None
-    return EventView(
-        id=e.id, ticket_id=e.ticket_id, at=at, actor=e.actor, action=e.action, detail=dict(e.detail or {})
-    )
-
-
-def _normalise_no(no: str) -> str:
-    return (no or "").strip().upper()[:40]
-
+log = logging.getLogger("handoff.tickets")
 
 # --- the service ---------------------------------------------------------------------------------
 
@@ -324,7 +68,7 @@ class _Change:
     detail: dict[str, Any]
 
 
-class TicketService:
+class TicketService(TicketQueries):
     """The ticket lifecycle over one database. Thread-safe; share one instance per process."""
 
     def __init__(
@@ -536,156 +280,6 @@ class TicketService:
                     "提交标识已被使用，请重新提交", f"idempotency key reused by another user: {key!r}"
                 )
             return _view(t, self._today())
-
-    # --- reading -------------------------------------------------------------------------------
-
-    def get(self, no: str) -> TicketView:
-        with self._sessions() as s:
-            return _view(self._load(s, no), self._today())
-
-    def lookup(self, no: str, verify_code: str) -> TicketView:
-        """The public status lookup: a wrong number or code gives the same NotFound."""
-        with self._sessions() as s:
-            t = s.execute(select(Ticket).where(Ticket.no == _normalise_no(no))).scalar_one_or_none()
-            expected = t.verify_code if t is not None else "------"
-            ok = hmac.compare_digest(expected.encode(), (verify_code or "").strip().encode())
-            if t is None or not ok:
-                raise NotFound(LOOKUP_FAILED_MESSAGE, "ticket lookup: unknown number or wrong code")
-            return _view(t, self._today())
-
-    def find_for_user(self, channel: str, user_ref: str, *, limit: int = 20) -> list[TicketView]:
-        """A citizen's own tickets, newest first."""
-        with self._sessions() as s:
-            rows = (
-                s.execute(
-                    select(Ticket)
-                    .where(Ticket.channel == channel, Ticket.user_ref == user_ref)
-                    .order_by(Ticket.created_at.desc(), Ticket.id.desc())
-                    .limit(max(1, min(limit, MAX_PAGE)))
-                )
-                .scalars()
-                .all()
-            )
-            today = self._today()
-            return [_view(t, today) for t in rows]
-
-    def events(self, no: str) -> list[EventView]:
-        with self._sessions() as s:
-            t = self._load(s, no)
-            rows = (
-                s.execute(
-                    select(TicketEvent)
-                    .where(TicketEvent.ticket_id == t.id)
-                    .order_by(TicketEvent.at, TicketEvent.id)
-                )
-                .scalars()
-                .all()
-            )
-            return [_event_view(e) for e in rows]
-
-    def list(
-        self,
-        *,
-        status: str | Sequence[str] | None = None,
-        department: str | Sequence[str] | None = None,
-        text: str | None = None,
-        overdue: bool | None = None,
-        flagged: bool | None = None,
-        published: bool | None = None,
-        assigned_to: str | None = None,
-        limit: int = 50,
-        offset: int = 0,
-    ) -> list[TicketView]:
-        """Tickets matching every given filter, earliest due date first."""
-        stmt = self._filtered(
-            select(Ticket),
-            status=status,
-            department=department,
-            text=text,
-            overdue=overdue,
-            flagged=flagged,
-            published=published,
-            assigned_to=assigned_to,
-        )
-        stmt = stmt.order_by(Ticket.due_date, Ticket.created_at, Ticket.id)
-        stmt = stmt.limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
-        with self._sessions() as s:
-            today = self._today()
-            return [_view(t, today) for t in s.execute(stmt).scalars().all()]
-
-    def counts(self, department: str | Sequence[str] | None = None) -> dict[str, int]:
-        """Tickets per status (every status present, zero included) plus "overdue" and "flagged"."""
-        out = dict.fromkeys(STATUSES, 0)
-        with self._sessions() as s:
-            stmt = self._filtered(select(Ticket.status, func.count()), department=department)
-            for status, n in s.execute(stmt.group_by(Ticket.status)).all():
-                out[str(status)] = int(n)
-            overdue = self._filtered(
-                select(func.count()).select_from(Ticket), department=department, overdue=True
-            )
-            out["overdue"] = int(s.execute(overdue).scalar_one())
-            flagged = self._filtered(
-                select(func.count()).select_from(Ticket), department=department, flagged=True
-            )
-            out["flagged"] = int(s.execute(flagged).scalar_one())
-        return out
-
-    def _filtered(
-        self,
-        stmt: _Sel,
-        *,
-        status: str | Sequence[str] | None = None,
-        department: str | Sequence[str] | None = None,
-        text: str | None = None,
-        overdue: bool | None = None,
-        flagged: bool | None = None,
-        published: bool | None = None,
-        assigned_to: str | None = None,
-    ) -> _Sel:
-        if status is not None:
-            wanted = [status] if isinstance(status, str) else list(status)
-            unknown = [w for w in wanted if w not in STATUSES]
-            if unknown:
-                raise InvalidInput(f"未知的办理状态：{unknown[0]}", f"unknown status filter {unknown!r}")
-            stmt = stmt.where(Ticket.status.in_(wanted))
-        if department is not None:
-            depts = [department] if isinstance(department, str) else list(department)
-            stmt = stmt.where(Ticket.department.in_([d.strip() for d in depts]))
-        if text is not None and text.strip():
-            needle = text.strip().lower()
-            stmt = stmt.where(
-                or_(
-                    func.lower(Ticket.no).contains(needle, autoescape=True),
-                    func.lower(Ticket.question).contains(needle, autoescape=True),
-                    func.lower(func.coalesce(Ticket.reply, "")).contains(needle, autoescape=True),
-                )
-            )
-        if overdue is not None:
-            late = and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < self._today())
-            stmt = stmt.where(late if overdue else not_(late))
-        if flagged is not None:
-            stmt = stmt.where(Ticket.flagged.is_(flagged))
-        if published is not None:
-            stmt = stmt.where(Ticket.published.is_(published))
-        if assigned_to is not None:
-            stmt = stmt.where(Ticket.assigned_to == assigned_to)
-        return stmt
-
-    @staticmethod
-    def _load(s: Session, no: str, *, for_update: bool = False) -> Ticket:
-        stmt = select(Ticket).where(Ticket.no == _normalise_no(no))
-        if for_update:
-            if s.get_bind().dialect.name == "sqlite":
-                # SQLite has no row locks: a no-op write takes the database write lock first, so
-                # the read below cannot go stale before the UPDATE (concurrent writers wait).
-                s.execute(
-                    sql_text("UPDATE ticket SET version = version WHERE no = :no"), {"no": _normalise_no(no)}
-                )
-            stmt = stmt.with_for_update()
-        t = s.execute(stmt).scalar_one_or_none()
-        if t is None:
-            raise NotFound(NOT_FOUND_MESSAGE, f"ticket {_normalise_no(no)!r} not found")
-        return t
 
     # --- changes -------------------------------------------------------------------------------
 
@@ -994,23 +588,3 @@ class TicketService:
             return _Change("publish", {"question_edited": q_in is not None, "reply_edited": r_in is not None})
 
         return self._update(no, actor=by, expected_version=expected_version, change=change)
-
-
-__all__ = [
-    "ACTION_LABELS",
-    "CLOSED",
-    "CONFLICT_MESSAGE",
-    "CONSENT_TEXT",
-    "IN_PROGRESS",
-    "OPEN_STATUSES",
-    "PENDING",
-    "RATINGS",
-    "REPLIED",
-    "STATUSES",
-    "EventView",
-    "Notifier",
-    "Rating",
-    "Status",
-    "TicketService",
-    "TicketView",
-]
