@@ -539,9 +539,12 @@
     }
     function validate() {
       var ok = true, first = null;
-      var question = q.control.value.trim();
-      var name = n.control.value.trim();
-      var phone = p.control.value.replace(/\s+/g, "");
+      // invisible format characters (zero-width spaces, BOM, bidi controls) often come with pasted
+      // text; the server strips the same ones (handoff.privacy.clean_text)
+      var invisible = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0F\uFEFF]/g;
+      var question = q.control.value.replace(invisible, "").trim();
+      var name = n.control.value.replace(invisible, "").trim();
+      var phone = p.control.value.replace(invisible, "").replace(/\s+/g, "");
       showErr(q.err, q.control, null);
       showErr(n.err, n.control, null);
       showErr(p.err, p.control, null);
@@ -635,13 +638,16 @@
     var kind = typeof reply.kind === "string" ? reply.kind : "text";
     var msg = el("div", { class: "pbw-msg pbw-msg-bot pbw-kind-" + kind.replace(/[^a-z_]/g, "") }, [el("span", { class: "pbw-sr", text: "客服：" })]);
     var bubble = el("div", { class: "pbw-bubble" });
-    if (typeof reply.ticket_no === "string" && reply.ticket_no && kind !== "ticket_opened") {
-      bubble.appendChild(el("p", { class: "pbw-reply-ticket", text: "留言 " + reply.ticket_no }));
+    var no = typeof reply.ticket_no === "string" ? reply.ticket_no : "";
+    var text = typeof reply.text === "string" ? reply.text : "";
+    var numbered = no && text.indexOf(no) >= 0; // the text names the ticket already: show it once
+    if (no && !numbered && kind !== "ticket_opened") {
+      bubble.appendChild(el("p", { class: "pbw-reply-ticket", text: "留言 " + no }));
     }
     bubble.appendChild(el("div", { class: "pbw-text" }, [linkify(reply.text)]));
-    if (kind === "ticket_opened" && typeof reply.ticket_no === "string" && reply.ticket_no) {
-      bubble.appendChild(el("p", { class: "pbw-ticket-no pbw-ticket-inline", text: "留言编号：" + reply.ticket_no }));
-      rememberTicket(reply.ticket_no);
+    if (kind === "ticket_opened" && no) {
+      if (!numbered) bubble.appendChild(el("p", { class: "pbw-ticket-no pbw-ticket-inline", text: "留言编号：" + no }));
+      rememberTicket(no);
     }
     var sources = renderSources(reply.sources);
     if (sources) bubble.appendChild(sources);

@@ -94,10 +94,14 @@ def test_console_end_to_end(
         staff.reload()
     expect(staff.locator(".delivery.ok")).to_contain_text("已推送")
 
-    # the widget shows the reply (polling)
+    # the widget shows the reply (polling), naming the ticket once
     expect(
         page.locator(".pbw-msg-bot", has_text="碳达峰试点企业可申请区节能减排专项资金").first
     ).to_be_visible(timeout=10_000)
+    bubble = page.locator(
+        ".pbw-msg-bot", has_text="碳达峰试点企业可申请区节能减排专项资金"
+    ).first.inner_text()
+    assert bubble.count(no) == 1, bubble
 
     # staff publish it; the board shows neither the citizen's name nor phone, not even masked
     staff.get_by_role("button", name="公开").click()

@@ -202,6 +202,18 @@ def test_consent_not_required_without_contact_details(page: Page, fake_api: tupl
     assert ticket["name"] is None and ticket["phone"] is None and ticket["consent"] is False
 
 
+def test_pasted_phone_with_zero_width_characters_is_accepted(page: Page, fake_api: tuple[Any, str]) -> None:
+    """A number pasted from a chat app often carries zero-width spaces: the form takes it, and sends
+    the digits only (the server strips the same characters)."""
+    app, base = fake_api
+    form = handoff_form(page, base + "/", "路灯坏了怎么报修")
+    form.get_by_label("联系电话（选填）").fill("138\u200b1234\u200b5678\ufeff")
+    form.get_by_role("checkbox").check()
+    form.get_by_role("button", name="提交留言").click()
+    expect(page.locator(".pbw-ticket-no").first).to_have_text("LY20261123-0001")
+    assert app.state.fake.tickets["LY20261123-0001"]["phone"] == "13812345678"
+
+
 def test_resubmitting_after_a_lost_response_gives_the_same_ticket(
     page: Page, fake_api: tuple[Any, str]
 ) -> None:
