@@ -8,8 +8,9 @@ import logging
 import secrets
 import signal
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,7 +28,7 @@ from starlette.requests import HTTPConnection
 
 from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
 from bot.apidocs import install_api_docs
-from bot.channels import Channel, telegram, wechat
+from bot.channels import Channel, channel_lifespans, telegram, wechat
 from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue
 from bot.database import upgrade
@@ -164,10 +165,58 @@ async def _send_413(send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+@dataclass
+class Parts:
+    """Everything create_app builds before the FastAPI object; published on app.state."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    secret: str
+    kb: Any
+    outbox: Outbox
+    tickets: Any
+    querylog: QueryLogStore
+    spool: Spool
+    dialogue: Dialogue
+    inbox: Inbox
+    limiter: RateLimiter
+    access_log: AccessLogWriter
+    scheduler: Scheduler
+    channels: list[Channel] = field(default_factory=list)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     install_all_log_masking()  # root and uvicorn's own loggers (access log included)
     warm_up()
+    parts = _build_parts(settings)
+    parts.channels = _build_channels(settings, parts)
+    app = FastAPI(
+        lifespan=_lifespan(settings, parts),
+        title="policybot 政策咨询 API",
+        version="1.0",
+        description="Policy consultation chat, message-board tickets and knowledge-base sync.",
+        # the docs pages are ours (bot/apidocs.py: assets from this server, not a CDN)
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
+    )
+    _publish_state(app, settings, parts)
+    for channel in parts.channels:
+        router = channel.router()
+        if router is not None:
+            app.include_router(router)
+    _include_console(app, settings, parts)
+    _install_error_handlers(app)
+    _install_routes(app, settings)
+    if settings.api_docs:
+        install_api_docs(app)
+    _install_middleware(app, settings, parts.access_log)
+    return app
+
+
+def _build_parts(settings: Settings) -> Parts:
+    """The stores, the matcher, the services and the pipeline, in dependency order."""
     engine = make_engine(settings.database_url)
     upgrade(engine)
     sessions = make_sessionmaker(engine)
@@ -177,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     kb.refresh(force=True)
     kb.policies.refresh()  # the passage index too: both answer from memory if the database goes away
     # Later messages to citizens (staff replies, ...): rows of the durable outbox, drained in the
-    # background by every worker (bot/pipeline/outbox.py); channels are added below.
+    # background by every worker (bot/pipeline/outbox.py); channels are added by _build_channels.
     outbox = build_outbox(settings, sessions)
     tickets = build_ticket_service(settings, sessions, TicketNotices(outbox))
     outbox.on_outcome = record_outcome(tickets)
@@ -197,71 +246,90 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # every channel's messages take one path: claim, state, decide, one write (bot/pipeline/inbox.py)
     inbox = Inbox(dialogue=dialogue, sessions=sessions, spool=spool, async_commit=settings.db_async_commit)
+    spool.ticket_handler = lambda data: _open_spooled_ticket(dialogue, outbox, data)
     limiter = RateLimiter(
         per_ip=settings.rate_limit_per_ip,
         per_key=settings.rate_limit_per_session,
         trusted_proxies=settings.trusted_proxies,
         redis_url=settings.redis_url,
     )
-    access_log = AccessLogWriter(sessions)
     # Scheduled jobs: every worker runs the scheduler; a database claim lets one run each period.
     scheduler = Scheduler(sessions)
     register_report_job(scheduler, settings, sessions, kb)
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
+    return Parts(
+        engine=engine,
+        sessions=sessions,
+        secret=secret,
+        kb=kb,
+        outbox=outbox,
+        tickets=tickets,
+        querylog=querylog,
+        spool=spool,
+        dialogue=dialogue,
+        inbox=inbox,
+        limiter=limiter,
+        access_log=AccessLogWriter(sessions),
+        scheduler=scheduler,
+    )
+
+
+def _build_channels(settings: Settings, parts: Parts) -> list[Channel]:
+    """The enabled channels (adding one is one line here); each is also the outbox's pusher for it."""
+    inbox, sessions = parts.inbox, parts.sessions
+    channels: list[Channel] = [
+        WebChannel(inbox=inbox, sessions=sessions, secret=parts.secret, limiter=parts.limiter),
+        *wechat.enabled(settings, inbox=inbox, sessions=sessions),
+        *telegram.enabled(settings, inbox=inbox, sessions=sessions),
+    ]
+    for channel in channels:
+        parts.outbox.channels[channel.name] = channel
+    return channels
+
+
+def _lifespan(settings: Settings, parts: Parts) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Background work of one worker: scheduler, spool replay, outbox drain and the channels' own
+    clients (python-telegram-bot on this server's event loop), stopped in the reverse order."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _drain_before_exit(app, settings.shutdown_drain_seconds)
         if settings.jobs_enabled:
-            scheduler.start()
-        spool.start()  # replays files left by workers that died, then whatever this one spools
+            parts.scheduler.start()
+        parts.spool.start()  # replays files left by workers that died, then whatever this one spools
         if settings.outbox_enabled:
-            outbox.start()
-        yield
-        spool.stop()
-        scheduler.stop()
-        outbox.close()  # rows not yet sent stay in the database for the next start or another worker
-        access_log.close()  # write the access-log rows still queued
+            parts.outbox.start()
+        async with channel_lifespans(parts.channels):
+            yield
+        parts.spool.stop()
+        parts.scheduler.stop()
+        parts.outbox.close()  # rows not yet sent stay in the database for the next start or another worker
+        parts.access_log.close()  # write the access-log rows still queued
 
-    app = FastAPI(
-        lifespan=lifespan,
-        title="policybot 政策咨询 API",
-        version="1.0",
-        description="Policy consultation chat, message-board tickets and knowledge-base sync.",
-        # the docs pages are ours (bot/apidocs.py: assets from this server, not a CDN)
-        docs_url=None,
-        redoc_url=None,
-        openapi_url="/openapi.json" if settings.api_docs else None,
-    )
+    return lifespan
+
+
+def _publish_state(app: FastAPI, settings: Settings, parts: Parts) -> None:
     app.state.settings = settings
     app.state.draining = False
-    app.state.engine = engine
-    app.state.sessions = sessions
-    app.state.kb = kb
-    app.state.tickets = tickets
-    app.state.querylog = querylog
-    app.state.spool = spool
-    app.state.dialogue = dialogue
-    app.state.inbox = inbox
-    app.state.outbox = outbox
-    app.state.access_log = access_log
-    app.state.scheduler = scheduler
+    app.state.engine = parts.engine
+    app.state.sessions = parts.sessions
+    app.state.kb = parts.kb
+    app.state.tickets = parts.tickets
+    app.state.querylog = parts.querylog
+    app.state.spool = parts.spool
+    app.state.dialogue = parts.dialogue
+    app.state.inbox = parts.inbox
+    app.state.outbox = parts.outbox
+    app.state.access_log = parts.access_log
+    app.state.scheduler = parts.scheduler
+    app.state.channels = {c.name: c for c in parts.channels}
 
-    channels: list[Channel] = [
-        WebChannel(inbox=inbox, sessions=sessions, secret=secret, limiter=limiter),
-        *wechat.enabled(settings, inbox=inbox, sessions=sessions),
-        *telegram.enabled(settings, inbox=inbox, sessions=sessions),
-    ]
-    for channel in channels:
-        outbox.channels[channel.name] = channel
-        router = channel.router()
-        if router is not None:
-            app.include_router(router)
-    app.state.channels = {c.name: c for c in channels}
-    spool.ticket_handler = lambda data: _open_spooled_ticket(dialogue, outbox, data)
 
+def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
+    """The staff console and the public message board (handoff/console)."""
     console_config = ConsoleConfig(
-        secret_key=secret,
+        secret_key=parts.secret,
         idle_timeout=dt.timedelta(minutes=settings.console_idle_minutes),
         absolute_timeout=dt.timedelta(hours=settings.console_max_hours),
         cookie_secure=settings.console_cookie_secure,
@@ -271,23 +339,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
     )
+    sessions = parts.sessions
     app.include_router(
         build_console_router(
             sessions=sessions,
-            tickets=tickets,
-            kb=kb,
+            tickets=parts.tickets,
+            kb=parts.kb,
             config=console_config,
-            weekly=WeeklyReports(sessions, kb),
+            weekly=WeeklyReports(sessions, parts.kb),
             report_runs=lambda: recent_runs(sessions, REPORT_JOB, limit=8),
             report_schedule=settings.report_schedule,
         )
     )
-    app.include_router(build_board_router(sessions=sessions, tickets=tickets, config=console_config))
+    app.include_router(build_board_router(sessions=sessions, tickets=parts.tickets, config=console_config))
 
-    _install_error_handlers(app)
-    _install_routes(app, settings)
-    if settings.api_docs:
-        install_api_docs(app)
+
+def _install_middleware(app: FastAPI, settings: Settings, access_log: AccessLogWriter) -> None:
+    """Added innermost first: CORS, body cap, access log, console allow-list, security headers."""
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -307,7 +375,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders)  # outermost but one: 413s and CORS refusals get the headers too
     if settings.expose_worker:
         app.add_middleware(WorkerHeader)
-    return app
 
 
 def create_app_from_env() -> FastAPI:

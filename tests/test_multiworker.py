@@ -6,7 +6,8 @@ the numbered choice ("1") by the other, and WeChat's 留言 → 取消 with the 
 (b) A WeChat retry (same MsgId) that reaches the other worker is deduplicated: the same reply and one
 query-log entry. The widget session id signed by one worker is accepted by the other, so the
 generated secret key is shared too. Workers are told apart by the X-Policybot-Worker header
-(POLICYBOT_EXPOSE_WORKER=1).
+(POLICYBOT_EXPOSE_WORKER=1). (c) Telegram: each worker runs python-telegram-bot on its own event
+loop; updates reaching either worker are answered once, a redelivered update once in all.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from wechatpy.utils import WeChatSigner
 
 from knowledge.db import normalise_url
 from tests.conftest import HAS_PG, PG_URL, pg_admin
+from tests.fakes.server import serve as serve_fake
+from tests.fakes.telegram_api import FakeTelegramState, create_fake_telegram
 from tests.serving import clean_env, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +54,7 @@ APP_ID = "wx0123456789abcdef"
 ACCOUNT = "gh_multiworker01"
 OPENID = "oMultiWorkerUser0001"
 MAX_TRIES = 120
+TG_SECRET = "multiWorkerTelegramSecret"
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +68,27 @@ def database() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def server(database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(base URL, database URL) of `policybot serve --workers 2` with the demo KB and WeChat enabled
-    (one server for this module's tests)."""
+def fake_telegram() -> Iterator[tuple[str, FakeTelegramState]]:
+    """A fake Bot API on loopback for the server's Telegram channel (every worker talks to it)."""
+    app = create_fake_telegram()
+    with serve_fake(app) as url:
+        yield url, app.state.fake
+
+
+@pytest.fixture(scope="module")
+def server(
+    database: str, fake_telegram: tuple[str, FakeTelegramState], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """(base URL, database URL) of `policybot serve --workers 2` with the demo KB, WeChat and
+    Telegram enabled (one server for this module's tests)."""
     tmp_path = tmp_path_factory.mktemp("multiworker")
+    tg_url, tg = fake_telegram
     env = clean_env(
         **{
             "DATABASE_URL": database,
+            "POLICYBOT_TELEGRAM_TOKEN": tg.token,
+            "POLICYBOT_TELEGRAM_WEBHOOK_SECRET": TG_SECRET,
+            "POLICYBOT_TELEGRAM_API_BASE": tg_url,
             "POLICYBOT_EXPOSE_WORKER": "1",
             "POLICYBOT_WECHAT_TOKEN": TOKEN,
             "POLICYBOT_WECHAT_AES_KEY": AES_KEY,
@@ -232,3 +250,40 @@ def test_wechat_state_and_retries_across_workers(server: tuple[str, str]) -> Non
         engine.dispose()
     assert logged == 1
     assert secrets_stored == 1
+
+
+def test_telegram_updates_are_answered_by_either_worker(
+    server: tuple[str, str], fake_telegram: tuple[str, FakeTelegramState]
+) -> None:
+    base, _ = server
+    _, fake = fake_telegram
+    _both_workers(base)
+    headers = {"X-Telegram-Bot-Api-Secret-Token": TG_SECRET}
+    chat, served = 880_000, set()
+    with _client(base) as c:
+        for update_id in range(1, MAX_TRIES + 1):
+            chat += 1
+            update = {
+                "update_id": update_id,
+                "message": {
+                    "message_id": update_id,
+                    "date": int(time.time()),
+                    "from": {"id": chat, "is_bot": False, "first_name": "张"},
+                    "chat": {"id": chat, "type": "private"},
+                    "text": "依申请公开多久答复",
+                },
+            }
+            first = c.post("/telegram/webhook", json=update, headers=headers)
+            assert first.status_code == 200 and first.json() == {"ok": True}, first.text
+            served.add(first.headers["x-policybot-worker"])
+            again = c.post("/telegram/webhook", json=update, headers=headers)  # Telegram's redelivery
+            assert again.json().get("duplicate") is True  # whichever worker took it
+            deadline = time.monotonic() + 20
+            while not fake.sent(chat) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "工作日" in fake.sent(chat)[0]["text"]
+            if len(served) == 2:
+                break
+    assert len(served) == 2, "every update went to one worker"
+    time.sleep(0.5)
+    assert all(len(fake.sent(c)) == 1 for c in range(880_001, chat + 1))  # one reply per update

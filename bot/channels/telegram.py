@@ -1,14 +1,20 @@
 """The Telegram channel: python-telegram-bot (v22, asyncio) embedded in our web app, isolated here.
 
-PTB runs in one event-loop thread owned by this channel (`Application.builder().updater(None)`);
-our webhook route (POST /telegram/webhook) checks the X-Telegram-Bot-Api-Secret-Token header in
-constant time, drops repeated update ids (database dedup shared by workers) and feeds
-`Update.de_json(data, bot)` into the application's update queue. Handlers run the synchronous
-Dialogue in a thread pool; text goes through it, suggestions become inline keyboard buttons
-(callback data = the button's index, callback queries answered), /start gives the welcome, /status
-<编号> the ticket status. Ticket replies are pushed with sendMessage from the sync world through
-`asyncio.run_coroutine_threadsafe` onto that loop. `run_polling` (policybot telegram poll) runs the
-same handlers with PTB's updater for development. The Bot API base URL is configurable so tests
+Inbound, PTB runs on the server's own event loop: the application is built with
+`Application.builder().updater(None)` and started in the FastAPI lifespan (`lifespan()`, entered by
+bot/app.py), in the background so that an unreachable Bot API never delays or breaks the start (the
+webhook starts it on demand, 503 while that fails). Our webhook route (POST /telegram/webhook)
+checks the X-Telegram-Bot-Api-Secret-Token header in constant time, drops repeated update ids
+(database dedup shared by workers) and puts `Update.de_json(data, bot)` on the application's update
+queue, as PTB's custom-webhook example does. Handlers run the synchronous Inbox in a thread pool;
+suggestions become inline keyboard buttons (callback data = the button's index, callback queries
+answered), /start gives the welcome, /status <编号> the ticket status. Outbound, everything that
+starts in synchronous code (the outbox drain thread's `push`, `set_webhook` from the CLI) is one plain
+HTTPS call to the Bot API (`BotApi`, httpx with a timeout): it needs no event loop, so it works in
+every worker, during start and shutdown and from the CLI, and a slow Bot API never blocks the
+server's loop. Every uvicorn worker runs its own application; Telegram's retries of an update that
+reaches another worker are caught by the shared claim. `run_polling` (policybot telegram poll) runs
+the same handlers with PTB's updater for development. The Bot API base URL is configurable so tests
 run against a local fake server.
 """
 
@@ -22,16 +28,17 @@ import hmac
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, FastAPI, Header, Request
+import httpx
+from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, Forbidden, TelegramError
+from telegram.error import TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -88,7 +95,7 @@ class TelegramChannel:
         webhook_secret: str | None = None,
         api_base: str = "https://api.telegram.org",
         workers: int = 8,
-        timeout: float = 30.0,
+        timeout: float = 10.0,
     ) -> None:
         if not token:
             raise ValueError("the Telegram channel needs the bot token")
@@ -103,9 +110,8 @@ class TelegramChannel:
             max_workers=workers, thread_name_prefix="policybot-telegram"
         )
         self.application = self.build_application(polling=False)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._start_lock = asyncio.Lock()
+        self.api = BotApi(token=token, api_base=self.api_base, timeout=timeout)
 
     @classmethod
     def from_settings(
@@ -213,82 +219,78 @@ class TelegramChannel:
             with contextlib.suppress(TelegramError):
                 await context.bot.send_message(chat_id=chat.id, text="抱歉，系统暂时繁忙，请稍后再试。")
 
-    # --- the loop thread -----------------------------------------------------------------------------
-    def ensure_started(self) -> asyncio.AbstractEventLoop:
-        """Start the loop thread and the application once (getMe); raises if the Bot API is down."""
-        with self._lock:
-            if self._loop is not None:
-                return self._loop
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="policybot-telegram-loop", daemon=True)
-            thread.start()
+    # --- lifespan: PTB on the server's loop --------------------------------------------------------
+    async def ensure_started(self) -> None:
+        """Initialize (getMe) and start the application once; raises while the Bot API is away."""
+        async with self._start_lock:
+            if self.application.running:
+                return
+            await asyncio.wait_for(self.application.initialize(), self.timeout)
+            await self.application.start()
+            log.info("telegram_started bot=%s", self.application.bot.username)
 
-            async def start() -> None:
-                await self.application.initialize()
-                await self.application.start()
+    async def _start_in_background(self) -> None:
+        try:
+            await self.ensure_started()
+        except Exception as exc:  # the webhook tries again on the next update
+            log.warning("telegram_start_failed error=%s (retried on the next update)", type(exc).__name__)
 
-            try:
-                asyncio.run_coroutine_threadsafe(start(), loop).result(self.timeout)
-            except BaseException:
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join(timeout=5)
-                loop.close()
-                raise
-            self._loop, self._thread = loop, thread
-            return loop
+    @contextlib.asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        """Entered by the app's lifespan: start PTB without delaying the server; on exit finish the
+        updates being handled (Application.stop waits for them) and close its HTTP client."""
+        starting = asyncio.create_task(self._start_in_background())
+        try:
+            yield
+        finally:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+            await self.stop()
 
-    def run(self, coro_fn: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run a coroutine on the channel's loop from synchronous code and wait for its result."""
-        loop = self.ensure_started()
-        return asyncio.run_coroutine_threadsafe(coro_fn(), loop).result(self.timeout)
+    async def stop(self) -> None:
+        try:
+            if self.application.running:
+                await self.application.stop()
+            await self.application.shutdown()
+        except Exception:
+            log.exception("telegram_stop_failed")
 
     def close(self) -> None:
-        with self._lock:
-            loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-        if loop is not None:
+        """Release the synchronous Bot API client (the application is stopped by `lifespan`)."""
+        self.api.close()
 
-            async def stop() -> None:
-                if self.application.running:
-                    await self.application.stop()
-                await self.application.shutdown()
-
-            try:
-                asyncio.run_coroutine_threadsafe(stop(), loop).result(10)
-            except Exception:
-                log.exception("telegram_stop_failed")
-            loop.call_soon_threadsafe(loop.stop)
-            if thread is not None:
-                thread.join(timeout=5)
-            loop.close()
-        # the executor stays: its idle threads cost nothing and a later push or polling reuses it
-
-    # --- push and admin --------------------------------------------------------------------------------
+    # --- push and admin: plain HTTPS from synchronous code ------------------------------------------
     def push(self, user_id: str, reply: Reply) -> None:
         try:
             chat_id = int(user_id)
         except ValueError:
             raise PushImpossible(f"not a Telegram chat id: {user_id[:20]!r}") from None
-        try:
-            self.run(lambda: self.send(self.application.bot, chat_id, [reply]))
-        except Forbidden as exc:  # the user blocked the bot
-            raise PushImpossible(f"Telegram refused: {exc.message}") from None
-        except BadRequest as exc:  # chat not found and similar: retrying will not help
-            raise PushImpossible(f"Telegram refused: {exc.message}") from None
+        pieces = split_text(reply.text)
+        for i, piece in enumerate(pieces):
+            params: dict[str, Any] = {"chat_id": chat_id, "text": piece}
+            markup = keyboard(reply.suggestions) if i == len(pieces) - 1 else None
+            if markup is not None:
+                params["reply_markup"] = markup.to_dict()
+            try:
+                self.api.call("sendMessage", params)
+            except BotApiError as exc:
+                if exc.code in (400, 403):  # blocked by the user, chat not found: retrying will not help
+                    raise PushImpossible(f"Telegram refused: {exc.description}") from None
+                raise
 
     def set_webhook(self, url: str) -> bool:
         if not self.webhook_secret:
             raise ValueError("POLICYBOT_TELEGRAM_WEBHOOK_SECRET must be set before registering a webhook")
-        secret = self.webhook_secret
-        return bool(
-            self.run(
-                lambda: self.application.bot.set_webhook(
-                    url=url, secret_token=secret, allowed_updates=["message", "callback_query"]
-                )
-            )
-        )
+        params = {
+            "url": url,
+            "secret_token": self.webhook_secret,
+            "allowed_updates": ["message", "callback_query"],
+        }
+        return bool(self.api.call("setWebhook", params))
 
     def delete_webhook(self) -> bool:
-        return bool(self.run(lambda: self.application.bot.delete_webhook()))
+        return bool(self.api.call("deleteWebhook", {}))
 
     def run_polling(self) -> None:
         """Development mode: long polling with PTB's updater (deletes any webhook first); blocks."""
@@ -299,52 +301,94 @@ class TelegramChannel:
         """True the first time this update arrives (Telegram retries a webhook that did not answer)."""
         return self.inbox.claim_once(self.name, f"update:{update_id}")
 
+    async def receive(self, request: Request, secret_header: str | None) -> JSONResponse:
+        """The webhook: secret, size and shape checks, dedup, then onto PTB's update queue."""
+        if not self.webhook_secret:
+            return JSONResponse({"detail": "未启用"}, 404)
+        if not hmac.compare_digest((secret_header or "").encode(), self.webhook_secret.encode()):
+            log.warning("telegram_webhook_refused reason=secret")
+            return JSONResponse({"detail": "forbidden"}, 403)
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return JSONResponse({"detail": "请求内容过大"}, 400)
+        try:
+            data = json.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("no update_id")
+        except ValueError:
+            return JSONResponse({"detail": "bad update"}, 400)
+        try:
+            await self.ensure_started()
+        except Exception as exc:
+            log.error("telegram_start_failed error=%s", type(exc).__name__)
+            return JSONResponse({"detail": "unavailable"}, 503, headers={"Retry-After": "5"})
+        try:
+            update = Update.de_json(data, self.application.bot)
+        except Exception:
+            return JSONResponse({"detail": "bad update"}, 400)
+        if not await run_in_threadpool(self._claim, update.update_id):
+            return JSONResponse({"ok": True, "duplicate": True})
+        await self.application.update_queue.put(update)
+        return JSONResponse({"ok": True})
+
     def router(self) -> APIRouter:
-        channel = self
-
-        @contextlib.asynccontextmanager
-        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-            yield
-            await run_in_threadpool(channel.close)
-
-        api = APIRouter(tags=["telegram"], lifespan=lifespan)
+        api = APIRouter(tags=["telegram"])
 
         @api.post("/telegram/webhook", summary="Telegram Bot API webhook")
         async def webhook(
             request: Request,
-            x_telegram_bot_api_secret_token: str | None = Header(None, max_length=256),
+            x_telegram_bot_api_secret_token: Annotated[str | None, Header(max_length=256)] = None,
         ) -> JSONResponse:
-            if not channel.webhook_secret:
-                return JSONResponse({"detail": "未启用"}, 404)
-            given = (x_telegram_bot_api_secret_token or "").encode()
-            if not hmac.compare_digest(given, channel.webhook_secret.encode()):
-                log.warning("telegram_webhook_refused reason=secret")
-                return JSONResponse({"detail": "forbidden"}, 403)
-            body = await request.body()
-            if len(body) > MAX_BODY:
-                return JSONResponse({"detail": "请求内容过大"}, 400)
-            try:
-                data = json.loads(body)
-                if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
-                    raise ValueError("no update_id")
-            except ValueError:
-                return JSONResponse({"detail": "bad update"}, 400)
-            try:
-                loop = await run_in_threadpool(channel.ensure_started)
-            except Exception as exc:
-                log.error("telegram_start_failed error=%s", type(exc).__name__)
-                return JSONResponse({"detail": "unavailable"}, 503, headers={"Retry-After": "5"})
-            try:
-                update = Update.de_json(data, channel.application.bot)
-            except Exception:
-                return JSONResponse({"detail": "bad update"}, 400)
-            if not await run_in_threadpool(channel._claim, update.update_id):
-                return JSONResponse({"ok": True, "duplicate": True})
-            queue = channel.application.update_queue
-            await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(queue.put(update), loop))
-            return JSONResponse({"ok": True})
+            return await self.receive(request, x_telegram_bot_api_secret_token)
 
         return api
+
+
+class BotApiError(Exception):
+    """The Bot API said no (`ok: false`) or answered with an HTTP error; no URL (it holds the token)."""
+
+    def __init__(self, code: int, description: str) -> None:
+        super().__init__(f"{code} {description}")
+        self.code = code
+        self.description = description
+
+
+class BotApi:
+    """Synchronous Bot API calls (`POST {base}/bot{token}/{method}` with a JSON body), thread-safe."""
+
+    def __init__(self, *, token: str, api_base: str, timeout: float) -> None:
+        self.url = f"{api_base}/bot{token}/"
+        self.timeout = timeout
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def call(self, method: str, params: dict[str, Any]) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout)
+            client = self._client
+        try:
+            resp = client.post(self.url + method, json=params)
+        except httpx.HTTPError as exc:  # its message never names the URL; the class says enough
+            raise BotApiError(503, f"unreachable ({type(exc).__name__})") from None
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise BotApiError(resp.status_code if resp.status_code >= 400 else 502, "not a Bot API answer")
+        if not data.get("ok"):
+            code = data.get("error_code")
+            raise BotApiError(
+                code if isinstance(code, int) else resp.status_code, str(data.get("description", ""))[:200]
+            )
+        return data.get("result")
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
 
 def enabled(settings: Any, *, inbox: Inbox, sessions: sessionmaker[Session]) -> list[TelegramChannel]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,9 +18,11 @@ from sqlalchemy import func, select
 
 from bot.app import create_app
 from bot.channels.telegram import TelegramChannel, keyboard, split_text
+from bot.conversation import Reply
+from bot.notifier import PushImpossible
 from knowledge.models import QueryLog
 from tests.bot.conftest import delivered, make_settings
-from tests.fakes.server import serve
+from tests.fakes.server import free_port, serve
 from tests.fakes.telegram_api import BOT_USER, FakeTelegramState, create_fake_telegram
 
 SECRET = "webhook-secret-0123456789"
@@ -227,9 +230,6 @@ def test_end_to_end_ticket_reply_is_pushed_with_send_message(
 def test_push_to_blocked_user_is_recorded_impossible(
     tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]
 ) -> None:
-    from bot.conversation import Reply
-    from bot.notifier import PushImpossible
-
     _, fake = fake_tg
     fake.blocked.add(5150)
     channel: TelegramChannel = tg_app.state.channels["telegram"]
@@ -267,3 +267,35 @@ def test_set_webhook_and_polling_mode(tg_app: FastAPI, fake_tg: tuple[str, FakeT
     asyncio.run(poll())
     assert "deleteWebhook" in fake.methods()
     assert "20个工作日" in fake.sent(4242)[0]["text"]
+
+
+def test_application_runs_on_the_servers_loop_for_the_lifespan(
+    tg_app: FastAPI, fake_tg: tuple[str, FakeTelegramState]
+) -> None:
+    _, fake = fake_tg
+    channel: TelegramChannel = tg_app.state.channels["telegram"]
+    assert not channel.application.running  # nothing starts before the server does
+    with TestClient(tg_app) as client:
+        say(client, fake, "依申请公开多久答复")
+        assert channel.application.running
+        names = [t.name for t in threading.enumerate()]
+        assert not any("telegram-loop" in n for n in names), names  # no private loop thread
+    assert not channel.application.running  # stopped with the server
+
+
+def test_bot_api_down_at_start_does_not_stop_the_server(demo_url: str) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    app = create_app(
+        make_settings(
+            demo_url, telegram_token="1:dead", telegram_webhook_secret=SECRET, telegram_api_base=dead
+        )
+    )
+    with TestClient(app) as client:
+        assert client.get("/healthz").status_code == 200
+        assert client.post("/api/v1/sessions", json={}).status_code == 200  # the widget still works
+        refused = post(client, message_update("依申请公开多久答复"))
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "5"  # Telegram retries
+        with pytest.raises(Exception) as err:
+            app.state.channels["telegram"].push(str(CHAT), Reply("status", "答复"))
+        assert not isinstance(err.value, PushImpossible)  # the outbox retries later
+        assert "1:dead" not in str(err.value)  # the token never reaches the delivery's error text
