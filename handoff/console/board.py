@@ -4,12 +4,16 @@ message only; `public_entry` is the one place that decides what of a ticket is p
 per-ticket page where a citizen enters the
 verification code to see the status and reply of their own ticket and rate the reply once
 (满意 / 基本满意 / 不满意; 不满意 re-opens it for a supervisor). Wrong codes are throttled per IP
-and per ticket number; forms carry a signed double-submit CSRF token and an Origin check.
+and per ticket number; forms carry a signed double-submit CSRF token and an Origin check. The routes are
+module-level functions on `router` with the `Board` context (`BoardDep`) that `build_board_router`
+binds to every request, the shape of the console's routes.
 """
 
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Form, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,84 +50,54 @@ def own_entry(t: TicketView) -> dict[str, Any]:
     return public_entry(t) | {"due_date": t.due_date, "question": t.question, "reply": t.reply}
 
 
-def build_board_router(
-    *,
-    sessions: sessionmaker[Session],
-    tickets: TicketService,
-    config: ConsoleConfig,
-    accounts: Accounts | None = None,
-    audit: AuditLog | None = None,
-) -> APIRouter:
-    accts = accounts or Accounts(sessions, config)
-    log = audit or AuditLog(sessions)
-    pre = PreCsrf(config)
-    router = APIRouter(prefix="/board", route_class=ConsoleRoute, include_in_schema=False)
+@dataclass(frozen=True)
+class Board:
+    """The services of the board router; `build_board_router` binds it to every request."""
 
-    def ctx(request: Request, **extra: Any) -> dict[str, Any]:
+    tickets: TicketService
+    config: ConsoleConfig
+    accounts: Accounts
+    audit: AuditLog
+    pre: PreCsrf
+
+    def bind(self) -> Callable[[Request], Coroutine[Any, Any, None]]:
+        """A router dependency that makes this context the request's `BoardDep`."""
+
+        async def dependency(request: Request) -> None:
+            request.state.board = self
+
+        return dependency
+
+    def ctx(self, request: Request, **extra: Any) -> dict[str, Any]:
+        """The base template context of every board page."""
         base: dict[str, Any] = {
             "user": None,
             "csrf": "",
             "notice": "",
             "error": "",
-            "form_token": pre.form_token(request),
+            "form_token": self.pre.form_token(request),
             "ratings": RATINGS,
         }
         base.update(extra)
         return base
 
-    def published(no: str) -> dict[str, Any] | None:
+    def published(self, no: str) -> dict[str, Any] | None:
+        """The public entry of a published ticket, None for an unknown or unpublished number."""
         try:
-            t = tickets.get(no)
+            t = self.tickets.get(no)
         except NotFound:
             return None
         return public_entry(t) if t.published else None
 
-    @router.get("")
-    def board(
-        request: Request,
-        page: Annotated[int, Query(ge=1, le=1000)] = 1,
-        no: Annotated[str, Query(max_length=40, pattern=r"^[A-Za-z0-9-]*$")] = "",
-    ) -> Response:
-        if no.strip():
-            return RedirectResponse(f"/board/{no.strip().upper()}", status_code=303)
-        rows = tickets.list(published=True, limit=MAX_PAGE)
-        rows.sort(key=lambda t: (t.published_at is not None, t.published_at), reverse=True)
-        start = (page - 1) * PAGE_SIZE
-        entries = [public_entry(t) for t in rows[start : start + PAGE_SIZE]]
-        return render(
-            request,
-            "board.html",
-            ctx(
-                request,
-                title="政策留言公开答复",
-                entries=entries,
-                page=page,
-                more=len(rows) > start + PAGE_SIZE,
-            ),
-        )
-
-    @router.get("/{no}")
-    def board_ticket(request: Request, no: str) -> Response:
-        return render(
-            request,
-            "board_ticket.html",
-            ctx(
-                request,
-                title=f"留言 {no.strip().upper()[:40]}",
-                no=no.strip().upper()[:40],
-                public=published(no),
-                mine=None,
-                code="",
-            ),
-        )
-
-    def own(request: Request, no: str, code: str) -> TicketView:
-        ip = client_ip(request, config.trusted_proxies)
+    def own(self, request: Request, no: str, code: str) -> TicketView:
+        """The ticket whose verification code was given, throttled per IP and per ticket number."""
+        ip = client_ip(request, self.config.trusted_proxies)
         keys = [f"board-ip:{ip}", f"board-no:{no.strip().upper()[:40]}"]
+        accts = self.accounts
         if not accts.reserve(keys):  # counted before the check: a parallel burst gets the limit, no more
             raise InvalidInput(TOO_MANY, f"board lookup throttled for {ip}")
         try:
-            found = tickets.lookup(no, code)
+            found = self.tickets.lookup(no, code)
         except NotFound:
             if accts.fail(keys):
                 raise InvalidInput(TOO_MANY, f"board lookup locked for {ip}") from None
@@ -136,22 +110,32 @@ def build_board_router(
         return found
 
     def show(
-        request: Request, no: str, code: str, *, notice: str = "", error: str = "", status_code: int = 200
+        self,
+        request: Request,
+        no: str,
+        code: str,
+        *,
+        notice: str = "",
+        error: str = "",
+        status_code: int = 200,
     ) -> Response:
+        """The ticket page with the citizen's own view (or the error of a wrong code)."""
         key = no.strip().upper()[:40]
         try:
-            t = own(request, key, code)
+            t = self.own(request, key, code)
         except (NotFound, InvalidInput) as exc:
-            page = ctx(request, title=f"留言 {key}", no=key, public=published(key), mine=None, code="")
+            page = self.ctx(
+                request, title=f"留言 {key}", no=key, public=self.published(key), mine=None, code=""
+            )
             page["error"] = exc.user_message
             return render(
                 request, "board_ticket.html", page, status_code=404 if isinstance(exc, NotFound) else 429
             )
-        page = ctx(
+        page = self.ctx(
             request,
             title=f"留言 {t.no}",
             no=t.no,
-            public=published(t.no),
+            public=self.published(t.no),
             mine=own_entry(t),
             code=code.strip(),
             can_rate=t.rating is None
@@ -162,39 +146,115 @@ def build_board_router(
         page["error"] = error
         return render(request, "board_ticket.html", page, status_code=status_code)
 
-    Code = Annotated[str, Form(max_length=20)]
-    Token = Annotated[str, Form(max_length=200)]
 
-    @router.post("/{no}")
-    def lookup(request: Request, no: str, code: Code = "", token: Token = "") -> Response:
-        pre.check(request, token)
-        return show(request, no, code)
-
-    @router.post("/{no}/rate")
-    def rate(
-        request: Request,
-        no: str,
-        code: Code = "",
-        rating: Annotated[str, Form(max_length=10)] = "",
-        token: Token = "",
-    ) -> Response:
-        pre.check(request, token)
-        own(request, no, code)  # throttled like a lookup
-        try:
-            t = tickets.rate(no, rating=rating, verify_code=code)
-        except InvalidInput as exc:
-            return show(request, no, code, error=exc.user_message, status_code=400)
-        log.record(
-            "board_rate",
-            actor="citizen",
-            ip=client_ip(request, config.trusted_proxies),
-            target=t.no,
-            detail={"rating": rating, "status": t.status},
-        )
-        thanks = "感谢您的评价" + ("，我们将重新办理您的留言" if rating == "不满意" else "")
-        return show(request, no, code, notice=thanks)
-
-    return router
+async def get_board(request: Request) -> Board:
+    board: Board = request.state.board
+    return board
 
 
-__all__ = ["build_board_router", "own_entry", "public_entry"]
+BoardDep = Annotated[Board, Depends(get_board)]
+Code = Annotated[str, Form(max_length=20)]
+Token = Annotated[str, Form(max_length=200)]
+
+router = APIRouter(prefix="/board", route_class=ConsoleRoute, include_in_schema=False)
+
+
+@router.get("")
+def board_list(
+    request: Request,
+    board: BoardDep,
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    no: Annotated[str, Query(max_length=40, pattern=r"^[A-Za-z0-9-]*$")] = "",
+) -> Response:
+    """The published tickets, newest publication first; a number in `no` jumps to its page."""
+    if no.strip():
+        return RedirectResponse(f"/board/{no.strip().upper()}", status_code=303)
+    rows = board.tickets.list(published=True, limit=MAX_PAGE)
+    rows.sort(key=lambda t: (t.published_at is not None, t.published_at), reverse=True)
+    start = (page - 1) * PAGE_SIZE
+    entries = [public_entry(t) for t in rows[start : start + PAGE_SIZE]]
+    return render(
+        request,
+        "board.html",
+        board.ctx(
+            request,
+            title="政策留言公开答复",
+            entries=entries,
+            page=page,
+            more=len(rows) > start + PAGE_SIZE,
+        ),
+    )
+
+
+# Routes with a fixed path (/board/<word>) go above this line: /board/{no} below takes any word.
+
+
+@router.get("/{no}")
+def board_ticket(request: Request, board: BoardDep, no: str) -> Response:
+    """A ticket's public page with the verification-code form."""
+    key = no.strip().upper()[:40]
+    return render(
+        request,
+        "board_ticket.html",
+        board.ctx(request, title=f"留言 {key}", no=key, public=board.published(no), mine=None, code=""),
+    )
+
+
+@router.post("/{no}")
+def lookup(request: Request, board: BoardDep, no: str, code: Code = "", token: Token = "") -> Response:
+    """The citizen's own view of their ticket, after the verification code."""
+    board.pre.check(request, token)
+    return board.show(request, no, code)
+
+
+@router.post("/{no}/rate")
+def rate(
+    request: Request,
+    board: BoardDep,
+    no: str,
+    code: Code = "",
+    rating: Annotated[str, Form(max_length=10)] = "",
+    token: Token = "",
+) -> Response:
+    """Rate the reply once (满意 / 基本满意 / 不满意; 不满意 re-opens the ticket)."""
+    board.pre.check(request, token)
+    board.own(request, no, code)  # throttled like a lookup
+    try:
+        t = board.tickets.rate(no, rating=rating, verify_code=code)
+    except InvalidInput as exc:
+        return board.show(request, no, code, error=exc.user_message, status_code=400)
+    board.audit.record(
+        "board_rate",
+        actor="citizen",
+        ip=client_ip(request, board.config.trusted_proxies),
+        target=t.no,
+        detail={"rating": rating, "status": t.status},
+    )
+    thanks = "感谢您的评价" + ("，我们将重新办理您的留言" if rating == "不满意" else "")
+    return board.show(request, no, code, notice=thanks)
+
+
+def build_board_router(
+    *,
+    sessions: sessionmaker[Session],
+    tickets: TicketService,
+    config: ConsoleConfig,
+    accounts: Accounts | None = None,
+    audit: AuditLog | None = None,
+) -> APIRouter:
+    """The /board router: this module's routes with the services the app passes bound to each request."""
+    board = Board(
+        tickets=tickets,
+        config=config,
+        accounts=accounts or Accounts(sessions, config),
+        audit=audit or AuditLog(sessions),
+        pre=PreCsrf(config),
+    )
+    wrapper = APIRouter(
+        route_class=ConsoleRoute, include_in_schema=False, dependencies=[Depends(board.bind())]
+    )
+    wrapper.include_router(router)
+    return wrapper
+
+
+__all__ = ["Board", "BoardDep", "build_board_router", "own_entry", "public_entry", "router"]
