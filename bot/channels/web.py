@@ -149,114 +149,119 @@ class WebChannel:
         with self.sessions.begin() as s:
             s.add(Outbox(channel=self.name, user_id=user_id, reply=reply.as_dict()))
 
+    # --- the API's operations (the routes below only declare them) ---------------------------------
+    def start_session(self) -> ChatOut:
+        token, user_id = self.new_session()
+        replies = self.inbox.receive(Incoming(self.name, user_id, "", kind="welcome")).replies
+        return ChatOut(session=token, replies=[_out(r) for r in replies])
+
+    def chat(self, body: ChatIn) -> ChatOut:
+        if body.session:
+            token, user_id = body.session, self.user_of(body.session)
+        else:
+            token, user_id = self.new_session()
+        self.limiter.check_key("session:" + user_id)
+        replies = self.inbox.receive(Incoming(self.name, user_id, body.text)).replies
+        return ChatOut(session=token, replies=[_out(r) for r in replies])
+
+    def rate(self, body: RateIn) -> RateOut:
+        user_id = self.user_of(body.session)
+        ok = self.dialogue.rate(self.name, user_id, body.ref, body.rating)
+        return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
+
+    def open_ticket(self, body: TicketIn, response: Response) -> TicketOut:
+        user_id = self.user_of(body.session)
+        self.limiter.check_key("session:" + user_id)
+        try:
+            reply = self.dialogue.open_ticket(
+                channel=self.name,
+                user_id=user_id,
+                question=body.question,
+                name=body.name,
+                phone=body.phone,
+                consent=body.consent,
+                idempotency_key=body.idempotency_key,
+            )
+        except PolicybotError as exc:
+            raise HTTPException(422, exc.user_message) from None
+        if reply.kind == "ticket_queued":
+            response.status_code = 202
+            return TicketOut(status="已收到", text=reply.text, queued=True)
+        t = self.dialogue.tickets.get(reply.ticket_no or "")
+        return TicketOut(
+            ticket_no=t.no,
+            status=t.status,
+            due_date=t.due_date.isoformat(),
+            text=reply.text,
+            verify_code=getattr(t, "verify_code", None),
+        )
+
+    def ticket_status(self, ticket_no: str, session: str) -> TicketStatusOut:
+        user_id = self.user_of(session)
+        try:
+            t = self.dialogue.tickets.get(ticket_no.strip().upper())
+        except NotFound:
+            t = None
+        if t is None or t.channel != self.name or t.user_ref != user_id:
+            raise HTTPException(404, "没有找到该留言。")
+        return TicketStatusOut(
+            ticket_no=t.no,
+            status=t.status,
+            question=t.question,
+            due_date=t.due_date.isoformat(),
+            reply=t.reply,
+            replied_at=t.replied_at.isoformat() if t.replied_at else None,
+        )
+
+    def messages(self, session: str, after: int) -> MessagesOut:
+        user_id = self.user_of(session)
+        with self.sessions() as s:
+            rows = list(
+                s.scalars(
+                    select(Outbox)
+                    .where(Outbox.channel == self.name, Outbox.user_id == user_id, Outbox.id > after)
+                    .order_by(Outbox.id)
+                    .limit(50)
+                )
+            )
+        cursor = rows[-1].id if rows else after
+        return MessagesOut(cursor=cursor, replies=[ReplyOut.model_validate(r.reply) for r in rows])
+
     # --- routes -----------------------------------------------------------------------------------
     def router(self) -> APIRouter:
-        api = APIRouter(prefix="/api/v1", tags=["chat"])
+        """/api/v1: every route rate-limited per client IP, then one of the operations above."""
         channel = self
 
         def limited(request: Request) -> None:
             channel.limiter.check_ip(request)
 
-        guard = [Depends(limited)]
+        api = APIRouter(prefix="/api/v1", tags=["chat"], dependencies=[Depends(limited)])
 
-        @api.post(
-            "/sessions",
-            dependencies=guard,
-            response_model=ChatOut,
-            summary="Start a conversation (welcome message)",
-        )
+        @api.post("/sessions", response_model=ChatOut, summary="Start a conversation (welcome message)")
         def start(body: SessionIn | None = None) -> ChatOut:
-            token, user_id = channel.new_session()
-            replies = channel.inbox.receive(Incoming(channel.name, user_id, "", kind="welcome")).replies
-            return ChatOut(session=token, replies=[_out(r) for r in replies])
+            return channel.start_session()
 
-        @api.post(
-            "/chat", dependencies=guard, response_model=ChatOut, summary="Send a message, get the replies"
-        )
+        @api.post("/chat", response_model=ChatOut, summary="Send a message, get the replies")
         def chat(body: ChatIn) -> ChatOut:
-            if body.session:
-                token, user_id = body.session, channel.user_of(body.session)
-            else:
-                token, user_id = channel.new_session()
-            channel.limiter.check_key("session:" + user_id)
-            replies = channel.inbox.receive(Incoming(channel.name, user_id, body.text)).replies
-            return ChatOut(session=token, replies=[_out(r) for r in replies])
+            return channel.chat(body)
 
-        @api.post("/rate", dependencies=guard, response_model=RateOut, summary="Rate an answer (有用 / 没用)")
+        @api.post("/rate", response_model=RateOut, summary="Rate an answer (有用 / 没用)")
         def rate(body: RateIn) -> RateOut:
-            user_id = channel.user_of(body.session)
-            ok = channel.dialogue.rate(channel.name, user_id, body.ref, body.rating)
-            return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
+            return channel.rate(body)
 
-        @api.post(
-            "/tickets", dependencies=guard, response_model=TicketOut, summary="Leave a message (政策留言)"
-        )
+        @api.post("/tickets", response_model=TicketOut, summary="Leave a message (政策留言)")
         def open_ticket(body: TicketIn, response: Response) -> TicketOut:
-            user_id = channel.user_of(body.session)
-            channel.limiter.check_key("session:" + user_id)
-            try:
-                reply = channel.dialogue.open_ticket(
-                    channel=channel.name,
-                    user_id=user_id,
-                    question=body.question,
-                    name=body.name,
-                    phone=body.phone,
-                    consent=body.consent,
-                    idempotency_key=body.idempotency_key,
-                )
-            except PolicybotError as exc:
-                raise HTTPException(422, exc.user_message) from None
-            if reply.kind == "ticket_queued":
-                response.status_code = 202
-                return TicketOut(status="已收到", text=reply.text, queued=True)
-            t = channel.dialogue.tickets.get(reply.ticket_no or "")
-            return TicketOut(
-                ticket_no=t.no,
-                status=t.status,
-                due_date=t.due_date.isoformat(),
-                text=reply.text,
-                verify_code=getattr(t, "verify_code", None),
-            )
+            return channel.open_ticket(body, response)
 
-        @api.get(
-            "/tickets/{ticket_no}",
-            dependencies=guard,
-            response_model=TicketStatusOut,
-            summary="Status of one's own ticket",
-        )
+        @api.get("/tickets/{ticket_no}", response_model=TicketStatusOut, summary="Status of one's own ticket")
         def ticket_status(ticket_no: str, session: Annotated[str, Query(max_length=400)]) -> TicketStatusOut:
-            user_id = channel.user_of(session)
-            try:
-                t = channel.dialogue.tickets.get(ticket_no.strip().upper())
-            except NotFound:
-                t = None
-            if t is None or t.channel != channel.name or t.user_ref != user_id:
-                raise HTTPException(404, "没有找到该留言。")
-            return TicketStatusOut(
-                ticket_no=t.no,
-                status=t.status,
-                question=t.question,
-                due_date=t.due_date.isoformat(),
-                reply=t.reply,
-                replied_at=t.replied_at.isoformat() if t.replied_at else None,
-            )
+            return channel.ticket_status(ticket_no, session)
 
-        @api.get("/messages", dependencies=guard, response_model=MessagesOut, summary="Later replies (poll)")
+        @api.get("/messages", response_model=MessagesOut, summary="Later replies (poll)")
         def messages(
             session: Annotated[str, Query(max_length=400)], after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
         ) -> MessagesOut:
-            user_id = channel.user_of(session)
-            with channel.sessions() as s:
-                rows = list(
-                    s.scalars(
-                        select(Outbox)
-                        .where(Outbox.channel == channel.name, Outbox.user_id == user_id, Outbox.id > after)
-                        .order_by(Outbox.id)
-                        .limit(50)
-                    )
-                )
-            cursor = rows[-1].id if rows else after
-            return MessagesOut(cursor=cursor, replies=[ReplyOut.model_validate(r.reply) for r in rows])
+            return channel.messages(session, after)
 
         return api
 
