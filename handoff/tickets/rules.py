@@ -1,17 +1,20 @@
 """The rules for ticket input: every text a ticket takes is cleaned (`clean_text`), bounded and, where it
 is free text, checked here (`TicketService` calls these and nothing else validates ticket input):
 required texts, actor names, transcripts and matched FAQs, the department taken from them, ticket
-numbers."""
+numbers, and a whole new ticket (`clean_new_ticket`: contact fields only with consent)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from handoff.privacy import clean_text, mask
+from handoff.privacy import clean_text, mask, normalise_phone
 from handoff.tickets.records import (
     MAX_MATCHED,
+    MAX_NAME,
+    MAX_QUESTION,
     MAX_TRANSCRIPT_ENTRIES,
     MAX_TRANSCRIPT_TEXT,
     ROLES,
@@ -98,3 +101,69 @@ def _department_from(matched: list[dict[str, Any]]) -> str | None:
 
 def _normalise_no(no: str) -> str:
     return (no or "").strip().upper()[:40]
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    """The cleaned input of `TicketService.open` (the question not yet masked)."""
+
+    question: str
+    channel: str
+    user_ref: str
+    department: str | None  # as given (cleaned), before the one taken from the matched entries
+    name: str | None
+    phone: str | None  # normalised
+    consent: bool
+    key: str | None  # the idempotency key
+    transcript: list[dict[str, str]]
+    matched: list[dict[str, Any]]
+
+
+def clean_new_ticket(
+    *,
+    question: str,
+    channel: str,
+    user_ref: str,
+    transcript: Sequence[Mapping[str, Any]],
+    department: str | None,
+    contact_name: str | None,
+    contact_phone: str | None,
+    consent: bool,
+    idempotency_key: str | None,
+    matched: Sequence[Mapping[str, Any]],
+) -> NewTicket:
+    """Every check of a new ticket, in the order a citizen would fix them; InvalidInput on the first."""
+    text = _required(question, field="question", user_message="请填写留言内容", max_len=MAX_QUESTION)
+    channel = _required(channel, field="channel", user_message="缺少渠道", max_len=20)
+    user_ref = _required(user_ref, field="user_ref", user_message="缺少用户标识", max_len=80)
+    name = clean_text(contact_name or "").strip() or None
+    phone_in = clean_text(contact_phone or "").strip() or None
+    if (name or phone_in) and not consent:
+        raise InvalidInput(
+            "留下姓名或手机号码前，请先阅读并同意个人信息使用说明",
+            "contact details given without consent",
+        )
+    if name is not None and len(name) > MAX_NAME:
+        raise InvalidInput(f"姓名过长（最多{MAX_NAME}字）", f"contact_name too long: {len(name)}")
+    phone: str | None = None
+    if phone_in is not None:
+        phone = normalise_phone(phone_in)
+        if phone is None:
+            raise InvalidInput(
+                "联系电话格式不正确，请填写11位手机号码或带区号的固定电话", "invalid contact phone"
+            )
+    key = (idempotency_key or "").strip() or None
+    if key is not None and len(key) > 100:
+        raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
+    return NewTicket(
+        question=text,
+        channel=channel,
+        user_ref=user_ref,
+        department=(department or "").strip()[:200] or None,
+        name=name,
+        phone=phone,
+        consent=consent,
+        key=key,
+        transcript=_clean_transcript(transcript),
+        matched=_clean_matched(matched),
+    )

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
 from handoff.models import Department, Ticket, TicketCounter, TicketEvent
-from handoff.privacy import PUBLIC_DIGIT_RUN, clean_text, long_digit_run, mask, normalise_phone
+from handoff.privacy import PUBLIC_DIGIT_RUN, long_digit_run, mask
 from handoff.sla import WorkCalendar
 from handoff.tickets.queries import TicketQueries
 from handoff.tickets.records import (
@@ -27,7 +27,6 @@ from handoff.tickets.records import (
     CONFLICT_MESSAGE,
     IN_PROGRESS,
     MAX_LIMIT,
-    MAX_NAME,
     MAX_NOTE,
     MAX_QUESTION,
     MAX_REPLY,
@@ -44,12 +43,12 @@ from handoff.tickets.records import (
 )
 from handoff.tickets.rules import (
     _FIELD_NAMES,
+    NewTicket,
     _actor,
-    _clean_matched,
-    _clean_transcript,
     _department_from,
     _normalise_no,
     _required,
+    clean_new_ticket,
 )
 from knowledge.db import transaction
 from knowledge.errors import Conflict, InvalidInput, NotFound
@@ -140,94 +139,29 @@ class TicketService(TicketQueries):
         given one, else the drafting unit (`unit`) of the nearest matched FAQ or policy, else the
         default. The same `idempotency_key` from the same user returns the ticket already made.
         """
-        text = _required(question, field="question", user_message="请填写留言内容", max_len=MAX_QUESTION)
-        channel = _required(channel, field="channel", user_message="缺少渠道", max_len=20)
-        user_ref = _required(user_ref, field="user_ref", user_message="缺少用户标识", max_len=80)
-        name = clean_text(contact_name or "").strip() or None
-        phone_in = clean_text(contact_phone or "").strip() or None
-        if (name or phone_in) and not consent:
-            raise InvalidInput(
-                "留下姓名或手机号码前，请先阅读并同意个人信息使用说明",
-                "contact details given without consent",
-            )
-        if name is not None and len(name) > MAX_NAME:
-            raise InvalidInput(f"姓名过长（最多{MAX_NAME}字）", f"contact_name too long: {len(name)}")
-        phone: str | None = None
-        if phone_in is not None:
-            phone = normalise_phone(phone_in)
-            if phone is None:
-                raise InvalidInput(
-                    "联系电话格式不正确，请填写11位手机号码或带区号的固定电话", "invalid contact phone"
-                )
-        key = (idempotency_key or "").strip() or None
-        if key is not None and len(key) > 100:
-            raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
-        lines = _clean_transcript(transcript)
-        near = _clean_matched(matched)
-        dept = (department or "").strip()[:200] or _department_from(near) or self._default_department
-
-        if key is not None:
-            existing = self._by_key(key, channel=channel, user_ref=user_ref)
+        new = clean_new_ticket(
+            question=question,
+            channel=channel,
+            user_ref=user_ref,
+            transcript=transcript,
+            department=department,
+            contact_name=contact_name,
+            contact_phone=contact_phone,
+            consent=consent,
+            idempotency_key=idempotency_key,
+            matched=matched,
+        )
+        dept = new.department or _department_from(new.matched) or self._default_department
+        if new.key is not None:
+            existing = self._by_key(new.key, channel=new.channel, user_ref=new.user_ref)
             if existing is not None:
                 return existing
-
-        now = self._now()
-        local = now.astimezone(self._tz)
-        limit = self.limit_for(dept)
-        due = self._calendar.add_working_days(local.date(), limit)
-        db_now = to_db_time(now)
-        masked = mask(text)
         try:
-            with transaction(self._sessions) as s:
-                # The counter upsert is the first write: on SQLite it takes the write lock before
-                # anything else is read in this transaction.
-                seq = self._next_seq(s, f"{self._prefix}{local:%Y%m%d}")
-                ticket = Ticket(
-                    no=f"{self._prefix}{local:%Y%m%d}-{seq:04d}",
-                    status=PENDING,
-                    question=masked,
-                    transcript=lines,
-                    channel=channel,
-                    user_ref=user_ref,
-                    department=dept,
-                    matched=near,
-                    contact_name=name,
-                    contact_phone=phone,
-                    consent_at=db_now if consent else None,
-                    due_date=due.day,
-                    due_warnings=list(due.warnings),
-                    created_at=db_now,
-                    updated_at=db_now,
-                    flagged=False,
-                    published=False,
-                    verify_code=f"{secrets.randbelow(1_000_000):06d}",
-                    idempotency_key=key,
-                )
-                s.add(ticket)
-                s.flush()
-                s.add(
-                    TicketEvent(
-                        ticket_id=ticket.id,
-                        at=db_now,
-                        actor=f"{channel}:{user_ref}"[:100],
-                        action="open",
-                        detail={
-                            "department": dept,
-                            "limit_days": limit,
-                            "due_date": due.day.isoformat(),
-                            "due_warnings": list(due.warnings),
-                            "contact": bool(name or phone),
-                            "consent": bool(consent),
-                            "matched": [m.get("id") for m in near if m.get("id")],
-                        },
-                    )
-                )
-                s.flush()
-                view = _view(ticket, local.date())
+            view = self._insert(new, dept)
         except IntegrityError:
             # A concurrent retry with the same key won the race: return its ticket.
-            if key is not None:
-                existing = self._by_key(key, channel=channel, user_ref=user_ref)
+            if new.key is not None:
+                existing = self._by_key(new.key, channel=new.channel, user_ref=new.user_ref)
                 if existing is not None:
                     return existing
             raise
@@ -236,12 +170,66 @@ class TicketService(TicketQueries):
         log.info(
             "ticket_opened no=%s channel=%s department=%s due=%s contact=%s",
             view.no,
-            channel,
+            new.channel,
             dept,
             view.due_date.isoformat(),
-            bool(name or phone),
+            bool(new.name or new.phone),
         )
         return view
+
+    def _insert(self, new: NewTicket, dept: str) -> TicketView:
+        """One transaction: the day's number, the ticket (question masked) and its "open" event."""
+        now = self._now()
+        local = now.astimezone(self._tz)
+        limit = self.limit_for(dept)
+        due = self._calendar.add_working_days(local.date(), limit)
+        db_now = to_db_time(now)
+        with transaction(self._sessions) as s:
+            # The counter upsert is the first write: on SQLite it takes the write lock before
+            # anything else is read in this transaction.
+            seq = self._next_seq(s, f"{self._prefix}{local:%Y%m%d}")
+            ticket = Ticket(
+                no=f"{self._prefix}{local:%Y%m%d}-{seq:04d}",
+                status=PENDING,
+                question=mask(new.question),
+                transcript=new.transcript,
+                channel=new.channel,
+                user_ref=new.user_ref,
+                department=dept,
+                matched=new.matched,
+                contact_name=new.name,
+                contact_phone=new.phone,
+                consent_at=db_now if new.consent else None,
+                due_date=due.day,
+                due_warnings=list(due.warnings),
+                created_at=db_now,
+                updated_at=db_now,
+                flagged=False,
+                published=False,
+                verify_code=f"{secrets.randbelow(1_000_000):06d}",
+                idempotency_key=new.key,
+            )
+            s.add(ticket)
+            s.flush()
+            s.add(
+                TicketEvent(
+                    ticket_id=ticket.id,
+                    at=db_now,
+                    actor=f"{new.channel}:{new.user_ref}"[:100],
+                    action="open",
+                    detail={
+                        "department": dept,
+                        "limit_days": limit,
+                        "due_date": due.day.isoformat(),
+                        "due_warnings": list(due.warnings),
+                        "contact": bool(new.name or new.phone),
+                        "consent": bool(new.consent),
+                        "matched": [m.get("id") for m in new.matched if m.get("id")],
+                    },
+                )
+            )
+            s.flush()
+            return _view(ticket, local.date())
 
     def _next_seq(self, s: Session, key: str) -> int:
         """Atomically increment and return the day's counter (an upsert with RETURNING)."""
