@@ -174,104 +174,20 @@ def build_dashboard(
     today: dt.date | None = None,
 ) -> Dashboard:
     lo, hi = _utc_midnight(start), _utc_midnight(end + dt.timedelta(days=1))
-    now_day = today or today_china()
-    in_range = and_(QueryLog.at >= lo, QueryLog.at < hi, QueryLog.outcome.not_in(NOT_QUESTIONS))
-    day = china_day(QueryLog.at)
     with sessions() as s:
-        per_day: dict[tuple[dt.date, str], int] = {}
-        for d, channel, n in s.execute(
-            select(day, QueryLog.channel, func.count()).where(in_range).group_by(day, QueryLog.channel)
-        ):
-            per_day[(_as_date(d), str(channel))] = int(n)
-        outcome_counts = {
-            str(o): int(n)
-            for o, n in s.execute(
-                select(QueryLog.outcome, func.count()).where(in_range).group_by(QueryLog.outcome)
-            )
-        }
-        rating_counts = {
-            str(r): int(n)
-            for r, n in s.execute(
-                select(QueryLog.rating, func.count())
-                .where(in_range, QueryLog.rating.is_not(None))
-                .group_by(QueryLog.rating)
-            )
-        }
-        hits = func.count().label("hits")
-        top_rows = s.execute(
-            select(
-                QueryLog.faq_id,
-                hits,
-                func.sum(case((QueryLog.rating == "useful", 1), else_=0)),
-                func.sum(case((QueryLog.rating == "useless", 1), else_=0)),
-            )
-            .where(in_range, QueryLog.outcome == "answer", QueryLog.faq_id.is_not(None))
-            .group_by(QueryLog.faq_id)
-            .order_by(hits.desc(), QueryLog.faq_id)
-            .limit(top)
-        ).all()
-        ids = [str(r[0]) for r in top_rows]
-        titles = dict(s.execute(select(Faq.id, Faq.question).where(Faq.id.in_(ids))).all()) if ids else {}
-
-        t_day = china_day(Ticket.created_at)
-        opened = {
-            _as_date(d): int(c)
-            for d, c in s.execute(
-                select(t_day, func.count())
-                .where(Ticket.created_at >= lo, Ticket.created_at < hi)
-                .group_by(t_day)
-            )
-        }
-        r_day = china_day(Ticket.replied_at)
-        answered = {
-            _as_date(d): int(c)
-            for d, c in s.execute(
-                select(r_day, func.count())
-                .where(Ticket.replied_at >= lo, Ticket.replied_at < hi)
-                .group_by(r_day)
-            )
-        }
-        late = int(
-            s.execute(
-                select(func.count())
-                .select_from(Ticket)
-                .where(
-                    Ticket.due_date >= start,
-                    Ticket.due_date <= end,
-                    or_(
-                        and_(
-                            Ticket.replied_at.is_(None),
-                            Ticket.status.in_(OPEN_STATUSES),
-                            Ticket.due_date < now_day,
-                        ),
-                        and_(Ticket.replied_at.is_not(None), china_day(Ticket.replied_at) > Ticket.due_date),
-                    ),
-                )
-            ).scalar_one()
-        )
-        open_overdue = int(
-            s.execute(
-                select(func.count())
-                .select_from(Ticket)
-                .where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < now_day)
-            ).scalar_one()
-        )
-        # Time to reply: one row per (opened day, replied day) pair, not per ticket.
-        reply_pairs = s.execute(
-            select(t_day, r_day, func.count())
-            .where(Ticket.replied_at >= lo, Ticket.replied_at < hi)
-            .group_by(t_day, r_day)
-        ).all()
+        q = _question_counts(s, lo, hi, top)
+        t = _ticket_counts(s, lo, hi, start, end, today or today_china())
 
     channels = tuple(
         sorted(
-            {c for _, c in per_day}, key=lambda c: (-sum(v for (_, ch), v in per_day.items() if ch == c), c)
+            {c for _, c in q.per_day},
+            key=lambda c: (-sum(v for (_, ch), v in q.per_day.items() if ch == c), c),
         )
     )
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
-    daily = tuple((d, tuple(per_day.get((d, c), 0) for c in channels)) for d in days)
+    daily = tuple((d, tuple(q.per_day.get((d, c), 0) for c in channels)) for d in days)
     durations: dict[int, int] = {}
-    for c_day, rp_day, cnt in reply_pairs:
+    for c_day, rp_day, cnt in t.reply_pairs:
         wd = max(0, calendar.working_days_between(_as_date(c_day), _as_date(rp_day)))
         durations[wd] = durations.get(wd, 0) + int(cnt)
     pairs = list(durations.items())
@@ -281,23 +197,136 @@ def build_dashboard(
         end=end,
         channels=channels,
         daily=daily,
-        questions=sum(outcome_counts.values()),
-        outcomes=tuple((k, outcome_counts.get(k, 0)) for k in OUTCOME_LABELS),
-        top_faqs=tuple(
-            TopFaq(str(f), str(titles.get(str(f), "（已删除）")), int(c), int(u or 0), int(x or 0))
-            for f, c, u, x in top_rows
-        ),
-        answers=outcome_counts.get("answer", 0),
-        useful=rating_counts.get("useful", 0),
-        useless=rating_counts.get("useless", 0),
-        tickets_opened=sum(opened.values()),
-        tickets_answered=sum(answered.values()),
-        tickets_late=late,
-        tickets_open_overdue=open_overdue,
-        ticket_daily=tuple((d, opened.get(d, 0), answered.get(d, 0)) for d in days),
+        questions=sum(q.outcomes.values()),
+        outcomes=tuple((k, q.outcomes.get(k, 0)) for k in OUTCOME_LABELS),
+        top_faqs=q.top_faqs,
+        answers=q.outcomes.get("answer", 0),
+        useful=q.ratings.get("useful", 0),
+        useless=q.ratings.get("useless", 0),
+        tickets_opened=sum(t.opened.values()),
+        tickets_answered=sum(t.answered.values()),
+        tickets_late=t.late,
+        tickets_open_overdue=t.open_overdue,
+        ticket_daily=tuple((d, t.opened.get(d, 0), t.answered.get(d, 0)) for d in days),
         reply_days_median=_weighted_quantile(pairs, 0.5),
         reply_days_p90=int(p90) if p90 is not None else None,
         replies_measured=sum(durations.values()),
+    )
+
+
+@dataclass(frozen=True)
+class _QuestionCounts:
+    per_day: dict[tuple[dt.date, str], int]
+    outcomes: dict[str, int]
+    ratings: dict[str, int]
+    top_faqs: tuple[TopFaq, ...]
+
+
+def _question_counts(s: Session, lo: dt.datetime, hi: dt.datetime, top: int) -> _QuestionCounts:
+    """The query log's figures: questions per (day, channel), per outcome, per rating, top FAQs."""
+    in_range = and_(QueryLog.at >= lo, QueryLog.at < hi, QueryLog.outcome.not_in(NOT_QUESTIONS))
+    day = china_day(QueryLog.at)
+    per_day: dict[tuple[dt.date, str], int] = {}
+    for d, channel, n in s.execute(
+        select(day, QueryLog.channel, func.count()).where(in_range).group_by(day, QueryLog.channel)
+    ):
+        per_day[(_as_date(d), str(channel))] = int(n)
+    outcomes = {
+        str(o): int(n)
+        for o, n in s.execute(
+            select(QueryLog.outcome, func.count()).where(in_range).group_by(QueryLog.outcome)
+        )
+    }
+    ratings = {
+        str(r): int(n)
+        for r, n in s.execute(
+            select(QueryLog.rating, func.count())
+            .where(in_range, QueryLog.rating.is_not(None))
+            .group_by(QueryLog.rating)
+        )
+    }
+    hits = func.count().label("hits")
+    top_rows = s.execute(
+        select(
+            QueryLog.faq_id,
+            hits,
+            func.sum(case((QueryLog.rating == "useful", 1), else_=0)),
+            func.sum(case((QueryLog.rating == "useless", 1), else_=0)),
+        )
+        .where(in_range, QueryLog.outcome == "answer", QueryLog.faq_id.is_not(None))
+        .group_by(QueryLog.faq_id)
+        .order_by(hits.desc(), QueryLog.faq_id)
+        .limit(top)
+    ).all()
+    ids = [str(r[0]) for r in top_rows]
+    titles = dict(s.execute(select(Faq.id, Faq.question).where(Faq.id.in_(ids))).all()) if ids else {}
+    top_faqs = tuple(
+        TopFaq(str(f), str(titles.get(str(f), "（已删除）")), int(c), int(u or 0), int(x or 0))
+        for f, c, u, x in top_rows
+    )
+    return _QuestionCounts(per_day=per_day, outcomes=outcomes, ratings=ratings, top_faqs=top_faqs)
+
+
+@dataclass(frozen=True)
+class _TicketCounts:
+    opened: dict[dt.date, int]
+    answered: dict[dt.date, int]
+    late: int
+    open_overdue: int
+    reply_pairs: list[Any]  # (opened day, replied day, count)
+
+
+def _ticket_counts(
+    s: Session, lo: dt.datetime, hi: dt.datetime, start: dt.date, end: dt.date, now_day: dt.date
+) -> _TicketCounts:
+    """The tickets' figures: opened and answered per day, late, open and overdue, reply-day pairs."""
+    t_day = china_day(Ticket.created_at)
+    opened = {
+        _as_date(d): int(c)
+        for d, c in s.execute(
+            select(t_day, func.count()).where(Ticket.created_at >= lo, Ticket.created_at < hi).group_by(t_day)
+        )
+    }
+    r_day = china_day(Ticket.replied_at)
+    answered = {
+        _as_date(d): int(c)
+        for d, c in s.execute(
+            select(r_day, func.count()).where(Ticket.replied_at >= lo, Ticket.replied_at < hi).group_by(r_day)
+        )
+    }
+    late = s.execute(
+        select(func.count())
+        .select_from(Ticket)
+        .where(
+            Ticket.due_date >= start,
+            Ticket.due_date <= end,
+            or_(
+                and_(
+                    Ticket.replied_at.is_(None), Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < now_day
+                ),
+                and_(Ticket.replied_at.is_not(None), china_day(Ticket.replied_at) > Ticket.due_date),
+            ),
+        )
+    ).scalar_one()
+    open_overdue = s.execute(
+        select(func.count())
+        .select_from(Ticket)
+        .where(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < now_day)
+    ).scalar_one()
+    # Time to reply: one row per (opened day, replied day) pair, not per ticket.
+    reply_pairs = list(
+        s.execute(
+            select(t_day, r_day, func.count())
+            .where(Ticket.replied_at >= lo, Ticket.replied_at < hi)
+            .group_by(t_day, r_day)
+        ).all()
+    )
+    return _TicketCounts(
+        opened=opened,
+        answered=answered,
+        late=int(late),
+        open_overdue=int(open_overdue),
+        reply_pairs=reply_pairs,
     )
 
 
