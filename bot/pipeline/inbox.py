@@ -115,7 +115,7 @@ class Inbox:
         # short transaction.
         self._engine: Engine = sessions.kw["bind"]
         self._dialect = self._engine.dialect.name
-        self._reader = (
+        self.reader = (
             self._engine.execution_options(isolation_level="AUTOCOMMIT")
             if self._dialect == "postgresql"
             else self._engine
@@ -199,7 +199,7 @@ class Inbox:
             return NEW, None
         except IntegrityError:
             pass
-        with self._reader.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(
                 select(_I.c.status, _I.c.reply).where(_I.c.channel == channel, _I.c.msg_id == key)
             ).first()
@@ -286,7 +286,7 @@ class Inbox:
         return self.dialogue.fresh_state(channel, user_id), True
 
     def _load(self, channel: str, user_id: str) -> dict[str, Any]:
-        with self._reader.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(
                 select(_T.c.state, _T.c.updated_at).where(_T.c.channel == channel, _T.c.user_id == user_id)
             ).first()

@@ -5,6 +5,7 @@ wechatpy. Customer-service pushes go to a fake WeChat API server on 127.0.0.1.""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import itertools
 import re
 import secrets
@@ -28,7 +29,7 @@ from wechatpy.utils import WeChatSigner
 from bot.app import create_app
 from bot.channels.wechat import DbSessionStorage, WeChatChannel, render_text, split_bytes
 from bot.conversation import Reply
-from bot.models import AppValue, ChatSession, InboundMessage
+from bot.models import ChatSession, InboundMessage
 from bot.texts import ticket_reply_notice
 from knowledge.models import QueryLog
 from tests.bot.conftest import delivered, make_settings
@@ -471,10 +472,14 @@ def test_push_outside_window_without_template_is_recorded_impossible(
 ) -> None:
     _, fake = fake_wechat
     no = _open_ticket(wx)
+    channel: WeChatChannel = wx_app.state.channels["wechat"]
+    assert channel.within_window(OPENID)
     with wx_app.state.sessions.begin() as s:  # the user's last message was 49 hours ago
-        row = s.get(AppValue, f"wechat:last_in:{OPENID}")
-        assert row is not None and row.expires_at is not None
-        row.expires_at = row.expires_at - __import__("datetime").timedelta(hours=49)
+        row = s.scalars(
+            select(ChatSession).where(ChatSession.channel == "wechat", ChatSession.user_id == OPENID)
+        ).one()
+        row.updated_at = row.updated_at - dt.timedelta(hours=49)
+    assert not channel.within_window(OPENID)
     wx_app.state.tickets.reply(no, staff="李科员", text="答复内容")
     delivered(wx_app)
     assert fake.texts_to(OPENID) == []
@@ -676,7 +681,6 @@ def test_same_msgid_from_two_users_gets_two_answers(wx: WeChatServer, wx_app: Fa
 
 
 def test_replay_rows_expire_with_the_dedup_rows(wx: WeChatServer, wx_app: FastAPI) -> None:
-    import datetime as dt
 
     from sqlalchemy import update
 

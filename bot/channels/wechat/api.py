@@ -1,7 +1,7 @@
 """The WeChat API client: wechatpy's client against a configurable base URL with HTTP timeouts on
 every call, and the access_token in the database (`AppValue` through wechatpy's `SessionStorage`
 interface) so that all workers share one token; a rejected token is replaced once and the call
-repeated. Also the upsert of an `AppValue` row that the channel's 48-hour window uses.
+repeated (`upsert_app_value`: one statement on either dialect).
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ accepted that comes back with a different message is a replay of a captured sign
 (403) by every worker and app server. The answer is rendered as the passive XML reply when it is
 ready within the budget, else the request is answered with "success" and the answer is sent with the
 customer-service message API. Later pushes (staff replies to tickets) use the customer-service API
-inside the 48-hour window since the user's last message, a subscription or template notice outside
-it when configured, else raise `PushImpossible`.
+inside the 48-hour window since the user's last message (the time of their conversation state,
+written by the inbox with every message: the window costs no statement of its own), a subscription
+or template notice outside it when configured, else raise `PushImpossible`.
 
 The endpoint is async so that a request waiting for its answer holds no thread: the conversation
 (database work) runs in the channel's own bounded thread pool.
@@ -33,7 +34,7 @@ from typing import Any
 import requests
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import PlainTextResponse, Response
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from wechatpy.crypto import WeChatCrypto
@@ -45,21 +46,18 @@ from bot.channels.wechat.api import (
     IMPOSSIBLE_ERRORS,
     DbSessionStorage,
     PolicybotWeChatClient,
-    upsert_app_value,
 )
 from bot.channels.wechat.edge import MAX_BODY, MODES, BadRequest, Edge, WxMessage, read_capped
 from bot.channels.wechat.render import _cdata_safe, render_replies, render_text, split_bytes
 from bot.conversation import Incoming, Reply
-from bot.models import AppValue, InboundMessage
+from bot.models import AppValue, ChatSession, InboundMessage
 from bot.notifier import PushImpossible
 from bot.pipeline.inbox import NEW, Inbox
-from knowledge.db import single_statement
 from knowledge.models import utcnow
 
 log = logging.getLogger("policybot.wechat")
 
 WINDOW = dt.timedelta(hours=48)  # customer-service messages allowed after the user's last message
-TOUCH_EVERY = dt.timedelta(hours=1)  # last-inbound time is rewritten at most this often
 DEDUP_KEEP = dt.timedelta(days=1)
 CLEANUP_EVERY = 600.0
 PLEASE_TYPE = "目前只能识别文字消息，请直接输入您要咨询的问题（文字），例如：依申请公开多久答复？"
@@ -128,7 +126,7 @@ class WeChatChannel:
         )
         self._last_cleanup = 0.0
         self._cleanup_lock = threading.Lock()
-        self._touched: dict[str, float] = {}  # user -> monotonic time this worker last wrote last_in
+        self._reader = inbox.reader  # the window read: autocommit on PostgreSQL
 
     @classmethod
     def from_settings(cls, settings: Any, *, inbox: Inbox, sessions: sessionmaker[Session]) -> WeChatChannel:
@@ -156,29 +154,16 @@ class WeChatChannel:
         return self.edge.mode
 
     # --- processing (runs in the executor) ----------------------------------------------------------
-    def touch(self, user: str) -> None:
-        """Remember the user's last message time (for the 48-hour customer-service window)."""
-        key = f"wechat:last_in:{user}"
-        mono = time.monotonic()
-        if mono - self._touched.get(user, -1e9) < TOUCH_EVERY.total_seconds():
-            return  # this worker wrote it recently: no database round trip
-        now = utcnow()
-        with self.sessions() as s:
-            row = s.get(AppValue, key)
-            fresh = (
-                row is not None and row.expires_at is not None and row.expires_at - WINDOW > now - TOUCH_EVERY
-            )
-        if not fresh:
-            with single_statement(self.sessions) as s:
-                upsert_app_value(s, key, now.isoformat(timespec="seconds"), now + WINDOW)
-        if len(self._touched) > 100_000:
-            self._touched.clear()
-        self._touched[user] = mono
-
     def within_window(self, user: str) -> bool:
-        with self.sessions() as s:
-            row = s.get(AppValue, f"wechat:last_in:{user}")
-            return row is not None and row.expires_at is not None and row.expires_at > utcnow()
+        """Whether the user wrote within the last 48 hours: the time of their conversation state,
+        which the inbox's one write of every message sets anyway (no row of the channel's own)."""
+        with self._reader.connect() as conn:
+            at = conn.execute(
+                select(ChatSession.updated_at).where(
+                    ChatSession.channel == self.name, ChatSession.user_id == user
+                )
+            ).scalar()
+        return at is not None and utcnow() - at < WINDOW
 
     def incoming(self, msg: WxMessage) -> Incoming | str | None:
         """The message for the inbox; or a fixed hint (str) for what the conversation does not take
@@ -219,11 +204,6 @@ class WeChatChannel:
             return NEW, incoming
         self._maybe_cleanup()
         received = self.inbox.receive(incoming)
-        if received.status == NEW and incoming.kind != "end":
-            try:
-                self.touch(msg.user)
-            except Exception as exc:  # the database is away: the window is refreshed next time
-                log.warning("wechat_touch_failed: %s", type(exc).__name__)
         return received.status, render_replies(received.replies) or None
 
     def _maybe_cleanup(self) -> None:
@@ -239,7 +219,7 @@ class WeChatChannel:
                         InboundMessage.channel == self.name, InboundMessage.created_at < cutoff
                     )
                 )
-                s.execute(
+                s.execute(  # the window's own rows of earlier versions (now the conversation's time)
                     delete(AppValue).where(
                         AppValue.key.like("wechat:last_in:%"), AppValue.expires_at < utcnow()
                     )
