@@ -53,7 +53,7 @@ def stacked_columns(
     width: int = 900,
 ) -> Markup:
     """Columns per label (a day), stacked by series; `values[i][j]` is label i, series j."""
-    left, right, top, bottom = 44, 12, 34, 40
+    left, right, top, bottom = 44, 12, 34, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     totals = [sum(v) for v in values]
     ymax = _nice_max(max(totals, default=0))
@@ -86,7 +86,7 @@ def stacked_columns(
             )
         if i % every == 0:
             out.append(
-                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 16}" text-anchor="middle" '
+                f'<text x="{x + bar / 2:.1f}" y="{top + plot_h + 25}" text-anchor="middle" '
                 f'fill="#374151">{escape(label)}</text>'
             )
     # legend
