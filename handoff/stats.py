@@ -21,7 +21,7 @@ from typing import Any, Final
 
 from sqlalchemy import Date, and_, case, func, or_, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -289,15 +289,20 @@ def ticket_stats(
 ) -> TicketStats:
     """The figures of the tickets received from `start` to `end` (inclusive, Beijing days)."""
     lo, hi = _utc_midnight(start), _utc_midnight(end + dt.timedelta(days=1))
-    first = (
-        select(TicketEvent.ticket_id.label("tid"), func.min(TicketEvent.at).label("at"))
-        .where(TicketEvent.action == "reply")
-        .group_by(TicketEvent.ticket_id)
+    mine = aliased(Ticket)  # the events of the tickets in the range only
+    events = (
+        select(TicketEvent.ticket_id.label("tid"), TicketEvent.at, TicketEvent.action)
+        .join(mine, mine.id == TicketEvent.ticket_id)
+        .where(mine.created_at >= lo, mine.created_at < hi, TicketEvent.action.in_(("reply", "reopen")))
         .subquery()
     )
-    reopen = (
-        select(TicketEvent.ticket_id.label("tid")).where(TicketEvent.action == "reopen").distinct().subquery()
+    first = (
+        select(events.c.tid, func.min(events.c.at).label("at"))
+        .where(events.c.action == "reply")
+        .group_by(events.c.tid)
+        .subquery()
     )
+    reopen = select(events.c.tid).where(events.c.action == "reopen").distinct().subquery()
     answered_at = func.coalesce(first.c.at, Ticket.replied_at)  # tickets made before events were kept
     source = Ticket.__table__.outerjoin(first, first.c.tid == Ticket.id).outerjoin(
         reopen, reopen.c.tid == Ticket.id
