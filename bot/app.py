@@ -47,6 +47,7 @@ from bot.settings import Settings, get_settings
 from bot.spool import Spool
 from handoff import clientip
 from handoff.console import ConsoleConfig, build_board_router, build_console_router
+from handoff.console.stats import build_stats_router
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
 from knowledge.faqs import FIELDS, faq_dict
@@ -351,6 +352,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
             report_schedule=settings.report_schedule,
         )
     )
+    app.include_router(build_stats_router(sessions=sessions))  # before the board's /board/{no}
     app.include_router(build_board_router(sessions=sessions, tickets=parts.tickets, config=console_config))
 
 

@@ -1,6 +1,6 @@
 """Dashboard figures on a seeded query log and seeded tickets, on SQLite and PostgreSQL: Beijing-time
-day boundaries, per-channel daily counts, outcome rates, top FAQs with ratings, tickets opened /
-answered / late, the working-day median time to reply; the CSV export (formula-escaped); the page
+day boundaries, per-channel daily counts, outcome rates, top FAQs with ratings, the ticket figures of
+handoff.stats (received / answered / late, the working-day median time to reply); the CSV export (formula-escaped); the page
 and its access by role."""
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _seed(engine: Engine) -> tuple[str, str]:
                 _ticket("T1", bj(3, 9, 10), dt.date(2026, 3, 16), replied=bj(3, 11, 9)),  # 2 working days
                 _ticket(
                     "T2", bj(3, 10, 10), dt.date(2026, 3, 13), replied=bj(3, 17, 9)
-                ),  # late, replied after range
+                ),  # late, replied after range: 5 working days
                 _ticket("T3", bj(3, 13, 20), dt.date(2026, 3, 20), replied=bj(3, 14, 10)),  # Fri -> Sat: 0
                 _ticket("T4", bj(3, 11, 10), dt.date(2026, 3, 12), status="办理中"),  # open past due
                 _ticket(
@@ -117,23 +117,27 @@ def test_dashboard_figures(engine: Engine) -> None:
     assert d.top_faqs[0].question.startswith("=SUM")
     assert (d.useful, d.useless, d.answers) == (2, 1, 4)
     assert d.useful_ratio == pytest.approx(2 / 3) and d.rated_share == 0.75
-    assert (d.tickets_opened, d.tickets_answered, d.tickets_late, d.tickets_open_overdue) == (5, 4, 3, 1)
-    opened = {day: (o, r) for day, o, r in d.ticket_daily}
-    assert opened[dt.date(2026, 3, 9)] == (1, 0) and opened[dt.date(2026, 3, 10)] == (1, 1)
-    assert opened[dt.date(2026, 3, 14)] == (0, 1)
-    assert d.replies_measured == 4
-    assert d.reply_days_median == 1.0 and d.reply_days_p90 == 6  # durations 0, 0, 2, 6
+    # tickets received in the range (handoff.stats, as /board/stats): T1, T2, T3, T4, T6
+    t = d.tickets.total
+    assert (t.received, t.answered, t.on_time, t.overdue_open, t.late) == (5, 4, 3, 1, 2)
+    assert d.tickets_open_overdue == 1
+    received = dict(d.tickets.daily_received)
+    assert received[dt.date(2026, 3, 9)] == 1 and received[dt.date(2026, 3, 14)] == 0
+    assert sum(received.values()) == 5
+    assert t.measured == 4  # T2's reply after the range counts: it answers a ticket received in it
+    assert t.median_days == 1.0 and t.p90_days == 5 and t.max_days == 5  # durations 0, 0, 2, 5
 
     lines = list(csv.reader(io.StringIO("".join(dashboard_csv(d)))))
     assert lines[0][0] == "\ufeff统计区间"
     assert ["直接答复", "4", "50.0%"] in lines
     assert [a, "'=SUM(1)依申请公开多久答复", "3", "2", "1"] in lines  # never a formula
-    assert ["2026-03-09", "2", "1", "3", "1", "0"] in lines
+    assert ["2026-03-09", "2", "1", "3", "1"] in lines
+    assert ["全部", "2026-03", "5", "4", "3", "1", "60.0%", "1.8", "5", "0", "0", "0", "—", "0"] in lines
 
     empty = build_dashboard(
         sessions, WorkCalendar(sessions), dt.date(2025, 1, 1), dt.date(2025, 1, 3), today=TODAY
     )
-    assert empty.questions == 0 and empty.reply_days_median is None and empty.useful_ratio is None
+    assert empty.questions == 0 and empty.tickets.total.median_days is None and empty.useful_ratio is None
     assert empty.daily[0][1] == ()
 
 

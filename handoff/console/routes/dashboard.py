@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from handoff.console import charts
 from handoff.console.deps import PREFIX, Analyst, ConsoleDep, Reporter, base, visible_departments
+from handoff.console.stats import table_context
 from handoff.console.web import ConsoleRoute, render
 from handoff.dashboard import CHANNEL_LABELS, OUTCOME_LABELS, build_dashboard, dashboard_csv, parse_range
 from handoff.models import Ticket
@@ -53,6 +54,7 @@ def dashboard(
         outcome_labels=OUTCOME_LABELS,
         channel_labels=CHANNEL_LABELS,
         export_query=f"start={first:%Y-%m-%d}&end={last:%Y-%m-%d}",
+        **table_context(d.tickets),
         chart_daily=charts.stacked_columns(
             day_labels,
             names or ["提问"],
@@ -77,9 +79,9 @@ def dashboard(
         ),
         chart_tickets=charts.stacked_columns(
             day_labels,
-            ["新增留言"],
-            [(o,) for _, o, _ in d.ticket_daily],
-            title="每日新增留言",
+            ["收到留言"],
+            [(n,) for _, n in d.tickets.daily_received],
+            title="每日收到留言",
             colors=(charts.PALETTE[1],),
             width=560,
             height=190,
