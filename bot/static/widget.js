@@ -5,7 +5,8 @@
  * sources, suggestions, ratings, the leave-a-message form, ticket lookup and polling for staff
  * replies. Vanilla JS, no build step, no external resources; everything lives in an open shadow root
  * so host page CSS cannot reach it. Server text is only ever inserted with textContent; http(s) URLs
- * become links by building <a> elements. The only global is window.PolicyBotWidget. A skip link
+ * become links by building <a> elements. The only globals are window.PolicyBotWidget and care.js's
+ * window.PolicyBotCare. A skip link
  * ("跳到政策咨询") becomes the page's first Tab stop; 关怀模式 (large text, 7:1 contrast) follows the
  * shared switch of care.js (loaded from beside this script when the page has not loaded it).
  *
@@ -284,6 +285,14 @@
   host.style.setProperty("all", "initial", "important");
   host.style.setProperty("display", "contents", "important");
   host.style.setProperty("--pbw-primary", config.color);
+  // The widget's unit of font size: the browser's font setting (the host's font-size is "medium"
+  // after all: initial), fixed as a length so that it inherits as one size (widget.css).
+  try {
+    CSS.registerProperty({ name: "--pbw-rem", syntax: "<length>", inherits: true, initialValue: "16px" });
+  } catch (e) {
+    /* registered already (InvalidModificationError), or an old browser: the CSS falls back to 1rem */
+  }
+  if (window.CSS && CSS.supports && CSS.registerProperty) host.style.setProperty("--pbw-rem", "1em");
 
   var titleId = nextId("title");
   var listId = nextId("list");
@@ -382,6 +391,7 @@
   var skipRoot = skipHost.attachShadow ? skipHost.attachShadow({ mode: "open" }) : skipHost;
   skipHost.style.setProperty("all", "initial", "important");
   skipHost.style.setProperty("display", "contents", "important");
+  skipHost.style.setProperty("--pbw-rem", host.style.getPropertyValue("--pbw-rem"));
   var skipLink = el("a", { class: "pbw-skip", href: "#policybot-widget", text: "跳到" + config.title, hidden: true });
   var skipCss = el("link", { rel: "stylesheet", href: config.cssUrl });
   skipCss.addEventListener("load", function () {
@@ -392,6 +402,7 @@
 
   function applyCare(on) {
     container.classList.toggle("pbw-care", on);
+    skipLink.classList.toggle("pbw-care", on);
     careBtn.setAttribute("aria-pressed", String(on));
     careBtn.hidden = false;
   }

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from playwright.sync_api import Browser, Page, expect
@@ -34,7 +33,7 @@ from tests.e2e.test_widget import screenshot_path
 pytestmark = pytest.mark.browser
 
 # The public pages ({no}: a published ticket); append new public pages here. Those of PENDING are
-# being added in parallel: while one answers an error its tests are skipped with the reason.
+# being added in parallel: while one is not a route of the app its tests are skipped, with the reason.
 PUBLIC_PAGES = ["/", "/board", "/board/{no}", "/board/stats", "/faq", "/policies"]
 PENDING = {"/board/stats", "/faq", "/policies"}
 MODES = ["normal", "care"]
@@ -65,11 +64,21 @@ def site(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield Site(app, base, t.no, tickets.get(t.no).verify_code)
 
 
+def route_paths(routes: Any) -> Iterator[str]:
+    """Every route path of the app, through included routers."""
+    for r in routes:
+        inner = getattr(r, "original_router", None)
+        if inner is not None:
+            yield from route_paths(inner.routes)
+        elif hasattr(r, "path"):
+            yield r.path
+
+
 def missing(site: Site, route: str) -> bool:
     """A PENDING page this build does not serve yet."""
-    if route not in PENDING:
-        return False
-    return httpx.get(site.base + route, timeout=10).status_code >= 400
+    known = set(route_paths(site.app.routes))
+    assert "/board/{no}" in known, "route_paths does not see the app's routes"
+    return route in PENDING and route not in known
 
 
 @pytest.fixture
@@ -83,7 +92,7 @@ def sized(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
 
 def open_page(page: Page, site: Site, route: str, mode: str | None = None) -> None:
     if missing(site, route):
-        pytest.skip(f"{route} is not served by this build yet")
+        pytest.skip(f"{route} is not a route of this build yet")
     url = site.base + route.replace("{no}", site.no)
     if mode is not None:
         url += "?care=" + ("1" if mode == "care" else "0")
@@ -250,6 +259,43 @@ def test_care_toggle_remembered_shared_and_set_by_url(sized: Page, site: Site) -
     expect(page.locator(".pbw-root")).not_to_have_class(re.compile(r"\bpbw-care\b"))
     page.goto(site.base + "/board")
     expect(page.get_by_role("button", name="关怀模式")).to_have_attribute("aria-pressed", "false")
+
+
+def widget_sizes(page: Page) -> dict[str, float]:
+    return dict(
+        (n, s) for n, s, _ in text_sizes(page) if n.split(".")[1:2] and n.split(".")[1].startswith("pbw-")
+    )
+
+
+def test_widget_on_a_foreign_page_keeps_its_sizes_and_loads_care_mode(
+    sized: Page, fake_api: tuple[Any, str]
+) -> None:
+    """A host page that sets `* { font-size: 40px }` (so rem = 40 px) neither grows nor shrinks the
+    widget; ?care=1 on such a page (which has no care.js of its own) still switches 关怀模式."""
+    _, base = fake_api
+    sized.goto(base + "/")  # the demo page: rem = the browser's 16 px
+    sized.get_by_role("button", name=re.compile("^打开政策咨询")).click()
+    expect(sized.locator(".pbw-footnote")).to_be_visible()
+    ours = widget_sizes(sized)
+    sized.goto(base + "/host?open=true")
+    expect(sized.locator(".pbw-footnote")).to_be_visible()
+    theirs = widget_sizes(sized)
+    common = {"p.pbw-footnote", "span.pbw-counter", "h2.pbw-title", "textarea.pbw-input"} | (ours.keys() & theirs.keys())
+    assert {k: theirs.get(k) for k in common} == {k: ours.get(k) for k in common}
+    assert ours["p.pbw-footnote"] == 13
+
+    sized.goto(base + "/host?open=true&care=1")
+    expect(sized.locator(".pbw-root")).to_have_class(re.compile(r"\bpbw-care\b"))
+    care_btn = sized.get_by_role("dialog").get_by_role("button", name="关怀模式")
+    expect(care_btn).to_have_attribute("aria-pressed", "true")
+    sizes = widget_sizes(sized)
+    assert sizes and min(sizes.values()) >= 18 and max(sizes.values()) < 30, sizes
+    care_btn.click()
+    expect(sized.locator(".pbw-root")).not_to_have_class(re.compile(r"\bpbw-care\b"))
+    sized.reload()
+    expect(sized.get_by_role("dialog").get_by_role("button", name="关怀模式")).to_have_attribute(
+        "aria-pressed", "false"
+    )
 
 
 # --- keyboard ------------------------------------------------------------------------------------
