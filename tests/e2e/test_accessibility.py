@@ -230,7 +230,9 @@ def test_care_toggle_remembered_shared_and_set_by_url(sized: Page, site: Site) -
     normal = page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")
     toggle.click()
     expect(toggle).to_have_attribute("aria-pressed", "true")
-    assert page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)") >= max(18, normal * 1.15)
+    assert page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)") >= max(
+        18, normal * 1.15
+    )
 
     page.reload()
     expect(page.get_by_role("button", name="关怀模式")).to_have_attribute("aria-pressed", "true")
@@ -280,7 +282,9 @@ def test_widget_on_a_foreign_page_keeps_its_sizes_and_loads_care_mode(
     sized.goto(base + "/host?open=true")
     expect(sized.locator(".pbw-footnote")).to_be_visible()
     theirs = widget_sizes(sized)
-    common = {"p.pbw-footnote", "span.pbw-counter", "h2.pbw-title", "textarea.pbw-input"} | (ours.keys() & theirs.keys())
+    common = {"p.pbw-footnote", "span.pbw-counter", "h2.pbw-title", "textarea.pbw-input"} | (
+        ours.keys() & theirs.keys()
+    )
     assert {k: theirs.get(k) for k in common} == {k: ours.get(k) for k in common}
     assert ours["p.pbw-footnote"] == 13
 

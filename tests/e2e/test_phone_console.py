@@ -94,7 +94,12 @@ def test_console_pages_at_390px(
 
     phone.context.clear_cookies()
     console_login(phone, base, "admin", PASSWORDS["admin"])
-    for path in ("/console/admin/users", "/console/admin/departments", "/console/admin/templates", "/console/audit"):
+    for path in (
+        "/console/admin/users",
+        "/console/admin/departments",
+        "/console/admin/templates",
+        "/console/audit",
+    ):
         check_page(phone, base + path)
 
 
