@@ -1,14 +1,18 @@
 """Accessibility helpers of the browser tests: axe-core (shipped by the ``axe-playwright-python``
 package) run in a Playwright page, and measurements axe does not make: the font size of every
 element that shows text (through open shadow roots, so the widget counts), the focus indicator of
-the focused element, and the page's horizontal overflow.
+the focused element, and the page's horizontal overflow. Also small screenshots for docs/screenshots.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from axe_playwright_python.sync_playwright import Axe
+from PIL import Image
+
+from tests.e2e.test_widget import screenshot_path
 
 AXE = Axe()
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -89,3 +93,15 @@ def horizontal_overflow(page: Any) -> int:
     """How many CSS pixels the page is wider than the viewport (0: no sideways scrolling)."""
     width: int = page.evaluate("() => document.documentElement.scrollWidth - innerWidth")
     return width
+
+
+def small_screenshot(page: Any, name: str, tmp_path: Path, *, full_page: bool = False) -> Path:
+    """docs/screenshots/<name>.png (when missing or POLICYBOT_SCREENSHOTS=1, else under tmp_path),
+    reduced to 128 colours so that each stays well under 200 KB."""
+    path = screenshot_path(f"screenshots/{name}.png", tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=full_page)
+    with Image.open(path) as shot:
+        small = shot.convert("RGB").quantize(colors=128)
+    small.save(path, optimize=True)
+    return path

@@ -26,9 +26,15 @@ from playwright.sync_api import Browser, Page, expect
 
 from bot.app import create_app
 from tests.bot.conftest import demo_template, make_settings  # noqa: F401  (fixtures)
-from tests.e2e.a11y import axe_violations, focus_is_visible, focused, horizontal_overflow, text_sizes
+from tests.e2e.a11y import (
+    axe_violations,
+    focus_is_visible,
+    focused,
+    horizontal_overflow,
+    small_screenshot,
+    text_sizes,
+)
 from tests.e2e.conftest import run_live_server
-from tests.e2e.test_widget import screenshot_path
 
 pytestmark = pytest.mark.browser
 
@@ -124,12 +130,6 @@ def slug(route: str) -> str:
     return route.strip("/").replace("{no}", "ticket").replace("/", "-") or "demo"
 
 
-def shot(page: Page, name: str, tmp_path: Path) -> None:
-    path = screenshot_path(f"screenshots/{name}.png", tmp_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path))
-
-
 # --- axe on every page, both modes, phone and desktop ------------------------------------------
 
 
@@ -140,7 +140,7 @@ def test_axe_public_page(sized: Page, site: Site, route: str, mode: str, tmp_pat
     open_page(sized, site, route, mode)
     assert axe_violations(sized, care=mode == "care") == []
     assert horizontal_overflow(sized) <= 0, "the page scrolls sideways"
-    shot(sized, f"{slug(route)}-{mode}-{sized.viewport_size['width']}", tmp_path)  # type: ignore[index]
+    small_screenshot(sized, f"{slug(route)}-{mode}-{sized.viewport_size['width']}", tmp_path)  # type: ignore[index]
 
 
 @pytest.mark.parametrize("sized", WIDTHS, indirect=True, ids=lambda w: f"{w}px")
@@ -151,7 +151,7 @@ def test_axe_widget_open(sized: Page, site: Site, mode: str, tmp_path: Path) -> 
     if mode == "care":
         expect(sized.locator(".pbw-root")).to_have_class(re.compile(r"\bpbw-care\b"))
     assert axe_violations(sized, care=mode == "care") == []
-    shot(sized, f"widget-{mode}-{sized.viewport_size['width']}", tmp_path)  # type: ignore[index]
+    small_screenshot(sized, f"widget-{mode}-{sized.viewport_size['width']}", tmp_path)  # type: ignore[index]
 
 
 def test_axe_own_ticket_view(sized: Page, site: Site) -> None:

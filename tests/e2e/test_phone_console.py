@@ -17,9 +17,8 @@ from playwright.sync_api import Browser, Page, expect
 from bot.app import create_app
 from bot.reporting import generate
 from tests.bot.conftest import demo_template, demo_url, make_settings  # noqa: F401  (fixtures)
-from tests.e2e.a11y import horizontal_overflow
+from tests.e2e.a11y import horizontal_overflow, small_screenshot
 from tests.e2e.test_console import console_login
-from tests.e2e.test_widget import screenshot_path
 from tests.handoff.console_helpers import PASSWORDS
 from tests.handoff.report_seed import seed_week
 
@@ -78,7 +77,7 @@ def test_console_pages_at_390px(
     expect(phone.get_by_role("heading", level=1).first).to_be_visible()
     queue = check_page(phone, f"{base}/console/queue")
     assert any(t["cards"] for t in queue if "queue" in t["cls"])
-    phone.screenshot(path=str(screenshot_path("screenshots/console-queue-390.png", tmp_path)))
+    small_screenshot(phone, "console-queue-390", tmp_path)
     for path in (
         f"/console/tickets/{seeded.ticket_no}",
         "/console/faqs",
@@ -90,7 +89,7 @@ def test_console_pages_at_390px(
         check_page(phone, base + path)
     report = check_page(phone, f"{base}/console/weekly/{seeded.week}")
     assert any(t["wide"] for t in report), "the topics table scrolls in its own box"
-    phone.screenshot(path=str(screenshot_path("screenshots/console-weekly-390.png", tmp_path)))
+    small_screenshot(phone, "console-weekly-390", tmp_path)
 
     phone.context.clear_cookies()
     console_login(phone, base, "admin", PASSWORDS["admin"])
@@ -114,4 +113,4 @@ def test_weekly_report_html_at_390px(phone: Page, demo_url: str, tmp_path: Path)
     phone.goto(overview.html.resolve().as_uri())
     topics = phone.locator("table").filter(has_text="代表性问题")
     expect(topics).to_contain_text("新生儿医保")
-    phone.screenshot(path=str(screenshot_path("screenshots/report-weekly-390.png", tmp_path)), full_page=True)
+    small_screenshot(phone, "report-weekly-390", tmp_path, full_page=True)
