@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Engine, text
@@ -412,6 +412,15 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
+    # every page links /favicon.svg (and /favicon.ico, which browsers also ask for on their own)
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon_ico() -> FileResponse:
+        return FileResponse(HERE / "static" / "favicon.ico", media_type="image/x-icon", headers=_ICON_CACHE)
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    def favicon_svg() -> FileResponse:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml", headers=_ICON_CACHE)
+
     @app.get("/healthz", tags=["ops"], summary="Process is up")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -455,6 +464,8 @@ def _install_routes(app: FastAPI, settings: Settings) -> None:
                 request, "demo.html", {"title": "政策咨询演示", "poll_ms": poll_ms}
             )
 
+
+_ICON_CACHE = {"Cache-Control": "public, max-age=86400"}
 
 # What the sync API gives of an FAQ: the content fields but the status (always published), and seq.
 _SYNC_FIELDS = (*(name for name in FIELDS if name != "status"), "seq")

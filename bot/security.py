@@ -107,7 +107,8 @@ FORBIDDEN_PAGE = (
 
 
 class ConsoleIpAllowlist:
-    """ASGI middleware: /console is served only to client IPs inside the allow-list (403 otherwise).
+    """ASGI middleware: /console is served only to client IPs inside the allow-list (403 otherwise),
+    but for its static files (console.css and console.js, which the public board uses too).
 
     `client_ip` resolves the address as the rate limiter does (X-Forwarded-For only from trusted
     proxies). An empty allow-list admits everyone.
@@ -137,7 +138,12 @@ class ConsoleIpAllowlist:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if self.networks and (path == self.prefix or path.startswith(self.prefix + "/")):
+        # the stylesheet and script under /console/static also style the public board: not refused
+        if (
+            self.networks
+            and (path == self.prefix or path.startswith(self.prefix + "/"))
+            and not _static_file(path, self.prefix)
+        ):
             addr = self.client_ip(scope)
             if not self.allowed(addr):
                 logging.getLogger("policybot.security").warning(
@@ -157,6 +163,12 @@ class ConsoleIpAllowlist:
                 await send({"type": "http.response.body", "body": FORBIDDEN_PAGE})
                 return
         await self.app(scope, receive, send)
+
+
+def _static_file(path: str, prefix: str) -> bool:
+    """`prefix`/static/<one file name> (no further path, no dot segment)."""
+    name = path[len(prefix) + len("/static/") :]
+    return path.startswith(prefix + "/static/") and bool(name) and "/" not in name and ".." not in name
 
 
 # --- log masking on every handler ----------------------------------------------------------------

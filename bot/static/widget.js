@@ -5,7 +5,10 @@
  * sources, suggestions, ratings, the leave-a-message form, ticket lookup and polling for staff
  * replies. Vanilla JS, no build step, no external resources; everything lives in an open shadow root
  * so host page CSS cannot reach it. Server text is only ever inserted with textContent; http(s) URLs
- * become links by building <a> elements. The only global is window.PolicyBotWidget.
+ * become links by building <a> elements. The only globals are window.PolicyBotWidget and care.js's
+ * window.PolicyBotCare. A skip link
+ * ("跳到政策咨询") becomes the page's first Tab stop; 关怀模式 (large text, 7:1 contrast) follows the
+ * shared switch of care.js (loaded from beside this script when the page has not loaded it).
  *
  * data attributes: data-api (API base URL, default the script's origin), data-title (政策咨询),
  * data-color (primary colour), data-welcome (welcome text), data-position (right|left),
@@ -282,6 +285,14 @@
   host.style.setProperty("all", "initial", "important");
   host.style.setProperty("display", "contents", "important");
   host.style.setProperty("--pbw-primary", config.color);
+  // The widget's unit of font size: the browser's font setting (the host's font-size is "medium"
+  // after all: initial), fixed as a length so that it inherits as one size (widget.css).
+  try {
+    CSS.registerProperty({ name: "--pbw-rem", syntax: "<length>", inherits: true, initialValue: "16px" });
+  } catch (e) {
+    /* registered already (InvalidModificationError), or an old browser: the CSS falls back to 1rem */
+  }
+  if (window.CSS && CSS.supports && CSS.registerProperty) host.style.setProperty("--pbw-rem", "1em");
 
   var titleId = nextId("title");
   var listId = nextId("list");
@@ -302,6 +313,10 @@
     icon(ICON_SEARCH, 18),
     el("span", { text: "查询留言" })
   ]);
+  // 关怀模式: the page's own switch (care.js, loaded below when the page lacks it), shown in the header
+  var careBtn = el("button", { type: "button", class: "pbw-text-btn pbw-care-btn", "aria-pressed": "false", hidden: true }, [
+    el("span", { text: "关怀模式" })
+  ]);
   var header = el("div", { class: "pbw-header" }, [
     el("div", { class: "pbw-header-main" }, [
       el("span", { class: "pbw-avatar", "aria-hidden": "true" }, [icon(ICON_CHAT, 20)]),
@@ -310,7 +325,7 @@
         el("p", { class: "pbw-subtitle", text: "智能问答 · 人工留言" })
       ])
     ]),
-    el("div", { class: "pbw-header-actions" }, [lookupToggle, closeBtn])
+    el("div", { class: "pbw-header-actions" }, [lookupToggle, careBtn, closeBtn])
   ]);
 
   var lookupInput = el("input", {
@@ -369,6 +384,42 @@
   stylesheet.addEventListener("error", reveal);
   root.appendChild(stylesheet);
   root.appendChild(container);
+
+  // A skip link as the page's first Tab stop ("跳到政策咨询"): shown while focused, it moves focus to
+  // the launcher (or into the open panel). Its own shadow root, styled by the same stylesheet.
+  var skipHost = el("div", { "data-pbw-skip": "" });
+  var skipRoot = skipHost.attachShadow ? skipHost.attachShadow({ mode: "open" }) : skipHost;
+  skipHost.style.setProperty("all", "initial", "important");
+  skipHost.style.setProperty("display", "contents", "important");
+  skipHost.style.setProperty("--pbw-rem", host.style.getPropertyValue("--pbw-rem"));
+  var skipLink = el("a", { class: "pbw-skip", href: "#policybot-widget", text: "跳到" + config.title, hidden: true });
+  var skipCss = el("link", { rel: "stylesheet", href: config.cssUrl });
+  skipCss.addEventListener("load", function () {
+    skipLink.hidden = false;
+  });
+  skipRoot.appendChild(skipCss);
+  skipRoot.appendChild(skipLink);
+
+  function applyCare(on) {
+    container.classList.toggle("pbw-care", on);
+    skipLink.classList.toggle("pbw-care", on);
+    careBtn.setAttribute("aria-pressed", String(on));
+    careBtn.hidden = false;
+  }
+  function withCare(fn) {
+    if (window.PolicyBotCare) return fn(window.PolicyBotCare);
+    var tag = document.querySelector("script[data-pbw-care]");
+    if (!tag) {
+      tag = document.createElement("script");
+      tag.src = new URL("care.js", scriptUrl).href;
+      tag.async = true;
+      tag.setAttribute("data-pbw-care", "");
+      (document.head || document.documentElement).appendChild(tag);
+    }
+    tag.addEventListener("load", function () {
+      if (window.PolicyBotCare) fn(window.PolicyBotCare);
+    });
+  }
 
   // ---------------------------------------------------------------- rendering -----------------
   function scrollToEnd() {
@@ -929,6 +980,14 @@
     else open();
   });
   closeBtn.addEventListener("click", close);
+  skipLink.addEventListener("click", function (e) {
+    e.preventDefault();
+    if (state.open) input.focus();
+    else launcher.focus();
+  });
+  careBtn.addEventListener("click", function () {
+    if (window.PolicyBotCare) window.PolicyBotCare.toggle();
+  });
 
   function focusables() {
     return Array.prototype.filter.call(
@@ -984,6 +1043,10 @@
   // ---------------------------------------------------------------- mount ---------------------
   function mount() {
     document.body.appendChild(host);
+    document.body.insertBefore(skipHost, document.body.firstChild);
+    withCare(function (care) {
+      care.subscribe(applyCare);
+    });
     updateComposer();
     if (state.session) {
       if (state.transcript.length) {

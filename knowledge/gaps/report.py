@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
@@ -155,12 +156,23 @@ _TEMPLATE = """<!DOCTYPE html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ r.title }}</title>
+<link rel="icon" href="{{ icon }}">
 <style>
 body{font-family:"Noto Sans CJK SC","Microsoft YaHei","PingFang SC",sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.5;padding:0 1em}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;width:100%;font-size:.92em} th,td{border:1px solid #ccc;padding:.35em .5em;vertical-align:top;text-align:left}
-th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap} .muted{color:#777} .empty{font-size:1.3em;padding:1em;background:#f0f7ee;border:1px solid #b7d7a8}
+th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap} .muted{color:#595959} .empty{font-size:1.3em;padding:1em;background:#f0f7ee;border:1px solid #b7d7a8}
 ul{margin:.2em 0;padding-left:1.2em} img{max-width:100%}
+.scroll{overflow-x:auto;max-width:100%}
+@media (max-width:700px){
+body{margin:1em auto;padding:0 .75em}
+.scroll table{width:auto;min-width:100%}
+.scroll td,.scroll th{min-width:5em}
+.scroll td.n{min-width:3em}
+.scroll td.wide{min-width:15em}
+.scroll tr>:first-child{position:sticky;left:0;background:#fff;box-shadow:inset -1px 0 0 #ccc}
+.scroll tr>th:first-child{background:#f3f3f3}
+}
 </style>
 </head>
 <body>
@@ -168,25 +180,25 @@ ul{margin:.2em 0;padding-left:1.2em} img{max-width:100%}
 <p>统计周期：{{ r.period.describe() }}（{{ r.period.label }}，北京时间）　单位：{{ r.unit or overview }}</p>
 <h2>概览</h2>
 {% if r.empty %}<p class="empty">{{ empty_text }}</p>{% endif %}
-<table>
+<div class="scroll" tabindex="0" role="region" aria-label="概览"><table>
 <tr><th>{{ "提问总数" if r.unit is none else "提问时匹配到本单位的提问数" }}</th><td class="n">{{ r.total_questions }}</td></tr>
 <tr><th>未解答问题数</th><td class="n">{{ r.unanswered }}</td></tr>
 {% for k, n in r.reasons %}<tr><th>　其中{{ reasons[k] }}</th><td class="n">{{ n }}</td></tr>
 {% endfor %}<tr><th>列出的主题数</th><td class="n">{{ r.topics|length }}</td></tr>
 <tr><th>零散问题数（未成主题）</th><td class="n">{{ r.scattered }}</td></tr>
 <tr><th>建议新增问答</th><td class="n">{{ r.drafts|length }}</td></tr>
-</table>
+</table></div>
 {% if r.units %}
 <h2>各单位</h2>
-<table><tr><th>承办单位</th><th>主题数</th><th>未解答问题数</th></tr>
+<div class="scroll" tabindex="0" role="region" aria-label="各单位"><table><tr><th>承办单位</th><th>主题数</th><th>未解答问题数</th></tr>
 {% for u, t, n in r.units %}<tr><td>{{ u }}</td><td class="n">{{ t }}</td><td class="n">{{ n }}</td></tr>
-{% endfor %}</table>
+{% endfor %}</table></div>
 {% endif %}
 <h2>图表</h2>
 <img alt="每日提问量与主要主题" src="data:image/png;base64,{{ chart }}">
 <h2>主题</h2>
 {% if r.topics %}
-<table>
+<div class="scroll" tabindex="0" role="region" aria-label="主题"><table>
 <tr><th>编号</th><th>主题</th><th>问题数</th><th>提问人数</th><th>渠道</th><th>原因</th><th>前{{ r.trend_labels|length }}周（{{ r.trend_labels|join("、") }}）</th>{% if r.unit is none %}<th>承办单位</th>{% endif %}<th>代表性问题与样例</th><th>相关留言</th></tr>
 {% for t in r.topics %}<tr>
 <td>{{ t.key }}</td><td>{{ t.label }}</td><td class="n">{{ t.count }}</td><td class="n">{{ t.askers }}</td>
@@ -194,21 +206,30 @@ ul{margin:.2em 0;padding-left:1.2em} img{max-width:100%}
 <td>{% for k, n in t.reasons %}{{ reasons[k] }} {{ n }}{% if not loop.last %}<br>{% endif %}{% endfor %}</td>
 <td class="n">{{ t.trend|join(" → ") }}</td>
 {% if r.unit is none %}<td>{{ t.unit }}<br><span class="muted">{{ routes[t.route] }}</span></td>{% endif %}
-<td><strong>{{ t.representative }}</strong><ul>{% for s in t.samples[1:samples] %}<li>{{ s.text }}{% if s.count > 1 %} <span class="muted">×{{ s.count }}</span>{% endif %}</li>{% endfor %}</ul></td>
+<td class="wide"><strong>{{ t.representative }}</strong><ul>{% for s in t.samples[1:samples] %}<li>{{ s.text }}{% if s.count > 1 %} <span class="muted">×{{ s.count }}</span>{% endif %}</li>{% endfor %}</ul></td>
 <td>{% for k in t.tickets %}{{ k.no }}（{{ k.status }}）{% if not loop.last %}<br>{% endif %}{% else %}<span class="muted">无</span>{% endfor %}</td>
 </tr>
-{% endfor %}</table>
+{% endfor %}</table></div>
 {% else %}<p class="muted">{{ empty_text if r.empty else "没有达到主题规模的问题，详见零散问题数。" }}</p>{% endif %}
 <h2>建议新增问答（来自留言答复）</h2>
 {% if r.drafts %}
-<table><tr><th>主题</th><th>建议问题</th><th>建议答复</th><th>来源留言</th></tr>
-{% for d in r.drafts %}<tr><td>{{ d.topic_key }} {{ d.topic_label }}</td><td>{{ d.question }}</td><td>{{ d.answer }}</td><td>{{ d.ticket_no }}</td></tr>
-{% endfor %}</table>
+<div class="scroll" tabindex="0" role="region" aria-label="建议新增问答"><table><tr><th>主题</th><th>建议问题</th><th>建议答复</th><th>来源留言</th></tr>
+{% for d in r.drafts %}<tr><td>{{ d.topic_key }} {{ d.topic_label }}</td><td class="wide">{{ d.question }}</td><td class="wide">{{ d.answer }}</td><td>{{ d.ticket_no }}</td></tr>
+{% endfor %}</table></div>
 {% else %}<p class="muted">本周期没有可整理为问答的留言答复。</p>{% endif %}
 <p class="muted">说明：未解答问题包括未找到答复、仅提供政策原文、转人工留言、评价“没用”以及低分答复后同一会话换说法再问的问题；问题文本已脱敏。</p>
 </body>
 </html>
 """
+
+
+# The service's favicon (bot/static/favicon.svg), inline: the report is a file that travels by e-mail.
+_ICON = "data:image/svg+xml," + quote(
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="7" '
+    'fill="#1f5fbf"/><path d="M8 9h16a2 2 0 0 1 2 2v9a2 2 0 0 1-2 2h-9l-5 4v-4H8a2 2 0 0 1-2-2v-9a2 2 0 '
+    '0 1 2-2z" fill="#fff"/><path d="M11 14h10M11 18h6" stroke="#1f5fbf" stroke-width="2" '
+    'stroke-linecap="round"/></svg>'
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -229,6 +250,7 @@ def render_html(report: GapReport, chart_png: bytes | None = None) -> str:
             overview=OVERVIEW,
             empty_text=EMPTY_TEXT,
             samples=HTML_SAMPLES,
+            icon=_ICON,
         )
     )
 

@@ -103,6 +103,10 @@ def test_console_ip_allowlist_with_trusted_proxy(demo_url: str) -> None:
         assert refused.status_code == 403 and "无权访问" in refused.text
         assert refused.headers["x-content-type-options"] == "nosniff"
         assert c.get("/board").status_code == 200  # the public board is not behind the list
+        # nor are the board's stylesheet and scripts (under /console/static) or the favicon
+        assert c.get("/console/static/console.css").status_code == 200
+        assert c.get("/console/static/console.js").status_code == 200
+        assert c.get("/favicon.ico").status_code == 200
         assert c.post("/api/v1/sessions", json={}).status_code == 200
     with TestClient(create_app(settings), client=("127.0.0.1", 5000)) as c:
         assert c.get("/console/login", headers={"X-Forwarded-For": "10.1.2.3"}).status_code == 200

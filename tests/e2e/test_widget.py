@@ -345,7 +345,7 @@ def test_data_attributes_title_colour_position_welcome_open(page: Page, fake_api
     added = page.evaluate(
         "Object.getOwnPropertyNames(window).filter(k => !window.__pbwBefore.includes(k) && k !== '__pbwBefore')"
     )
-    assert added == ["PolicyBotWidget"]
+    assert sorted(added) == ["PolicyBotCare", "PolicyBotWidget"]  # the second from care.js (关怀模式)
 
 
 def test_expired_session_is_replaced_and_conversation_survives_reload(

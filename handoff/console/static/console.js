@@ -1,6 +1,22 @@
-// policybot console: reply templates and "insert FAQ answer" on the ticket page. No inline scripts (CSP).
+// policybot console: reply templates and "insert FAQ answer" on the ticket page; tables wider than a
+// phone's screen (they scroll in their own box, console.css) become reachable by keyboard. No inline
+// scripts (CSP).
 (function () {
   "use strict";
+  function markScrollable() {
+    Array.prototype.forEach.call(document.querySelectorAll("table.grid"), function (t) {
+      var wide = t.scrollWidth > t.clientWidth + 1;
+      if (wide && !t.hasAttribute("tabindex")) {
+        t.tabIndex = 0;
+        t.setAttribute("data-scrolls", "");
+      } else if (!wide && t.hasAttribute("data-scrolls")) {
+        t.removeAttribute("tabindex");
+        t.removeAttribute("data-scrolls");
+      }
+    });
+  }
+  markScrollable();
+  window.addEventListener("resize", markScrollable);
   function insert(target, text) {
     var box = document.getElementById(target);
     if (!box || !text) return;
