@@ -218,7 +218,11 @@ class KnowledgeBase:
             rec = self._records.get(h.faq_id)
             if rec is None:
                 continue
-            if self._replacement(rec) is not None:
+            chain = self._replacement(rec)
+            if chain is not None:
+                if chain[1] is None:  # replaced, but nothing in the chain is in force any more
+                    flags.append(f"{rec.id}: 来源文件已被替代，替代文件也已失效")
+                    continue
                 hits.append(h)  # still matched; answered with the replacement's passage
                 flags.append(f"{rec.id}: 来源文件已被替代")
                 continue
@@ -288,6 +292,9 @@ class KnowledgeBase:
         replaced = self._superseded(rec, rec.question, score=1.0, hits=(), flags=())
         if replaced is not None:
             return replaced
+        chain = self._replacement(rec)
+        if chain is not None and chain[1] is None:
+            return None  # replaced, and nothing in force: not an answer any more
         return self._with_link(
             AskResult(
                 "answer",
@@ -327,22 +334,22 @@ class KnowledgeBase:
             return Source(p.title, p.doc_no, p.label, p.status, p.url, p.policy_id)
         return self._source(pol, p.label)
 
-    def _replacement(self, rec: FaqRecord) -> tuple[PolicyRecord, PolicyRecord] | None:
-        """(source, current replacement) when the FAQ's source policy was superseded."""
+    def _replacement(self, rec: FaqRecord) -> tuple[PolicyRecord, PolicyRecord | None] | None:
+        """(source, its replacement in force or None) when the FAQ's source policy was superseded
+        by another; None when it was not replaced."""
         if not rec.source_policy:
             return None
         pol = self.policies.cached(rec.source_policy)
         if pol is None or pol.status not in SUPERSEDED_STATUSES or not pol.replaced_by:
             return None
-        new = self.policies.current_replacement(pol.id)
-        return None if new is None else (pol, new)
+        return pol, self.policies.current_replacement(pol.id)
 
     def _superseded(
         self, rec: FaqRecord, query: str, *, score: float, hits: tuple[HitView, ...], flags: tuple[str, ...]
     ) -> AskResult | None:
         """The answer for an FAQ whose source was superseded: the replacement's best passage."""
         pair = self._replacement(rec)
-        if pair is None:
+        if pair is None or pair[1] is None:
             return None
         old, new = pair
         passage = self.policies.best_passage(new.id, query, article=rec.source_article)
