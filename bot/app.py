@@ -46,7 +46,7 @@ from bot.services import build_knowledge_base, build_outbox, build_ticket_servic
 from bot.settings import Settings, get_settings
 from bot.spool import Spool
 from handoff import clientip
-from handoff.console import ConsoleConfig, build_board_router, build_console_router
+from handoff.console import ConsoleConfig, build_board_router, build_console_router, build_library_router
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
 from knowledge.faqs import FIELDS, faq_dict
@@ -285,6 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     app.include_router(build_board_router(sessions=sessions, tickets=tickets, config=console_config))
+    app.include_router(build_library_router(sessions=sessions, policies=kb.policies))  # public /policies
 
     _install_error_handlers(app)
     _install_routes(app, settings)

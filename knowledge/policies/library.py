@@ -49,6 +49,7 @@ class CitingFaq:
     unit: str | None
     article: str | None
     status: str
+    answer: str = ""
 
 
 def check_kind(kind: str) -> None:
@@ -244,13 +245,15 @@ class LibraryMethods:
         """The FAQs whose 来源文件 names this policy."""
         with self.sessions() as s:
             p = _require(s, policy_id)
-            stmt = select(Faq.id, Faq.question, Faq.unit, Faq.source_article, Faq.status, Faq.source_policy).where(
+            stmt = select(
+                Faq.id, Faq.question, Faq.unit, Faq.source_article, Faq.status, Faq.source_policy, Faq.answer
+            ).where(
                 Faq.source_policy.is_not(None)
             )
             if published_only:
                 stmt = stmt.where(Faq.status == "published")
             return [
-                CitingFaq(r.id, r.question, r.unit, r.source_article, r.status)
+                CitingFaq(r.id, r.question, r.unit, r.source_article, r.status, r.answer or "")
                 for r in s.execute(stmt.order_by(Faq.id))
                 if cites(r.source_policy, p)
             ]
