@@ -153,7 +153,9 @@ class Settings(BaseSettings):
     link_check_schedule: str = Field(
         "DAILY 04:00", description="When every service link is checked, Beijing time; empty disables."
     )
-    link_check_timeout: float = Field(10.0, gt=0, description="Timeout in seconds of each link check request.")
+    link_check_timeout: float = Field(
+        10.0, gt=0, description="Timeout in seconds of each link check request."
+    )
     link_check_host_interval: float = Field(
         1.0, ge=0, description="Minimum seconds between two link check requests to the same host."
     )
@@ -232,7 +234,9 @@ class Settings(BaseSettings):
         if not value or not value.strip():
             return None
         if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value.strip()):
-            raise ValueError(f"POLICYBOT_PUBLIC_BASE_URL: 应写成 https://zhengce.example.gov.cn 的形式：{value}")
+            raise ValueError(
+                f"POLICYBOT_PUBLIC_BASE_URL: 应写成 https://zhengce.example.gov.cn 的形式：{value}"
+            )
         return value.strip().rstrip("/")
 
     @field_validator("report_emails")

@@ -44,9 +44,11 @@ def superseded_notice(superseded: Any) -> str:
     new = superseded.new
     status = superseded.status
     verb = "已修订" if status == "已修订" else f"已{status}"
-    return f"您咨询的问题原依据《{old.title}》，该文件{verb}，现行为《{new.title}》" + (
-        f"（{new.doc_no}）" if new.doc_no else ""
-    ) + "。现行文件相关条款如下："
+    return (
+        f"您咨询的问题原依据《{old.title}》，该文件{verb}，现行为《{new.title}》"
+        + (f"（{new.doc_no}）" if new.doc_no else "")
+        + "。现行文件相关条款如下："
+    )
 
 
 def service_link_line(url: str | None, broken: bool) -> str:

@@ -37,9 +37,7 @@ def register_upkeep_jobs(scheduler: Any, settings: Settings, sessions: sessionma
 
     def sweep(ctx: Any) -> str:
         r = ReviewList(sessions).sweep()
-        return (
-            f"expired={len(r.expired_policies)} flagged={len(r.flagged)} resolved={len(r.resolved)} open={r.open}"
-        )
+        return f"expired={len(r.expired_policies)} flagged={len(r.flagged)} resolved={len(r.resolved)} open={r.open}"
 
     if settings.link_check_schedule:
         scheduler.register(LINK_JOB, settings.link_check_schedule, check)

@@ -74,7 +74,12 @@ class Superseded:
     new: Source
 
     def as_dict(self) -> dict[str, object]:
-        return {"faq_id": self.faq_id, "status": self.status, "old": self.old.as_dict(), "new": self.new.as_dict()}
+        return {
+            "faq_id": self.faq_id,
+            "status": self.status,
+            "old": self.old.as_dict(),
+            "new": self.new.as_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -349,9 +354,11 @@ class KnowledgeBase:
     ) -> AskResult | None:
         """The answer for an FAQ whose source was superseded: the replacement's best passage."""
         pair = self._replacement(rec)
-        if pair is None or pair[1] is None:
+        if pair is None:
             return None
         old, new = pair
+        if new is None:
+            return None
         passage = self.policies.best_passage(new.id, query, article=rec.source_article)
         new_source = self._source(new, passage.label if passage else None)
         return AskResult(

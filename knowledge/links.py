@@ -214,7 +214,11 @@ class LinkChecker:
                 s.execute(delete(LinkStatus).where(LinkStatus.url.not_in(list(in_use) or [""])))
             run.broken = sorted(s.execute(select(LinkStatus.url).where(LinkStatus.broken)).scalars())
         log.info(
-            "link check checked=%d ok=%d failed=%d broken=%d", run.checked, run.ok, run.failed, len(run.broken)
+            "link check checked=%d ok=%d failed=%d broken=%d",
+            run.checked,
+            run.ok,
+            run.failed,
+            len(run.broken),
         )
         return run
 
@@ -309,7 +313,9 @@ class LinkHealth:
             self._at = now
             try:
                 with self.sessions() as s:
-                    self._broken = frozenset(s.execute(select(LinkStatus.url).where(LinkStatus.broken)).scalars())
+                    self._broken = frozenset(
+                        s.execute(select(LinkStatus.url).where(LinkStatus.broken)).scalars()
+                    )
             except SQLAlchemyError as exc:
                 log.warning("link health refresh skipped: %s", type(exc).__name__)
             return self._broken

@@ -27,7 +27,11 @@ def cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
         for i, h in enumerate(result.hits, 1):
             print(f"  {i}. {h.question}（{h.score:.3f}）")
     elif result.decision == "passage":
-        print(texts.superseded_notice(result.superseded) if result.superseded else "知识库暂无标准答复，相关政策原文：")
+        print(
+            texts.superseded_notice(result.superseded)
+            if result.superseded
+            else "知识库暂无标准答复，相关政策原文："
+        )
         for p in result.passages:
             print(f"- {p.citation()}：{p.text[:200]}")
     else:

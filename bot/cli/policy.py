@@ -43,7 +43,9 @@ def cmd_policy_import(args: argparse.Namespace, ctx: Context) -> int:
     for f in args.files:
         r = ctx.policies.import_file(Path(f), **given)
         tags = f"，标签 {'、'.join(r.tags)}" if r.tags else ""
-        print(f"已导入 {r.id}：《{r.title}》{r.doc_no or ''}，{r.passage_count} 个条款段落，状态 {r.status}{tags}")
+        print(
+            f"已导入 {r.id}：《{r.title}》{r.doc_no or ''}，{r.passage_count} 个条款段落，状态 {r.status}{tags}"
+        )
     return 0
 
 
@@ -54,7 +56,9 @@ def cmd_policy_list(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     for r in rows:
         extra = f"\t→{r.replaced_by}" if r.replaced_by else ""
-        print(f"{r.id}\t{r.status}\t{r.doc_no or '-'}\t{r.issued_on or '-'}\t{r.title}\t{'、'.join(r.tags)}{extra}")
+        print(
+            f"{r.id}\t{r.status}\t{r.doc_no or '-'}\t{r.issued_on or '-'}\t{r.title}\t{'、'.join(r.tags)}{extra}"
+        )
     return 0
 
 
@@ -116,7 +120,9 @@ def cmd_policy_review(args: argparse.Namespace, ctx: Context) -> int:
     for i in items:
         late = "（已逾期）" if i.overdue(today) else ""
         done = "（已完成）" if i.resolved_at else ""
-        print(f"#{i.id}\t{i.unit or '未指定单位'}\t{i.faq_id}\t{i.reason}\t{i.due_on}{late}{done}\t{i.question}\t{i.detail}")
+        print(
+            f"#{i.id}\t{i.unit or '未指定单位'}\t{i.faq_id}\t{i.reason}\t{i.due_on}{late}{done}\t{i.question}\t{i.detail}"
+        )
     return 0
 
 
@@ -129,7 +135,9 @@ def cmd_policy_sweep(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     for pid in r.expired_policies:
         print(f"已过有效期，标为失效：{pid}")
-    print(f"有效性检查完成：新增待复核 {len(r.flagged)} 条，自动关闭 {len(r.resolved)} 条，待复核共 {r.open} 条")
+    print(
+        f"有效性检查完成：新增待复核 {len(r.flagged)} 条，自动关闭 {len(r.resolved)} 条，待复核共 {r.open} 条"
+    )
     return 0
 
 

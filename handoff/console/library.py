@@ -57,7 +57,9 @@ def articles(passages: list[PassageRecord]) -> list[Article]:
     return out
 
 
-def build_library_router(*, sessions: sessionmaker[Session], policies: PolicyStore | None = None) -> APIRouter:
+def build_library_router(
+    *, sessions: sessionmaker[Session], policies: PolicyStore | None = None
+) -> APIRouter:
     store = policies or PolicyStore(sessions)
     links = LinkHealth(sessions, refresh_seconds=30.0)
     router = APIRouter(prefix="/policies", route_class=ConsoleRoute, include_in_schema=False)
@@ -116,7 +118,9 @@ def build_library_router(*, sessions: sessionmaker[Session], policies: PolicySto
         replacement = store.get(rec.replaced_by) if rec.replaced_by else None
         current = store.current_replacement(rec.id) if rec.replaced_by else None
         related = store.related(rec.id)
-        groups = [(k, [r.policy for r in related if r.kind == k]) for k in dict.fromkeys(r.kind for r in related)]
+        groups = [
+            (k, [r.policy for r in related if r.kind == k]) for k in dict.fromkeys(r.kind for r in related)
+        ]
         groups.sort(key=lambda g: RELATION_KINDS.index(g[0]) if g[0] in RELATION_KINDS else 99)
         service_broken = bool(rec.service_url) and links.is_broken(rec.service_url or "")
         return render(
@@ -127,7 +131,9 @@ def build_library_router(*, sessions: sessionmaker[Session], policies: PolicySto
                 policy=rec,
                 articles=articles(store.passages(rec.id)),
                 replacement=replacement,
-                current=current if current is not None and replacement is not None and current.id != replacement.id else None,
+                current=current
+                if current is not None and replacement is not None and current.id != replacement.id
+                else None,
                 replaces=store.replaces(rec.id),
                 related=groups,
                 faqs=store.citing_faqs(rec.id),

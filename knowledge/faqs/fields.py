@@ -256,7 +256,8 @@ def clean_url(value: object) -> str | None:
         raise FieldError(f"办事链接过长（上限 {MAX_URL} 个字符）", f"service_url longer than {MAX_URL}")
     if not _URL_RE.match(s):
         raise FieldError(
-            f"办事链接应以 http:// 或 https:// 开头：{s[:80]}", f"service_url is not an http(s) URL: {s[:80]!r}"
+            f"办事链接应以 http:// 或 https:// 开头：{s[:80]}",
+            f"service_url is not an http(s) URL: {s[:80]!r}",
         )
     return s
 

@@ -267,7 +267,11 @@ def _check_tags(sessions: sessionmaker[Session], parsed: list[_Parsed]) -> list[
             try:
                 p.values["tags"] = catalogue.canonical(p.values["tags"], lookup=table)
             except UnknownTags as exc:
-                errors.append(RowError(p.line, p.labels.get("tags", FIELD_LABELS["tags"]), exc.user_message, str(exc.tags)))
+                errors.append(
+                    RowError(
+                        p.line, p.labels.get("tags", FIELD_LABELS["tags"]), exc.user_message, str(exc.tags)
+                    )
+                )
                 continue
         kept.append(p)
     parsed[:] = kept

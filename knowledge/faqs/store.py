@@ -37,8 +37,8 @@ from knowledge.faqs.importing import ImportMethods
 from knowledge.faqs.records import EDITABLE, FaqRecord, VersionRecord, faq_dict, to_record
 from knowledge.faqs.rows import field_diff, insert_values, last_versions, next_ids, row_values
 from knowledge.faqs.synonyms import SynonymMethods
-from knowledge.policies.tags import TagCatalogue
 from knowledge.models import Faq, FaqVersion, bump_version, current_version, utcnow
+from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import faq_validity
 
 if TYPE_CHECKING:

@@ -150,7 +150,8 @@ def render_chart(report: GapReport) -> bytes:
 
 
 # --- HTML ----------------------------------------------------------------------------------------
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
@@ -206,11 +207,14 @@ ul{margin:.2em 0;padding-left:1.2em} img{max-width:100%}
 {% for d in r.drafts %}<tr><td>{{ d.topic_key }} {{ d.topic_label }}</td><td>{{ d.question }}</td><td>{{ d.answer }}</td><td>{{ d.ticket_no }}</td></tr>
 {% endfor %}</table>
 {% else %}<p class="muted">本周期没有可整理为问答的留言答复。</p>{% endif %}
-""" + HTML_BLOCK + """
+"""
+    + HTML_BLOCK
+    + """
 <p class="muted">说明：未解答问题包括未找到答复、仅提供政策原文、转人工留言、评价“没用”以及低分答复后同一会话换说法再问的问题；问题文本已脱敏。</p>
 </body>
 </html>
 """
+)
 
 
 @functools.lru_cache(maxsize=1)
@@ -354,7 +358,12 @@ def render_xlsx(report: GapReport) -> bytes:
         (10, 24, 40, 60, 20, 24),
     )
     if report.broken_links:
-        sheet("断链链接", ["链接", "问题", "断链日期", "承办单位", "使用处"], xlsx_rows(report.broken_links), (50, 16, 12, 24, 50))
+        sheet(
+            "断链链接",
+            ["链接", "问题", "断链日期", "承办单位", "使用处"],
+            xlsx_rows(report.broken_links),
+            (50, 16, 12, 24, 50),
+        )
     buf = io.BytesIO()
     wb.save(buf)
     return _fixed_zip(buf.getvalue(), f"{stamp:%Y-%m-%dT%H:%M:%SZ}")

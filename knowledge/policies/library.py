@@ -32,7 +32,12 @@ log = logging.getLogger(__name__)
 
 RELATION_KINDS: tuple[str, ...] = ("解读", "配套", "依据", "修订")
 # How a relation reads from the other side: B is the 解读 of A -> A is what B 解读s.
-REVERSE_LABELS: dict[str, str] = {"解读": "被解读文件", "配套": "配套", "依据": "依据本文件的文件", "修订": "被修订文件"}
+REVERSE_LABELS: dict[str, str] = {
+    "解读": "被解读文件",
+    "配套": "配套",
+    "依据": "依据本文件的文件",
+    "修订": "被修订文件",
+}
 SUPERSEDED_STATUSES: frozenset[str] = INACTIVE_STATUSES | {"已修订"}
 
 
@@ -79,7 +84,13 @@ class LibraryMethods:
 
     # --- validity -------------------------------------------------------------------------------
     def set_status(
-        self, policy_id: str, status: str, *, by: str, replaced_by: str | None = None, today: dt.date | None = None
+        self,
+        policy_id: str,
+        status: str,
+        *,
+        by: str,
+        replaced_by: str | None = None,
+        today: dt.date | None = None,
     ) -> PolicyRecord:
         """Mark a policy 有效 / 已修订 / 失效 / 废止, with the policy that replaced it. Back to 有效
         clears the replacement. FAQs citing a repealed, expired or revised policy go on their
@@ -98,7 +109,8 @@ class LibraryMethods:
                     raise InvalidInput("文件不能被自己替代。", f"policy {p.id} replaced by itself")
                 if _chain(s, other.id, stop=p.id):
                     raise Conflict(
-                        f"《{other.title}》已被本文件替代，不能互相替代。", f"replacement cycle {p.id}<->{other.id}"
+                        f"《{other.title}》已被本文件替代，不能互相替代。",
+                        f"replacement cycle {p.id}<->{other.id}",
                     )
                 new_by = other.id
             changed = (p.status, p.replaced_by) != (status, new_by)
@@ -138,7 +150,9 @@ class LibraryMethods:
         return None
 
     # --- relations ------------------------------------------------------------------------------
-    def relate(self, policy_id: str, kind: str, other_id: str, *, by: str) -> tuple[PolicyRecord, PolicyRecord]:
+    def relate(
+        self, policy_id: str, kind: str, other_id: str, *, by: str
+    ) -> tuple[PolicyRecord, PolicyRecord]:
         """Record that `other` is the 解读 / 配套 / 依据 / 修订 of `policy` (idempotent)."""
         check_kind(kind)
         with transaction(self.sessions) as s:
@@ -148,7 +162,9 @@ class LibraryMethods:
                 raise InvalidInput("文件不能与自己关联。", f"policy {p.id} related to itself")
             exists = s.execute(
                 select(PolicyRelation.id).where(
-                    PolicyRelation.policy_id == p.id, PolicyRelation.kind == kind, PolicyRelation.other_id == o.id
+                    PolicyRelation.policy_id == p.id,
+                    PolicyRelation.kind == kind,
+                    PolicyRelation.other_id == o.id,
                 )
             ).scalar_one_or_none()
             if exists is None:
@@ -163,7 +179,9 @@ class LibraryMethods:
             o = _resolve(s, other_id)
             n = s.execute(
                 delete(PolicyRelation).where(
-                    PolicyRelation.policy_id == p.id, PolicyRelation.kind == kind, PolicyRelation.other_id == o.id
+                    PolicyRelation.policy_id == p.id,
+                    PolicyRelation.kind == kind,
+                    PolicyRelation.other_id == o.id,
                 )
             ).rowcount  # type: ignore[attr-defined]
             if n:
@@ -193,7 +211,9 @@ class LibraryMethods:
     def replaces(self, policy_id: str) -> builtins.list[PolicyRecord]:
         """The policies this one replaced (their `replaced_by` names it)."""
         with self.sessions() as s:
-            rows = s.execute(select(Policy).where(Policy.replaced_by == policy_id).order_by(Policy.id)).scalars()
+            rows = s.execute(
+                select(Policy).where(Policy.replaced_by == policy_id).order_by(Policy.id)
+            ).scalars()
             return [to_record(p, 0) for p in rows]
 
     # --- tags and the public listing --------------------------------------------------------------
@@ -226,7 +246,9 @@ class LibraryMethods:
             stmt = stmt.where(Policy.issuer == issuer)
         for word in q.split()[:5]:
             like = f"%{word.replace('%', '').replace('_', '')}%"
-            stmt = stmt.where(or_(Policy.title.like(like), Policy.doc_no.like(like), Policy.issuer.like(like)))
+            stmt = stmt.where(
+                or_(Policy.title.like(like), Policy.doc_no.like(like), Policy.issuer.like(like))
+            )
         with self.sessions() as s:
             return [to_record(p, 0) for p in s.execute(stmt.limit(max(1, min(limit, 2000)))).scalars()]
 
@@ -247,9 +269,7 @@ class LibraryMethods:
             p = _require(s, policy_id)
             stmt = select(
                 Faq.id, Faq.question, Faq.unit, Faq.source_article, Faq.status, Faq.source_policy, Faq.answer
-            ).where(
-                Faq.source_policy.is_not(None)
-            )
+            ).where(Faq.source_policy.is_not(None))
             if published_only:
                 stmt = stmt.where(Faq.status == "published")
             return [
@@ -271,7 +291,9 @@ def _resolve(s: Session, key: str) -> Policy:
     key = (key or "").strip()
     p = s.get(Policy, key) if key and len(key) <= 64 else None
     if p is None and key:
-        p = s.execute(select(Policy).where(Policy.doc_no == normalise_doc_no(key)).limit(1)).scalar_one_or_none()
+        p = s.execute(
+            select(Policy).where(Policy.doc_no == normalise_doc_no(key)).limit(1)
+        ).scalar_one_or_none()
     if p is None and key:
         p = s.execute(
             select(Policy).where(Policy.title == squash_cjk_spaces(key.strip("《》 "))).limit(1)

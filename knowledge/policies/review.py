@@ -144,7 +144,15 @@ class ReviewList:
         with self.sessions() as s:
             return [
                 ReviewItem(
-                    r.id, r.faq_id, q or "", r.unit, r.policy_id, r.reason, r.detail, r.due_on, r.created_at,
+                    r.id,
+                    r.faq_id,
+                    q or "",
+                    r.unit,
+                    r.policy_id,
+                    r.reason,
+                    r.detail,
+                    r.due_on,
+                    r.created_at,
                     r.resolved_at,
                 )
                 for r, q in s.execute(stmt)
@@ -167,8 +175,16 @@ class ReviewList:
                 r.resolved_by = by[:100]
             faq = s.get(Faq, r.faq_id)
             return ReviewItem(
-                r.id, r.faq_id, faq.question if faq else "", r.unit, r.policy_id, r.reason, r.detail, r.due_on,
-                r.created_at, r.resolved_at,
+                r.id,
+                r.faq_id,
+                faq.question if faq else "",
+                r.unit,
+                r.policy_id,
+                r.reason,
+                r.detail,
+                r.due_on,
+                r.created_at,
+                r.resolved_at,
             )
 
     def sweep(
@@ -191,17 +207,19 @@ class ReviewList:
                     p.updated_by = "sweep"
                     result.expired_policies.append(p.id)
                     log.info("policy expired id=%s on=%s", p.id, p.expires_on)
-            faqs = list(
-                s.execute(select(Faq).where(Faq.status != "retired").order_by(Faq.id)).scalars()
-            )
+            faqs = list(s.execute(select(Faq).where(Faq.status != "retired").order_by(Faq.id)).scalars())
             sources: dict[str, Policy | None] = {}
             for f in faqs:
-                p = _source(f, policies, sources)
-                reasons = self._reasons(f, p, today, horizon)
+                src = _source(f, policies, sources)
+                reasons = self._reasons(f, src, today, horizon)
                 for reason, detail, due in reasons:
                     due_on = due if due is not None else today + dt.timedelta(days=review_days)
                     item = _flag(
-                        s, faq=f, policy_id=p.id if p else None, reason=reason, detail=detail,
+                        s,
+                        faq=f,
+                        policy_id=src.id if src else None,
+                        reason=reason,
+                        detail=detail,
                         due_on=min(due_on, today + dt.timedelta(days=review_days)),
                     )
                     if item is not None:
@@ -234,7 +252,12 @@ class ReviewList:
         if p is not None and p.status in SUPERSEDED_STATUSES:
             out.append((p.status, _detail(p), None))
         expiring: list[tuple[dt.date, str]] = []
-        if p is not None and p.status not in SUPERSEDED_STATUSES and p.expires_on and today <= p.expires_on <= horizon:
+        if (
+            p is not None
+            and p.status not in SUPERSEDED_STATUSES
+            and p.expires_on
+            and today <= p.expires_on <= horizon
+        ):
             expiring.append((p.expires_on, _detail(p)))
         if f.valid_to is not None and today <= f.valid_to <= horizon:
             expiring.append((f.valid_to, f"问答有效期至{f.valid_to}"))

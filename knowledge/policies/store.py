@@ -149,21 +149,26 @@ class PolicyStore(LibraryMethods):
                 final_tags = list(existing.tags or []) if final_tags is None else final_tags
                 final_expiry = existing.expires_on if expires_on is None else final_expiry
                 final_service = existing.service_url if service_url is None else final_service
-            if existing is not None and (
-                list(existing.tags or []),
-                existing.expires_on,
-                existing.service_url,
-            ) == (final_tags, final_expiry, final_service) and _same(
-                existing,
-                parsed.passages,
-                text,
-                final_title,
-                final_doc_no,
-                final_issuer,
-                final_date,
-                status,
-                source_file,
-                url,
+            if (
+                existing is not None
+                and (
+                    list(existing.tags or []),
+                    existing.expires_on,
+                    existing.service_url,
+                )
+                == (final_tags, final_expiry, final_service)
+                and _same(
+                    existing,
+                    parsed.passages,
+                    text,
+                    final_title,
+                    final_doc_no,
+                    final_issuer,
+                    final_date,
+                    status,
+                    source_file,
+                    url,
+                )
             ):
                 return to_record(existing, len(parsed.passages))  # re-import of identical content: no change
             seq = bump_version(s)

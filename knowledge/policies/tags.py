@@ -7,6 +7,7 @@ catalogue tag or one of its synonyms (就业 = 就业创业) and is stored as th
 
 from __future__ import annotations
 
+import builtins
 import csv
 import io
 import unicodedata
@@ -77,9 +78,7 @@ class TagCatalogue:
     def list(self) -> list[TagRecord]:
         with self.sessions() as s:
             rows = s.execute(select(CatalogueTag).order_by(CatalogueTag.ordinal, CatalogueTag.name)).scalars()
-            return [
-                TagRecord(r.name, tuple(r.synonyms or ()), r.category, r.description or "") for r in rows
-            ]
+            return [TagRecord(r.name, tuple(r.synonyms or ()), r.category, r.description or "") for r in rows]
 
     def lookup(self) -> dict[str, str]:
         """Normalised tag or synonym -> canonical tag; empty while there is no catalogue."""
@@ -90,7 +89,7 @@ class TagCatalogue:
                 out.setdefault(_key(syn), t.name)
         return out
 
-    def canonical(self, tags: Iterable[str], *, lookup: dict[str, str] | None = None) -> list[str]:
+    def canonical(self, tags: Iterable[str], *, lookup: dict[str, str] | None = None) -> builtins.list[str]:
         """The tags as stored: canonical catalogue tags (deduplicated, in the given order), or the tags
         unchanged while the catalogue is empty. Raises UnknownTags for tags outside it."""
         table = self.lookup() if lookup is None else lookup

@@ -68,7 +68,12 @@ def test_import_with_tags_status_replaced_by_and_ask(run: Run, tmp_path: Path) -
     code, out, _ = run("tags", "import", str(tags))
     assert code == 0 and "2 个标签" in out
     code, out, _ = run("tags", "list", "--json")
-    assert json.loads(out)[1] == {"name": "就业创业", "synonyms": ["就业"], "category": None, "description": ""}
+    assert json.loads(out)[1] == {
+        "name": "就业创业",
+        "synonyms": ["就业"],
+        "category": None,
+        "description": "",
+    }
     new, reading = _files(tmp_path)
     code, _, err = run("policy", "import", str(new), str(reading), "--tags", "公开,养老")
     assert code == 2 and "养老" in err and "标签目录" in err
@@ -83,7 +88,11 @@ def test_import_with_tags_status_replaced_by_and_ask(run: Run, tmp_path: Path) -
     with pytest.raises(SystemExit):  # argparse: 解读 / 配套 / 依据 / 修订 only
         run("policy", "relate", new_id, "参考", reading_id)
     code, out, _ = run("policy", "status", "qingpu-rsj-2023", "废止", "--replaced-by", new_id)
-    assert code == 0 and "已被《青浦区人力资源和社会保障局2025年政务公开工作要点》替代" in out and "待复核" in out
+    assert (
+        code == 0
+        and "已被《青浦区人力资源和社会保障局2025年政务公开工作要点》替代" in out
+        and "待复核" in out
+    )
     code, out, _ = run("ask", "依申请公开多长时间答复", "--json")
     result = json.loads(out)
     assert result["decision"] == "passage" and result["answer"] is None and result["link_broken"] is False
@@ -108,16 +117,39 @@ def test_faq_service_url_and_link_commands(run: Run, tmp_path: Path) -> None:
     async def gone(request):  # type: ignore[no-untyped-def]
         return PlainTextResponse("gone", status_code=404)
 
-    app = Starlette(routes=[Route("/ok", ok, methods=["GET", "HEAD"]), Route("/gone", gone, methods=["GET", "HEAD"])])
+    app = Starlette(
+        routes=[Route("/ok", ok, methods=["GET", "HEAD"]), Route("/gone", gone, methods=["GET", "HEAD"])]
+    )
     with serve(app) as base:
         code, out, _ = run(
-            "kb", "add", "--id", "s-1", "--question", "社保卡怎么补办", "--answer", "可在网上办理。",
-            "--unit", "区人社局", "--service-url", f"{base}/gone",
+            "kb",
+            "add",
+            "--id",
+            "s-1",
+            "--question",
+            "社保卡怎么补办",
+            "--answer",
+            "可在网上办理。",
+            "--unit",
+            "区人社局",
+            "--service-url",
+            f"{base}/gone",
         )
         assert code == 0
         code, _, err = run("kb", "edit", "s-1", "--service-url", "ftp://x")
         assert code == 2 and "http" in err
-        run("kb", "add", "--id", "s-2", "--question", "医保怎么转移", "--answer", "到窗口办理。", "--service-url", f"{base}/ok")
+        run(
+            "kb",
+            "add",
+            "--id",
+            "s-2",
+            "--question",
+            "医保怎么转移",
+            "--answer",
+            "到窗口办理。",
+            "--service-url",
+            f"{base}/ok",
+        )
         code, out, _ = run("kb", "show", "s-1", "--json")
         assert json.loads(out)["service_url"] == f"{base}/gone"
         export = tmp_path / "out.csv"
@@ -132,7 +164,9 @@ def test_faq_service_url_and_link_commands(run: Run, tmp_path: Path) -> None:
         assert [b["url"] for b in broken] == [f"{base}/gone"] and broken[0]["uses"][0]["unit"] == "区人社局"
         code, out, _ = run("ask", "社保卡怎么补办", "--json")
         result = json.loads(out)
-        assert result["link_broken"] is True and result["service_url"] is None and result["decision"] == "answer"
+        assert (
+            result["link_broken"] is True and result["service_url"] is None and result["decision"] == "answer"
+        )
         code, out, _ = run("ask", "社保卡怎么补办")
         assert "办理入口维护中，可拨打12345咨询" in out and f"{base}/gone" not in out
         run("kb", "edit", "s-1", "--service-url", "")

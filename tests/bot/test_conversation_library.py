@@ -31,7 +31,10 @@ def test_repealed_source_answers_with_replacement(app: FastAPI) -> None:
     replies = MemoryChannel(app.state.inbox, user_id="u1").ask("依申请公开多长时间答复")
     first = replies[0]
     assert first.kind == "passage"
-    assert "已废止，现行为《青浦区人力资源和社会保障局2025年政务公开工作要点》（青人社〔2025〕3号）" in first.text
+    assert (
+        "已废止，现行为《青浦区人力资源和社会保障局2025年政务公开工作要点》（青人社〔2025〕3号）"
+        in first.text
+    )
     assert "15个工作日" in first.text and "20个工作日" not in first.text
     assert first.sources[0]["policy_id"] == "qingpu-rsj-2025"
     assert first.sources[0]["article_url"].startswith("/policies/qingpu-rsj-2025#a-")

@@ -58,7 +58,9 @@ def library(live_server: Callable[[Any], str], demo_url: str) -> tuple[FastAPI, 
     app = create_app(make_settings(demo_url))
     store = app.state.kb.policies
     store.import_text(NEW, id=NEW_ID, issuer="青浦区人力资源和社会保障局", tags=["政务公开", "就业创业"])
-    store.import_text(READING, id="qingpu-rsj-2025-jd", issuer="青浦区人力资源和社会保障局", tags=["政务公开"])
+    store.import_text(
+        READING, id="qingpu-rsj-2025-jd", issuer="青浦区人力资源和社会保障局", tags=["政务公开"]
+    )
     store.relate(NEW_ID, "解读", "qingpu-rsj-2025-jd", by="test")
     store.set_status(OLD, "废止", by="test", replaced_by=NEW_ID)
     return app, live_server(app)

@@ -25,7 +25,16 @@ def app(demo_url: str) -> FastAPI:  # noqa: F811
     url = "https://zwfw.example.gov.cn/item/ysqgk"
     kb.faqs.edit("demo-001", by="editor", service_url=url)
     with app.state.sessions() as s, s.begin():
-        s.add(LinkStatus(url=url, host="zwfw.example.gov.cn", fails=2, broken=True, last_code=404, broken_since=utcnow()))
+        s.add(
+            LinkStatus(
+                url=url,
+                host="zwfw.example.gov.cn",
+                fails=2,
+                broken=True,
+                last_code=404,
+                broken_since=utcnow(),
+            )
+        )
     return app
 
 
@@ -52,11 +61,21 @@ def test_review_done_is_audited_and_refused_for_another_unit(app: FastAPI) -> No
     item = next(i for i in ReviewList(app.state.sessions).items() if i.faq_id == "demo-001")
     bob = signed_in(app, "bob")
     token = csrf(bob)
-    r = bob.post(f"/console/upkeep/reviews/{item.id}/done", data={"csrf": token}, headers=ORIGIN, follow_redirects=False)
+    r = bob.post(
+        f"/console/upkeep/reviews/{item.id}/done",
+        data={"csrf": token},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
     assert r.status_code == 404
     alice = signed_in(app, "alice")
     token = csrf(alice)
-    r = alice.post(f"/console/upkeep/reviews/{item.id}/done", data={"csrf": token}, headers=ORIGIN, follow_redirects=False)
+    r = alice.post(
+        f"/console/upkeep/reviews/{item.id}/done",
+        data={"csrf": token},
+        headers=ORIGIN,
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     page = alice.get(r.headers["location"])
     assert "已标记复核完成" in page.text

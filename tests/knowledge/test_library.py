@@ -114,7 +114,10 @@ def test_status_change_puts_citing_faqs_on_the_review_list(kb: KnowledgeBase) ->
     assert demo[0].unit == kb.faqs.require("demo-001").unit and "已废止" in demo[0].detail
     kb.policies.set_status(OLD, "废止", by="admin", replaced_by=new, today=today)  # no second entry
     assert len([i for i in reviews.items() if i.faq_id == "demo-001"]) == 1
-    assert demo[0].unit is not None and [i.faq_id for i in reviews.items(unit=demo[0].unit)].count("demo-001") == 1
+    assert (
+        demo[0].unit is not None
+        and [i.faq_id for i in reviews.items(unit=demo[0].unit)].count("demo-001") == 1
+    )
     # the FAQ is rewritten on the new source: the sweep closes the review
     kb.faqs.edit("demo-001", by="editor", source_policy=new, answer="15个工作日内答复。")
     result = reviews.sweep(today=today)
@@ -161,7 +164,10 @@ def test_anchor_of_labels() -> None:
 
 def _catalogue(tmp_path: Path) -> Path:
     p = tmp_path / "tags.csv"
-    p.write_text("标签,同义词,分类,说明\n就业创业,就业、创业,人社,\n社会保险,社保|五险,人社,\n政务公开,公开,办公室,\n", "utf-8-sig")
+    p.write_text(
+        "标签,同义词,分类,说明\n就业创业,就业、创业,人社,\n社会保险,社保|五险,人社,\n政务公开,公开,办公室,\n",
+        "utf-8-sig",
+    )
     return p
 
 
@@ -203,7 +209,9 @@ def test_tag_catalogue_xlsx_and_bad_rows(engine: Engine, tmp_path: Path) -> None
         cat.import_file(txt)
 
 
-def test_faq_import_refuses_tags_outside_the_catalogue_with_row_number(engine: Engine, tmp_path: Path) -> None:
+def test_faq_import_refuses_tags_outside_the_catalogue_with_row_number(
+    engine: Engine, tmp_path: Path
+) -> None:
     sessions = make_sessionmaker(engine)
     TagCatalogue(sessions).import_file(_catalogue(tmp_path))
     faqs = FaqStore(sessions)

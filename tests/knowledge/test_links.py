@@ -40,7 +40,9 @@ class FakeSite:
             if path == "/moved":
                 return RedirectResponse("/ok", status_code=301)
             if path == "/missing":
-                return PlainTextResponse("ok" if self.healed else "not found", status_code=200 if self.healed else 404)
+                return PlainTextResponse(
+                    "ok" if self.healed else "not found", status_code=200 if self.healed else 404
+                )
             if path == "/slow":
                 if not self.healed:
                     await asyncio.sleep(2.0)
@@ -51,7 +53,10 @@ class FakeSite:
                 return PlainTextResponse("got")
             return PlainTextResponse("?", status_code=500)
 
-        routes = [Route(p, handle, methods=["GET", "HEAD"]) for p in ("/ok", "/moved", "/missing", "/slow", "/nohead")]
+        routes = [
+            Route(p, handle, methods=["GET", "HEAD"])
+            for p in ("/ok", "/moved", "/missing", "/slow", "/nohead")
+        ]
         return Starlette(routes=routes)
 
 
@@ -122,7 +127,11 @@ def test_head_refused_falls_back_to_get_and_host_rate(engine: Engine, site: tupl
         sessions, timeout=1.0, host_interval=1.0, clock=lambda: next(clock), sleep=waits.append
     )
     run = checker.run([f"{base}/nohead", f"{base}/ok"])
-    assert run.results[f"{base}/nohead"].ok and ("HEAD", "/nohead") in fake.seen and ("GET", "/nohead") in fake.seen
+    assert (
+        run.results[f"{base}/nohead"].ok
+        and ("HEAD", "/nohead") in fake.seen
+        and ("GET", "/nohead") in fake.seen
+    )
     assert len(waits) == 1 and 0.8 <= waits[0] <= 1.0  # the second request to the host waited
 
 

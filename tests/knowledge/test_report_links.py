@@ -19,10 +19,28 @@ def test_broken_links_block_per_unit(engine: Engine, tmp_path: Path) -> None:
     sessions = make_sessionmaker(engine)
     faqs = FaqStore(sessions)
     url = "https://zwfw.example.gov.cn/item/404"
-    faqs.add(by="t", id="f-1", question="社保卡怎么补办", answer="网上办理。", unit="区人社局", service_url=url)
-    faqs.add(by="t", id="f-2", question="医保怎么转移", answer="网上办理。", unit="区医保局", service_url="https://ok.example/")
+    faqs.add(
+        by="t", id="f-1", question="社保卡怎么补办", answer="网上办理。", unit="区人社局", service_url=url
+    )
+    faqs.add(
+        by="t",
+        id="f-2",
+        question="医保怎么转移",
+        answer="网上办理。",
+        unit="区医保局",
+        service_url="https://ok.example/",
+    )
     with sessions() as s, s.begin():
-        s.add(LinkStatus(url=url, host="zwfw.example.gov.cn", fails=2, broken=True, last_code=404, broken_since=utcnow()))
+        s.add(
+            LinkStatus(
+                url=url,
+                host="zwfw.example.gov.cn",
+                fails=2,
+                broken=True,
+                last_code=404,
+                broken_since=utcnow(),
+            )
+        )
     analysis = analyse_store(QueryLogStore(sessions), resolve_period("2026-W47", None), sessions=sessions)
     own = analysis.report("区人社局")
     assert [b.url for b in own.broken_links] == [url]

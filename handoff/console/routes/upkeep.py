@@ -37,9 +37,7 @@ def upkeep(staff: WeeklyReader, console: ConsoleDep, request: Request, unit: Uni
         raise NotFound("未找到该单位", f"unit {name!r} hidden from {staff.user.username}")
     items = reviews.items(unit=name) if name else []
     broken = [r for r in links if name in r.units] if name else []
-    counts = {
-        u: (len(reviews.items(unit=u)), sum(1 for r in links if u in r.units)) for u in allowed
-    }
+    counts = {u: (len(reviews.items(unit=u)), sum(1 for r in links if u in r.units)) for u in allowed}
     return render(
         request,
         "upkeep.html",
