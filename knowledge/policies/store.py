@@ -184,6 +184,8 @@ class PolicyStore(LibraryMethods):
             policy.issuer = final_issuer
             policy.issued_on = final_date
             policy.status = status
+            if status == "有效":
+                policy.replaced_by = None  # in force again: nothing replaces it
             policy.source_file = source_file
             policy.url = url
             policy.tags = list(final_tags or [])
