@@ -45,8 +45,9 @@ from bot.security import ConsoleIpAllowlist, SecurityHeaders, install_all_log_ma
 from bot.services import build_knowledge_base, build_outbox, build_ticket_service
 from bot.settings import Settings, get_settings
 from bot.spool import Spool
+from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
-from handoff.console import ConsoleConfig, build_board_router, build_console_router
+from handoff.console import ConsoleConfig, build_board_router, build_console_router, build_library_router
 from handoff.console.stats import build_stats_router
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
@@ -258,6 +259,7 @@ def _build_parts(settings: Settings) -> Parts:
     scheduler = Scheduler(sessions)
     register_report_job(scheduler, settings, sessions, kb)
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
+    register_upkeep_jobs(scheduler, settings, sessions)  # link check, validity sweep (bot/upkeep.py)
     return Parts(
         engine=engine,
         sessions=sessions,
@@ -354,6 +356,9 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
     )
     app.include_router(build_stats_router(sessions=sessions))  # before the board's /board/{no}
     app.include_router(build_board_router(sessions=sessions, tickets=parts.tickets, config=console_config))
+    app.include_router(
+        build_library_router(sessions=sessions, policies=parts.kb.policies)
+    )  # public /policies
 
 
 def _install_middleware(app: FastAPI, settings: Settings, access_log: AccessLogWriter) -> None:

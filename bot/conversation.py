@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from bot import texts
 from bot.spool import Spool
 from handoff.privacy import mask, normalise_phone
 from handoff.tickets import TicketService
@@ -413,6 +414,8 @@ class Dialogue:
             text = result.answer or ""
             if result.sources:
                 text += "\n来源：" + "；".join(s.citation() for s in result.sources)
+            if result.service_url:  # 办事链接, or the maintenance notice while it is broken
+                text += "\n" + texts.service_link_line(result.service_url, result.link_broken)
             if msg.channel not in self.form_channels:
                 text += "\n这条答复对您有帮助吗？请回复“有用”或“没用”。"
             return [Reply("answer", text, faq_id=result.faq_id, sources=sources, ref=str(log_id))]
@@ -428,10 +431,13 @@ class Dialogue:
         replies: list[Reply] = []
         if result.decision == "passage":
             parts = [f"{p.citation()}：{_excerpt(p.text)}" for p in result.passages[:2]]
+            head = "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关："
+            if result.superseded:  # the FAQ's source was repealed or revised: the replacement's article
+                head = texts.superseded_notice(result.superseded)
             replies.append(
                 Reply(
                     "passage",
-                    "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关：\n" + "\n".join(parts),
+                    head + "\n" + "\n".join(parts),
                     sources=sources,
                     ref=str(log_id),
                 )

@@ -26,6 +26,7 @@ def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) ->
         thresholds=thresholds(settings),
         passage_threshold=settings.passage_threshold,
         refresh_seconds=settings.index_refresh_seconds,
+        public_base_url=settings.public_base_url,
     )
 
 

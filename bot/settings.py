@@ -145,6 +145,24 @@ class Settings(BaseSettings):
         description='When the weekly report of the previous week is generated, Beijing time ("MON 08:00"); empty disables.',
     )
     report_dir: str = Field("reports", description="Directory the scheduled weekly reports are written to.")
+    # --- policy library upkeep (bot/upkeep.py): link checks, validity sweep ---------------------------
+    public_base_url: str | None = Field(
+        None,
+        description="The site's public address (https://zhengce.example.gov.cn): citations link to its /policies article pages.",
+    )
+    link_check_schedule: str = Field(
+        "DAILY 04:00", description="When every service link is checked, Beijing time; empty disables."
+    )
+    link_check_timeout: float = Field(
+        10.0, gt=0, description="Timeout in seconds of each link check request."
+    )
+    link_check_host_interval: float = Field(
+        1.0, ge=0, description="Minimum seconds between two link check requests to the same host."
+    )
+    validity_sweep_schedule: str = Field(
+        "DAILY 03:45",
+        description="When the validity sweep runs (expired policies, FAQs whose source changes or expires in 30 days); empty disables.",
+    )
     report_emails: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Recipients per drafting unit (JSON); "全部单位" gets the overview: {"青浦区医疗保障局": ["a@x.gov.cn"]}.',
@@ -198,7 +216,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"POLICYBOT_CONSOLE_IP_ALLOWLIST: 不是有效的 IP 地址或网段：{net}") from None
         return [n.strip() for n in value]
 
-    @field_validator("report_schedule")
+    @field_validator("report_schedule", "link_check_schedule", "validity_sweep_schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:
         from bot.jobs import Schedule  # local: bot.jobs imports the models
@@ -209,6 +227,17 @@ class Settings(BaseSettings):
             except PolicybotError as exc:
                 raise ValueError(exc.user_message) from None
         return value.strip()
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value.strip()):
+            raise ValueError(
+                f"POLICYBOT_PUBLIC_BASE_URL: 应写成 https://zhengce.example.gov.cn 的形式：{value}"
+            )
+        return value.strip().rstrip("/")
 
     @field_validator("report_emails")
     @classmethod

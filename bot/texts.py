@@ -32,3 +32,27 @@ def ticket_reply_notice(data: dict[str, Any], *, now: dt.datetime | None = None)
         "summary": f"已答复，请发送“查询 {no}”查看",
         "date": when.strftime("%Y-%m-%d"),
     }
+
+
+# --- the policy library: superseded sources and service links (knowledge.answer data) ---------------
+LINK_BROKEN = "办理入口维护中，可拨打12345咨询"
+
+
+def superseded_notice(superseded: Any) -> str:
+    """The answer's first line when the FAQ's source was repealed or revised: 《旧》已废止，现行为《新》。"""
+    old = superseded.old
+    new = superseded.new
+    status = superseded.status
+    verb = "已修订" if status == "已修订" else f"已{status}"
+    return (
+        f"您咨询的问题原依据《{old.title}》，该文件{verb}，现行为《{new.title}》"
+        + (f"（{new.doc_no}）" if new.doc_no else "")
+        + "。现行文件相关条款如下："
+    )
+
+
+def service_link_line(url: str | None, broken: bool) -> str:
+    """The line under an answer with its service link (办事链接), or the maintenance notice."""
+    if broken:
+        return LINK_BROKEN
+    return f"在线办理：{url}" if url else ""

@@ -13,16 +13,19 @@ import datetime as dt
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.faqs import FaqRecord, FaqStore
+from knowledge.links import LinkHealth
 from knowledge.matcher import Hit, Matcher, Thresholds
 from knowledge.models import china_today
-from knowledge.policies import PassageHit, PolicyStore
+from knowledge.policies import PassageHit, PolicyRecord, PolicyStore
+from knowledge.policies.library import SUPERSEDED_STATUSES
+from knowledge.policies.records import article_link
 from knowledge.text import TextProcessor
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,7 @@ class Source:
     status: str | None
     url: str | None = None
     policy_id: str | None = None
+    article_url: str | None = None  # the article on the policy library page (/policies/<id>#a-…)
 
     def as_dict(self) -> dict[str, str | None]:
         return {
@@ -47,6 +51,7 @@ class Source:
             "status": self.status,
             "url": self.url,
             "policy_id": self.policy_id,
+            "article_url": self.article_url,
         }
 
     def citation(self) -> str:
@@ -56,6 +61,25 @@ class Source:
         if self.article:
             parts.append(self.article)
         return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Superseded:
+    """The FAQ that matched rests on a policy that was repealed, expired or revised: the answer gives
+    the replacement's passage instead, and says so (the dialogue renders `status` and both names)."""
+
+    faq_id: str
+    status: str  # 废止 / 失效 / 已修订
+    old: Source
+    new: Source
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "faq_id": self.faq_id,
+            "status": self.status,
+            "old": self.old.as_dict(),
+            "new": self.new.as_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -86,6 +110,9 @@ class AskResult:
     passages: tuple[PassageHit, ...] = ()
     unit: str | None = None  # drafting unit (制文单位) of the nearest FAQ or policy
     flags: tuple[str, ...] = field(default_factory=tuple)
+    superseded: Superseded | None = None
+    service_url: str | None = None  # 办事链接 of the answer (FAQ, else the cited policy)
+    link_broken: bool = False  # the service link failed two checks in a row: do not show it
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -108,6 +135,9 @@ class AskResult:
             ],
             "unit": self.unit,
             "flags": list(self.flags),
+            "superseded": self.superseded.as_dict() if self.superseded else None,
+            "service_url": None if self.link_broken else self.service_url,
+            "link_broken": self.link_broken,
         }
 
 
@@ -120,8 +150,11 @@ class KnowledgeBase:
         passage_threshold: float = 0.3,
         refresh_seconds: float = 2.0,
         text: TextProcessor | None = None,
+        public_base_url: str | None = None,
     ) -> None:
         self.sessions = sessions
+        self.public_base_url = (public_base_url or "").rstrip("/") or None
+        self.links = LinkHealth(sessions, refresh_seconds=max(refresh_seconds, 5.0))
         self.thresholds = thresholds or Thresholds()
         self.passage_threshold = passage_threshold
         self.refresh_seconds = refresh_seconds
@@ -190,6 +223,14 @@ class KnowledgeBase:
             rec = self._records.get(h.faq_id)
             if rec is None:
                 continue
+            chain = self._replacement(rec)
+            if chain is not None:
+                if chain[1] is None:  # replaced, but nothing in the chain is in force any more
+                    flags.append(f"{rec.id}: 来源文件已被替代，替代文件也已失效")
+                    continue
+                hits.append(h)  # still matched; answered with the replacement's passage
+                flags.append(f"{rec.id}: 来源文件已被替代")
+                continue
             ok, reason = self.policies.faq_validity(rec.source_policy, rec.valid_from, rec.valid_to, today)
             if not ok:
                 flags.append(f"{rec.id}: {reason}")
@@ -205,16 +246,22 @@ class KnowledgeBase:
         decision = self.matcher.decide(hits, self.thresholds)
         if decision.kind == "answer":
             rec = self._records[decision.hits[0].faq_id]
-            return AskResult(
-                "answer",
-                query,
-                answer=rec.answer,
-                faq_id=rec.id,
-                score=top,
-                hits=views,
-                sources=self._faq_sources(rec),
-                unit=rec.unit,
-                flags=tuple(flags),
+            replaced = self._superseded(rec, query, score=top, hits=views, flags=tuple(flags))
+            if replaced is not None:
+                return replaced
+            return self._with_link(
+                AskResult(
+                    "answer",
+                    query,
+                    answer=rec.answer,
+                    faq_id=rec.id,
+                    score=top,
+                    hits=views,
+                    sources=self._faq_sources(rec),
+                    unit=rec.unit,
+                    flags=tuple(flags),
+                ),
+                rec,
             )
         if decision.kind == "clarify":
             chosen = {h.faq_id for h in decision.hits}
@@ -228,9 +275,7 @@ class KnowledgeBase:
             )
         passages = tuple(p for p in self.policies.search(query, k=3) if p.score >= self.passage_threshold)
         if passages:
-            sources = tuple(
-                Source(p.title, p.doc_no, p.label, p.status, p.url, p.policy_id) for p in passages
-            )
+            sources = tuple(self._passage_source(p) for p in passages)
             return AskResult(
                 "passage",
                 query,
@@ -249,14 +294,23 @@ class KnowledgeBase:
         rec = self._records.get(faq_id)
         if rec is None:
             return None
-        return AskResult(
-            "answer",
-            rec.question,
-            answer=rec.answer,
-            faq_id=rec.id,
-            score=1.0,
-            sources=self._faq_sources(rec),
-            unit=rec.unit,
+        replaced = self._superseded(rec, rec.question, score=1.0, hits=(), flags=())
+        if replaced is not None:
+            return replaced
+        chain = self._replacement(rec)
+        if chain is not None and chain[1] is None:
+            return None  # replaced, and nothing in force: not an answer any more
+        return self._with_link(
+            AskResult(
+                "answer",
+                rec.question,
+                answer=rec.answer,
+                faq_id=rec.id,
+                score=1.0,
+                sources=self._faq_sources(rec),
+                unit=rec.unit,
+            ),
+            rec,
         )
 
     def record(self, faq_id: str) -> FaqRecord | None:
@@ -269,7 +323,65 @@ class KnowledgeBase:
         pol = self.policies.cached(rec.source_policy)
         if pol is None:
             return (Source(rec.source_policy, None, rec.source_article, None),)
-        return (Source(pol.title, pol.doc_no, rec.source_article, pol.status, pol.url, pol.id),)
+        return (self._source(pol, rec.source_article),)
+
+    # --- citations, replacements and service links ----------------------------------------------
+    def _source(self, pol: PolicyRecord, article: str | None) -> Source:
+        """A citation of a stored policy: `article_url` is its article in the library; with a public
+        base URL configured, the citation's link (`url`) points there too, else to the document."""
+        anchor = article_link(pol.id, article)
+        url = f"{self.public_base_url}{anchor}" if self.public_base_url else pol.url
+        return Source(pol.title, pol.doc_no, article, pol.status, url, pol.id, anchor)
+
+    def _passage_source(self, p: PassageHit) -> Source:
+        pol = self.policies.cached(p.policy_id)
+        if pol is None:
+            return Source(p.title, p.doc_no, p.label, p.status, p.url, p.policy_id)
+        return self._source(pol, p.label)
+
+    def _replacement(self, rec: FaqRecord) -> tuple[PolicyRecord, PolicyRecord | None] | None:
+        """(source, its replacement in force or None) when the FAQ's source policy was superseded
+        by another; None when it was not replaced."""
+        if not rec.source_policy:
+            return None
+        pol = self.policies.cached(rec.source_policy)
+        if pol is None or pol.status not in SUPERSEDED_STATUSES or not pol.replaced_by:
+            return None
+        return pol, self.policies.current_replacement(pol.id)
+
+    def _superseded(
+        self, rec: FaqRecord, query: str, *, score: float, hits: tuple[HitView, ...], flags: tuple[str, ...]
+    ) -> AskResult | None:
+        """The answer for an FAQ whose source was superseded: the replacement's best passage."""
+        pair = self._replacement(rec)
+        if pair is None:
+            return None
+        old, new = pair
+        if new is None:
+            return None
+        passage = self.policies.best_passage(new.id, query, article=rec.source_article)
+        new_source = self._source(new, passage.label if passage else None)
+        return AskResult(
+            "passage",
+            query,
+            score=score,
+            hits=hits,
+            sources=(new_source,),
+            passages=(passage,) if passage else (),
+            unit=rec.unit,
+            flags=flags,
+            superseded=Superseded(rec.id, old.status, self._source(old, rec.source_article), new_source),
+        )
+
+    def _with_link(self, result: AskResult, rec: FaqRecord) -> AskResult:
+        """The answer's service link (the FAQ's, else its source policy's) and whether it is broken."""
+        url = rec.service_url
+        if not url and rec.source_policy:
+            pol = self.policies.cached(rec.source_policy)
+            url = pol.service_url if pol else None
+        if not url:
+            return result
+        return replace(result, service_url=url, link_broken=self.links.is_broken(url))
 
 
 def _entry(r: FaqRecord):  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Float,
@@ -64,6 +65,7 @@ class Faq(Base):
     valid_from: Mapped[dt.date | None] = mapped_column(Date)
     valid_to: Mapped[dt.date | None] = mapped_column(Date)
     status: Mapped[str] = mapped_column(String(16), default="published", index=True)
+    service_url: Mapped[str | None] = mapped_column(String(500))  # 办事链接 (一网通办 item)
     seq: Mapped[int] = mapped_column(Integer, default=0, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -109,6 +111,11 @@ class Policy(Base):
     status: Mapped[str] = mapped_column(String(8), default="有效")  # 有效 / 已修订 / 失效 / 废止
     source_file: Mapped[str | None] = mapped_column(String(300))
     url: Mapped[str | None] = mapped_column(String(500))
+    service_url: Mapped[str | None] = mapped_column(String(500))  # 办事链接 of the matter it governs
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)  # canonical catalogue tags
+    tags_text: Mapped[str] = mapped_column(Text, default="")  # "|a|b|", searchable
+    expires_on: Mapped[dt.date | None] = mapped_column(Date)  # 有效期至
+    replaced_by: Mapped[str | None] = mapped_column(String(64))  # id of the policy that replaced it
     text: Mapped[str] = mapped_column(Text)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -175,3 +182,64 @@ class GapRoute(Base):
     unit: Mapped[str] = mapped_column(String(200))
     updated_by: Mapped[str] = mapped_column(String(100), default="system")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PolicyRelation(Base):
+    """A published relation between two policies: `other_id` is the 解读 / 配套 / 依据 / 修订 of
+    `policy_id` (knowledge.policies.library)."""
+
+    __tablename__ = "policy_relation"
+    __table_args__ = (UniqueConstraint("policy_id", "kind", "other_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policy.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    other_id: Mapped[str] = mapped_column(ForeignKey("policy.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class CatalogueTag(Base):
+    """One tag of the tag catalogue (标签目录) with its accepted synonyms (knowledge.policies.tags)."""
+
+    __tablename__ = "tag_catalogue"
+    name: Mapped[str] = mapped_column(String(50), primary_key=True)
+    synonyms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    category: Mapped[str | None] = mapped_column(String(50))  # 分类
+    description: Mapped[str] = mapped_column(Text, default="")
+    ordinal: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
+
+
+class FaqReview(Base):
+    """An FAQ on its drafting unit's review list: its source policy was repealed, revised or expires
+    soon (knowledge.policies.review). Open while `resolved_at` is empty."""
+
+    __tablename__ = "faq_review"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    faq_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str | None] = mapped_column(String(200), index=True)
+    policy_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(12))  # 废止 / 失效 / 已修订 / 即将到期
+    detail: Mapped[str] = mapped_column(Text, default="")
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class LinkStatus(Base):
+    """The health of one service link (FAQ 办事链接, policy links) as the link checker last saw it
+    (knowledge.links): broken after two failed checks in a row, cleared by a good one."""
+
+    __tablename__ = "link_status"
+    url: Mapped[str] = mapped_column(String(500), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), default="")
+    fails: Mapped[int] = mapped_column(Integer, default=0)  # consecutive failed checks
+    broken: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    final_url: Mapped[str | None] = mapped_column(String(500))
+    checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ok_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    broken_since: Mapped[dt.datetime | None] = mapped_column(DateTime)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from bot import texts
 from bot.cli.context import Context, Subparsers, print_json
 
 
@@ -19,12 +20,18 @@ def cmd_ask(args: argparse.Namespace, ctx: Context) -> int:
         print(result.answer)
         for s in result.sources:
             print(f"来源：{s.citation()}")
+        if result.service_url:
+            print(texts.service_link_line(result.service_url, result.link_broken))
     elif result.decision == "clarify":
         print("您想问的是不是：")
         for i, h in enumerate(result.hits, 1):
             print(f"  {i}. {h.question}（{h.score:.3f}）")
     elif result.decision == "passage":
-        print("知识库暂无标准答复，相关政策原文：")
+        print(
+            texts.superseded_notice(result.superseded)
+            if result.superseded
+            else "知识库暂无标准答复，相关政策原文："
+        )
         for p in result.passages:
             print(f"- {p.citation()}：{p.text[:200]}")
     else:

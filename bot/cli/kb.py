@@ -69,7 +69,7 @@ def cmd_kb_show(args: argparse.Namespace, ctx: Context) -> int:
 
 def _faq_fields(args: argparse.Namespace) -> dict[str, Any]:
     fields: dict[str, Any] = {}
-    for name in ("question", "answer", "unit", "source_policy", "source_article", "status"):
+    for name in ("question", "answer", "unit", "source_policy", "source_article", "status", "service_url"):
         v = getattr(args, name, None)
         if v is not None:
             fields[name] = v
@@ -202,6 +202,7 @@ def _faq_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--valid-from", dest="valid_from", help="生效日期 YYYY-MM-DD")
     p.add_argument("--valid-to", dest="valid_to", help="失效日期 YYYY-MM-DD（空字符串表示清除）")
     p.add_argument("--status", choices=["draft", "published", "retired"])
+    p.add_argument("--service-url", dest="service_url", help="办事链接（一网通办事项地址，空字符串表示清除）")
 
 
 def add_commands(sub: Subparsers) -> None:

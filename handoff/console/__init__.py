@@ -1,4 +1,4 @@
-"""The staff console (/console) and the public message board (/board).
+"""The staff console (/console), the public message board (/board) and the policy library (/policies).
 
 `build_console_router(...)` (in `router`) and `build_board_router(...)` take the services they need
 (sessions, TicketService, KnowledgeBase, ConsoleConfig); the app factory in `bot` wires them. The
@@ -10,6 +10,7 @@ from handoff.console.audit import AuditLog
 from handoff.console.auth import Accounts, User, check_password_policy
 from handoff.console.board import build_board_router
 from handoff.console.config import ConsoleConfig
+from handoff.console.library import build_library_router
 from handoff.console.router import build_console_router
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "User",
     "build_board_router",
     "build_console_router",
+    "build_library_router",
     "check_password_policy",
 ]

@@ -40,6 +40,7 @@ WEEKLY: Final = ALL  # admins and supervisors see every unit, staff and readers 
 DASHBOARD: Final = ("admin", "supervisor")
 
 DONE: Final = {
+    "review": "已标记复核完成",
     "assign": "已受理，您现在是该留言的办理人",
     "reply": "答复已保存，正通过原渠道推送给留言人",
     "note": "内部备注已添加",

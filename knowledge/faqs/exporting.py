@@ -68,6 +68,7 @@ def _cells(r: FaqRecord) -> list[object]:
         r.valid_from,
         r.valid_to,
         STATUS_LABELS.get(r.status, r.status),
+        r.service_url or "",
     ]
 
 
@@ -78,7 +79,7 @@ def _write_xlsx(path: Path, records: list[FaqRecord]) -> None:
 
     wb = Workbook(write_only=True)
     ws = wb.create_sheet("问答库")
-    widths = [14, 40, 40, 60, 20, 20, 24, 10, 12, 12, 8]
+    widths = [14, 40, 40, 60, 20, 20, 24, 10, 12, 12, 8, 40]
     for i, w in enumerate(widths):
         ws.column_dimensions[chr(ord("A") + i)].width = w
     ws.freeze_panes = "A2"

@@ -238,7 +238,28 @@ def clean_field(name: str, value: object, *, excel_serial: bool = False) -> Any:
         return parse_date(value, excel_serial=excel_serial)
     if name == "status":
         return parse_status(value)
+    if name == "service_url":
+        return clean_url(value)
     raise FieldError(f"未知字段：{name}", f"unknown field {name!r}")
+
+
+MAX_URL = 500
+_URL_RE = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.I)
+
+
+def clean_url(value: object) -> str | None:
+    """A service link (办事链接): empty -> None, else an http(s) address of at most 500 characters."""
+    s = clean_line(value)
+    if not s:
+        return None
+    if len(s) > MAX_URL:
+        raise FieldError(f"办事链接过长（上限 {MAX_URL} 个字符）", f"service_url longer than {MAX_URL}")
+    if not _URL_RE.match(s):
+        raise FieldError(
+            f"办事链接应以 http:// 或 https:// 开头：{s[:80]}",
+            f"service_url is not an http(s) URL: {s[:80]!r}",
+        )
+    return s
 
 
 def finalise(values: dict[str, Any]) -> None:
@@ -283,6 +304,7 @@ def defaults() -> dict[str, Any]:
         "valid_from": None,
         "valid_to": None,
         "status": "published",
+        "service_url": None,
     }
 
 

@@ -76,6 +76,7 @@ class ImportMethods:
         warnings: builtins.list[str] = []
         raw_rows = read_rows(p, kind, max_bytes, max_rows, warnings)
         parsed, errors = _validate_rows(raw_rows, tabular=kind in ("xlsx", "csv"))
+        errors += _check_tags(self._sessions, parsed)
         report = ImportReport(fmt=kind, rows=len(parsed), dry_run=dry_run, warnings=warnings)
         if errors or dry_run:
             # Check the good rows against the store too, so that one run reports every problem.
@@ -248,6 +249,33 @@ def _validate_rows(raw: list[RawRow], *, tabular: bool) -> tuple[list[_Parsed], 
         if not bad:
             parsed.append(_Parsed(r.line, values, r.labels))
     return parsed, errors
+
+
+def _check_tags(sessions: sessionmaker[Session], parsed: list[_Parsed]) -> list[RowError]:
+    """Once a tag catalogue exists, every row's tags must be in it (stored as the canonical tag);
+    the rows with a tag outside it are taken out of `parsed` and reported with their row number."""
+    from knowledge.policies.tags import TagCatalogue, UnknownTags
+
+    catalogue = TagCatalogue(sessions)
+    table = catalogue.lookup()
+    if not table:
+        return []
+    errors: list[RowError] = []
+    kept: list[_Parsed] = []
+    for p in parsed:
+        if "tags" in p.values:
+            try:
+                p.values["tags"] = catalogue.canonical(p.values["tags"], lookup=table)
+            except UnknownTags as exc:
+                errors.append(
+                    RowError(
+                        p.line, p.labels.get("tags", FIELD_LABELS["tags"]), exc.user_message, str(exc.tags)
+                    )
+                )
+                continue
+        kept.append(p)
+    parsed[:] = kept
+    return errors
 
 
 def _plan(s: Session, parsed: list[_Parsed], on_duplicate: str, allow_empty_answer: bool) -> _Plan:

@@ -37,6 +37,7 @@ _HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "valid_from": ("生效日期", "生效时间", "validfrom"),
     "valid_to": ("失效日期", "失效时间", "validto"),
     "status": ("状态", "status"),
+    "service_url": ("办事链接", "办事入口", "办理链接", "serviceurl", "service"),
 }
 
 # Characters that never occur in a text file: their presence means the bytes were decoded wrongly.

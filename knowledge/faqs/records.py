@@ -36,6 +36,7 @@ FIELDS: tuple[str, ...] = (
     "valid_from",
     "valid_to",
     "status",
+    "service_url",
 )
 EDITABLE: frozenset[str] = frozenset(FIELDS) - {"id"}
 FIELD_LABELS: dict[str, str] = {
@@ -50,6 +51,7 @@ FIELD_LABELS: dict[str, str] = {
     "valid_from": "生效日期",
     "valid_to": "失效日期",
     "status": "状态",
+    "service_url": "办事链接",
 }
 # The store-maintained fields of a record, after the content fields.
 META_FIELDS: tuple[str, ...] = ("seq", "updated_at", "updated_by")
@@ -72,6 +74,7 @@ class FaqRecord:
     seq: int
     updated_at: dt.datetime
     updated_by: str
+    service_url: str | None = None  # 办事链接
 
     def is_valid_on(self, d: dt.date) -> bool:
         """Whether `d` lies within the validity dates (both ends inclusive; status not considered)."""
@@ -207,4 +210,5 @@ def to_record(row: Faq) -> FaqRecord:
         seq=row.seq,
         updated_at=row.updated_at,
         updated_by=row.updated_by,
+        service_url=row.service_url,
     )

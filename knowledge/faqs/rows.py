@@ -36,6 +36,7 @@ def row_values(row: Any) -> dict[str, Any]:
         "valid_from": row.valid_from,
         "valid_to": row.valid_to,
         "status": row.status,
+        "service_url": row.service_url,
     }
 
 
@@ -83,6 +84,7 @@ def insert_values(values: dict[str, Any], seq: int, by: str, now: dt.datetime) -
         "valid_from": values["valid_from"],
         "valid_to": values["valid_to"],
         "status": values["status"],
+        "service_url": values.get("service_url"),
         "seq": seq,
         "created_at": now,
         "updated_at": now,

@@ -38,6 +38,7 @@ from knowledge.faqs.records import EDITABLE, FaqRecord, VersionRecord, faq_dict,
 from knowledge.faqs.rows import field_diff, insert_values, last_versions, next_ids, row_values
 from knowledge.faqs.synonyms import SynonymMethods
 from knowledge.models import Faq, FaqVersion, bump_version, current_version, utcnow
+from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import faq_validity
 
 if TYPE_CHECKING:
@@ -202,6 +203,7 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
         status: str = "published",
         id: str | None = None,
         allow_empty_answer: bool = False,
+        service_url: str | None = None,
     ) -> FaqRecord:
         """Create an entry (id generated as faq-000123 when not given). Conflict if the id exists."""
         who = clean_by(by)
@@ -217,6 +219,7 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             "valid_from": valid_from,
             "valid_to": valid_to,
             "status": status,
+            "service_url": service_url,
         }
         values = defaults()
         problems: builtins.list[tuple[str, str, str]] = []
@@ -229,6 +232,8 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
         problems += check_record(values, allow_empty_answer=allow_empty_answer)
         if problems:
             raise invalid_input(problems)
+        if values["tags"]:
+            values["tags"] = TagCatalogue(self._sessions).canonical(values["tags"])
         for _attempt in range(3):
             try:
                 with self._sessions() as s, s.begin():
@@ -337,6 +342,8 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
                 problems.append((name, e.zh, e.en))
         if problems:
             raise invalid_input(problems)
+        if cleaned.get("tags"):
+            cleaned["tags"] = TagCatalogue(self._sessions).canonical(cleaned["tags"])
         with self._sessions() as s, s.begin():
             row = s.get(Faq, str(faq_id), with_for_update=True)
             if row is None:

@@ -313,7 +313,7 @@ def analyse_store(
     start = period.start - dt.timedelta(weeks=p.trend_weeks)
     end = period.end + dt.timedelta(minutes=p.rephrase_minutes)
     routes = list_routes(sessions) if sessions is not None else []
-    return analyse(
+    result = analyse(
         querylog.rows(start, end),
         period,
         tickets=tickets,
@@ -322,3 +322,10 @@ def analyse_store(
         locate_unit=locate_unit,
         params=p,
     )
+    if sessions is None:
+        return result
+    from dataclasses import replace
+
+    from knowledge.gaps.links import broken_links
+
+    return replace(result, broken_links=broken_links(sessions))

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from knowledge.errors import PolicybotError
 from knowledge.faqs import formula_safe
 from knowledge.gaps.analysis import analyse_store
+from knowledge.gaps.links import HTML_BLOCK, xlsx_rows
 from knowledge.gaps.period import resolve_period
 from knowledge.gaps.results import OVERVIEW, GapAnalysis, GapReport, TicketSummary
 from knowledge.gaps.routing import ROUTE_SOURCES
@@ -150,7 +151,8 @@ def render_chart(report: GapReport) -> bytes:
 
 
 # --- HTML ----------------------------------------------------------------------------------------
-_TEMPLATE = """<!DOCTYPE html>
+_TEMPLATE = (
+    """<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
@@ -217,10 +219,14 @@ body{margin:1em auto;padding:0 .75em}
 {% for d in r.drafts %}<tr><td>{{ d.topic_key }} {{ d.topic_label }}</td><td class="wide">{{ d.question }}</td><td class="wide">{{ d.answer }}</td><td>{{ d.ticket_no }}</td></tr>
 {% endfor %}</table></div>
 {% else %}<p class="muted">本周期没有可整理为问答的留言答复。</p>{% endif %}
+"""
+    + HTML_BLOCK
+    + """
 <p class="muted">说明：未解答问题包括未找到答复、仅提供政策原文、转人工留言、评价“没用”以及低分答复后同一会话换说法再问的问题；问题文本已脱敏。</p>
 </body>
 </html>
 """
+)
 
 
 # The service's favicon (bot/static/favicon.svg), inline: the report is a file that travels by e-mail.
@@ -373,6 +379,13 @@ def render_xlsx(report: GapReport) -> bytes:
         ([d.topic_key, d.topic_label, d.question, d.answer, d.ticket_no, d.unit] for d in report.drafts),
         (10, 24, 40, 60, 20, 24),
     )
+    if report.broken_links:
+        sheet(
+            "断链链接",
+            ["链接", "问题", "断链日期", "承办单位", "使用处"],
+            xlsx_rows(report.broken_links),
+            (50, 16, 12, 24, 50),
+        )
     buf = io.BytesIO()
     wb.save(buf)
     return _fixed_zip(buf.getvalue(), f"{stamp:%Y-%m-%dT%H:%M:%SZ}")

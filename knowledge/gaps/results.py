@@ -10,6 +10,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass
 
+from knowledge.gaps.links import BrokenLink, for_unit
 from knowledge.gaps.period import Period
 from knowledge.gaps.routing import UNASSIGNED
 from knowledge.gaps.selection import REASONS
@@ -88,6 +89,7 @@ class GapReport:
     drafts: tuple[FaqDraft, ...]
     trend_labels: tuple[str, ...]
     units: tuple[tuple[str, int, int], ...] = ()  # overview only: unit, topics, unanswered
+    broken_links: tuple[BrokenLink, ...] = ()  # knowledge.gaps.links
 
     @property
     def empty(self) -> bool:
@@ -110,6 +112,7 @@ class GapAnalysis:
     scattered: tuple[tuple[str, dt.date, str], ...]  # (unit, local day, reason) of unlisted questions
     drafts: tuple[FaqDraft, ...]
     trend_labels: tuple[str, ...]
+    broken_links: tuple[BrokenLink, ...] = ()  # knowledge.gaps.links
 
     @property
     def units(self) -> list[str]:
@@ -163,4 +166,5 @@ class GapAnalysis:
             drafts,
             self.trend_labels,
             unit_rows,
+            for_unit(self.broken_links, unit),
         )

@@ -89,6 +89,25 @@ class PassageIndex:
             out.sort(key=lambda p: (-round(p.score, 3), -_density(words, p.heading + p.text), p.passage_id))
         return out[:k]
 
+    def best_in(self, policy_id: str, query: str, *, article: str | None = None) -> PassageHit | None:
+        """The passage of one policy that best answers a question: the best-scoring one, else the
+        passage with the given article label, else its first article (the cover letter last)."""
+        index = self.current()
+        own = [t for t in index.passages.values() if t.policy_id == policy_id]
+        if not own:
+            return None
+        matcher = index.active if any(str(t.passage_id) in index.active_ids for t in own) else None
+        if matcher is not None and query.strip():
+            ids = {str(t.passage_id): t for t in own}
+            for h in matcher.search(query, k=200):
+                tpl = ids.get(h.faq_id)
+                if tpl is not None and h.score > 0:
+                    return _with_score(tpl, h.score)
+        by_label = [t for t in own if article and t.label == article]
+        if by_label:
+            return by_label[0]
+        return next((t for t in own if t.label not in ("印发通知", "前言")), own[0])
+
     def refresh(self, *, force: bool = False) -> bool:
         """Rebuild the passage index now if the policies changed; True when it was rebuilt."""
         before = self._index

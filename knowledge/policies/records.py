@@ -28,6 +28,10 @@ class PolicyRecord:
     url: str | None
     seq: int
     passage_count: int
+    tags: tuple[str, ...] = ()
+    expires_on: dt.date | None = None
+    replaced_by: str | None = None
+    service_url: str | None = None
 
     @property
     def is_current(self) -> bool:
@@ -89,4 +93,25 @@ def to_record(p: Policy, passage_count: int) -> PolicyRecord:
         url=p.url,
         seq=p.seq,
         passage_count=passage_count,
+        tags=tuple(p.tags or ()),
+        expires_on=p.expires_on,
+        replaced_by=p.replaced_by,
+        service_url=p.service_url,
     )
+
+
+def article_anchor(label: str | None) -> str:
+    """The fragment id of an article on the policy page (/policies/<id>#a-二-二): the label with its
+    brackets and dots turned into dashes, so that 二(二) and 二.4 give a plain, stable id."""
+    import re
+
+    slug = re.sub(r"[()（）.．\s]+", "-", label or "").strip("-")
+    return f"a-{slug}" if slug else "a"
+
+
+def article_link(policy_id: str, label: str | None) -> str:
+    """The library address of one article of a policy (relative to the site)."""
+    from urllib.parse import quote
+
+    link = f"/policies/{quote(policy_id, safe='')}"
+    return f"{link}#{quote(article_anchor(label), safe='-')}" if label else link

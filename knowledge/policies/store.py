@@ -14,7 +14,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +26,7 @@ from knowledge.errors import Conflict, InvalidInput, NotFound
 from knowledge.models import Passage, Policy, bump_version, utcnow
 from knowledge.policies import validity
 from knowledge.policies.index import PassageIndex
+from knowledge.policies.library import LibraryMethods
 from knowledge.policies.parsing import (
     DEFAULT_MAX_PASSAGE_CHARS,
     ParsedPassage,
@@ -36,6 +37,7 @@ from knowledge.policies.parsing import (
     squash_cjk_spaces,
 )
 from knowledge.policies.records import PassageHit, PassageRecord, PolicyRecord, to_record
+from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import check_status
 
 if TYPE_CHECKING:
@@ -47,7 +49,7 @@ ALLOWED_SUFFIXES: frozenset[str] = frozenset({".txt", ".md", ".markdown"})
 MAX_FILE_BYTES = 5 * 1024 * 1024
 
 
-class PolicyStore:
+class PolicyStore(LibraryMethods):
     """Policy documents and passages in the database, plus a lazily built passage search index.
 
     The index follows the store: at most every `refresh_seconds` the version stamp is read; when it
@@ -90,8 +92,13 @@ class PolicyStore:
         url: str | None = None,
         replace: bool = True,
         by: str = "system",
+        tags: Iterable[str] | None = None,
+        expires_on: dt.date | str | None = None,
+        service_url: str | None = None,
     ) -> PolicyRecord:
-        """Import (or with `replace`, re-import) one policy. Explicit metadata wins over the header."""
+        """Import (or with `replace`, re-import) one policy. Explicit metadata wins over the header;
+        tags (checked against the tag catalogue), expiry date and service link not given keep their
+        stored values on a re-import."""
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("政策文件内容为空，无法导入。", "policy text is empty")
         text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
@@ -121,6 +128,9 @@ class PolicyStore:
         _check_len("发文机关", final_issuer, 200)
         _check_len("来源文件", source_file, 300)
         _check_len("链接", url, 500)
+        final_tags = None if tags is None else TagCatalogue(self.sessions).canonical(tags)
+        final_expiry = _as_date(expires_on) if expires_on else None
+        final_service = _clean_url(service_url) if service_url else None
 
         with transaction(self.sessions) as s:
             existing = s.get(Policy, policy_id)
@@ -135,17 +145,30 @@ class PolicyStore:
                         f"文号{final_doc_no}已被文件“{other}”使用。",
                         f"doc_no {final_doc_no} already used by policy {other}",
                     )
-            if existing is not None and _same(
-                existing,
-                parsed.passages,
-                text,
-                final_title,
-                final_doc_no,
-                final_issuer,
-                final_date,
-                status,
-                source_file,
-                url,
+            if existing is not None:
+                final_tags = list(existing.tags or []) if final_tags is None else final_tags
+                final_expiry = existing.expires_on if expires_on is None else final_expiry
+                final_service = existing.service_url if service_url is None else final_service
+            if (
+                existing is not None
+                and (
+                    list(existing.tags or []),
+                    existing.expires_on,
+                    existing.service_url,
+                )
+                == (final_tags, final_expiry, final_service)
+                and _same(
+                    existing,
+                    parsed.passages,
+                    text,
+                    final_title,
+                    final_doc_no,
+                    final_issuer,
+                    final_date,
+                    status,
+                    source_file,
+                    url,
+                )
             ):
                 return to_record(existing, len(parsed.passages))  # re-import of identical content: no change
             seq = bump_version(s)
@@ -161,8 +184,14 @@ class PolicyStore:
             policy.issuer = final_issuer
             policy.issued_on = final_date
             policy.status = status
+            if status == "有效":
+                policy.replaced_by = None  # in force again: nothing replaces it
             policy.source_file = source_file
             policy.url = url
+            policy.tags = list(final_tags or [])
+            policy.tags_text = "".join(f"|{t}" for t in policy.tags) + "|" if policy.tags else ""
+            policy.expires_on = final_expiry
+            policy.service_url = final_service
             policy.text = text
             policy.seq = seq
             policy.imported_at = utcnow()
@@ -259,22 +288,6 @@ class PolicyStore:
         return int(s.execute(select(func.count()).where(Passage.policy_id == policy_id)).scalar_one())
 
     # --- status ---------------------------------------------------------------------------------
-    def set_status(self, policy_id: str, status: str, *, by: str) -> PolicyRecord:
-        check_status(status)
-        with transaction(self.sessions) as s:
-            p = s.get(Policy, policy_id)
-            if p is None:
-                raise NotFound(f"找不到文件“{policy_id}”。", f"policy {policy_id} not found")
-            old = p.status
-            if old != status:
-                p.status = status
-                p.seq = bump_version(s)
-                p.updated_by = by
-            record = to_record(p, self._count(s, p.id))
-        if old != status:
-            log.info("policy status id=%s %s->%s by=%s", policy_id, old, status, by)
-        return record
-
     def is_current(self, id_or_doc_no: str) -> bool | None:
         """None for an unknown policy, False for 失效/废止, True for 有效/已修订."""
         rec = self.find(id_or_doc_no)
@@ -297,6 +310,10 @@ class PolicyStore:
     def search(self, query: str, k: int = 3, *, include_inactive: bool = False) -> builtins.list[PassageHit]:
         """Best passages for a question; passages of 失效/废止 policies only with include_inactive."""
         return self._passages.search(query, k, include_inactive=include_inactive)
+
+    def best_passage(self, policy_id: str, query: str, *, article: str | None = None) -> PassageHit | None:
+        """The passage of one policy that best answers a question (see PassageIndex.best_in)."""
+        return self._passages.best_in(policy_id, query, article=article)
 
     def refresh(self, *, force: bool = False) -> bool:
         """Rebuild the passage index now if the policies changed; True when it was rebuilt."""
@@ -329,6 +346,15 @@ def _same(
     return [(x.label, x.heading, x.text) for x in p.passages] == [
         (x.label, x.heading, x.text) for x in passages
     ]
+
+
+def _clean_url(value: str) -> str:
+    from knowledge.faqs.fields import FieldError, clean_url
+
+    try:
+        return clean_url(value) or ""
+    except FieldError as exc:
+        raise InvalidInput(exc.zh, exc.en) from None
 
 
 def _check_len(name: str, value: str | None, limit: int) -> None:

@@ -56,6 +56,8 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/console/weekly/{week}/chart.png"): ALL,
     ("GET", "/console/weekly/{week}/download"): ALL,
     ("POST", "/console/weekly/{week}/draft"): ALL,
+    ("GET", "/console/upkeep"): ALL,  # staff and readers: their units only
+    ("POST", "/console/upkeep/reviews/{item_id}/done"): {ADMIN, STAFF, SUPER},
     ("GET", "/console/dashboard"): {ADMIN, SUPER},
     ("GET", "/console/dashboard.csv"): {ADMIN, SUPER},
     ("GET", "/console/admin/users"): {ADMIN},
@@ -126,6 +128,7 @@ def world(demo_url: str) -> Iterator[tuple[FastAPI, dict[str, str]]]:  # noqa: F
         "user_id": str(acc_users["bob"]),
         "dept_id": "1",
         "tid": "1",
+        "item_id": "999999",
     }
     yield app, params
 

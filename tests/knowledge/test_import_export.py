@@ -32,6 +32,7 @@ ZH_HEADER = [
     "生效日期",
     "失效日期",
     "状态",
+    "办事链接",
 ]
 EN_HEADER = [
     "id",
@@ -121,6 +122,7 @@ def test_import_xlsx_chinese_headers(store: FaqStore, tmp_path: Path) -> None:
                 dt.datetime(2024, 1, 1),
                 46022,
                 "已发布",
+                "https://zwfw.example.gov.cn/item/101",
                 "内部备注",
             ],
             [
@@ -163,6 +165,7 @@ def test_import_xlsx_chinese_headers(store: FaqStore, tmp_path: Path) -> None:
     assert a.tags == ("政务公开", "依申请", "公开")
     assert (a.unit, a.source_policy, a.source_article) == ("区政务公开办", "青人社〔2023〕11号", "二(二)")
     assert (a.valid_from, a.valid_to) == (dt.date(2024, 1, 1), dt.date(2025, 12, 31))  # 46022 = Excel serial
+    assert a.service_url == "https://zwfw.example.gov.cn/item/101"  # column 办事链接
     d = store.require("d-1")
     assert (d.status, d.answer, d.valid_from, d.valid_to) == (
         "draft",

@@ -1,9 +1,9 @@
 """The console's route modules, one module-level `router` each (auth, queue, tickets, faqs, weekly,
-dashboard, admin), on the shared dependencies of `handoff.console.deps`; `ROUTERS` is the order in
+upkeep, dashboard, admin), on the shared dependencies of `handoff.console.deps`; `ROUTERS` is the order in
 which `handoff.console.router.build_console_router` includes them under /console.
 """
 
-from handoff.console.routes import admin, auth, dashboard, faqs, queue, tickets, weekly
+from handoff.console.routes import admin, auth, dashboard, faqs, queue, tickets, upkeep, weekly
 
 ROUTERS = (
     auth.router,
@@ -12,6 +12,7 @@ ROUTERS = (
     faqs.router,
     dashboard.router,
     weekly.router,
+    upkeep.router,
     admin.router,
 )
 
