@@ -118,16 +118,7 @@ class PolicyStore(LibraryMethods):
         if not parsed.passages:
             raise InvalidInput("文件中没有可引用的正文内容。", "policy text has no passages")
         policy_id = (id or "").strip() or _derive_id(final_title, final_doc_no)
-        if len(policy_id) > 64 or not re.fullmatch(r"[\w\-.〔〕()（）]+", policy_id):
-            raise InvalidInput(
-                "文件编号只能包含字母、数字、汉字、短横线和点，且不超过64个字符。",
-                f"bad policy id {policy_id!r}",
-            )
-        _check_len("标题", final_title, 2000)
-        _check_len("文号", final_doc_no, 100)
-        _check_len("发文机关", final_issuer, 200)
-        _check_len("来源文件", source_file, 300)
-        _check_len("链接", url, 500)
+        _check_fields(policy_id, final_title, final_doc_no, final_issuer, source_file, url)
         final_tags = None if tags is None else TagCatalogue(self.sessions).canonical(tags)
         final_expiry = _as_date(expires_on) if expires_on else None
         final_service = _clean_url(service_url) if service_url else None
@@ -136,27 +127,15 @@ class PolicyStore(LibraryMethods):
             existing = s.get(Policy, policy_id)
             if existing is not None and not replace:
                 raise Conflict(f"文件“{policy_id}”已存在。", f"policy {policy_id} exists and replace=False")
-            if final_doc_no:
-                other = s.execute(
-                    select(Policy.id).where(Policy.doc_no == final_doc_no, Policy.id != policy_id)
-                ).scalar_one_or_none()
-                if other is not None:
-                    raise Conflict(
-                        f"文号{final_doc_no}已被文件“{other}”使用。",
-                        f"doc_no {final_doc_no} already used by policy {other}",
-                    )
+            _check_doc_no_free(s, final_doc_no, policy_id)
             if existing is not None:
                 final_tags = list(existing.tags or []) if final_tags is None else final_tags
                 final_expiry = existing.expires_on if expires_on is None else final_expiry
                 final_service = existing.service_url if service_url is None else final_service
+            extras = (final_tags, final_expiry, final_service)
             if (
                 existing is not None
-                and (
-                    list(existing.tags or []),
-                    existing.expires_on,
-                    existing.service_url,
-                )
-                == (final_tags, final_expiry, final_service)
+                and (list(existing.tags or []), existing.expires_on, existing.service_url) == extras
                 and _same(
                     existing,
                     parsed.passages,
@@ -179,23 +158,14 @@ class PolicyStore(LibraryMethods):
                 policy = existing
                 policy.passages.clear()
                 s.flush()
-            policy.title = final_title
-            policy.doc_no = final_doc_no
-            policy.issuer = final_issuer
-            policy.issued_on = final_date
-            policy.status = status
+            policy.title, policy.doc_no, policy.issuer = final_title, final_doc_no, final_issuer
+            policy.issued_on, policy.status = final_date, status
             if status == "有效":
                 policy.replaced_by = None  # in force again: nothing replaces it
-            policy.source_file = source_file
-            policy.url = url
-            policy.tags = list(final_tags or [])
-            policy.tags_text = "".join(f"|{t}" for t in policy.tags) + "|" if policy.tags else ""
-            policy.expires_on = final_expiry
-            policy.service_url = final_service
-            policy.text = text
-            policy.seq = seq
-            policy.imported_at = utcnow()
-            policy.updated_by = by
+            policy.source_file, policy.url, policy.text = source_file, url, text
+            _set_tags(policy, final_tags)
+            policy.expires_on, policy.service_url = final_expiry, final_service
+            policy.seq, policy.imported_at, policy.updated_by = seq, utcnow(), by
             for i, p in enumerate(parsed.passages):
                 policy.passages.append(Passage(ordinal=i, label=p.label, heading=p.heading, text=p.text))
             s.flush()
@@ -382,3 +352,43 @@ def _as_date(value: dt.date | str) -> dt.date:
 def _derive_id(title: str, doc_no: str | None) -> str:
     digest = hashlib.sha1(f"{doc_no or ''}|{title}".encode()).hexdigest()[:12]
     return f"policy-{digest}"
+
+
+def _check_doc_no_free(s: Session, doc_no: str | None, policy_id: str) -> None:
+    """A 文号 belongs to one document: refuse it when another policy holds it."""
+    if not doc_no:
+        return
+    other = s.execute(
+        select(Policy.id).where(Policy.doc_no == doc_no, Policy.id != policy_id)
+    ).scalar_one_or_none()
+    if other is not None:
+        raise Conflict(
+            f"文号{doc_no}已被文件“{other}”使用。", f"doc_no {doc_no} already used by policy {other}"
+        )
+
+
+def _set_tags(policy: Policy, tags: list[str] | None) -> None:
+    """The tag list and its searchable text form (|a|b|)."""
+    policy.tags = list(tags or [])
+    policy.tags_text = "".join(f"|{t}" for t in policy.tags) + "|" if policy.tags else ""
+
+
+def _check_fields(
+    policy_id: str,
+    title: str,
+    doc_no: str | None,
+    issuer: str | None,
+    source_file: str | None,
+    url: str | None,
+) -> None:
+    """The id's characters and every text field's length, before anything is written."""
+    if len(policy_id) > 64 or not re.fullmatch(r"[\w\-.〔〕()（）]+", policy_id):
+        raise InvalidInput(
+            "文件编号只能包含字母、数字、汉字、短横线和点，且不超过64个字符。",
+            f"bad policy id {policy_id!r}",
+        )
+    _check_len("标题", title, 2000)
+    _check_len("文号", doc_no, 100)
+    _check_len("发文机关", issuer, 200)
+    _check_len("来源文件", source_file, 300)
+    _check_len("链接", url, 500)
