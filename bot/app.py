@@ -45,7 +45,13 @@ from bot.services import build_knowledge_base, build_outbox, build_ticket_servic
 from bot.settings import Settings, get_settings
 from bot.spool import Spool
 from handoff import clientip
-from handoff.console import ConsoleConfig, build_board_router, build_console_router
+from handoff.console import (
+    KB_UPLOAD_PATH,
+    ConsoleConfig,
+    build_board_router,
+    build_console_router,
+    build_public_faq_router,
+)
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
 from knowledge.faqs import FIELDS, faq_dict
@@ -109,20 +115,23 @@ def shared_secret(settings: Settings, sessions: sessionmaker[Session]) -> str:
 
 
 class BodySizeLimit:
-    """Refuses request bodies over `limit` bytes with 413 before they are parsed (ASGI middleware)."""
+    """Refuses request bodies over `limit` bytes (`larger`: a higher limit for some paths) with 413
+    before they are parsed (ASGI middleware)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.limit
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
@@ -135,7 +144,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge()
             return message
 
@@ -270,6 +279,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lockout=dt.timedelta(minutes=settings.console_lockout_minutes),
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
+        upload_max_bytes=settings.console_upload_max_bytes,
     )
     app.include_router(
         build_console_router(
@@ -283,6 +293,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     app.include_router(build_board_router(sessions=sessions, tickets=tickets, config=console_config))
+    app.include_router(build_public_faq_router(kb=kb))
 
     _install_error_handlers(app)
     _install_routes(app, settings)
@@ -296,7 +307,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Content-Type"],
             max_age=600,
         )
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_body_bytes,
+        larger={KB_UPLOAD_PATH: settings.console_upload_max_bytes + 65536},  # the file plus its form
+    )
     # one client-IP rule (handoff/clientip.py) for the rate limits, lockouts, audit and access logs, allow-list
     scope_ip = lambda scope: clientip.client_ip(HTTPConnection(scope), settings.trusted_proxies)  # noqa: E731
     app.add_middleware(AccessLogMiddleware, writer=access_log, client_ip=scope_ip)

@@ -1,4 +1,4 @@
-"""The staff console (/console) and the public message board (/board).
+"""The staff console (/console), the public message board (/board) and the public FAQ list (/faq).
 
 `build_console_router(...)` (in `router`) and `build_board_router(...)` take the services they need
 (sessions, TicketService, KnowledgeBase, ConsoleConfig); the app factory in `bot` wires them. The
@@ -10,14 +10,18 @@ from handoff.console.audit import AuditLog
 from handoff.console.auth import Accounts, User, check_password_policy
 from handoff.console.board import build_board_router
 from handoff.console.config import ConsoleConfig
+from handoff.console.public_faq import build_public_faq_router
 from handoff.console.router import build_console_router
+from handoff.console.routes.kb_import import KB_UPLOAD_PATH
 
 __all__ = [
+    "KB_UPLOAD_PATH",
     "Accounts",
     "AuditLog",
     "ConsoleConfig",
     "User",
     "build_board_router",
     "build_console_router",
+    "build_public_faq_router",
     "check_password_policy",
 ]
