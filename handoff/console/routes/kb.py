@@ -93,7 +93,7 @@ def faq_list(
     chosen = dict(
         q=q, mode=mode, status=status, unit=unit, tag=tag, source=source, validity=validity, sort=sort or "id"
     )
-    params = {k: v for k, v in chosen.items() if v and not (k, v) in (("mode", "text"), ("sort", "id"))}
+    params = {k: v for k, v in chosen.items() if v and (k, v) not in (("mode", "text"), ("sort", "id"))}
     today = china_today()
     return render(
         request,

@@ -68,7 +68,7 @@ def import_form(staff: FaqEditor, request: Request) -> Response:
 def _permission_errors(staff: Staff, report: ImportReport) -> list[RowError]:
     out = []
     for item in report.items:
-        for unit in {item.unit, item.old_unit}:
+        for unit in {item.unit} if item.action == "create" else {item.unit, item.old_unit}:
             if not staff.user.may_edit_faq(unit):
                 out.append(
                     RowError(

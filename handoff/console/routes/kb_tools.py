@@ -8,6 +8,7 @@ make and the thresholds with the comparison that produced it. The hit test write
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Annotated, Final
 
@@ -36,6 +37,12 @@ DECISIONS: Final = {
     "none": "无法回答，建议留言",
 }
 Terms = Annotated[str, Form(max_length=5000)]
+_TERM_SPLIT = re.compile(r"[\s,，、;；|]+")
+
+
+def _terms(text: str) -> list[str]:
+    """Terms typed on one line, separated by spaces, commas, 顿号 or semicolons."""
+    return [t for t in _TERM_SPLIT.split(text) if t]
 
 
 # --- synonym sets -----------------------------------------------------------------------------------
@@ -62,7 +69,7 @@ def synonyms(staff: AnyUser, console: ConsoleDep, request: Request) -> Response:
 @router.post("/kb/synonyms")
 def synonyms_add(staff: KbCurator, console: ConsoleDep, request: Request, terms: Terms = "") -> Response:
     try:
-        set_id = console.faqs.add_synonyms(terms, by=staff.user.username)
+        set_id = console.faqs.add_synonyms(_terms(terms), by=staff.user.username)
     except PolicybotError as exc:
         return _synonyms_page(console, request, staff, status=400, error=exc.user_message, terms=terms)
     console.kb.refresh(force=True)
@@ -75,7 +82,7 @@ def synonyms_edit(
     staff: KbCurator, console: ConsoleDep, request: Request, set_id: int, terms: Terms = ""
 ) -> Response:
     try:
-        console.faqs.update_synonyms(set_id, terms, by=staff.user.username)
+        console.faqs.update_synonyms(set_id, _terms(terms), by=staff.user.username)
     except PolicybotError as exc:
         return _synonyms_page(
             console, request, staff, status=400, error=exc.user_message, editing=set_id, edit_terms=terms
