@@ -58,7 +58,9 @@ def faq_page(staff: FaqDrafter, console: ConsoleDep, request: Request, faq_id: s
             may_edit=staff.user.may_edit_faq(rec.unit),
             history=history_entries(console.faqs.history(rec.id)),
             usage=FaqCatalog(console.sessions).usage(rec.id),
-            source_name=policy_labels(console.kb, (rec.source_policy,)).get(rec.source_policy or "", ""),
+            source_name=policy_labels(console.kb, (rec.source_policy or "",)).get(
+                rec.source_policy or "", ""
+            ),
         ),
     )
 

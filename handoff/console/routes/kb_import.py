@@ -16,7 +16,7 @@ import secrets
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
@@ -87,7 +87,7 @@ async def import_upload(
     console: ConsoleDep,
     request: Request,
     file: Annotated[UploadFile, File()],
-    on_duplicate: Annotated[str, Form(pattern="^(update|skip|error)$")] = "update",
+    on_duplicate: Annotated[Literal["update", "skip", "error"], Form()] = "update",
 ) -> Response:
     name = Path(file.filename or "").name
     suffix = Path(name).suffix.casefold()
@@ -111,7 +111,7 @@ async def import_upload(
             staged,
             on_duplicate=on_duplicate,
             dry_run=True,
-            by=staff.user.username,  # type: ignore[arg-type]
+            by=staff.user.username,
         )
     except ImportFailed as exc:
         staged.unlink(missing_ok=True)
