@@ -222,7 +222,7 @@ def test_upload_dry_run_then_confirm_writes_what_was_shown(app: FastAPI) -> None
     r = _upload(alice, "faqs.csv", _csv(ROWS))
     assert r.status_code == 200
     assert "试导入（未写入）" in r.text and "将新增 1 条" in r.text and "将更新 1 条" in r.text
-    assert "人社局的新问题" in r.text and "答案" in r.text
+    assert "人社局的新问题" in r.text and "<ins>新的答案：20个工作日内答复。</ins>" in r.text
     assert store.version() == before and store.get("demo-001").answer != ROWS[0]["答案"]
     token = _token(r.text)
     r = alice.post(
