@@ -1,7 +1,8 @@
 """The public FAQ list (/faq, no login; seed 001 §5: 常见问题解答清单在同一页面发布): every published FAQ
 that is current today (its source policy not 失效/废止, inside its validity dates: the rule the bot
 answers by), grouped by source document with its title and 文号 and each entry's article, and a
-search over the same matcher the bot uses (only current entries, best first). It shows the standard
+search over the same matcher the bot uses (only current entries, best first; those as close as the
+bot's clarify threshold open, a few folded related ones when none is). It shows the standard
 question, the answer, the article and the drafting unit, never the similar phrasings (they may come
 from citizens); personal data that slipped into a text is masked on the way out.
 """
@@ -20,6 +21,7 @@ from knowledge.faqs import FaqRecord
 from knowledge.models import china_today
 
 SEARCH_HITS: Final = 10
+WEAK_HITS: Final = 5
 # Answers are staff-written and may name an office phone or address; a citizen's own data may not.
 ANSWER_PII: Final = ("mobile", "id_number", "id_like", "bank_card", "email")
 OTHER: Final = "其他常见问题"
@@ -112,6 +114,9 @@ def build_public_faq_router(*, kb: KnowledgeBase) -> APIRouter:
                 if h.faq_id in by_id and len(hits) < SEARCH_HITS:
                     hits.append(public(by_id[h.faq_id], h.score))
         close = bool(hits) and hits[0].score >= kb.thresholds.clarify
+        if not close:
+            hits = hits[:WEAK_HITS]  # nothing close: a few related entries, folded
+        open_ids = {h.id for h in hits if h.score >= kb.thresholds.clarify}
         return render(
             request,
             "faq_public.html",
@@ -124,6 +129,7 @@ def build_public_faq_router(*, kb: KnowledgeBase) -> APIRouter:
                 "q": q,
                 "hits": hits,
                 "close": close,
+                "open_ids": open_ids,
                 "groups": groups(records),
                 "total": len(records),
                 "today": china_today(),

@@ -1,7 +1,8 @@
 """Console routes of one FAQ (/console/faqs/{id}; the list is `kb`'s): its page (the form for those
-who may change it, else read-only, with its usage, its history and field diffs), saving it (readers only drafts of their own unit) and publishing it
-(the bot uses the new answer at once). Edits carry the FAQ's sequence number so that a concurrent
-edit is a 409 with the form kept; every edit and publication is audited.
+who may change it, else a read-only view, with its usage and its history with field diffs), saving it
+(readers only drafts of their own unit) and publishing it (the bot uses the new answer at once).
+Edits carry the FAQ's sequence number so that a concurrent edit is a 409 with the form kept; every
+edit and publication is audited.
 """
 
 from typing import Annotated, Any
