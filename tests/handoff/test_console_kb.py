@@ -359,3 +359,16 @@ def test_public_faq_list(app: FastAPI) -> None:
     assert found.index("依申请公开多久答复") < found.index("查看全部常见问题")
     assert "搜索结果" in found
     assert 'name="csrf"' not in text and "/console/logout" not in text
+
+
+def test_upload_limits(demo_url: str) -> None:  # noqa: F811
+    app = create_app(make_settings(demo_url, console_upload_max_bytes=4096))
+    make_users(app, UNIT)
+    alice = signed_in(app, "alice")
+    rows = [{"标准问题": f"问题{i}", "答案": "答" * 50, "制文单位": UNIT} for i in range(40)]
+    big = _upload(alice, "big.csv", _csv(rows))
+    assert big.status_code == 400 and "文件过大" in big.text
+    huge = _upload(alice, "huge.csv", b"x" * 200_000)
+    assert huge.status_code == 413
+    other = alice.post("/console/account", headers=ORIGIN, data={"csrf": "x", "pad": "y" * 70_000})
+    assert other.status_code == 413  # only the upload route accepts large bodies
