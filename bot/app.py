@@ -47,7 +47,14 @@ from bot.settings import Settings, get_settings
 from bot.spool import Spool
 from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
-from handoff.console import ConsoleConfig, build_board_router, build_console_router, build_library_router
+from handoff.console import (
+    KB_UPLOAD_PATH,
+    ConsoleConfig,
+    build_board_router,
+    build_console_router,
+    build_library_router,
+    build_public_faq_router,
+)
 from handoff.console.stats import build_stats_router
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
@@ -112,20 +119,23 @@ def shared_secret(settings: Settings, sessions: sessionmaker[Session]) -> str:
 
 
 class BodySizeLimit:
-    """Refuses request bodies over `limit` bytes with 413 before they are parsed (ASGI middleware)."""
+    """Refuses request bodies over `limit` bytes (`larger`: a higher limit for some paths) with 413
+    before they are parsed (ASGI middleware)."""
 
-    def __init__(self, app: Any, limit: int) -> None:
+    def __init__(self, app: Any, limit: int, larger: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.larger = dict(larger or {})
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.larger.get(scope.get("path", ""), self.limit)
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
-                    too_big = int(value) > self.limit
+                    too_big = int(value) > limit
                 except ValueError:
                     too_big = True
                 if too_big:
@@ -138,7 +148,7 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     raise _TooLarge()
             return message
 
@@ -341,6 +351,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
         lockout=dt.timedelta(minutes=settings.console_lockout_minutes),
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
+        upload_max_bytes=settings.console_upload_max_bytes,
     )
     sessions = parts.sessions
     app.include_router(
@@ -359,6 +370,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
     app.include_router(
         build_library_router(sessions=sessions, policies=parts.kb.policies)
     )  # public /policies
+    app.include_router(build_public_faq_router(kb=parts.kb))  # public /faq
 
 
 def _install_middleware(app: FastAPI, settings: Settings, access_log: AccessLogWriter) -> None:
@@ -371,7 +383,11 @@ def _install_middleware(app: FastAPI, settings: Settings, access_log: AccessLogW
             allow_headers=["Content-Type"],
             max_age=600,
         )
-    app.add_middleware(BodySizeLimit, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        limit=settings.max_body_bytes,
+        larger={KB_UPLOAD_PATH: settings.console_upload_max_bytes + 65536},  # the file plus its form
+    )
     # one client-IP rule (handoff/clientip.py) for the rate limits, lockouts, audit and access logs, allow-list
     scope_ip = lambda scope: clientip.client_ip(HTTPConnection(scope), settings.trusted_proxies)  # noqa: E731
     app.add_middleware(AccessLogMiddleware, writer=access_log, client_ip=scope_ip)

@@ -337,6 +337,12 @@ class Settings(BaseSettings):
         default_factory=list,
         description='Extra Origins accepted on console POSTs (JSON list), e.g. ["https://gov.example.cn"].',
     )
+    console_upload_max_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1024,
+        description="Largest FAQ file (xlsx/csv/jsonl) staff may upload at /console/kb/import; that route "
+        "alone accepts bodies above max_body_bytes. The file waits in the system temp dir for the confirm step.",
+    )
 
 
 @lru_cache

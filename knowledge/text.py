@@ -235,15 +235,31 @@ class TextProcessor:
             return ""
         if max_chars is not None and len(s) > max_chars:
             s = s[:max_chars]
-        s = self._base(s)
+        return self._rewrite_synonyms(self._strip_fillers(self._base(s)))
+
+    def normalise_steps(self, s: str, max_chars: int | None = None) -> list[tuple[str, str]]:
+        """The stages of `normalise`, for showing staff why a question matched: (stage, text) for
+        the unified form (NFKC, lower case, simplified, punctuation), filler removed, synonyms."""
+        if not isinstance(s, str) or not s:
+            return []
+        if max_chars is not None and len(s) > max_chars:
+            s = s[:max_chars]
+        base = self._base(s)
+        stripped = self._strip_fillers(base)
+        return [("unified", base), ("fillers", stripped), ("synonyms", self._rewrite_synonyms(stripped))]
+
+    def _strip_fillers(self, s: str) -> str:
         if self._fillers_re is not None:
             stripped = _WS.sub(" ", self._fillers_re.sub(" ", s)).strip()
             # A question made only of filler (e.g. "你好") keeps its words.
             if stripped:
-                s = stripped
+                return stripped
+        return s
+
+    def _rewrite_synonyms(self, s: str) -> str:
         if self._syn_re is not None:
             syn = self._syn_map
-            s = self._syn_re.sub(lambda m: syn[m.group(0)], s)
+            return self._syn_re.sub(lambda m: syn[m.group(0)], s)
         return s
 
     # -- features --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Configuration of the staff console and the public board, handed in by the app factory (the
 handoff package never reads settings): the signing key, session timeouts, cookie flags, login
-throttling and the proxies whose X-Forwarded-For is believed."""
+throttling, the proxies whose X-Forwarded-For is believed, and the limit and staging place of uploaded
+FAQ files."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ class ConsoleConfig:
     trusted_proxies: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)  # extra Origins accepted on POST
     page_size: int = 50
+    upload_max_bytes: int = 10 * 1024 * 1024  # FAQ files uploaded for import (/console/kb/import)
+    upload_dir: str = ""  # where uploaded files wait for the confirm step; "": the system temp dir
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < 8:

@@ -38,6 +38,7 @@ REPORTERS: Final = ("supervisor", "reader")
 FAQ_DRAFTERS: Final = ALL  # readers may edit drafts of their unit; publishing stays with FAQ_EDITORS
 WEEKLY: Final = ALL  # admins and supervisors see every unit, staff and readers their own
 DASHBOARD: Final = ("admin", "supervisor")
+KB_CURATORS: Final = ("admin", "supervisor")  # store-wide changes (synonym sets) and whole-store exports
 
 DONE: Final = {
     "review": "已标记复核完成",
@@ -56,6 +57,11 @@ DONE: Final = {
     "password": "密码已修改",
     "department": "部门已保存",
     "template": "答复模板已保存",
+    "faq_retired": "问答已下线，机器人不再使用该答案",
+    "faq_restored": "已恢复到所选版本（作为新版本保存）",
+    "imported": "导入完成，机器人已即时使用新内容",
+    "synonyms": "同义词组已保存",
+    "synonyms_deleted": "同义词组已删除",
 }
 STATUS_CLASS: Final = {PENDING: "pending", IN_PROGRESS: "progress", REPLIED: "replied", CLOSED: "closed"}
 PROMOTED_TAG: Final = "政策留言转化"
@@ -132,10 +138,12 @@ def safe_next(value: str | None) -> str:
 
 
 class RoleGuard:
-    """The FastAPI dependency that admits only the given roles (their set is `roles`)."""
+    """The FastAPI dependency that admits only the given roles (their set is `roles`); `files`:
+    the route accepts uploaded files (every other POST refuses them)."""
 
-    def __init__(self, *roles: str) -> None:
+    def __init__(self, *roles: str, files: bool = False) -> None:
         self.roles = frozenset(roles)
+        self.files = files
 
     async def __call__(self, request: Request, console: ConsoleDep) -> Staff:
         allowed, accounts, config = self.roles, console.accounts, console.config
@@ -155,13 +163,13 @@ class RoleGuard:
             submitted = form.get("csrf")
             if not isinstance(submitted, str) or not hmac.compare_digest(submitted, signed.csrf):
                 raise HTTPException(403, "页面已过期，请刷新后重新提交")
-            if any(not isinstance(v, str) for _, v in form.multi_items()):
+            if not self.files and any(not isinstance(v, str) for _, v in form.multi_items()):
                 raise HTTPException(400, "不接受上传文件")
         return Staff(signed.user, signed.csrf, client_ip(request, config.trusted_proxies))
 
 
-def guard(*roles: str) -> RoleGuard:
-    return RoleGuard(*roles)
+def guard(*roles: str, files: bool = False) -> RoleGuard:
+    return RoleGuard(*roles, files=files)
 
 
 AnyUser = Annotated[Staff, Depends(guard(*ALL))]
@@ -173,6 +181,8 @@ WeeklyReader = Annotated[Staff, Depends(guard(*WEEKLY))]
 Analyst = Annotated[Staff, Depends(guard(*DASHBOARD))]
 Reporter = Annotated[Staff, Depends(guard(*REPORTERS))]
 Admin = Annotated[Staff, Depends(guard("admin"))]
+KbCurator = Annotated[Staff, Depends(guard(*KB_CURATORS))]
+FaqUploader = Annotated[Staff, Depends(guard(*FAQ_EDITORS, files=True))]
 
 
 def base(request: Request, staff: Staff | None, **extra: Any) -> dict[str, Any]:
@@ -208,6 +218,7 @@ __all__ = [
     "FAQ_DRAFTERS",
     "FAQ_EDITORS",
     "HANDLERS",
+    "KB_CURATORS",
     "PREFIX",
     "PROMOTED_TAG",
     "READERS",
@@ -220,7 +231,9 @@ __all__ = [
     "ConsoleDep",
     "FaqDrafter",
     "FaqEditor",
+    "FaqUploader",
     "Handler",
+    "KbCurator",
     "Reader",
     "Reporter",
     "RoleGuard",

@@ -18,7 +18,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from knowledge.errors import InvalidInput
+from knowledge.errors import Conflict, InvalidInput
 from knowledge.faqs.fields import (
     FieldError,
     check_record,
@@ -30,7 +30,15 @@ from knowledge.faqs.fields import (
     question_key,
 )
 from knowledge.faqs.reading import ExcelSerial, RawRow, check_file, detect_format, read_rows
-from knowledge.faqs.records import FIELD_LABELS, FIELDS, ImportFailed, ImportReport, RowError, faq_dict
+from knowledge.faqs.records import (
+    FIELD_LABELS,
+    FIELDS,
+    ImportFailed,
+    ImportItem,
+    ImportReport,
+    RowError,
+    faq_dict,
+)
 from knowledge.faqs.rows import chunks, field_diff, insert_values, last_versions, next_ids, row_values
 from knowledge.models import Faq, FaqVersion, bump_version, utcnow
 
@@ -58,13 +66,16 @@ class ImportMethods:
         allow_empty_answer: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_rows: int = MAX_ROWS,
+        expected_version: int | None = None,
     ) -> ImportReport:
         """Import FAQs from xlsx, csv or jsonl (by extension or `fmt`). Every row is validated first;
         any problem raises ImportFailed listing all of them and nothing is written. Otherwise all rows
         are written in one transaction (one version stamp). Existing entries are found by id, or by
         the normalised standard question for rows without an id; `on_duplicate` says whether to update
         them (versioned, action "import"), skip them or reject the file. Columns missing from the file
-        keep their stored values on update."""
+        keep their stored values on update. With `expected_version` (the store version a dry run was
+        made at), a store that changed since raises Conflict and nothing is written: the write is
+        then exactly what the dry run reported."""
         if on_duplicate not in ("update", "skip", "error"):
             raise InvalidInput(
                 "on_duplicate 应为 update、skip 或 error", f"bad on_duplicate {on_duplicate!r}"
@@ -90,6 +101,10 @@ class ImportMethods:
         try:
             with self._sessions() as s, s.begin():
                 seq = bump_version(s)
+                if expected_version is not None and seq != expected_version + 1:
+                    raise Conflict(
+                        "问答库在试导入后已有改动，请重新上传文件试导入", "store changed since the dry run"
+                    )
                 plan = _plan(s, parsed, on_duplicate, allow_empty_answer)
                 if plan.errors:
                     raise ImportFailed(plan.errors)
@@ -184,6 +199,30 @@ class _Plan:
         report.created_ids = [c.values["id"] for c in self.creates if c.values["id"] is not None]
         report.updated_ids = [u.values["id"] for u in self.updates]
         report.skipped_ids = list(self.skipped)
+        items = [
+            ImportItem(
+                c.line,
+                "create",
+                c.values["id"],
+                c.values["question"],
+                c.values["unit"],
+                None,
+                field_diff({}, c.values),
+            )
+            for c in self.creates
+        ] + [
+            ImportItem(
+                u.line,
+                "update",
+                u.values["id"],
+                u.values["question"],
+                u.values["unit"],
+                u.diff["unit"][0] if "unit" in u.diff else u.values["unit"],
+                u.diff,
+            )
+            for u in self.updates
+        ]
+        report.items = sorted(items, key=lambda i: i.line)
 
 
 def _validate_rows(raw: list[RawRow], *, tabular: bool) -> tuple[list[_Parsed], list[RowError]]:

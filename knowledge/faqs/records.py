@@ -1,7 +1,7 @@
 """The FAQ record types and their one conversion to a dict: the statuses and field order (with the
 Chinese labels staff see), `FaqRecord` (one entry as read from the store, built from its row by
 `to_record`), `VersionRecord` (one entry of the edit history), `SynonymSetRecord`, the results of an
-import (`ImportReport`, `RowError`, `ImportFailed`), and `faq_dict`, the only place an FAQ becomes a
+import (`ImportReport` with its `ImportItem`s, `RowError`, `ImportFailed`), and `faq_dict`, the only place an FAQ becomes a
 dict (exports, version snapshots, the command line, the sync API). Whether an entry is valid on a day
 is decided by `knowledge.policies.validity.faq_validity`, the one FAQ validity rule.
 """
@@ -152,6 +152,20 @@ class ImportFailed(PolicybotError):
         return self.user_message
 
 
+@dataclass(frozen=True)
+class ImportItem:
+    """One row of an import that changes the store: "create" or "update", with the fields it sets
+    (`changes`: field -> [old, new]) and the drafting unit before and after (for permission checks)."""
+
+    line: int
+    action: str
+    id: str | None
+    question: str
+    unit: str | None
+    old_unit: str | None
+    changes: dict[str, list[Any]] = field(default_factory=dict)
+
+
 @dataclass
 class ImportReport:
     fmt: str
@@ -166,6 +180,7 @@ class ImportReport:
     updated_ids: list[str] = field(default_factory=list)
     skipped_ids: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    items: list[ImportItem] = field(default_factory=list)  # the rows that create or update, in file order
 
     def summary(self) -> str:
         head = "试导入（未写入）" if self.dry_run else "导入完成"

@@ -46,10 +46,21 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/console/tickets/{no}/unpublish"): HANDLE,
     ("POST", "/console/tickets/{no}/promote"): HANDLE,
     ("GET", "/console/faq-search"): HANDLE,
-    ("GET", "/console/faqs"): ALL,  # readers: drafts of their unit
+    ("GET", "/console/faqs"): ALL,  # every published FAQ; drafts only of the user's units
     ("GET", "/console/faqs/{faq_id}"): ALL,
     ("POST", "/console/faqs/{faq_id}"): ALL,
     ("POST", "/console/faqs/{faq_id}/publish"): {ADMIN, STAFF, SUPER},
+    ("POST", "/console/faqs/{faq_id}/retire"): {ADMIN, STAFF, SUPER},
+    ("POST", "/console/faqs/{faq_id}/restore"): {ADMIN, STAFF, SUPER},
+    ("GET", "/console/kb/export"): ALL,  # staff and readers: published entries only
+    ("GET", "/console/kb/import"): {ADMIN, STAFF, SUPER},
+    ("POST", "/console/kb/import"): {ADMIN, STAFF, SUPER},
+    ("POST", "/console/kb/import/confirm"): {ADMIN, STAFF, SUPER},
+    ("GET", "/console/kb/synonyms"): ALL,
+    ("POST", "/console/kb/synonyms"): {ADMIN, SUPER},
+    ("POST", "/console/kb/synonyms/{set_id}"): {ADMIN, SUPER},
+    ("POST", "/console/kb/synonyms/{set_id}/delete"): {ADMIN, SUPER},
+    ("GET", "/console/hit-test"): ALL,
     ("GET", "/console/reports"): {SUPER, READER},
     ("GET", "/console/weekly"): ALL,  # staff and readers: their units only
     ("GET", "/console/weekly/{week}"): ALL,
@@ -129,6 +140,7 @@ def world(demo_url: str) -> Iterator[tuple[FastAPI, dict[str, str]]]:  # noqa: F
         "dept_id": "1",
         "tid": "1",
         "item_id": "999999",
+        "set_id": "1",
     }
     yield app, params
 

@@ -1,15 +1,31 @@
-"""The console's route modules, one module-level `router` each (auth, queue, tickets, faqs, weekly,
-upkeep, dashboard, admin), on the shared dependencies of `handoff.console.deps`; `ROUTERS` is the order in
-which `handoff.console.router.build_console_router` includes them under /console.
+"""The console's route modules, one module-level `router` each (auth, queue, tickets, faqs and the
+knowledge base: kb, kb_import, kb_tools, weekly, upkeep, dashboard, admin), on the shared dependencies
+of `handoff.console.deps`; `ROUTERS` is the order in which `handoff.console.router.build_console_router`
+includes them under /console.
 """
 
-from handoff.console.routes import admin, auth, dashboard, faqs, queue, tickets, upkeep, weekly
+from handoff.console.routes import (
+    admin,
+    auth,
+    dashboard,
+    faqs,
+    kb,
+    kb_import,
+    kb_tools,
+    queue,
+    tickets,
+    upkeep,
+    weekly,
+)
 
 ROUTERS = (
     auth.router,
     queue.router,
     tickets.router,
     faqs.router,
+    kb.router,
+    kb_import.router,
+    kb_tools.router,
     dashboard.router,
     weekly.router,
     upkeep.router,

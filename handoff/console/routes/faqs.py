@@ -1,7 +1,8 @@
-"""Console routes of FAQ review (/console/faqs): the drafts a user may edit and the FAQs promoted
-from tickets, one FAQ's form, saving it (readers only drafts of their own unit) and publishing it
-(the bot uses the new answer at once). Edits carry the FAQ's sequence number so that a concurrent
-edit is a 409 with the form kept; every edit and publication is audited.
+"""Console routes of one FAQ (/console/faqs/{id}; the list is `kb`'s): its page (the form for those
+who may change it, else a read-only view, with its usage and its history with field diffs), saving it
+(readers only drafts of their own unit) and publishing it (the bot uses the new answer at once).
+Edits carry the FAQ's sequence number so that a concurrent edit is a 409 with the form kept; every
+edit and publication is audited.
 """
 
 from typing import Annotated, Any
@@ -11,7 +12,6 @@ from fastapi.responses import RedirectResponse
 
 from handoff.console.deps import (
     PREFIX,
-    PROMOTED_TAG,
     Console,
     ConsoleDep,
     FaqDrafter,
@@ -20,9 +20,11 @@ from handoff.console.deps import (
     base,
     split_lines,
 )
+from handoff.console.faq_views import history_entries, may_change, may_read, policy_labels
 from handoff.console.web import ConsoleRoute, render
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
 from knowledge.faqs import FaqRecord
+from knowledge.faqs.catalog import FaqCatalog
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -33,33 +35,16 @@ FaqLine = Annotated[str, Form(max_length=600)]
 def editable_faq(console: Console, staff: Staff, faq_id: str) -> FaqRecord:
     """An FAQ this user may edit: any of their units', or only drafts for drafting-unit readers."""
     rec = console.faqs.get(faq_id)
-    if rec is None or not (
-        staff.user.may_edit_faq(rec.unit) or (rec.status == "draft" and staff.user.may_draft_faq(rec.unit))
-    ):
+    if rec is None or not may_change(staff.user, rec):
         raise NotFound("未找到该问答", f"FAQ {faq_id} hidden from {staff.user.username}")
     return rec
 
 
-@router.get("/faqs")
-def faq_list(staff: FaqDrafter, console: ConsoleDep, request: Request) -> Response:
-    faq_store = console.faqs
-    drafts = faq_store.list(status="draft", limit=500, order="recent")
-    drafts = [r for r in drafts if staff.user.may_draft_faq(r.unit)]
-    promoted = [
-        r
-        for r in faq_store.list(tag=PROMOTED_TAG, limit=200, order="recent")
-        if r.status == "published" and staff.user.may_edit_faq(r.unit)
-    ]
-    return render(
-        request,
-        "faqs.html",
-        base(request, staff, title="问答审核", drafts=drafts, promoted=promoted[:50]),
-    )
-
-
 @router.get("/faqs/{faq_id}")
 def faq_page(staff: FaqDrafter, console: ConsoleDep, request: Request, faq_id: str) -> Response:
-    rec = editable_faq(console, staff, faq_id)
+    rec = console.faqs.get(faq_id)
+    if rec is None or not may_read(staff.user, rec):
+        raise NotFound("未找到该问答", f"FAQ {faq_id} hidden from {staff.user.username}")
     return render(
         request,
         "faq.html",
@@ -70,6 +55,13 @@ def faq_page(staff: FaqDrafter, console: ConsoleDep, request: Request, faq_id: s
             f=rec,
             form=_faq_form(rec),
             units=console.known_departments(),
+            editable=may_change(staff.user, rec),
+            may_edit=staff.user.may_edit_faq(rec.unit),
+            history=history_entries(console.faqs.history(rec.id)),
+            usage=FaqCatalog(console.sessions).usage(rec.id),
+            source_name=policy_labels(console.kb, (rec.source_policy or "",)).get(
+                rec.source_policy or "", ""
+            ),
         ),
     )
 
