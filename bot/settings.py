@@ -45,12 +45,22 @@ class Settings(BaseSettings):
         "here (one file per worker) and written to the database when it is back.",
     )
 
-    # --- matcher decision thresholds (calibrate with `policybot kb calibrate`) -------------------
-    answer_threshold: float = Field(0.50, description="Top score at or above which the FAQ is answered.")
-    answer_margin: float = Field(
-        0.05, description="Required lead of the top hit over a different FAQ for a direct answer."
+    # --- matcher decision thresholds: unset = automatic, from the store (`policybot kb calibrate`) ---
+    answer_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Top score at or above which the FAQ is answered (unset: automatic)."
     )
-    clarify_threshold: float = Field(0.45, description="Top score at or above which the top 3 are offered.")
+    answer_margin: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Required lead of the top hit over a different FAQ for a direct answer (unset: automatic).",
+    )
+    clarify_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Top score at or above which the top 3 are offered (unset: automatic)."
+    )
+    calibrate_debounce_seconds: float = Field(
+        30.0, ge=0.0, description="Automatic thresholds are recomputed this long after the store last changed."
+    )
     passage_threshold: float = Field(0.30, description="Minimum score for citing a policy passage.")
     index_refresh_seconds: float = Field(
         2.0, description="How often a process checks the store's version stamp for changes by others."

@@ -37,6 +37,29 @@ CLARIFY_GRID = np.round(np.arange(0.20, 0.951, 0.01), 3)
 
 
 @dataclass(frozen=True)
+class ThresholdPins:
+    """Thresholds fixed by the operator (settings); None = automatic. Pinned values always win."""
+
+    answer: float | None = None
+    margin: float | None = None
+    clarify: float | None = None
+
+    def apply(self, t: Thresholds) -> Thresholds:
+        return Thresholds(
+            answer=t.answer if self.answer is None else self.answer,
+            margin=t.margin if self.margin is None else self.margin,
+            clarify=t.clarify if self.clarify is None else self.clarify,
+        )
+
+    @property
+    def complete(self) -> bool:
+        return None not in (self.answer, self.margin, self.clarify)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(n for n in ("answer", "margin", "clarify") if getattr(self, n) is not None)
+
+
+@dataclass(frozen=True)
 class Samples:
     """Per sample: top score, the second FAQ's score, whether the own FAQ is first, and the own FAQ's
     score when it is among the top 3 (else -1). Negatives have no own FAQ."""
