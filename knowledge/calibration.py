@@ -127,69 +127,70 @@ def collect(matcher: Matcher) -> Samples:
     return Samples(p[:, 0], p[:, 1], p[:, 2] > 0.5, p[:, 3], n_faqs, n[:, 0], n[:, 1])
 
 
+def _rates(s: Samples, a: object, m: object, c: object) -> dict[str, npt.NDArray[np.float64]]:
+    """Shares of each outcome for thresholds given as arrays that broadcast against (..., 1) with the
+    samples on the last axis; the same rule as `decide`."""
+    a, m, c = (np.asarray(x, dtype=np.float64)[..., None] for x in (a, m, c))
+
+    def masks(top: npt.NDArray[np.float64], second: npt.NDArray[np.float64]):  # type: ignore[no-untyped-def]
+        ans = (top >= a) & (top - second >= m) & (top >= c)
+        return ans, (top >= c) & ~ans
+
+    na, nc = masks(s.neg_top, s.neg_second)
+    pa, pc = masks(s.pos_top, s.pos_second)
+    offered = s.pos_own_score >= c
+
+    def share(x: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+        return np.asarray(x.mean(axis=-1) if x.shape[-1] else np.zeros(x.shape[:-1]), dtype=np.float64)
+
+    r = {
+        "right": share(pa & s.pos_own_first),
+        "wrong": share(pa & ~s.pos_own_first),
+        "clarify_right": share(pc & offered),
+        "clarify_other": share(pc & ~offered),
+        "neg_answered": share(na),
+        "neg_clarify": share(nc),
+    }
+    pos_u = RIGHT_ANSWER * r["right"] + WRONG_ANSWER * r["wrong"]
+    pos_u = pos_u + CLARIFY_RIGHT * r["clarify_right"] + CLARIFY_NONE * r["clarify_other"]
+    neg_u = WRONG_ANSWER * r["neg_answered"] + CLARIFY_NONE * r["neg_clarify"]
+    r["utility"] = IN_SCOPE_SHARE * pos_u + (1 - IN_SCOPE_SHARE) * neg_u
+    r["false"] = IN_SCOPE_SHARE * r["wrong"] + (1 - IN_SCOPE_SHARE) * r["neg_answered"]
+    r["declined"] = 1.0 - r["neg_answered"] - r["neg_clarify"]
+    return r
+
+
 def expected(s: Samples, t: Thresholds) -> Expected:
-    """Shares and utility of one set of thresholds on the samples (the same rule as `decide`)."""
-    pa = (s.pos_top >= t.answer) & (s.pos_top - s.pos_second >= t.margin) & (s.pos_top >= t.clarify)
-    pc = (s.pos_top >= t.clarify) & ~pa
-    na = (s.neg_top >= t.answer) & (s.neg_top - s.neg_second >= t.margin) & (s.neg_top >= t.clarify)
-    nc = (s.neg_top >= t.clarify) & ~na
-    n_pos, n_neg = max(1, len(s.pos_top)), max(1, len(s.neg_top))
-    right = float((pa & s.pos_own_first).sum()) / n_pos
-    wrong = float((pa & ~s.pos_own_first).sum()) / n_pos
-    c_right = float((pc & (s.pos_own_score >= t.clarify)).sum()) / n_pos
-    c_other = float(pc.sum()) / n_pos - c_right
-    neg_answered = float(na.sum()) / n_neg
-    neg_clarify = float(nc.sum()) / n_neg
-    pos_u = RIGHT_ANSWER * right + WRONG_ANSWER * wrong + CLARIFY_RIGHT * c_right + CLARIFY_NONE * c_other
-    neg_u = WRONG_ANSWER * neg_answered + CLARIFY_NONE * neg_clarify
-    false = IN_SCOPE_SHARE * wrong + (1 - IN_SCOPE_SHARE) * neg_answered
+    """Shares and utility of one set of thresholds on the samples."""
+    r = {k: float(v) for k, v in _rates(s, t.answer, t.margin, t.clarify).items()}
     return Expected(
-        right=round(right, 4),
-        clarify_right=round(c_right, 4),
-        wrong=round(wrong, 4),
-        negatives_answered=round(neg_answered, 4),
-        negatives_declined=round(1.0 - neg_answered - neg_clarify, 4),
-        false_answer=round(false, 4),
-        utility=round(IN_SCOPE_SHARE * pos_u + (1 - IN_SCOPE_SHARE) * neg_u, 4),
+        right=round(r["right"], 4),
+        clarify_right=round(r["clarify_right"], 4),
+        wrong=round(r["wrong"], 4),
+        negatives_answered=round(r["neg_answered"], 4),
+        negatives_declined=round(r["declined"], 4),
+        false_answer=round(r["false"], 4),
+        utility=round(r["utility"], 4),
     )
 
 
 def _utility_grid(s: Samples, use_positives: bool) -> npt.NDArray[np.float64]:
     """Utility of every (answer, margin, clarify) on the grids; -inf where a limit is broken or
     clarify is above answer. Without enough positives the utility is the answer threshold's
-    lowness (more answers) under the same limits."""
-    a = ANSWER_GRID[:, None, None, None]
-    m = MARGIN_GRID[None, :, None, None]
-    c = CLARIFY_GRID[None, None, :, None]
-
-    def masks(top: npt.NDArray[np.float64], second: npt.NDArray[np.float64]):  # type: ignore[no-untyped-def]
-        t, lead = top[None, None, None, :], (top - second)[None, None, None, :]
-        ans = (t >= a) & (lead >= m) & (t >= c)
-        return ans, (t >= c) & ~ans
-
-    na, nc = masks(s.neg_top, s.neg_second)
-    neg_answered = na.mean(axis=3)
-    neg_declined = 1.0 - neg_answered - nc.mean(axis=3)
-    if use_positives:
-        pa, pc = masks(s.pos_top, s.pos_second)
-        first = s.pos_own_first[None, None, None, :]
-        offered = s.pos_own_score[None, None, None, :] >= c
-        right = (pa & first).mean(axis=3)
-        wrong = (pa & ~first).mean(axis=3)
-        c_right = (pc & offered).mean(axis=3)
-        c_other = pc.mean(axis=3) - c_right
-        pos_u = RIGHT_ANSWER * right + WRONG_ANSWER * wrong + CLARIFY_RIGHT * c_right + CLARIFY_NONE * c_other
-        neg_u = WRONG_ANSWER * neg_answered + CLARIFY_NONE * (1.0 - neg_answered - neg_declined)
-        util = IN_SCOPE_SHARE * pos_u + (1 - IN_SCOPE_SHARE) * neg_u
-        false = IN_SCOPE_SHARE * wrong + (1 - IN_SCOPE_SHARE) * neg_answered
-    else:  # the lowest answer threshold within the limits, at the default margin
-        shape = (len(ANSWER_GRID), len(MARGIN_GRID), len(CLARIFY_GRID))
-        fixed = np.isclose(m[..., 0], Thresholds().margin)
-        util = np.broadcast_to(np.where(fixed, -a[..., 0], -np.inf), shape).astype(np.float64)
-        false = (1 - IN_SCOPE_SHARE) * neg_answered
-    ok = (false <= MAX_FALSE_ANSWER + 1e-9) & (neg_declined >= MIN_NEGATIVES_DECLINED - 1e-9)
-    ok &= c[..., 0] <= a[..., 0]
-    return np.where(ok, util, -np.inf)
+    lowness (more answers) at the default margin, under the same limits. One answer value at a
+    time, so memory stays at margins x clarify values x samples."""
+    m, c = MARGIN_GRID[:, None], CLARIFY_GRID[None, :]
+    out = np.full((len(ANSWER_GRID), len(MARGIN_GRID), len(CLARIFY_GRID)), -np.inf)
+    for i, a in enumerate(ANSWER_GRID):
+        r = _rates(s, np.full((len(MARGIN_GRID), len(CLARIFY_GRID)), a), m + 0 * c, c + 0 * m)
+        if use_positives:
+            util = r["utility"]
+        else:
+            util = np.where(np.isclose(m + 0 * c, Thresholds().margin), -a, -np.inf)
+        ok = (r["false"] <= MAX_FALSE_ANSWER + 1e-9) & (r["declined"] >= MIN_NEGATIVES_DECLINED - 1e-9)
+        ok &= c + 0 * m <= a
+        out[i] = np.where(ok, util, -np.inf)
+    return out
 
 
 def _median_choice(util: npt.NDArray[np.float64]) -> tuple[int, int, int] | None:
