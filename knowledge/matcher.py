@@ -286,7 +286,75 @@ class Matcher:
                 return []
             return self._search(qnorm, k, np.array(pids, dtype=np.int64))
 
-    def _search(self, qnorm: str, k: int, skip: npt.NDArray[np.int64] | None = None) -> list[Hit]:
+    def score_of(self, query: str, faq_id: str) -> float:
+        """The score `search` would give `faq_id` for the query (0.0 when it shares nothing)."""
+        if not isinstance(query, str):
+            return 0.0
+        qnorm = self.text.normalise(query, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        with self._lock:
+            self._ensure_current()
+            pids = self._faq_phrasings.get(faq_id)
+            if not qnorm or not pids:
+                return 0.0
+            hits = self._search(qnorm, 1, only=np.array(pids, dtype=np.int64))
+        return hits[0].score if hits else 0.0
+
+    def similarity(self, a: str, b: str) -> float:
+        """How alike two questions are by this index's own scoring (FAQ mode: the weighted Dice,
+        the character BM25 and the edit ratio, with the store's IDF; a feature the store does not
+        know weighs the most), as if one of them were a phrasing; the mean of both directions.
+        Used to tell whether two citizens' questions are one intent."""
+        if not isinstance(a, str) or not isinstance(b, str):
+            return 0.0
+        na = self.text.normalise(a, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        nb = self.text.normalise(b, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        if not na or not nb:
+            return 0.0
+        if na == nb:
+            return 1.0
+        with self._lock:
+            fa, fb = self.text.features(na), self.text.features(nb)
+            n = max(1, self._live)
+            max_idf = math.log1p((n + 0.5) / 0.5)
+            avg = max(1.0, self._live_chars / self._live) if self._live else 1.0
+
+            def idf(f: str) -> float:
+                fid = self._vocab.get(f)
+                if fid is None or self._df[fid] <= 0:
+                    return max_idf
+                return math.log1p((n - self._df[fid] + 0.5) / (self._df[fid] + 0.5))
+
+        kw = self._kind_weights
+        w = {f: idf(f) * kw.get(kind, 0.0) for f, kind in (fa | fb).items()}
+        wa = sum(w[f] for f in fa)
+        wb = sum(w[f] for f in fb)
+        shared = sum(w[f] for f in fa.keys() & fb.keys())
+        lexical = 2.0 * shared / (wa + wb) if wa + wb > 0 else 0.0
+        if self._bm25_share > 0.0 and kw.get("c", 0.0) > 0.0:
+            ca = [f for f, k in fa.items() if k == "c"]
+            cb = [f for f, k in fb.items() if k == "c"]
+            both = sum(idf(f) for f in set(ca) & set(cb))
+
+            def sat(length: float) -> float:
+                return (BM25_K1 + 1.0) / (1.0 + BM25_K1 * (1.0 - BM25_B + BM25_B * length / avg))
+
+            def bm(q: list[str], d: list[str]) -> float:
+                qi = sum(idf(f) for f in q)
+                return min(1.0, both * sat(len(d)) / (qi * sat(len(q)))) if qi > 0 else 0.0
+
+            bm25 = (bm(ca, cb) + bm(cb, ca)) / 2.0
+            lexical = (1.0 - self._bm25_share) * lexical + self._bm25_share * bm25
+        ratio = fuzz.ratio(na.replace(" ", ""), nb.replace(" ", "")) / 100.0
+        score = self._lexical_weight * lexical + (1.0 - self._lexical_weight) * ratio
+        return round(min(1.0, max(0.0, score)), 6)
+
+    def _search(
+        self,
+        qnorm: str,
+        k: int,
+        skip: npt.NDArray[np.int64] | None = None,
+        only: npt.NDArray[np.int64] | None = None,
+    ) -> list[Hit]:
         qfeats = self.text.features(qnorm)
         if not qfeats:
             return []
@@ -334,6 +402,10 @@ class Matcher:
         acc[alive[: len(acc)] == 0] = 0.0
         if skip is not None and len(skip):
             acc[skip[skip < len(acc)]] = 0.0
+        if only is not None:
+            keep = np.zeros(len(acc), dtype=bool)
+            keep[only[only < len(acc)]] = True
+            acc[~keep] = 0.0
         nz = np.flatnonzero(acc)
         if len(nz) == 0:
             return []

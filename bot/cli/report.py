@@ -18,7 +18,7 @@ def cmd_report_weekly(args: argparse.Namespace, ctx: Context) -> int:
 
     smtp = require_mail(ctx.settings) if args.email else None  # refuse before any work
     params = GapParams(
-        low_score=args.low_score,
+        same_intent=args.same_intent,
         rephrase_minutes=args.rephrase_minutes,
         min_topic_size=args.min_topic_size,
     )
@@ -80,11 +80,11 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--unit", help="只生成该单位的报告")
     p.add_argument("--out", default="reports", help="输出目录（默认 reports）")
     p.add_argument(
-        "--low-score",
-        dest="low_score",
+        "--same-intent",
+        dest="same_intent",
         type=float,
-        default=0.9,
-        help="低于此得分的答复，若同一会话随后换说法再问，计为未解答（默认 0.9）",
+        default=0.5,
+        help="两个问题的匹配相似度达到此值即视为同一问题：用于合并主题、判断换说法再问（默认 0.5）",
     )
     p.add_argument(
         "--rephrase-minutes",
