@@ -40,6 +40,7 @@ from bot.privacy import register_retention_job
 from bot.ratelimit import RateLimiter
 from bot.reporting import JOB_NAME as REPORT_JOB
 from bot.reporting import register_report_job
+from bot.special import register_special_job
 from bot.security import ConsoleIpAllowlist, SecurityHeaders, install_all_log_masking, parse_networks
 from bot.services import build_knowledge_base, build_outbox, build_ticket_service
 from bot.settings import Settings, get_settings
@@ -207,6 +208,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Scheduled jobs: every worker runs the scheduler; a database claim lets one run each period.
     scheduler = Scheduler(sessions)
     register_report_job(scheduler, settings, sessions, kb)
+    register_special_job(scheduler, settings, sessions, kb)
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
 
     @asynccontextmanager

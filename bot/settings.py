@@ -155,6 +155,15 @@ class Settings(BaseSettings):
         description='When the weekly report of the previous week is generated, Beijing time ("MON 08:00"); empty disables.',
     )
     report_dir: str = Field("reports", description="Directory the scheduled weekly reports are written to.")
+    special_topic_askers: int = Field(
+        10, ge=1, description="Distinct citizens asking one unanswered topic within 3 working days that open a 专题 case."
+    )
+    special_topic_due_days: int = Field(
+        10, ge=1, le=120, description="Working days a drafting unit has for a 专题 case."
+    )
+    special_topic_schedule: str = Field(
+        "EVERY 60m", description='How often topics are checked for 专题 cases ("EVERY 60m", "DAILY 09:00"); empty disables.'
+    )
     report_emails: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Recipients per drafting unit (JSON); "全部单位" gets the overview: {"青浦区医疗保障局": ["a@x.gov.cn"]}.',
@@ -208,7 +217,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"POLICYBOT_CONSOLE_IP_ALLOWLIST: 不是有效的 IP 地址或网段：{net}") from None
         return [n.strip() for n in value]
 
-    @field_validator("report_schedule")
+    @field_validator("report_schedule", "special_topic_schedule")
     @classmethod
     def _check_schedule(cls, value: str) -> str:
         from bot.jobs import Schedule  # local: bot.jobs imports the models
