@@ -14,8 +14,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from knowledge.evaluation import evaluate, load_faq_jsonl, load_queries_jsonl
 from knowledge.calibration import calibrate, choose, collect
+from knowledge.evaluation import evaluate, load_faq_jsonl, load_queries_jsonl
 from knowledge.matcher import IndexEntry, Matcher, Thresholds
 from knowledge.text import TextProcessor, warm_up
 

@@ -30,8 +30,8 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz
 
-from knowledge.evaluation import evaluate, load_faq_jsonl, load_queries_jsonl
 from knowledge.calibration import calibrate
+from knowledge.evaluation import evaluate, load_faq_jsonl, load_queries_jsonl
 from knowledge.matcher import Hit, IndexEntry, Matcher, Thresholds
 from knowledge.text import TextProcessor, warm_up
 

@@ -40,10 +40,10 @@ from bot.privacy import register_retention_job
 from bot.ratelimit import RateLimiter
 from bot.reporting import JOB_NAME as REPORT_JOB
 from bot.reporting import register_report_job
-from bot.special import register_special_job
 from bot.security import ConsoleIpAllowlist, SecurityHeaders, install_all_log_masking, parse_networks
 from bot.services import build_knowledge_base, build_outbox, build_ticket_service
 from bot.settings import Settings, get_settings
+from bot.special import register_special_job
 from bot.spool import Spool
 from handoff import clientip
 from handoff.console import ConsoleConfig, build_board_router, build_console_router

@@ -47,7 +47,10 @@ class Settings(BaseSettings):
 
     # --- matcher decision thresholds: unset = automatic, from the store (`policybot kb calibrate`) ---
     answer_threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="Top score at or above which the FAQ is answered (unset: automatic)."
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Top score at or above which the FAQ is answered (unset: automatic).",
     )
     answer_margin: float | None = Field(
         None,
@@ -56,10 +59,15 @@ class Settings(BaseSettings):
         description="Required lead of the top hit over a different FAQ for a direct answer (unset: automatic).",
     )
     clarify_threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="Top score at or above which the top 3 are offered (unset: automatic)."
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Top score at or above which the top 3 are offered (unset: automatic).",
     )
     calibrate_debounce_seconds: float = Field(
-        30.0, ge=0.0, description="Automatic thresholds are recomputed this long after the store last changed."
+        30.0,
+        ge=0.0,
+        description="Automatic thresholds are recomputed this long after the store last changed.",
     )
     passage_threshold: float = Field(0.30, description="Minimum score for citing a policy passage.")
     index_refresh_seconds: float = Field(
@@ -156,13 +164,16 @@ class Settings(BaseSettings):
     )
     report_dir: str = Field("reports", description="Directory the scheduled weekly reports are written to.")
     special_topic_askers: int = Field(
-        10, ge=1, description="Distinct citizens asking one unanswered topic within 3 working days that open a 专题 case."
+        10,
+        ge=1,
+        description="Distinct citizens asking one unanswered topic within 3 working days that open a 专题 case.",
     )
     special_topic_due_days: int = Field(
         10, ge=1, le=120, description="Working days a drafting unit has for a 专题 case."
     )
     special_topic_schedule: str = Field(
-        "EVERY 60m", description='How often topics are checked for 专题 cases ("EVERY 60m", "DAILY 09:00"); empty disables.'
+        "EVERY 60m",
+        description='How often topics are checked for 专题 cases ("EVERY 60m", "DAILY 09:00"); empty disables.',
     )
     report_emails: dict[str, list[str]] = Field(
         default_factory=dict,

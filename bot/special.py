@@ -26,7 +26,9 @@ log = logging.getLogger("policybot.special")
 JOB_NAME = "special_topics"
 
 
-def build_special_topics(settings: Settings, sessions: sessionmaker[Session], kb: KnowledgeBase) -> SpecialTopics:
+def build_special_topics(
+    settings: Settings, sessions: sessionmaker[Session], kb: KnowledgeBase
+) -> SpecialTopics:
     rule = SpecialRule(askers=settings.special_topic_askers, due_workdays=settings.special_topic_due_days)
     return SpecialTopics(sessions, kb, WorkCalendar(sessions), rule)
 
@@ -110,4 +112,11 @@ def register_special_job(
     scheduler.register(JOB_NAME, settings.special_topic_schedule, run, stale_after=dt.timedelta(hours=1))
 
 
-__all__ = ["JOB_NAME", "build_case_message", "build_special_topics", "mail_cases", "register_special_job", "scan_and_mail"]
+__all__ = [
+    "JOB_NAME",
+    "build_case_message",
+    "build_special_topics",
+    "mail_cases",
+    "register_special_job",
+    "scan_and_mail",
+]

@@ -220,7 +220,7 @@ class SpecialTopics:
         s.flush()
         return row
 
-    def list(self, *, status: str | None = None, units: tuple[str, ...] | None = None) -> list[Case]:
+    def cases(self, *, status: str | None = None, units: tuple[str, ...] | None = None) -> list[Case]:
         """Cases, newest first; `units` limits them to those units."""
         stmt = select(CaseRow).order_by(CaseRow.opened_at.desc(), CaseRow.id.desc())
         if status is not None:

@@ -91,11 +91,13 @@ def cmd_report_topics(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     if args.action == "close":
         if not args.no:
-            raise PolicybotError("用法：policybot report topics close 专题编号 --as 用户名", "close needs a case no")
+            raise PolicybotError(
+                "用法：policybot report topics close 专题编号 --as 用户名", "close needs a case no"
+            )
         c = service.close(args.no, by=args.by)
         print(f"专题 {c.no} 已办结")
         return 0
-    cases = service.list(status=args.status)
+    cases = service.cases(status=args.status)
     if args.json:
         print_json([c.as_dict() for c in cases])
         return 0

@@ -226,9 +226,7 @@ def _topics(
                 scattered.append((final, local_day(week[m].at), week[m].reason))
             continue
         listed += 1
-        topic, draft = _topic(
-            index, week, cid, members, f"T{listed:03d}", unit, route, tks, trend, locate, p
-        )
+        topic, draft = _topic(index, week, cid, members, f"T{listed:03d}", unit, route, tks, trend, locate, p)
         topics.append(topic)
         if draft is not None:
             draft_list.append(draft)

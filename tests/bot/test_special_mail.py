@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -15,7 +14,7 @@ from bot.app import create_app
 from bot.settings import get_settings
 from bot.special import JOB_NAME
 from knowledge.gaps import set_route
-from knowledge.models import CHINA_TZ, to_db_time
+from knowledge.models import to_db_time
 from knowledge.usage import QueryLogStore
 from tests.bot.conftest import demo_template, demo_url, make_settings  # noqa: F401  (fixtures)
 from tests.bot.test_report_email import SmtpStub, smtp  # noqa: F401  (fixture)

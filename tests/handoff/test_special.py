@@ -78,7 +78,7 @@ def test_concentrated_topic_opens_one_case_and_replay_opens_nothing(service: Spe
     assert service.scan(NOW) == []  # the same data again
     _ask(service, 5, NOW - dt.timedelta(hours=1), prefix="late", step_minutes=5)
     assert service.scan(NOW + dt.timedelta(hours=1)) == []  # more of the same intent
-    assert [c.no for c in service.list(status="open")] == [case.no]
+    assert [c.no for c in service.cases(status="open")] == [case.no]
     closed = service.close(case.no, by="admin")
     assert closed.status == "closed" and closed.closed_by == "admin"
     assert service.scan(NOW + dt.timedelta(hours=2)) == []  # closed within 4 weeks: still known

@@ -92,7 +92,12 @@ def test_a_burst_of_changes_recalibrates_once_after_the_quiet_period(sessions) -
 
     kb.recalibrate = counting  # type: ignore[method-assign]
     for i in range(3):
-        kb.faqs.add(by="admin", question=f"测试新增问题第{i}条怎么办理", answer="见窗口", similar=[f"第{i}条测试怎么办"])
+        kb.faqs.add(
+            by="admin",
+            question=f"测试新增问题第{i}条怎么办理",
+            answer="见窗口",
+            similar=[f"第{i}条测试怎么办"],
+        )
         kb.ask("你好")  # the index follows each change
     assert calls == []  # nothing while changes keep coming
     deadline = time.monotonic() + 20

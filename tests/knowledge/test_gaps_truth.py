@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from knowledge.db import make_sessionmaker
 from knowledge.demo import DEMO_DIR
 from knowledge.evaluation import load_faq_jsonl
-from knowledge.matcher import Matcher
 from knowledge.gaps import NearestFaq, analyse_store, parse_week, render_html
+from knowledge.matcher import Matcher
 from knowledge.text import TextProcessor
 from knowledge.usage import QueryLogStore
 

@@ -72,7 +72,7 @@ def weekly_list(staff: WeeklyReader, console: ConsoleDep, request: Request, week
         weeks.append(label)
     runs = list(report_runs()) if report_runs and staff.user.role in ("admin", "supervisor") else []
     everyone = staff.user.role in ("admin", "supervisor")
-    cases = _special(console).list(units=None if everyone else tuple(staff.user.departments))
+    cases = _special(console).cases(units=None if everyone else tuple(staff.user.departments))
     return render(
         request,
         "weekly.html",
@@ -103,7 +103,7 @@ def _special(console: ConsoleDep) -> SpecialTopics:
 @router.post("/weekly/special/{no}/close")
 def special_close(staff: WeeklyReader, console: ConsoleDep, no: str) -> Response:
     service = _special(console)
-    case = next((c for c in service.list() if c.no == no), None)
+    case = next((c for c in service.cases() if c.no == no), None)
     if case is None or not may_see_unit(staff.user.role, staff.user.departments, case.unit):
         raise NotFound("未找到该专题", f"special case {no!r} hidden from {staff.user.username}")
     if not staff.user.may_draft_faq(case.unit):
