@@ -381,39 +381,9 @@ class Matcher:
         qw = _idf(df_all[qids], n) * kw_all[qids]
         qnorm_weight = float(qw.sum()) + unknown_weight
 
-        # Candidate generation: rarest features first, within a postings budget.
-        order = np.argsort(df_all[qids], kind="stable")
-        chunks: list[npt.NDArray[np.int32]] = []
-        weights: list[npt.NDArray[np.float64]] = []
-        used = 0
-        for j in order:
-            post = self._postings[int(qids[j])]
-            if chunks and used + len(post) > POSTINGS_BUDGET:
-                break
-            arr = np.frombuffer(post, dtype=np.int32)
-            if len(arr) > POSTINGS_BUDGET:
-                arr = arr[:POSTINGS_BUDGET]
-            chunks.append(arr)
-            weights.append(np.full(len(arr), qw[j]))
-            used += len(arr)
-        all_ids = np.concatenate(chunks)
-        acc = np.bincount(all_ids, weights=np.concatenate(weights), minlength=len(self._ph_slot))
-        alive = np.frombuffer(self._ph_alive, dtype=np.uint8)
-        acc[alive[: len(acc)] == 0] = 0.0
-        if skip is not None and len(skip):
-            acc[skip[skip < len(acc)]] = 0.0
-        if only is not None:
-            keep = np.zeros(len(acc), dtype=bool)
-            keep[only[only < len(acc)]] = True
-            acc[~keep] = 0.0
-        nz = np.flatnonzero(acc)
-        if len(nz) == 0:
+        cands = self._candidates(qids, qw, df_all, skip, only)
+        if cands is None:
             return []
-        if len(nz) > CANDIDATES:
-            top = np.argpartition(acc[nz], -CANDIDATES)[-CANDIDATES:]
-            cands = nz[top]
-        else:
-            cands = nz
 
         # Exact weighted overlap for the candidates (all query features, common ones included).
         offs = np.frombuffer(self._doc_offs, dtype=np.int64)
@@ -465,6 +435,47 @@ class Matcher:
             for slot, (score, pid) in ranked
             if score > 0.0
         ]
+
+    def _candidates(
+        self,
+        qids: npt.NDArray[np.int64],
+        qw: npt.NDArray[np.float64],
+        df_all: npt.NDArray[np.int32],
+        skip: npt.NDArray[np.int64] | None,
+        only: npt.NDArray[np.int64] | None,
+    ) -> npt.NDArray[np.int64] | None:
+        """Candidate generation: rarest features first, within a postings budget; phrasings in
+        `skip` left out, only those in `only` kept. None when nothing shares a feature."""
+        order = np.argsort(df_all[qids], kind="stable")
+        chunks: list[npt.NDArray[np.int32]] = []
+        weights: list[npt.NDArray[np.float64]] = []
+        used = 0
+        for j in order:
+            post = self._postings[int(qids[j])]
+            if chunks and used + len(post) > POSTINGS_BUDGET:
+                break
+            arr = np.frombuffer(post, dtype=np.int32)
+            if len(arr) > POSTINGS_BUDGET:
+                arr = arr[:POSTINGS_BUDGET]
+            chunks.append(arr)
+            weights.append(np.full(len(arr), qw[j]))
+            used += len(arr)
+        all_ids = np.concatenate(chunks)
+        acc = np.bincount(all_ids, weights=np.concatenate(weights), minlength=len(self._ph_slot))
+        alive = np.frombuffer(self._ph_alive, dtype=np.uint8)
+        acc[alive[: len(acc)] == 0] = 0.0
+        if skip is not None and len(skip):
+            acc[skip[skip < len(acc)]] = 0.0
+        if only is not None:
+            keep = np.zeros(len(acc), dtype=bool)
+            keep[only[only < len(acc)]] = True
+            acc[~keep] = 0.0
+        nz = np.flatnonzero(acc)
+        if len(nz) == 0:
+            return None
+        if len(nz) > CANDIDATES:
+            return np.asarray(nz[np.argpartition(acc[nz], -CANDIDATES)[-CANDIDATES:]], dtype=np.int64)
+        return np.asarray(nz, dtype=np.int64)
 
     def _bm25(
         self, matched_idf: npt.NDArray[np.float64], cands: npt.NDArray[np.int64], q_idf: float, q_len: int

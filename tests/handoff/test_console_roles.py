@@ -56,6 +56,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/console/weekly/{week}/chart.png"): ALL,
     ("GET", "/console/weekly/{week}/download"): ALL,
     ("POST", "/console/weekly/{week}/draft"): ALL,
+    ("POST", "/console/weekly/special/{no}/close"): ALL,  # the case's unit (readers too) or an admin
     ("GET", "/console/dashboard"): {ADMIN, SUPER},
     ("GET", "/console/dashboard.csv"): {ADMIN, SUPER},
     ("GET", "/console/admin/users"): {ADMIN},
