@@ -30,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 from rapidfuzz import fuzz
 
+from knowledge.calibration import calibrate
 from knowledge.evaluation import evaluate, load_faq_jsonl, load_queries_jsonl
-from knowledge.matcher import Hit, IndexEntry, Matcher, Thresholds, calibrate
+from knowledge.matcher import Hit, IndexEntry, Matcher, Thresholds
 from knowledge.text import TextProcessor, warm_up
 
 DATA = Path(os.environ.get("POLICYBOT_EVAL_DATA", "/work/shared/data"))

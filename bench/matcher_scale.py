@@ -142,6 +142,14 @@ def main() -> int:
         b_top1 += int(best is not None and ids[best[2]] == exp)
     b_med = statistics.median(bl)
 
+    # Automatic thresholds on the big index (what the service does after a change, in the background).
+    from knowledge.calibration import choose, collect
+
+    t, c = time.perf_counter(), time.process_time()
+    report = choose(collect(m))
+    cal_s, cal_cpu = time.perf_counter() - t, time.process_time() - c
+    rss_cal = rss_mb()
+
     # Incremental update cost on the big index.
     t = time.perf_counter()
     for e in entries[:100]:
@@ -163,6 +171,10 @@ def main() -> int:
         f"top-1 {top1 / len(queries):.3f}"
     )
     print(f"process RSS: {rss_after:.0f} MB after build ({rss_before:.0f} MB before; goal < 1024 MB)")
+    print(
+        f"calibration (collect + choose, {report.n_held_out} held out, {report.n_negatives} removed): "
+        f"{cal_s:.1f} s wall, {cal_cpu:.1f} s CPU, RSS {rss_cal:.0f} MB after; chosen {report.thresholds}"
+    )
     print(
         f"baseline rapidfuzz process.extractOne over all {len(texts)} phrasings "
         f"({N_BASELINE} queries): median {b_med:.1f} ms, top-1 {b_top1 / N_BASELINE:.2f}"

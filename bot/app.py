@@ -44,6 +44,7 @@ from bot.reporting import register_report_job
 from bot.security import ConsoleIpAllowlist, SecurityHeaders, install_all_log_masking, parse_networks
 from bot.services import build_knowledge_base, build_outbox, build_ticket_service
 from bot.settings import Settings, get_settings
+from bot.special import register_special_job
 from bot.spool import Spool
 from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
@@ -268,6 +269,7 @@ def _build_parts(settings: Settings) -> Parts:
     # Scheduled jobs: every worker runs the scheduler; a database claim lets one run each period.
     scheduler = Scheduler(sessions)
     register_report_job(scheduler, settings, sessions, kb)
+    register_special_job(scheduler, settings, sessions, kb)
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
     register_upkeep_jobs(scheduler, settings, sessions)  # link check, validity sweep (bot/upkeep.py)
     return Parts(

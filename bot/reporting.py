@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.jobs import JobContext, Scheduler
 from bot.settings import Settings
-from handoff.weekly import ticket_summaries, unit_locator
+from handoff.weekly import faq_locator, ticket_summaries, unit_locator
 from knowledge.answer import KnowledgeBase
 from knowledge.errors import PolicybotError
 from knowledge.gaps import OVERVIEW, GapParams, WeeklyResult, WrittenReport, generate_weekly, resolve_period
@@ -214,6 +214,8 @@ def generate(
         tickets=tickets,
         text=kb.text,
         locate_unit=unit_locator(kb),
+        locate_faq=faq_locator(kb),
+        matcher=kb.matcher,
         params=p,
     )
 

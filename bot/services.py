@@ -11,11 +11,12 @@ from bot.settings import Settings
 from handoff.sla import WorkCalendar
 from handoff.tickets import Notifier, TicketService
 from knowledge.answer import KnowledgeBase
-from knowledge.matcher import Thresholds
+from knowledge.calibration import ThresholdPins
 
 
-def thresholds(settings: Settings) -> Thresholds:
-    return Thresholds(
+def threshold_pins(settings: Settings) -> ThresholdPins:
+    """The thresholds the operator pinned; the rest are set from the store (knowledge.calibration)."""
+    return ThresholdPins(
         answer=settings.answer_threshold, margin=settings.answer_margin, clarify=settings.clarify_threshold
     )
 
@@ -23,10 +24,11 @@ def thresholds(settings: Settings) -> Thresholds:
 def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) -> KnowledgeBase:
     return KnowledgeBase(
         sessions,
-        thresholds=thresholds(settings),
+        pins=threshold_pins(settings),
         passage_threshold=settings.passage_threshold,
         refresh_seconds=settings.index_refresh_seconds,
         public_base_url=settings.public_base_url,
+        calibrate_debounce_seconds=settings.calibrate_debounce_seconds,
     )
 
 

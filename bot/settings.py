@@ -45,12 +45,30 @@ class Settings(BaseSettings):
         "here (one file per worker) and written to the database when it is back.",
     )
 
-    # --- matcher decision thresholds (calibrate with `policybot kb calibrate`) -------------------
-    answer_threshold: float = Field(0.50, description="Top score at or above which the FAQ is answered.")
-    answer_margin: float = Field(
-        0.05, description="Required lead of the top hit over a different FAQ for a direct answer."
+    # --- matcher decision thresholds: unset = automatic, from the store (`policybot kb calibrate`) ---
+    answer_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Top score at or above which the FAQ is answered (unset: automatic).",
     )
-    clarify_threshold: float = Field(0.45, description="Top score at or above which the top 3 are offered.")
+    answer_margin: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Required lead of the top hit over a different FAQ for a direct answer (unset: automatic).",
+    )
+    clarify_threshold: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Top score at or above which the top 3 are offered (unset: automatic).",
+    )
+    calibrate_debounce_seconds: float = Field(
+        30.0,
+        ge=0.0,
+        description="Automatic thresholds are recomputed this long after the store last changed.",
+    )
     passage_threshold: float = Field(0.30, description="Minimum score for citing a policy passage.")
     index_refresh_seconds: float = Field(
         2.0, description="How often a process checks the store's version stamp for changes by others."
@@ -163,6 +181,18 @@ class Settings(BaseSettings):
         "DAILY 03:45",
         description="When the validity sweep runs (expired policies, FAQs whose source changes or expires in 30 days); empty disables.",
     )
+    special_topic_askers: int = Field(
+        10,
+        ge=1,
+        description="Distinct citizens asking one unanswered topic within 3 working days that open a 专题 case.",
+    )
+    special_topic_due_days: int = Field(
+        10, ge=1, le=120, description="Working days a drafting unit has for a 专题 case."
+    )
+    special_topic_schedule: str = Field(
+        "EVERY 60m",
+        description='How often topics are checked for 专题 cases ("EVERY 60m", "DAILY 09:00"); empty disables.',
+    )
     report_emails: dict[str, list[str]] = Field(
         default_factory=dict,
         description='Recipients per drafting unit (JSON); "全部单位" gets the overview: {"青浦区医疗保障局": ["a@x.gov.cn"]}.',
@@ -216,7 +246,9 @@ class Settings(BaseSettings):
                 raise ValueError(f"POLICYBOT_CONSOLE_IP_ALLOWLIST: 不是有效的 IP 地址或网段：{net}") from None
         return [n.strip() for n in value]
 
-    @field_validator("report_schedule", "link_check_schedule", "validity_sweep_schedule")
+    @field_validator(
+        "report_schedule", "link_check_schedule", "validity_sweep_schedule", "special_topic_schedule"
+    )
     @classmethod
     def _check_schedule(cls, value: str) -> str:
         from bot.jobs import Schedule  # local: bot.jobs imports the models

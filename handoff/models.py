@@ -227,3 +227,30 @@ class ReplyTemplate(Base):
     department: Mapped[str] = mapped_column(String(200), default="")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     updated_by: Mapped[str] = mapped_column(String(100), default="")
+
+
+class SpecialCase(Base):
+    """A 专题 case (seed 002 二.4): questions of one unanswered topic concentrated, so its drafting
+    unit is asked to investigate by `due_on` (handoff/special.py). `emailed_at` is set once the unit
+    was told by e-mail; `samples` are masked questions of the topic."""
+
+    __tablename__ = "special_case"
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    no: Mapped[str] = mapped_column(String(20), unique=True)
+    unit: Mapped[str] = mapped_column(String(200), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    representative: Mapped[str] = mapped_column(Text)
+    samples: Mapped[list[str]] = mapped_column(JSON, default=list)
+    askers: Mapped[int] = mapped_column(Integer)
+    questions: Mapped[int] = mapped_column(Integer)
+    trigger: Mapped[str] = mapped_column(String(12))  # askers | surge
+    window_start: Mapped[dt.date] = mapped_column(Date)
+    window_end: Mapped[dt.date] = mapped_column(Date)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow, index=True)
+    due_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    closed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    emailed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -28,6 +28,7 @@ from knowledge.gaps import (
     GapAnalysis,
     GapParams,
     GapReport,
+    NearestFaq,
     Period,
     TicketSummary,
     Topic,
@@ -88,6 +89,19 @@ def unit_locator(kb: KnowledgeBase) -> Callable[[str], str | None]:
     return locate
 
 
+def faq_locator(kb: KnowledgeBase) -> Callable[[str], NearestFaq | None]:
+    """The existing FAQ nearest to a topic's question: the top hit of a knowledge-base search now,
+    whether or not it would be answered."""
+
+    def locate(question: str) -> NearestFaq | None:
+        hits = kb.ask(question).hits
+        if not hits:
+            return None
+        return NearestFaq(hits[0].faq_id, hits[0].question, round(hits[0].score, 4))
+
+    return locate
+
+
 def analyse_week(
     sessions: sessionmaker[Session], kb: KnowledgeBase, period: Period, params: GapParams | None = None
 ) -> GapAnalysis:
@@ -101,6 +115,8 @@ def analyse_week(
         tickets=tickets,
         text=kb.text,
         locate_unit=unit_locator(kb),
+        locate_faq=faq_locator(kb),
+        matcher=kb.matcher,
         params=p,
     )
 
@@ -247,6 +263,7 @@ __all__ = [
     "may_see_unit",
     "previous_week",
     "recent_weeks",
+    "faq_locator",
     "ticket_summaries",
     "topic_draft_fields",
     "unit_locator",

@@ -4,7 +4,10 @@ It joins the FAQ store, the matcher and the policy passages: an FAQ answer when 
 best, else clarify with the top 3, else the best cited policy passages, else none. FAQs that are not
 current (source policy 失效/废止, outside valid-from/valid-to) are never given as an answer; they are
 reported in `flags`. The in-memory index follows the store: `refresh()` compares the store's version
-stamp (at most every `refresh_seconds`) and applies only the changed entries.
+stamp (at most every `refresh_seconds`) and applies only the changed entries. Unless fixed thresholds
+are given, the decision thresholds are the store's own (`knowledge.calibration`): computed when the
+index is first built and again `calibrate_debounce_seconds` after the store last changed, in a
+background thread; values pinned by the operator win.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Literal
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from knowledge.calibration import CalibrationReport, ThresholdPins, choose, collect
 from knowledge.faqs import FaqRecord, FaqStore
 from knowledge.links import LinkHealth
 from knowledge.matcher import Hit, Matcher, Thresholds
@@ -31,6 +35,7 @@ from knowledge.text import TextProcessor
 log = logging.getLogger(__name__)
 
 DecisionKind = Literal["answer", "clarify", "passage", "none"]
+SYNC_CALIBRATION_PHRASINGS = 5_000  # up to this size the first calibration runs before the first answer
 
 
 @dataclass(frozen=True)
@@ -147,15 +152,23 @@ class KnowledgeBase:
         sessions: sessionmaker[Session],
         *,
         thresholds: Thresholds | None = None,
+        pins: ThresholdPins | None = None,
         passage_threshold: float = 0.3,
         refresh_seconds: float = 2.0,
+        calibrate_debounce_seconds: float = 30.0,
         text: TextProcessor | None = None,
         public_base_url: str | None = None,
     ) -> None:
+        """`thresholds` fixes the decision thresholds; without it they are automatic (`pins` win)."""
         self.sessions = sessions
         self.public_base_url = (public_base_url or "").rstrip("/") or None
         self.links = LinkHealth(sessions, refresh_seconds=max(refresh_seconds, 5.0))
-        self.thresholds = thresholds or Thresholds()
+        self._fixed = thresholds
+        self.pins = pins or ThresholdPins()
+        self.calibrate_debounce_seconds = calibrate_debounce_seconds
+        self.calibration: CalibrationReport | None = None  # the latest automatic calibration
+        self._timer: threading.Timer | None = None
+        self._cal_lock = threading.Lock()
         self.passage_threshold = passage_threshold
         self.refresh_seconds = refresh_seconds
         self.text = text or TextProcessor()
@@ -186,12 +199,62 @@ class KnowledgeBase:
             if version == self._seen and not force:
                 return False
             synonyms = self.faqs.synonyms()
-            if force or self._seen < 0 or synonyms != self._synonyms:
+            first = self._seen < 0
+            if force or first or synonyms != self._synonyms:
                 self._rebuild(synonyms)
             else:
                 self._apply(self.faqs.changes_since(self._seen, limit=100_000))
             self._seen = version
-            return True
+        if self._fixed is None and not self.pins.complete:
+            if first and self.matcher.phrasing_count <= SYNC_CALIBRATION_PHRASINGS:
+                self.recalibrate()
+            else:
+                self._schedule_calibration(0.0 if first else self.calibrate_debounce_seconds)
+        return True
+
+    # --- thresholds -----------------------------------------------------------------------------
+    @property
+    def thresholds(self) -> Thresholds:
+        """The thresholds in force: fixed ones, else pinned values over the store's own (the
+        built-in defaults until the first calibration has run or when the store is too small)."""
+        if self._fixed is not None:
+            return self._fixed
+        auto = self.calibration.thresholds if self.calibration is not None else Thresholds()
+        return self.pins.apply(auto)
+
+    def recalibrate(self) -> CalibrationReport:
+        """Compute the store's thresholds now, from the live index (searches go on meanwhile)."""
+        with self._cal_lock:
+            report = choose(collect(self.matcher))
+            self.calibration = report
+        log.info(
+            "thresholds calibrated: answer=%.3f margin=%.3f clarify=%.3f automatic=%s",
+            report.thresholds.answer,
+            report.thresholds.margin,
+            report.thresholds.clarify,
+            report.automatic,
+        )
+        return report
+
+    def _schedule_calibration(self, delay: float) -> None:
+        """Debounce: every change restarts the wait, so a burst of edits costs one calibration."""
+        if self._timer is not None:
+            self._timer.cancel()
+        timer = threading.Timer(delay, self._calibrate_quietly)
+        timer.daemon = True
+        self._timer = timer
+        timer.start()
+
+    def _calibrate_quietly(self) -> None:
+        try:
+            self.recalibrate()
+        except Exception:  # a background thread must not die silently with a half-set state
+            log.exception("threshold calibration failed; previous thresholds kept")
+
+    def close(self) -> None:
+        """Stop a pending calibration (tests, shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
 
     def _rebuild(self, synonyms: list[list[str]]) -> None:
         self.text.set_synonyms(synonyms)

@@ -1,7 +1,8 @@
 """Offline evaluation of the FAQ matcher on a labelled query set: loaders for the JSON-lines FAQ and
 query files (bench/ and `policybot kb eval`), and `evaluate`, which indexes the entries, runs every
-query through search + decide with the given thresholds and reports top-1/top-3 accuracy, the
-out-of-scope rejection rate, the false-answer rate and per-query latency."""
+query through search + decide with the given thresholds and reports top-1/top-3 accuracy, the shares
+answered directly and right or given a clarify that offers the right FAQ, the out-of-scope rejection
+rate, the false-answer rate and per-query latency."""
 
 from __future__ import annotations
 
@@ -73,9 +74,12 @@ def evaluate(
     *,
     make_matcher: Callable[[], Matcher] | None = None,
 ) -> dict[str, float]:
-    """Metrics with keys n, top1, top3, oos_reject, false_answer, p50_ms, p99_ms.
+    """Metrics with keys n, top1, top3, answer_right, clarify_right, oos_reject, false_answer, p50_ms,
+    p99_ms.
 
-    top1/top3 over in-scope queries; oos_reject = out-of-scope queries decided "none";
+    top1/top3 over in-scope queries; answer_right = in-scope queries answered directly with the right
+    FAQ, clarify_right = in-scope queries given a clarify that offers the right FAQ (both shares of the
+    in-scope queries); oos_reject = out-of-scope queries decided "none";
     false_answer = (in-scope answered with the wrong FAQ + out-of-scope answered) / n;
     latency = search + decide per query. `make_matcher` builds a differently configured matcher
     (benchmark ablations).
@@ -83,7 +87,7 @@ def evaluate(
     matcher = make_matcher() if make_matcher is not None else Matcher(text)
     matcher.build(entries)
     matcher.search("预热")  # load jieba and friends outside the timed loop
-    n_in = n_out = top1 = top3 = rejected = wrong = 0
+    n_in = n_out = top1 = top3 = rejected = wrong = right = clarify_right = 0
     latencies: list[float] = []
     for query, expected in queries:
         t0 = time.perf_counter()
@@ -101,8 +105,12 @@ def evaluate(
             n_in += 1
             top1 += int(ids[:1] == [expected])
             top3 += int(expected in ids[:3])
-            if decision.kind == "answer" and decision.hits[0].faq_id != expected:
-                wrong += 1
+            if decision.kind == "answer":
+                ok = decision.hits[0].faq_id == expected
+                right += ok
+                wrong += not ok
+            elif decision.kind == "clarify":
+                clarify_right += any(h.faq_id == expected for h in decision.hits)
     latencies.sort()
 
     def pct(p: float) -> float:
@@ -115,6 +123,8 @@ def evaluate(
         "n": n,
         "top1": round(top1 / n_in, 4) if n_in else 0.0,
         "top3": round(top3 / n_in, 4) if n_in else 0.0,
+        "answer_right": round(right / n_in, 4) if n_in else 0.0,
+        "clarify_right": round(clarify_right / n_in, 4) if n_in else 0.0,
         "oos_reject": round(rejected / n_out, 4) if n_out else 0.0,
         "false_answer": round(wrong / n, 4) if n else 0.0,
         "p50_ms": pct(0.50),

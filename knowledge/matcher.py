@@ -4,18 +4,17 @@ and `decide(hits, thresholds)` that turns scores into answer / clarify (top 3) /
 jieba words, single characters and pinyin bigrams (homophone typos) of the normalised text
 (`knowledge.text`), weighted by IDF. Candidates come from the rarest query features' postings within
 a fixed budget, so a query never scans every phrasing; candidates are then scored exactly with a
-self-normalised weighted overlap (1.0 for an identical question of any length) blended with a
-rapidfuzz edit ratio. Postings live in compact arrays, entries can be upserted and removed without a
-rebuild, and `calibrate` proposes thresholds for a store from its own phrasings."""
+self-normalised weighted overlap and a self-normalised BM25 over single characters (each 1.0 for an
+identical question of any length), blended with a rapidfuzz edit ratio. Postings live in compact arrays, entries can be upserted and removed without a
+rebuild; `knowledge.calibration` sets the thresholds of a store from its own phrasings."""
 
 from __future__ import annotations
 
 import math
-import statistics
 import threading
 from array import array
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -31,8 +30,13 @@ MAX_PASSAGE_CHARS = 4000
 # best on short colloquial questions), a whole jieba word adds a bonus, pinyin bigrams (duplicates of
 # the characters for correctly typed text) are a small safety net for homophone typos.
 KIND_WEIGHTS: dict[str, float] = {"w": 0.5, "c": 1.0, "p": 0.25}
-# Blend of the exact weighted overlap and the rapidfuzz ratio in FAQ mode.
+# Blend of the lexical score and the rapidfuzz ratio in FAQ mode.
 LEXICAL_WEIGHT = 0.7
+# Share of the lexical score taken by BM25 over single characters (self-normalised), the rest being
+# the weighted Dice overlap: the two lexical signals weigh the same (bench/RESULTS.md, round 3).
+BM25_SHARE = 0.5
+BM25_K1 = 1.2  # the textbook BM25 constants, not fitted
+BM25_B = 0.75
 POSTINGS_BUDGET = 60_000  # postings read per query for candidate generation
 CANDIDATES = 128  # phrasings scored exactly per query
 
@@ -87,6 +91,7 @@ class Matcher:
         *,
         kind_weights: dict[str, float] | None = None,
         lexical_weight: float = LEXICAL_WEIGHT,
+        bm25_share: float = BM25_SHARE,
     ) -> None:
         if mode not in ("faq", "passage"):
             raise ValueError(f"unknown matcher mode {mode!r}")
@@ -95,6 +100,7 @@ class Matcher:
         # Ablations (bench/): a kind with weight 0 is not indexed at all.
         self._kind_weights = dict(KIND_WEIGHTS if kind_weights is None else kind_weights)
         self._lexical_weight = lexical_weight
+        self._bm25_share = bm25_share if mode == "faq" else 0.0
         self._max_doc = MAX_FAQ_CHARS if mode == "faq" else MAX_PASSAGE_CHARS
         self._lock = threading.RLock()
         self._reset()
@@ -103,12 +109,15 @@ class Matcher:
     def _reset(self) -> None:
         self._vocab: dict[str, int] = {}
         self._kind_w = array("f")  # per feature: kind weight
+        self._is_char = bytearray()  # per feature: 1 for a single-character feature (BM25)
         self._df = array("i")  # per feature: live phrasings containing it
         self._postings: list[array[int]] = []  # per feature: phrasing ids (ascending)
         self._doc_feats = array("i")  # flat feature ids of every phrasing
         self._doc_offs = array("q", [0])  # CSR offsets into _doc_feats
         self._ph_slot = array("i")  # per phrasing: FAQ slot
         self._ph_alive = bytearray()
+        self._ph_chars = array("i")  # per phrasing: distinct characters (BM25 document length)
+        self._live_chars = 0
         self._ph_norm: list[str] = []
         self._ph_text: list[str] = []
         self._slot_ids: list[str] = []
@@ -183,6 +192,7 @@ class Matcher:
             fid = len(self._kind_w)
             self._vocab[feat] = fid
             self._kind_w.append(self._kind_weights[kind])
+            self._is_char.append(1 if kind == "c" else 0)
             self._df.append(0)
             self._postings.append(array("i"))
         return fid
@@ -217,6 +227,9 @@ class Matcher:
             self._doc_offs.append(len(self._doc_feats))
             self._ph_slot.append(slot)
             self._ph_alive.append(1)
+            n_chars = sum(1 for kind in feats.values() if kind == "c")
+            self._ph_chars.append(n_chars)
+            self._live_chars += n_chars
             self._ph_norm.append(norm)
             self._ph_text.append(raw)
             ids.append(pid)
@@ -234,6 +247,7 @@ class Matcher:
                 self._df[fid] -= 1
             self._ph_norm[pid] = ""
             self._ph_text[pid] = ""
+            self._live_chars -= self._ph_chars[pid]
             self._live -= 1
             self._dead += 1
 
@@ -253,13 +267,101 @@ class Matcher:
                 return []
             return self._search(qnorm, k)
 
-    def _search(self, qnorm: str, k: int) -> list[Hit]:
+    def search_without(self, query: str, k: int, faq_id: str, phrasing: str | None = None) -> list[Hit]:
+        """`search` as if one phrasing of `faq_id` (or, with `phrasing` None, the whole FAQ) were not
+        in the index; the index itself is not changed (calibration runs beside live searches)."""
+        if not isinstance(query, str):
+            return []
+        k = max(1, min(int(k), 100))
+        qnorm = self.text.normalise(query, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        if not qnorm:
+            return []
+        with self._lock:
+            self._ensure_current()
+            pids = self._faq_phrasings.get(faq_id, [])
+            if phrasing is not None:
+                norm = self.text.normalise(phrasing, max_chars=self._max_doc * 4)[: self._max_doc]
+                pids = [p for p in pids if self._ph_norm[p] == norm]
+            if self._live - len(pids) <= 0:
+                return []
+            return self._search(qnorm, k, np.array(pids, dtype=np.int64))
+
+    def score_of(self, query: str, faq_id: str) -> float:
+        """The score `search` would give `faq_id` for the query (0.0 when it shares nothing)."""
+        if not isinstance(query, str):
+            return 0.0
+        qnorm = self.text.normalise(query, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        with self._lock:
+            self._ensure_current()
+            pids = self._faq_phrasings.get(faq_id)
+            if not qnorm or not pids:
+                return 0.0
+            hits = self._search(qnorm, 1, only=np.array(pids, dtype=np.int64))
+        return hits[0].score if hits else 0.0
+
+    def similarity(self, a: str, b: str) -> float:
+        """How alike two questions are by this index's own scoring (FAQ mode: the weighted Dice,
+        the character BM25 and the edit ratio, with the store's IDF; a feature the store does not
+        know weighs the most), as if one of them were a phrasing; the mean of both directions.
+        Used to tell whether two citizens' questions are one intent."""
+        if not isinstance(a, str) or not isinstance(b, str):
+            return 0.0
+        na = self.text.normalise(a, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        nb = self.text.normalise(b, max_chars=MAX_QUERY_CHARS * 4)[:MAX_QUERY_CHARS].strip()
+        if not na or not nb:
+            return 0.0
+        if na == nb:
+            return 1.0
+        with self._lock:
+            fa, fb = self.text.features(na), self.text.features(nb)
+            n = max(1, self._live)
+            max_idf = math.log1p((n + 0.5) / 0.5)
+            avg = max(1.0, self._live_chars / self._live) if self._live else 1.0
+
+            def idf(f: str) -> float:
+                fid = self._vocab.get(f)
+                if fid is None or self._df[fid] <= 0:
+                    return max_idf
+                return math.log1p((n - self._df[fid] + 0.5) / (self._df[fid] + 0.5))
+
+        kw = self._kind_weights
+        w = {f: idf(f) * kw.get(kind, 0.0) for f, kind in (fa | fb).items()}
+        wa = sum(w[f] for f in fa)
+        wb = sum(w[f] for f in fb)
+        shared = sum(w[f] for f in fa.keys() & fb.keys())
+        lexical = 2.0 * shared / (wa + wb) if wa + wb > 0 else 0.0
+        if self._bm25_share > 0.0 and kw.get("c", 0.0) > 0.0:
+            ca = [f for f, k in fa.items() if k == "c"]
+            cb = [f for f, k in fb.items() if k == "c"]
+            both = sum(idf(f) for f in set(ca) & set(cb))
+
+            def sat(length: float) -> float:
+                return (BM25_K1 + 1.0) / (1.0 + BM25_K1 * (1.0 - BM25_B + BM25_B * length / avg))
+
+            def bm(q: list[str], d: list[str]) -> float:
+                qi = sum(idf(f) for f in q)
+                return min(1.0, both * sat(len(d)) / (qi * sat(len(q)))) if qi > 0 else 0.0
+
+            bm25 = (bm(ca, cb) + bm(cb, ca)) / 2.0
+            lexical = (1.0 - self._bm25_share) * lexical + self._bm25_share * bm25
+        ratio = fuzz.ratio(na.replace(" ", ""), nb.replace(" ", "")) / 100.0
+        score = self._lexical_weight * lexical + (1.0 - self._lexical_weight) * ratio
+        return round(min(1.0, max(0.0, score)), 6)
+
+    def _search(
+        self,
+        qnorm: str,
+        k: int,
+        skip: npt.NDArray[np.int64] | None = None,
+        only: npt.NDArray[np.int64] | None = None,
+    ) -> list[Hit]:
         qfeats = self.text.features(qnorm)
         if not qfeats:
             return []
         n = self._live
         known: list[int] = []
         unknown_weight = 0.0
+        unknown_chars = 0
         max_idf = math.log1p((n + 0.5) / 0.5)
         for feat, kind in qfeats.items():
             kw = self._kind_weights.get(kind, 0.0)
@@ -268,6 +370,7 @@ class Matcher:
             fid = self._vocab.get(feat)
             if fid is None or self._df[fid] <= 0:
                 unknown_weight += max_idf * kw
+                unknown_chars += kind == "c"
             else:
                 known.append(fid)
         if not known:
@@ -278,33 +381,9 @@ class Matcher:
         qw = _idf(df_all[qids], n) * kw_all[qids]
         qnorm_weight = float(qw.sum()) + unknown_weight
 
-        # Candidate generation: rarest features first, within a postings budget.
-        order = np.argsort(df_all[qids], kind="stable")
-        chunks: list[npt.NDArray[np.int32]] = []
-        weights: list[npt.NDArray[np.float64]] = []
-        used = 0
-        for j in order:
-            post = self._postings[int(qids[j])]
-            if chunks and used + len(post) > POSTINGS_BUDGET:
-                break
-            arr = np.frombuffer(post, dtype=np.int32)
-            if len(arr) > POSTINGS_BUDGET:
-                arr = arr[:POSTINGS_BUDGET]
-            chunks.append(arr)
-            weights.append(np.full(len(arr), qw[j]))
-            used += len(arr)
-        all_ids = np.concatenate(chunks)
-        acc = np.bincount(all_ids, weights=np.concatenate(weights), minlength=len(self._ph_slot))
-        alive = np.frombuffer(self._ph_alive, dtype=np.uint8)
-        acc[alive[: len(acc)] == 0] = 0.0
-        nz = np.flatnonzero(acc)
-        if len(nz) == 0:
+        cands = self._candidates(qids, qw, df_all, skip, only)
+        if cands is None:
             return []
-        if len(nz) > CANDIDATES:
-            top = np.argpartition(acc[nz], -CANDIDATES)[-CANDIDATES:]
-            cands = nz[top]
-        else:
-            cands = nz
 
         # Exact weighted overlap for the candidates (all query features, common ones included).
         offs = np.frombuffer(self._doc_offs, dtype=np.int64)
@@ -313,7 +392,8 @@ class Matcher:
         seg = np.concatenate(([0], np.cumsum(lens)[:-1]))
         flat_idx = np.repeat(starts - seg, lens) + np.arange(int(lens.sum()))
         flat = np.frombuffer(self._doc_feats, dtype=np.int32)[flat_idx]
-        fw = _idf(df_all[flat], n) * kw_all[flat]
+        idf_flat = _idf(df_all[flat], n)
+        fw = idf_flat * kw_all[flat]
         inq = np.isin(flat, qids)
         overlap = np.add.reduceat(fw * inq, seg)
         dnorm = np.add.reduceat(fw, seg)
@@ -322,6 +402,13 @@ class Matcher:
         else:
             lexical = overlap / qnorm_weight
         lexical = np.clip(lexical, 0.0, 1.0)
+        if self._bm25_share > 0.0 and self._kind_weights.get("c", 0.0) > 0.0:
+            is_char = np.frombuffer(self._is_char, dtype=np.uint8)
+            matched = np.add.reduceat(idf_flat * (inq & (is_char[flat] == 1)), seg)
+            q_chars = [fid for fid in known if self._is_char[fid]]
+            q_idf = float(_idf(df_all[q_chars], n).sum()) + unknown_chars * max_idf
+            bm25 = self._bm25(matched, cands, q_idf, len(q_chars) + unknown_chars)
+            lexical = (1.0 - self._bm25_share) * lexical + self._bm25_share * bm25
 
         # Rank: the best phrasing per FAQ; in FAQ mode blend in the edit ratio.
         best: dict[int, tuple[float, int]] = {}
@@ -349,6 +436,64 @@ class Matcher:
             if score > 0.0
         ]
 
+    def _candidates(
+        self,
+        qids: npt.NDArray[np.int64],
+        qw: npt.NDArray[np.float64],
+        df_all: npt.NDArray[np.int32],
+        skip: npt.NDArray[np.int64] | None,
+        only: npt.NDArray[np.int64] | None,
+    ) -> npt.NDArray[np.int64] | None:
+        """Candidate generation: rarest features first, within a postings budget; phrasings in
+        `skip` left out, only those in `only` kept. None when nothing shares a feature."""
+        order = np.argsort(df_all[qids], kind="stable")
+        chunks: list[npt.NDArray[np.int32]] = []
+        weights: list[npt.NDArray[np.float64]] = []
+        used = 0
+        for j in order:
+            post = self._postings[int(qids[j])]
+            if chunks and used + len(post) > POSTINGS_BUDGET:
+                break
+            arr = np.frombuffer(post, dtype=np.int32)
+            if len(arr) > POSTINGS_BUDGET:
+                arr = arr[:POSTINGS_BUDGET]
+            chunks.append(arr)
+            weights.append(np.full(len(arr), qw[j]))
+            used += len(arr)
+        all_ids = np.concatenate(chunks)
+        acc = np.bincount(all_ids, weights=np.concatenate(weights), minlength=len(self._ph_slot))
+        alive = np.frombuffer(self._ph_alive, dtype=np.uint8)
+        acc[alive[: len(acc)] == 0] = 0.0
+        if skip is not None and len(skip):
+            acc[skip[skip < len(acc)]] = 0.0
+        if only is not None:
+            keep = np.zeros(len(acc), dtype=bool)
+            keep[only[only < len(acc)]] = True
+            acc[~keep] = 0.0
+        nz = np.flatnonzero(acc)
+        if len(nz) == 0:
+            return None
+        if len(nz) > CANDIDATES:
+            return np.asarray(nz[np.argpartition(acc[nz], -CANDIDATES)[-CANDIDATES:]], dtype=np.int64)
+        return np.asarray(nz, dtype=np.int64)
+
+    def _bm25(
+        self, matched_idf: npt.NDArray[np.float64], cands: npt.NDArray[np.int64], q_idf: float, q_len: int
+    ) -> npt.NDArray[np.float64]:
+        """BM25 over single characters (term frequency 1: short questions rarely repeat one),
+        divided by the query's score against itself so that 1.0 means every query character is
+        matched by a document of the query's length; comparable across queries."""
+        if q_idf <= 0.0 or self._live == 0:
+            return np.zeros(len(cands))
+        avg = max(1.0, self._live_chars / self._live)
+
+        def sat(length: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64] | float:
+            return (BM25_K1 + 1.0) / (1.0 + BM25_K1 * (1.0 - BM25_B + BM25_B * length / avg))
+
+        lengths = np.frombuffer(self._ph_chars, dtype=np.int32)[cands].astype(np.float64)
+        scores = matched_idf * sat(lengths) / (q_idf * float(sat(float(q_len))))
+        return np.asarray(np.clip(scores, 0.0, 1.0), dtype=np.float64)
+
     # -- decision ----------------------------------------------------------------------------------
     def decide(self, hits: Sequence[Hit], thresholds: Thresholds) -> Decision:
         return decide(hits, thresholds)
@@ -365,105 +510,3 @@ def decide(hits: Sequence[Hit], thresholds: Thresholds) -> Decision:
     if top.score >= thresholds.answer and top.score - second >= thresholds.margin:
         return Decision("answer", (top,))
     return Decision("clarify", tuple(h for h in ranked[:3] if h.score >= thresholds.clarify))
-
-
-# -- calibration -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CalibrationReport:
-    thresholds: Thresholds
-    expected_answer_rate: float  # held-out paraphrases answered with their own FAQ
-    expected_decline_rate: float  # negatives (phrasings of FAQs not in the index) declined
-    n_held_out: int
-    n_negatives: int
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-
-MIN_CALIBRATION_PAIRS = 20
-MIN_CALIBRATION_NEGATIVES = 20
-
-
-def calibrate(entries: Sequence[IndexEntry], text: TextProcessor | None = None) -> CalibrationReport:
-    """Propose thresholds for a store from its own phrasings.
-
-    Positives: each similar phrasing (or, for an FAQ with one, its standard question) is held out in
-    turn and searched against the index without it; its own FAQ should come first. Negatives: a
-    sample of FAQs is removed from the index whole and their standard questions searched; nothing
-    should be answered. The answer threshold is the lowest score that keeps the negatives' top scores
-    at or below a 5 % false-answer rate; clarify sits where 90 % of negatives are declined. With too
-    few pairs the defaults are returned and the notes say so.
-    """
-    text = text or TextProcessor()
-    entries = [e for e in entries if isinstance(e.question, str) and e.question.strip()]
-    notes: list[str] = []
-    defaults = Thresholds()
-    matcher = Matcher(text)
-    matcher.build(entries)
-
-    pos_scores: list[float] = []
-    pos_correct: list[bool] = []
-    pos_margin_ok: list[float] = []
-    for e in entries:
-        phrasings = [e.question, *e.similar]
-        if len(phrasings) < 2:
-            continue
-        for i, held in enumerate(phrasings):
-            rest = [p for j, p in enumerate(phrasings) if j != i]
-            matcher.upsert(IndexEntry(e.faq_id, rest[0], tuple(rest[1:]), e.tags))
-            hits = matcher.search(held, k=3)
-            if hits:
-                pos_scores.append(hits[0].score)
-                pos_correct.append(hits[0].faq_id == e.faq_id)
-                if hits[0].faq_id == e.faq_id:
-                    pos_margin_ok.append(hits[0].score - (hits[1].score if len(hits) > 1 else 0.0))
-            else:
-                pos_scores.append(0.0)
-                pos_correct.append(False)
-        matcher.upsert(e)
-
-    # Negatives: leave-one-FAQ-out, every standard question (capped for big stores).
-    neg_scores: list[float] = []
-    step = max(1, len(entries) // 300)
-    for e in entries[::step]:
-        matcher.remove(e.faq_id)
-        hits = matcher.search(e.question, k=1)
-        neg_scores.append(hits[0].score if hits else 0.0)
-        matcher.upsert(e)
-
-    n_pos = len(pos_scores)
-    if len(neg_scores) < MIN_CALIBRATION_NEGATIVES:
-        notes.append(
-            f"too little data to calibrate ({len(neg_scores)} FAQs; need {MIN_CALIBRATION_NEGATIVES}): "
-            "default thresholds kept"
-        )
-        answer_t, clarify_t = defaults.answer, defaults.clarify
-    else:
-        neg_sorted = sorted(neg_scores)
-        q95 = neg_sorted[min(len(neg_sorted) - 1, int(math.ceil(0.95 * len(neg_sorted))) - 1)]
-        q90 = neg_sorted[min(len(neg_sorted) - 1, int(math.ceil(0.90 * len(neg_sorted))) - 1)]
-        answer_t = round(min(0.95, max(0.3, q95 + 0.01)), 3)
-        clarify_t = round(min(answer_t, max(0.2, q90 + 0.01)), 3)
-        notes.append(f"answer threshold just above 95% of negatives' top scores ({q95:.3f})")
-        notes.append(f"clarify threshold just above 90% of negatives' top scores ({q90:.3f})")
-    if n_pos < MIN_CALIBRATION_PAIRS:
-        notes.append(
-            f"only {n_pos} held-out paraphrases (FAQs with similar phrasings): "
-            "the expected answer rate is rough; add similar phrasings to improve it"
-        )
-    margin_t = defaults.margin
-    proposed = Thresholds(answer=answer_t, margin=margin_t, clarify=clarify_t)
-
-    answered = sum(1 for s, ok in zip(pos_scores, pos_correct, strict=True) if ok and s >= answer_t)
-    answer_rate = answered / n_pos if n_pos else 0.0
-    decline_rate = sum(1 for s in neg_scores if s < clarify_t) / len(neg_scores) if neg_scores else 0.0
-    if pos_margin_ok:
-        notes.append(
-            f"median lead of a correct top hit over the second: {statistics.median(pos_margin_ok):.3f}"
-        )
-    return CalibrationReport(
-        thresholds=proposed,
-        expected_answer_rate=round(answer_rate, 4),
-        expected_decline_rate=round(decline_rate, 4),
-        n_held_out=n_pos,
-        n_negatives=len(neg_scores),
-        notes=tuple(notes),
-    )

@@ -140,33 +140,54 @@ def cmd_kb_synonyms(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_kb_calibrate(args: argparse.Namespace, ctx: Context) -> int:
+    """What the automatic rule chooses for this store, why, and what is pinned in settings."""
     import dataclasses
 
-    from knowledge.matcher import calibrate
+    from bot.services import threshold_pins
 
-    report = calibrate(ctx.faqs.index_entries(), ctx.kb.text)
+    ctx.kb.refresh(force=True)
+    report = ctx.kb.recalibrate()
+    pins = threshold_pins(ctx.settings)
+    in_force = pins.apply(report.thresholds)
     if args.json:
-        print_json(dataclasses.asdict(report))
+        out = dataclasses.asdict(report)
+        out["in_force"] = dataclasses.asdict(in_force)
+        out["pinned"] = list(pins.names())
+        print_json(out)
         return 0
     t = report.thresholds
-    print("建议阈值（设置为环境变量即可生效）：")
-    print(f"  POLICYBOT_ANSWER_THRESHOLD={t.answer:.3f}")
-    print(f"  POLICYBOT_ANSWER_MARGIN={t.margin:.3f}")
-    print(f"  POLICYBOT_CLARIFY_THRESHOLD={t.clarify:.3f}")
-    print(f"预计直接答复率（留出的相似问法）：{report.expected_answer_rate:.1%}（{report.n_held_out} 条）")
-    print(f"预计拒答率（库外问题的近似）：{report.expected_decline_rate:.1%}（{report.n_negatives} 条）")
+    how = "自动标定" if report.automatic else "数据不足，沿用默认值"
+    print(f"本库阈值（{how}，知识库变更后自动重算）：")
+    env = {"answer": "POLICYBOT_ANSWER_THRESHOLD", "margin": "POLICYBOT_ANSWER_MARGIN"}
+    env["clarify"] = "POLICYBOT_CLARIFY_THRESHOLD"
+    labels = {"answer": "直接答复阈值", "margin": "领先幅度", "clarify": "追问阈值"}
+    for name in ("answer", "margin", "clarify"):
+        chosen, used = getattr(t, name), getattr(in_force, name)
+        pinned = f"（已被设置 {env[name]}={used:.3f} 固定，以设置为准）" if name in pins.names() else ""
+        print(f"  {labels[name]} {chosen:.3f}{pinned}")
+    e, d = report.expected, report.defaults_expected
+    if e is not None and d is not None:
+        print(f"依据：留出的相似问法 {report.n_held_out} 条，整条移除的问答 {report.n_negatives} 条")
+        print(f"  直接答对      {e.right:.1%}（内置默认阈值 {d.right:.1%}）")
+        print(f"  追问含正确项  {e.clarify_right:.1%}（默认 {d.clarify_right:.1%}）")
+        print(f"  预计错答率    {e.false_answer:.1%}（默认 {d.false_answer:.1%}）")
+        print(f"  库外问题拒答  {e.negatives_declined:.1%}（默认 {d.negatives_declined:.1%}）")
     for note in report.notes:
         print(f"  说明：{note}")
     return 0
 
 
 def cmd_kb_eval(args: argparse.Namespace, ctx: Context) -> int:
-    """Load the FAQ file into a temporary store, run every query with the default thresholds."""
+    """Load the FAQ file into a temporary store, set thresholds from that store alone (the rule of
+    `kb calibrate`; the queries are never used for it, pinned settings win), run every query."""
+    import dataclasses
+
     from bot.database import upgrade
+    from bot.services import threshold_pins
+    from knowledge.calibration import calibrate
     from knowledge.db import make_engine, make_sessionmaker
     from knowledge.evaluation import evaluate, load_queries_jsonl
     from knowledge.faqs import FaqStore
-    from knowledge.matcher import Thresholds
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/eval.db")
@@ -176,18 +197,24 @@ def cmd_kb_eval(args: argparse.Namespace, ctx: Context) -> int:
         entries = store.index_entries()
         engine.dispose()
     queries = load_queries_jsonl(Path(args.queries))
-    s = ctx.settings
-    thresholds = Thresholds(answer=s.answer_threshold, margin=s.answer_margin, clarify=s.clarify_threshold)
-    result = evaluate(entries, queries, thresholds)
+    pins = threshold_pins(ctx.settings)
+    thresholds = pins.apply(calibrate(entries).thresholds)
+    r = evaluate(entries, queries, thresholds)
+    result: dict[str, object] = dict(r)
+    result["thresholds"] = {**dataclasses.asdict(thresholds), "pinned": list(pins.names())}
     if args.json:
         print(json.dumps(result, ensure_ascii=False))
         return 0
-    print(f"查询数 n={result['n']}")
-    print(f"top-1 准确率      {result['top1']:.3f}")
-    print(f"top-3 召回率      {result['top3']:.3f}")
-    print(f"范围外拒答率      {result['oos_reject']:.3f}")
-    print(f"错答率            {result['false_answer']:.3f}")
-    print(f"延迟 p50 / p99    {result['p50_ms']:.2f} / {result['p99_ms']:.2f} ms")
+    print(f"查询数 n={r['n']}")
+    t = thresholds
+    print(f"阈值（由该问答文件自动标定）answer={t.answer:.3f} margin={t.margin:.3f} clarify={t.clarify:.3f}")
+    print(f"top-1 准确率      {r['top1']:.3f}")
+    print(f"top-3 召回率      {r['top3']:.3f}")
+    print(f"直接答对          {r['answer_right']:.3f}")
+    print(f"追问含正确项      {r['clarify_right']:.3f}")
+    print(f"范围外拒答率      {r['oos_reject']:.3f}")
+    print(f"错答率            {r['false_answer']:.3f}")
+    print(f"延迟 p50 / p99    {r['p50_ms']:.2f} / {r['p99_ms']:.2f} ms")
     return 0
 
 
@@ -260,10 +287,10 @@ def add_commands(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_kb_synonyms)
     p = kb.add_parser("demo", help="载入演示知识库（五份政策文件及问答）")
     p.set_defaults(func=cmd_kb_demo)
-    p = kb.add_parser("calibrate", help="用本库的相似问法标定阈值")
+    p = kb.add_parser("calibrate", help="查看本库自动标定的阈值及依据")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_kb_calibrate)
-    p = kb.add_parser("eval", help="评测匹配效果（临时库，默认阈值）")
+    p = kb.add_parser("eval", help="评测匹配效果（临时库，阈值由该问答文件自动标定）")
     p.add_argument("--faq", required=True)
     p.add_argument("--queries", required=True)
     p.add_argument("--json", action="store_true")

@@ -1,5 +1,6 @@
-"""`policybot report weekly | route`: the weekly report of unanswered questions per issuing unit
-(HTML + XLSX, optionally e-mailed) and the keywords that route its topics to units.
+"""`policybot report weekly | route | topics`: the weekly report of unanswered questions per issuing
+unit (HTML + XLSX, optionally e-mailed), the keywords that route its topics to units, and the 专题
+cases opened when questions concentrate (list, scan now, close).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ def cmd_report_weekly(args: argparse.Namespace, ctx: Context) -> int:
 
     smtp = require_mail(ctx.settings) if args.email else None  # refuse before any work
     params = GapParams(
-        low_score=args.low_score,
+        same_intent=args.same_intent,
         rephrase_minutes=args.rephrase_minutes,
         min_topic_size=args.min_topic_size,
     )
@@ -73,6 +74,43 @@ def cmd_report_route(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
+def cmd_report_topics(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.reporting import require_mail
+    from bot.special import build_special_topics, mail_cases
+
+    service = build_special_topics(ctx.settings, ctx.sessions, ctx.kb)
+    if args.action == "scan":
+        smtp = require_mail(ctx.settings) if args.email else None  # refuse before any work
+        opened = service.scan()
+        print(f"新开专题 {len(opened)} 个")
+        for c in opened:
+            print(f"{c.no}\t{c.unit}\t{c.label}\t{c.askers} 人 / {c.questions} 次\t期限 {c.due_on:%Y-%m-%d}")
+        if smtp is not None:
+            sent = mail_cases(service, smtp, ctx.settings.report_emails)
+            print(f"已发送专题邮件 {len(sent)} 封" + (f"：{'、'.join(sent)}" if sent else ""))
+        return 0
+    if args.action == "close":
+        if not args.no:
+            raise PolicybotError(
+                "用法：policybot report topics close 专题编号 --as 用户名", "close needs a case no"
+            )
+        c = service.close(args.no, by=args.by)
+        print(f"专题 {c.no} 已办结")
+        return 0
+    cases = service.cases(status=args.status)
+    if args.json:
+        print_json([c.as_dict() for c in cases])
+        return 0
+    for c in cases:
+        mail = "已发邮件" if c.emailed_at else "未发邮件"
+        print(
+            f"{c.no}\t{c.status_text}\t{c.unit}\t{c.label}\t{c.askers} 人 / {c.questions} 次\t"
+            f"{c.trigger_text}\t期限 {c.due_on:%Y-%m-%d}\t{mail}"
+        )
+    print(f"共 {len(cases)} 个专题")
+    return 0
+
+
 def add_commands(sub: Subparsers) -> None:
     rp = sub.add_parser("report", help="未解答问题周报").add_subparsers(dest="report_command", required=True)
     p = rp.add_parser("weekly", help="生成各制文单位的周报（HTML + XLSX）及总览")
@@ -80,11 +118,11 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--unit", help="只生成该单位的报告")
     p.add_argument("--out", default="reports", help="输出目录（默认 reports）")
     p.add_argument(
-        "--low-score",
-        dest="low_score",
+        "--same-intent",
+        dest="same_intent",
         type=float,
-        default=0.9,
-        help="低于此得分的答复，若同一会话随后换说法再问，计为未解答（默认 0.9）",
+        default=0.5,
+        help="两个问题的匹配相似度达到此值即视为同一问题：用于合并主题、判断换说法再问（默认 0.5）",
     )
     p.add_argument(
         "--rephrase-minutes",
@@ -113,3 +151,11 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--by", default="cli")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_report_route)
+    p = rp.add_parser("topics", help="问题集中时开立的专题：list | scan（立即检查）| close 专题编号")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "scan", "close"])
+    p.add_argument("no", nargs="?", help="专题编号（close）")
+    p.add_argument("--status", choices=["open", "closed"], help="只列出该状态的专题")
+    p.add_argument("--email", action="store_true", help="scan 后将新专题发送给承办单位（每个专题只发一次）")
+    p.add_argument("--as", dest="by", default="cli", help="办结人（close）")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report_topics)

@@ -12,14 +12,16 @@ import datetime as dt
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.gaps.period import Period, local_day
-from knowledge.gaps.results import FaqDraft, GapAnalysis, Sample, TicketLink, TicketSummary, Topic
+from knowledge.gaps.results import FaqDraft, GapAnalysis, NearestFaq, Sample, TicketLink, TicketSummary, Topic
 from knowledge.gaps.routing import UNASSIGNED, Route, list_routes, majority, route_for
 from knowledge.gaps.selection import NOT_QUESTIONS, REASONS, GapParams, Unanswered, select_unanswered
-from knowledge.gaps.topics import TopicIndex, topic_label
+from knowledge.gaps.topics import TopicIndex, readable_label, topic_label
+from knowledge.matcher import Matcher
 from knowledge.models import to_db_time
 from knowledge.text import TextProcessor
 from knowledge.usage import LogRow, QueryLogStore
@@ -62,6 +64,8 @@ def analyse(
     routes: Sequence[Route] = (),
     text: TextProcessor | None = None,
     locate_unit: Callable[[str], str | None] | None = None,
+    locate_faq: Callable[[str], NearestFaq | None] | None = None,
+    matcher: Matcher | None = None,
     params: GapParams | None = None,
 ) -> GapAnalysis:
     """Analyse the rows of the period and of the `trend_weeks` weeks before it (rows outside the
@@ -70,19 +74,23 @@ def analyse(
     A topic's drafting unit is, in order: an admin keyword route contained in at least half of its
     questions; the unit most often logged with its questions (nearest FAQ/policy at ask time);
     `locate_unit(representative question)` (a search of the knowledge base now; asked only for
-    listed topics); the department most of its tickets went to; else 未归属 for an admin to assign."""
+    listed topics); the department most of its tickets went to; else 未归属 for an admin to assign.
+    `locate_faq(representative question)` names the existing FAQ that comes closest (listed topics).
+    `matcher` (the knowledge base's) scores whether two questions are one intent (rephrasings,
+    topic merges: `knowledge.gaps.intents`)."""
     p = params or GapParams()
     tp = text or TextProcessor()
     trend_start = period.start - dt.timedelta(weeks=p.trend_weeks)
     lookahead = period.end + dt.timedelta(minutes=p.rephrase_minutes)
     window_rows = [r for r in rows if trend_start <= r.at < lookahead]
-    unanswered = select_unanswered(window_rows, p)
+    unanswered = select_unanswered(window_rows, p, tp, matcher)
     week = [u for u in unanswered if period.start <= u.at < period.end]
     earlier = [u for u in unanswered if u.at < period.start]
     total, daily_total, unit_totals = _totals(window_rows, period)
 
     index = TopicIndex(tp, p)
     index.build([u.text for u in week])
+    index.merge_same_intent(matcher)
     in_topic = [False] * len(week)
     for d in index.docs:
         for m in d.members:
@@ -93,7 +101,8 @@ def analyse(
     route_pairs = sorted(
         ((tp.normalise(r.keyword), r.unit) for r in routes if tp.normalise(r.keyword)), key=lambda kv: kv[0]
     )
-    topics, scattered, draft_list = _topics(index, week, cluster_tickets, trend, route_pairs, locate_unit, p)
+    locate = _Locators(locate_unit, locate_faq)
+    topics, scattered, draft_list = _topics(index, week, cluster_tickets, trend, route_pairs, locate, p)
     # Questions whose text normalised to nothing (emoji, punctuation) count as scattered.
     for i, u in enumerate(week):
         if not in_topic[i]:
@@ -113,6 +122,14 @@ def analyse(
         tuple(draft_list),
         trend_labels,
     )
+
+
+@dataclass(frozen=True)
+class _Locators:
+    """Knowledge-base lookups handed in by the caller: a topic's unit and its nearest FAQ."""
+
+    unit: Callable[[str], str | None] | None
+    faq: Callable[[str], NearestFaq | None] | None
 
 
 def _totals(window_rows: Sequence[LogRow], period: Period) -> tuple[int, Counter[dt.date], Counter[str]]:
@@ -177,7 +194,7 @@ def _topics(
     cluster_tickets: dict[int, list[TicketSummary]],
     trend: dict[int, list[int]],
     route_pairs: Sequence[tuple[str, str]],
-    locate_unit: Callable[[str], str | None] | None,
+    locate: _Locators,
     p: GapParams,
 ) -> tuple[list[Topic], list[tuple[str, dt.date, str]], list[FaqDraft]]:
     """The listed topics (largest first, at most `max_topics`), the (unit, local day, reason) of the
@@ -209,9 +226,7 @@ def _topics(
                 scattered.append((final, local_day(week[m].at), week[m].reason))
             continue
         listed += 1
-        topic, draft = _topic(
-            index, week, cid, members, f"T{listed:03d}", unit, route, tks, trend, locate_unit, p
-        )
+        topic, draft = _topic(index, week, cid, members, f"T{listed:03d}", unit, route, tks, trend, locate, p)
         topics.append(topic)
         if draft is not None:
             draft_list.append(draft)
@@ -244,7 +259,7 @@ def _topic(
     route: str,
     tks: Sequence[TicketSummary],
     trend: dict[int, list[int]],
-    locate_unit: Callable[[str], str | None] | None,
+    locate: _Locators,
     p: GapParams,
 ) -> tuple[Topic, FaqDraft | None]:
     """A listed topic (its unit completed by search, tickets or 未归属) and its FAQ draft, if any."""
@@ -252,8 +267,8 @@ def _topic(
     count = len(members)
     doc_order, samples = _samples(index, c.docs, week)
     representative = samples[0].text
-    if unit is None and locate_unit is not None:
-        unit = (locate_unit(representative) or "").strip() or None
+    if unit is None and locate.unit is not None:
+        unit = (locate.unit(representative) or "").strip() or None
         route = "search" if unit else ""
     if unit is None and tks:
         unit = majority(t.department for t in tks)
@@ -264,7 +279,8 @@ def _topic(
     for i in c.docs:
         for k in index.docs[i].keywords:
             kw_counts[k] += len(index.docs[i].members)
-    label, key_terms = topic_label(kw_counts, index.keyword_weight, index.docs[doc_order[0]].norm, count)
+    _, key_terms = topic_label(kw_counts, index.keyword_weight, index.docs[doc_order[0]].norm, count)
+    label = readable_label([smp.text for smp in samples])
     links = tuple(
         TicketLink(t.no, scrub(t.question), t.department, t.status, scrub(t.reply) if t.reply else None)
         for t in tks
@@ -294,6 +310,7 @@ def _topic(
         unit=unit,
         route=route,
         days=tuple(sorted(day_counts.items())),
+        nearest=locate.faq(representative) if locate.faq is not None else None,
     )
     return topic, draft
 
@@ -306,6 +323,8 @@ def analyse_store(
     tickets: Iterable[TicketSummary] = (),
     text: TextProcessor | None = None,
     locate_unit: Callable[[str], str | None] | None = None,
+    locate_faq: Callable[[str], NearestFaq | None] | None = None,
+    matcher: Matcher | None = None,
     params: GapParams | None = None,
 ) -> GapAnalysis:
     """`analyse` over the query log (and the keyword routes when `sessions` is given)."""
@@ -320,6 +339,8 @@ def analyse_store(
         routes=routes,
         text=text,
         locate_unit=locate_unit,
+        locate_faq=locate_faq,
+        matcher=matcher,
         params=p,
     )
     if sessions is None:

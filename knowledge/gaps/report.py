@@ -34,9 +34,10 @@ from knowledge.faqs import formula_safe
 from knowledge.gaps.analysis import analyse_store
 from knowledge.gaps.links import HTML_BLOCK, xlsx_rows
 from knowledge.gaps.period import resolve_period
-from knowledge.gaps.results import OVERVIEW, GapAnalysis, GapReport, TicketSummary
+from knowledge.gaps.results import OVERVIEW, GapAnalysis, GapReport, NearestFaq, TicketSummary
 from knowledge.gaps.routing import ROUTE_SOURCES
 from knowledge.gaps.selection import REASONS, GapParams
+from knowledge.matcher import Matcher
 from knowledge.text import TextProcessor
 from knowledge.usage import QueryLogStore
 
@@ -201,7 +202,7 @@ body{margin:1em auto;padding:0 .75em}
 <h2>主题</h2>
 {% if r.topics %}
 <div class="scroll" tabindex="0" role="region" aria-label="主题"><table>
-<tr><th>编号</th><th>主题</th><th>问题数</th><th>提问人数</th><th>渠道</th><th>原因</th><th>前{{ r.trend_labels|length }}周（{{ r.trend_labels|join("、") }}）</th>{% if r.unit is none %}<th>承办单位</th>{% endif %}<th>代表性问题与样例</th><th>相关留言</th></tr>
+<tr><th>编号</th><th>主题</th><th>问题数</th><th>提问人数</th><th>渠道</th><th>原因</th><th>前{{ r.trend_labels|length }}周（{{ r.trend_labels|join("、") }}）</th>{% if r.unit is none %}<th>承办单位</th>{% endif %}<th>代表性问题与样例</th><th>最接近的现有问答</th><th>相关留言</th></tr>
 {% for t in r.topics %}<tr>
 <td>{{ t.key }}</td><td>{{ t.label }}</td><td class="n">{{ t.count }}</td><td class="n">{{ t.askers }}</td>
 <td>{% for c, n in t.channels %}{{ c }} {{ n }}{% if not loop.last %}<br>{% endif %}{% endfor %}</td>
@@ -209,6 +210,7 @@ body{margin:1em auto;padding:0 .75em}
 <td class="n">{{ t.trend|join(" → ") }}</td>
 {% if r.unit is none %}<td>{{ t.unit }}<br><span class="muted">{{ routes[t.route] }}</span></td>{% endif %}
 <td class="wide"><strong>{{ t.representative }}</strong><ul>{% for s in t.samples[1:samples] %}<li>{{ s.text }}{% if s.count > 1 %} <span class="muted">×{{ s.count }}</span>{% endif %}</li>{% endfor %}</ul></td>
+<td>{% if t.nearest %}{{ t.nearest.question }}<br><span class="muted">{{ t.nearest.faq_id }}，相似度 {{ "%.2f"|format(t.nearest.score) }}</span>{% else %}<span class="muted">无</span>{% endif %}</td>
 <td>{% for k in t.tickets %}{{ k.no }}（{{ k.status }}）{% if not loop.last %}<br>{% endif %}{% else %}<span class="muted">无</span>{% endfor %}</td>
 </tr>
 {% endfor %}</table></div>
@@ -222,7 +224,7 @@ body{margin:1em auto;padding:0 .75em}
 """
     + HTML_BLOCK
     + """
-<p class="muted">说明：未解答问题包括未找到答复、仅提供政策原文、转人工留言、评价“没用”以及低分答复后同一会话换说法再问的问题；问题文本已脱敏。</p>
+<p class="muted">说明：未解答问题包括未找到答复、仅提供政策原文、转人工留言、评价“没用”以及答复后同一会话换说法再问且落到别的问答的问题（直接答复且没有上述情况的问题算已解答）；同一意图的不同问法合为一个主题；问题文本已脱敏。</p>
 </body>
 </html>
 """
@@ -343,6 +345,7 @@ def render_xlsx(report: GapReport) -> bytes:
             "承办单位",
             "归属依据",
             "代表性问题",
+            "最接近的现有问答",
             "相关留言",
         ],
         (
@@ -357,11 +360,12 @@ def render_xlsx(report: GapReport) -> bytes:
                 t.unit,
                 ROUTE_SOURCES[t.route],
                 t.representative,
+                f"{t.nearest.question}（{t.nearest.faq_id}，{t.nearest.score:.2f}）" if t.nearest else "",
                 "、".join(k.no for k in t.tickets),
             ]
             for t in report.topics
         ),
-        (8, 28, 8, 8, 16, 24, *[10] * len(report.trend_labels), 24, 16, 40, 20),
+        (8, 28, 8, 8, 16, 24, *[10] * len(report.trend_labels), 24, 16, 40, 32, 20),
     )
     sheet(
         "样例问题",
@@ -498,6 +502,8 @@ def generate_weekly(
     tickets: Iterable[TicketSummary] = (),
     text: TextProcessor | None = None,
     locate_unit: Callable[[str], str | None] | None = None,
+    locate_faq: Callable[[str], NearestFaq | None] | None = None,
+    matcher: Matcher | None = None,
     params: GapParams | None = None,
 ) -> WeeklyResult:
     """Analyse the ISO `week` (e.g. 2026-W47; default: the 7 days up to `now`) and write the HTML and
@@ -510,6 +516,8 @@ def generate_weekly(
         tickets=tickets,
         text=text,
         locate_unit=locate_unit,
+        locate_faq=locate_faq,
+        matcher=matcher,
         params=params,
     )
     files = write_reports(analysis, out_dir, unit=unit.strip() if unit else None)

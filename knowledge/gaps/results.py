@@ -47,6 +47,15 @@ class TicketLink:
 
 
 @dataclass(frozen=True)
+class NearestFaq:
+    """The existing FAQ that came closest to a topic's representative question (a search now)."""
+
+    faq_id: str
+    question: str
+    score: float
+
+
+@dataclass(frozen=True)
 class Topic:
     key: str  # T001 ... by rank in the whole analysis
     label: str
@@ -62,6 +71,7 @@ class Topic:
     unit: str
     route: str  # a key of ROUTE_SOURCES
     days: tuple[tuple[dt.date, int], ...]
+    nearest: NearestFaq | None = None
 
 
 @dataclass(frozen=True)

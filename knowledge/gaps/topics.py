@@ -2,7 +2,8 @@
 words minus question words and particles), its similarity features (IDF-weighted character bigrams),
 `TopicIndex` (identical normalised texts deduplicated, online centroid clustering over an inverted
 feature index plus one merge pass, so 100,000 questions never meet an O(n^2) comparison;
-deterministic for the same input) and the label of a topic (its shared key terms).
+deterministic for the same input; then topics of one intent merged by the matcher's similarity,
+`knowledge.gaps.intents`), the key terms of a topic and its label (a readable question of the topic).
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz
 
+from knowledge.gaps.intents import IntentIndex, merge_topics
 from knowledge.gaps.selection import GapParams
+from knowledge.matcher import Matcher
 from knowledge.text import TextProcessor, is_cjk
 
 # Words that say how something is asked, not what: never topic keywords.
@@ -243,6 +246,41 @@ class TopicIndex:
             for doc_id in c.docs:
                 self._add(target, doc_id)
 
+    def merge_same_intent(self, reference: Matcher | None = None) -> None:
+        """Fold topics the matcher scores as one intent (`GapParams.same_intent`) into the larger
+        when their subjects (keywords without generic terms) score so too; the larger topic keeps
+        its leading phrasing, topic order stays by first appearance."""
+        if len(self.clusters) < 2:
+            return
+        index = IntentIndex(self.text, (d.norm for d in self.docs), reference)
+        phrasings = [
+            [self.docs[i].norm for i in sorted(c.docs, key=lambda i: (-len(self.docs[i].members), i))]
+            for c in self.clusters
+        ]
+        doc_of = {d.norm: d for d in self.docs}
+
+        def same_subject(a: str, b: str) -> bool:
+            # the subjects (keywords without generic actions and aspects) must be alike as well
+            sa, sb = (" ".join(k for k in doc_of[x].keywords if k not in GENERIC_TERMS) for x in (a, b))
+            return not sa or not sb or index.score(sa, sb) >= self.params.same_intent
+
+        sizes = [c.size for c in self.clusters]
+        homes = merge_topics(index, phrasings, sizes, self.params.same_intent, same_subject)
+        if all(h == k for k, h in enumerate(homes)):
+            return
+        old = self.clusters
+        self.clusters = []
+        self._postings = defaultdict(list)
+        new_of: dict[int, int] = {}
+        for k in range(len(old)):
+            home = homes[k]
+            if home not in new_of:
+                new_of[home] = len(self.clusters)
+                self.clusters.append(_Cluster())
+        for k in sorted(range(len(old)), key=lambda k: (k != homes[k], k)):  # homes' docs first
+            for doc_id in old[k].docs:
+                self._add(new_of[homes[k]], doc_id)
+
     def assign(self, raw: str) -> int | None:
         """The topic a text from outside the clustered set (earlier weeks, tickets) belongs to."""
         norm = self.normalise(raw)
@@ -277,3 +315,45 @@ def topic_label(
         end = max(end, pos[k] + len(k))
     parts.extend(outside)
     return "、".join(parts), tuple(chosen)
+
+
+_COURTESY = (
+    "您好，请问",
+    "你好，请问",
+    "我想问一下",
+    "我想问下",
+    "想咨询一下",
+    "麻烦问一下",
+    "麻烦问下",
+    "请教一下",
+    "咨询一下",
+    "问一下",
+    "请问",
+    "您好",
+    "你好",
+)
+_TRAILING = "？?。.!！，,~、 　"
+LABEL_CHARS = 30
+
+
+def readable_label(forms: Sequence[str]) -> str:
+    """A topic's label: its most asked question as written (masked), without greetings, courtesy
+    phrases and trailing punctuation, cut at a readable length. Never a list of fragments."""
+    for form in forms:
+        t = form.strip()
+        changed = True
+        while changed:
+            changed = False
+            for c in _COURTESY:
+                if t.startswith(c) and len(t) > len(c) + 1:
+                    t = t[len(c) :].lstrip("，,。 　:：")
+                    changed = True
+        for tail in ("，谢谢", ",谢谢", "谢谢"):
+            if t.endswith(tail) and len(t) > len(tail) + 1:
+                t = t[: -len(tail)]
+        t = t.rstrip(_TRAILING)
+        if t.endswith("呢") and len(t) > 2:
+            t = t[:-1]
+        if t:
+            return t if len(t) <= LABEL_CHARS else t[: LABEL_CHARS - 1] + "…"
+    return ""

@@ -39,7 +39,7 @@ def test_demo_then_ask_json(run: Run) -> None:
     assert code == 0 and json.loads(out)["decision"] == "none"
 
 
-def test_eval_prints_exactly_the_seven_keys(run: Run, tmp_path: Path) -> None:
+def test_eval_prints_the_metrics_and_the_thresholds(run: Run, tmp_path: Path) -> None:
     faq = tmp_path / "faq.jsonl"
     faq.write_text(
         "\n".join(
@@ -75,12 +75,18 @@ def test_eval_prints_exactly_the_seven_keys(run: Run, tmp_path: Path) -> None:
         "n",
         "top1",
         "top3",
+        "answer_right",
+        "clarify_right",
         "oos_reject",
         "false_answer",
         "p50_ms",
         "p99_ms",
+        "thresholds",
     }
     assert result["n"] == 3 and result["top1"] == 1.0 and result["oos_reject"] == 1.0
+    # two FAQs are too few to calibrate: the built-in defaults, nothing pinned
+    assert result["thresholds"] == {"answer": 0.5, "margin": 0.05, "clarify": 0.45, "pinned": []}
+    assert 0.0 <= result["clarify_right"] <= 1.0 and 0.0 <= result["answer_right"] <= 1.0
 
 
 def test_add_edit_history_retire(run: Run) -> None:
@@ -143,6 +149,10 @@ def test_policy_status_and_calibrate(run: Run) -> None:
     code, out, _ = run("kb", "calibrate", "--json")
     report = json.loads(out)
     assert code == 0 and 0 < report["thresholds"]["answer"] <= 1
+    assert report["automatic"] and report["n_held_out"] > 200 and report["pinned"] == []
+    assert report["in_force"] == report["thresholds"]
+    code, out, _ = run("kb", "calibrate")
+    assert code == 0 and "自动标定" in out and "直接答对" in out and "预计错答率" in out
 
 
 def test_holidays_import_and_list(run: Run, tmp_path: Path) -> None:
@@ -162,3 +172,18 @@ def test_db_revision_commands(run: Run) -> None:
     assert code == 0 and "完成" in out
     code, _, err = run("db", "downgrade")
     assert code == 2 and "版本" in err
+
+
+def test_pinned_threshold_wins_over_the_automatic_one(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    run("kb", "demo")
+    monkeypatch.setenv("POLICYBOT_ANSWER_THRESHOLD", "0.97")
+    get_settings.cache_clear()
+    code, out, _ = run("kb", "calibrate", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["pinned"] == ["answer"] and report["in_force"]["answer"] == 0.97
+    assert report["in_force"]["clarify"] == report["thresholds"]["clarify"]
+    code, out, _ = run("kb", "calibrate")
+    assert "POLICYBOT_ANSWER_THRESHOLD=0.970" in out
+    # with the answer threshold pinned that high, an exact FAQ question is no longer answered directly
+    code, out, _ = run("ask", "依申请公开多久答复x", "--json")
+    assert json.loads(out)["decision"] != "answer"

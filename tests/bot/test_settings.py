@@ -1,4 +1,5 @@
-"""Settings defaults agree with the matcher's defaults, and the database URL aliases work."""
+"""Thresholds are automatic unless pinned (pinned values pass to the knowledge base one by one), and
+the database URL aliases work."""
 
 import pytest
 
@@ -6,9 +7,14 @@ from bot.settings import Settings
 from knowledge.matcher import Thresholds
 
 
-def test_threshold_defaults_match_matcher() -> None:
-    s, t = Settings(), Thresholds()
-    assert (s.answer_threshold, s.answer_margin, s.clarify_threshold) == (t.answer, t.margin, t.clarify)
+def test_thresholds_are_automatic_unless_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.services import threshold_pins
+
+    s = Settings()
+    assert (s.answer_threshold, s.answer_margin, s.clarify_threshold) == (None, None, None)
+    assert threshold_pins(s).apply(Thresholds(0.4, 0.03, 0.35)) == Thresholds(0.4, 0.03, 0.35)
+    monkeypatch.setenv("POLICYBOT_ANSWER_THRESHOLD", "0.61")
+    assert threshold_pins(Settings()).apply(Thresholds(0.4, 0.03, 0.35)) == Thresholds(0.61, 0.03, 0.35)
 
 
 def test_database_url_aliases(monkeypatch: pytest.MonkeyPatch) -> None:

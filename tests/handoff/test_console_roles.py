@@ -69,6 +69,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/console/weekly/{week}/draft"): ALL,
     ("GET", "/console/upkeep"): ALL,  # staff and readers: their units only
     ("POST", "/console/upkeep/reviews/{item_id}/done"): {ADMIN, STAFF, SUPER},
+    ("POST", "/console/weekly/special/{no}/close"): ALL,  # the case's unit (readers too) or an admin
     ("GET", "/console/dashboard"): {ADMIN, SUPER},
     ("GET", "/console/dashboard.csv"): {ADMIN, SUPER},
     ("GET", "/console/admin/users"): {ADMIN},

@@ -55,8 +55,20 @@ def test_metrics_follow_their_definitions() -> None:
         ("住房公积金可以提取吗", None),  # out of scope but answered: a false answer
     ]
     r = evaluate(entries, queries, Thresholds())
-    assert set(r) == {"n", "top1", "top3", "oos_reject", "false_answer", "p50_ms", "p99_ms"}
+    assert set(r) == {
+        "n",
+        "top1",
+        "top3",
+        "answer_right",
+        "clarify_right",
+        "oos_reject",
+        "false_answer",
+        "p50_ms",
+        "p99_ms",
+    }
     assert r["n"] == 4
+    assert r["answer_right"] == 0.5  # one of the two in-scope queries answered with its own FAQ
+    assert r["clarify_right"] == 0.0
     assert r["top1"] == 0.5
     assert r["top3"] == 1.0  # with three FAQs every expected one is in the top 3
     assert r["oos_reject"] == 0.5

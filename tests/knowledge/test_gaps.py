@@ -214,6 +214,7 @@ def _row(
     rating: str | None = None,
     ticket: str | None = None,
     user: str | None = None,
+    faq: str | None = None,
 ) -> LogRow:
     return LogRow(
         i,
@@ -224,7 +225,7 @@ def _row(
         text,
         outcome,
         score,
-        None,
+        faq,
         unit,
         rating,
         ticket,
@@ -238,32 +239,50 @@ def test_what_counts_as_unanswered() -> None:
         _row(1, "没有答案的问题", "none", at=t0),
         _row(2, "只给了政策原文", "passage", at=t0),
         _row(3, "转了人工", "answer", at=t0, ticket="LY1"),
-        _row(4, "答了但没用", "answer", at=t0, score=0.99, rating="useless"),
-        _row(5, "答得好", "answer", at=t0, score=0.99, rating="useful"),
+        _row(4, "答了但没用", "answer", at=t0, score=0.99, rating="useless", faq="F1"),
+        _row(5, "答得好", "answer", at=t0, score=0.99, rating="useful", faq="F1"),
         _row(6, "有用", "command", at=t0),
-        # Low score then a rephrasing in the same session within the window: counts.
-        _row(7, "低分问题甲", "answer", at=t0, session="a", score=0.6),
-        _row(8, "换个说法问甲", "answer", at=t0 + 2 * m, session="a", score=0.99),
+        # An answer, then the same intent reworded that lands on another FAQ: counts.
+        _row(7, "依申请公开多长时间答复", "answer", at=t0, session="a", score=0.6, faq="F1"),
+        _row(8, "依申请公开要多久才答复", "answer", at=t0 + 2 * m, session="a", score=0.99, faq="F2"),
+        # ... or that ends in a message to staff: counts.
+        _row(19, "社保卡丢了怎么补办", "answer", at=t0, session="h", score=0.7, faq="F3"),
+        _row(20, "社保卡丢失了如何补办", "handoff", at=t0 + m, session="h", ticket="LY2"),
         # Clarify, then the citizen picks a choice (same text logged again): not a rephrasing.
         _row(9, "低分问题乙", "clarify", at=t0, session="b", score=0.6),
-        _row(10, "低分问题乙", "answer", at=t0 + m, session="b"),
-        # Too late, high score, other session, or a command in between that is not a question.
-        _row(11, "低分问题丙", "answer", at=t0, session="c", score=0.6),
-        _row(12, "很久以后", "answer", at=t0 + 30 * m, session="c", score=0.99),
-        _row(13, "高分问题", "answer", at=t0, session="d", score=0.95),
-        _row(14, "另一个问题", "answer", at=t0 + m, session="d", score=0.99),
-        _row(15, "低分问题丁", "answer", at=t0, session="e", score=0.6),
-        _row(16, "别的会话", "answer", at=t0 + m, session="f", score=0.99),
-        _row(17, "低分问题戊", "answer", at=t0, session="g", score=0.6),
+        _row(10, "低分问题乙", "answer", at=t0 + m, session="b", faq="F1"),
+        # A low score answer followed by another, unrelated question: answered (no negative signal).
+        _row(13, "依申请公开多长时间答复", "answer", at=t0, session="d", score=0.45, faq="F1"),
+        _row(14, "今天天气怎么样", "none", at=t0 + m, session="d"),
+        # A rephrasing that lands on the same FAQ: answered.
+        _row(21, "依申请公开多长时间答复", "answer", at=t0, session="i", score=0.5, faq="F1"),
+        _row(22, "依申请公开多久答复", "answer", at=t0 + m, session="i", score=0.99, faq="F1"),
+        # Too late, other session, or a command in between that is not a question.
+        _row(11, "社保卡丢了怎么补办", "answer", at=t0, session="c", score=0.6, faq="F3"),
+        _row(12, "社保卡丢失了如何补办", "none", at=t0 + 30 * m, session="c"),
+        _row(15, "社保卡丢了怎么补办", "answer", at=t0, session="e", score=0.6, faq="F3"),
+        _row(16, "社保卡丢失了如何补办", "none", at=t0 + m, session="f"),
+        _row(17, "低分问题戊", "answer", at=t0, session="g", score=0.6, faq="F1"),
         _row(18, "没用", "command", at=t0 + m, session="g"),
     ]
-    got = {u.log_id: u.reason for u in select_unanswered(reversed(rows), GapParams(low_score=0.9))}
-    assert got == {1: "none", 2: "passage", 3: "handoff", 4: "useless", 7: "rephrased"}
+    got = {u.log_id: u.reason for u in select_unanswered(reversed(rows), GapParams(), _text())}
+    assert got == {
+        1: "none",
+        2: "passage",
+        3: "handoff",
+        4: "useless",
+        7: "rephrased",
+        19: "rephrased",
+        20: "handoff",
+        14: "none",
+        12: "none",
+        16: "none",
+    }
     # The outcome is kept next to the reason.
     assert {u.log_id: u.outcome for u in select_unanswered(rows, GapParams())}[3] == "answer"
-    # A tighter window or a lower threshold drops the rephrasing.
+    # A tighter window or a stricter sameness drops the rephrasing.
     assert 7 not in {u.log_id for u in select_unanswered(rows, GapParams(rephrase_minutes=1))}
-    assert 7 not in {u.log_id for u in select_unanswered(rows, GapParams(low_score=0.5))}
+    assert 7 not in {u.log_id for u in select_unanswered(rows, GapParams(same_intent=0.99))}
 
 
 def test_tickets_link_route_and_give_drafts() -> None:
@@ -418,7 +437,7 @@ def test_week_windows() -> None:
 
 def test_bad_parameters_are_refused() -> None:
     with pytest.raises(InvalidInput):
-        GapParams(low_score=2)
+        GapParams(same_intent=2)
     with pytest.raises(InvalidInput):
         GapParams(min_topic_size=0)
     with pytest.raises(InvalidInput):

@@ -8,7 +8,8 @@ import string
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from knowledge.matcher import Decision, Hit, IndexEntry, Matcher, Thresholds, calibrate, decide
+from knowledge.calibration import calibrate
+from knowledge.matcher import Decision, Hit, IndexEntry, Matcher, Thresholds, decide
 from knowledge.text import TextProcessor
 
 FAQS = [

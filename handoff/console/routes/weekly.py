@@ -1,7 +1,8 @@
 """Console routes of the weekly unanswered-questions reports (/console/weekly): the list of weeks
 and units (admins and supervisors see every unit and the overview with the report runs, staff and
-readers their own units), one unit's report page, its chart, its download as HTML or xlsx, and
-"生成问答草稿" for one topic (an FAQ draft, made once per week and question).
+readers their own units), one unit's report page, its chart, its download as HTML or xlsx,
+"生成问答草稿" for one topic (an FAQ draft, made once per week and question), and the 专题 cases
+opened when questions concentrate (listed on the weekly page, closed by their unit or an admin).
 """
 
 from typing import Annotated
@@ -12,6 +13,7 @@ from fastapi.responses import RedirectResponse
 
 from handoff.console.deps import PREFIX, ConsoleDep, Staff, WeeklyReader, base
 from handoff.console.web import ConsoleRoute, render
+from handoff.special import SpecialTopics
 from handoff.weekly import (
     find_topic,
     may_see_unit,
@@ -69,6 +71,8 @@ def weekly_list(staff: WeeklyReader, console: ConsoleDep, request: Request, week
     if label not in weeks:
         weeks.append(label)
     runs = list(report_runs()) if report_runs and staff.user.role in ("admin", "supervisor") else []
+    everyone = staff.user.role in ("admin", "supervisor")
+    cases = _special(console).cases(units=None if everyone else tuple(staff.user.departments))
     return render(
         request,
         "weekly.html",
@@ -85,8 +89,28 @@ def weekly_list(staff: WeeklyReader, console: ConsoleDep, request: Request, week
             runs=runs[:8],
             schedule=console.report_schedule,
             overview_name=OVERVIEW,
+            cases=cases,
+            may_close={c.no: c.status == "open" and staff.user.may_draft_faq(c.unit) for c in cases},
+            done=request.query_params.get("done", ""),
         ),
     )
+
+
+def _special(console: ConsoleDep) -> SpecialTopics:
+    return SpecialTopics(console.sessions, console.kb, console.calendar)
+
+
+@router.post("/weekly/special/{no}/close")
+def special_close(staff: WeeklyReader, console: ConsoleDep, no: str) -> Response:
+    service = _special(console)
+    case = next((c for c in service.cases() if c.no == no), None)
+    if case is None or not may_see_unit(staff.user.role, staff.user.departments, case.unit):
+        raise NotFound("未找到该专题", f"special case {no!r} hidden from {staff.user.username}")
+    if not staff.user.may_draft_faq(case.unit):
+        raise InvalidInput("只有承办单位或管理员可以办结专题", f"{staff.user.username} may not close {no}")
+    service.close(no, by=staff.user.username)
+    console.record(staff, "special_close", no, unit=case.unit, label=case.label)
+    return RedirectResponse("/console/weekly?done=special_closed", status_code=303)
 
 
 @router.get("/weekly/{week}")
