@@ -33,7 +33,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.conversation import APOLOGY, PENDING_LOG, Dialogue, Incoming, Reply
-from bot.database import reader_for
 from bot.models import ChatSession, InboundMessage
 from bot.spool import Spool
 from knowledge.db import relax_commit, single_statement
@@ -112,11 +111,15 @@ class Inbox:
         self.spool = spool
         self.async_commit = async_commit  # PostgreSQL: chat writes do not wait for the WAL flush
         # The statements of every message go through Core connections (no ORM session around them):
-        # the reads on `reader` (bot.database.reader_for: autocommit, on SQLite outside the writer
-        # lock), the write in one short transaction.
+        # the reads in autocommit on PostgreSQL (no BEGIN/ROLLBACK round trips), the write in one
+        # short transaction.
         self._engine: Engine = sessions.kw["bind"]
         self._dialect = self._engine.dialect.name
-        self.reader = reader_for(self._engine)
+        self.reader = (
+            self._engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self._dialect == "postgresql"
+            else self._engine
+        )
         # degraded mode: states of this process's conversations while the database is away
         self._local: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         dialogue.states = self  # the web form's ticket reads and writes the state through us

@@ -28,7 +28,6 @@ def database_away(app: FastAPI, url: str) -> Iterator[None]:
     """The SQLite file cannot be opened: every new connection fails with OperationalError."""
     path = Path(url.removeprefix("sqlite:///"))
     app.state.engine.dispose()
-    app.state.inbox.reader.dispose()  # the hot-path reads have a pool of their own on SQLite
     moved = [p for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()]
     for p in moved:
         os.rename(p, f"{p}.away")
