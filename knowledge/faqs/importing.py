@@ -46,6 +46,15 @@ class ImportMethods:
     """The import part of FaqStore (a mixin over its sessionmaker)."""
 
     _sessions: sessionmaker[Session]
+    guard: Any
+
+    def _guarded(self, changes: dict[str, Any], confirm: bool) -> str: ...  # FaqStore's
+
+    def _plan_conflicts(self, plan: _Plan) -> list[Any]:
+        """What the guard says about the plan's changes to the published index (dry run)."""
+        if self.guard is None:
+            return []
+        return list(self.guard.check(self, _plan_changes(plan)))
 
     def import_file(
         self,
@@ -58,13 +67,16 @@ class ImportMethods:
         allow_empty_answer: bool = False,
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_rows: int = MAX_ROWS,
+        confirm_conflicts: bool = False,
     ) -> ImportReport:
         """Import FAQs from xlsx, csv or jsonl (by extension or `fmt`). Every row is validated first;
         any problem raises ImportFailed listing all of them and nothing is written. Otherwise all rows
         are written in one transaction (one version stamp). Existing entries are found by id, or by
         the normalised standard question for rows without an id; `on_duplicate` says whether to update
         them (versioned, action "import"), skip them or reject the file. Columns missing from the file
-        keep their stored values on update."""
+        keep their stored values on update. Changes that would take existing phrasings from other
+        FAQs (knowledge.faqs.conflicts) are listed by a dry run and refuse the import unless
+        `confirm_conflicts`."""
         if on_duplicate not in ("update", "skip", "error"):
             raise InvalidInput(
                 "on_duplicate 应为 update、skip 或 error", f"bad on_duplicate {on_duplicate!r}"
@@ -85,7 +97,15 @@ class ImportMethods:
             if errors:
                 raise ImportFailed(errors)
             plan.fill(report)
+            report.conflicts = [c.describe() for c in self._plan_conflicts(plan)]
             return report
+        note = ""
+        if self.guard is not None:
+            # Checked before the write transaction (SQLite's is exclusive): the guard reads the store.
+            with self._sessions() as s:
+                checked = _plan(s, parsed, on_duplicate, allow_empty_answer)
+            if not checked.errors:
+                note = self._guarded(_plan_changes(checked), confirm_conflicts)
         try:
             with self._sessions() as s, s.begin():
                 seq = bump_version(s)
@@ -95,6 +115,7 @@ class ImportMethods:
                 plan.fill(report)
                 if not plan.creates and not plan.updates:
                     raise _NothingToWrite  # roll back: the version stamp stays as it was
+                plan.note = note  # written into every version of the import
                 self._write_plan(s, plan, seq, who)
                 plan.fill(report)
                 report.version = seq
@@ -127,7 +148,7 @@ class ImportMethods:
                 "by": who,
                 "changes": field_diff({}, c.values),
                 "snapshot": faq_dict(c.values),
-                "note": "",
+                "note": plan.note[:2000],
             }
             for c in plan.creates
         ] + [
@@ -140,7 +161,7 @@ class ImportMethods:
                 "by": who,
                 "changes": u.diff,
                 "snapshot": faq_dict(u.values),
-                "note": "",
+                "note": plan.note[:2000],
             }
             for u in plan.updates
         ]
@@ -174,6 +195,7 @@ class _Plan:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    note: str = ""  # history note of every version (a confirmed conflict)
 
     def fill(self, report: ImportReport) -> None:
         report.created = len(self.creates)
@@ -183,6 +205,20 @@ class _Plan:
         report.created_ids = [c.values["id"] for c in self.creates if c.values["id"] is not None]
         report.updated_ids = [u.values["id"] for u in self.updates]
         report.skipped_ids = list(self.skipped)
+
+
+def _plan_changes(plan: _Plan) -> dict[str, Any]:
+    """The plan's changes to the published index: FAQ id -> its new entry (None: leaves it)."""
+    from knowledge.faqs.conflicts import entry_of
+
+    changes: dict[str, Any] = {}
+    for c in plan.creates:
+        key = c.values["id"] or f"(第{c.line}行)"
+        changes[key] = entry_of(dict(c.values, id=key))
+    for u in plan.updates:
+        if {"question", "similar", "tags", "status", "valid_from", "valid_to"} & set(u.diff):
+            changes[u.values["id"]] = entry_of(u.values)
+    return changes
 
 
 def _validate_rows(raw: list[RawRow], *, tabular: bool) -> tuple[list[_Parsed], list[RowError]]:
