@@ -24,6 +24,7 @@ from handoff.console.web import PreCsrf, Redirect, client_ip, origin_ok
 from handoff.models import Ticket
 from handoff.sla import WorkCalendar
 from handoff.tickets import CLOSED, IN_PROGRESS, PENDING, REPLIED, STATUSES, TicketService, TicketView
+from handoff.tickets.promotion import PROMOTED_TAG as PROMOTED
 from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
 from knowledge.faqs import FaqStore
@@ -57,7 +58,7 @@ DONE: Final = {
     "template": "答复模板已保存",
 }
 STATUS_CLASS: Final = {PENDING: "pending", IN_PROGRESS: "progress", REPLIED: "replied", CLOSED: "closed"}
-PROMOTED_TAG: Final = "政策留言转化"
+PROMOTED_TAG: Final = PROMOTED  # handoff.tickets.promotion
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,9 @@ def entry_of(rec: FaqRecord | Mapping[str, Any], today: dt.date | None = None) -
     vf, vt = get("valid_from"), get("valid_to")
     if (vf is not None and day < vf) or (vt is not None and day > vt):
         return None
-    return IndexEntry(str(get("id")), str(get("question")), tuple(get("similar") or ()), tuple(get("tags") or ()))
+    return IndexEntry(
+        str(get("id")), str(get("question")), tuple(get("similar") or ()), tuple(get("tags") or ())
+    )
 
 
 class ConflictGuard:

@@ -59,6 +59,10 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
         self._sessions = sessions
         self.guard = guard
 
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._sessions
+
     def _guarded(self, changes: dict[str, IndexEntry | None], confirm: bool) -> str:
         """Run the guard over `changes`: raise PhrasingConflicts, or the history note of a confirmed
         publication with conflicts ("" when there are none or no guard)."""

@@ -27,7 +27,9 @@ class SynonymMethods:
     _sessions: sessionmaker[Session]
     guard: Any
 
-    def _check_synonyms(self, change: Callable[[builtins.list[builtins.list[str]]], None], confirm: bool) -> None:
+    def _check_synonyms(
+        self, change: Callable[[builtins.list[builtins.list[str]]], None], confirm: bool
+    ) -> None:
         """Refuse a synonym change that takes existing phrasings from their FAQs (the guard of
         knowledge.faqs.conflicts); `change` edits the current list of sets into the new one."""
         if self.guard is None:
