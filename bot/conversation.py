@@ -33,8 +33,8 @@ from knowledge.answer import AskResult, KnowledgeBase
 from knowledge.db import MAX_ID
 from knowledge.errors import NotFound, PolicybotError
 from knowledge.models import utcnow
-from knowledge.welcome import WelcomePins
 from knowledge.usage import QueryLogStore
+from knowledge.welcome import WelcomePins
 
 log = logging.getLogger("policybot.dialogue")
 

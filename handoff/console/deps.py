@@ -41,6 +41,10 @@ WEEKLY: Final = ALL  # admins and supervisors see every unit, staff and readers 
 DASHBOARD: Final = ("admin", "supervisor")
 
 DONE: Final = {
+    "suggestions_approved": "已采纳所选建议问法，机器人即刻使用",
+    "suggestions_refused": "部分建议问法会与已有问法冲突，未采纳（冲突见列表）",
+    "suggestions_rejected": "已拒绝所选建议问法",
+    "welcome_saved": "欢迎语推荐问题已保存",
     "assign": "已受理，您现在是该留言的办理人",
     "reply": "答复已保存，正通过原渠道推送给留言人",
     "note": "内部备注已添加",

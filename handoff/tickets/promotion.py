@@ -5,25 +5,29 @@ other messages of the conversation are about other things: taking them along is 
 knowledge base once), and the reply as the answer without the sentences that name the staff member
 or give a personal phone number (staff type them into the draft if they belong there). Drafts are
 never published here; publishing goes through the FAQ store and its conflict check.
+Answering a ticket with an existing FAQ (`faq_reply_text`) teaches that FAQ the ticket's wording
+(`offer_ticket_phrasing`, a candidate for review in knowledge.suggestions).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from handoff.models import StaffUser
 from handoff.privacy import find_pii, remove_pii
-from knowledge.errors import InvalidInput
+from knowledge.errors import InvalidInput, NotFound
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from handoff.tickets.records import TicketView
+    from knowledge.answer import KnowledgeBase
     from knowledge.faqs import FaqRecord, FaqStore
+    from knowledge.suggestions import SuggestionStore
 
 PROMOTED_TAG = "政策留言转化"
 MAX_QUESTION = 500
@@ -66,9 +70,8 @@ class PromotionMethods:
 
     _sessions: sessionmaker[Session]
 
-    def get(self, no: str) -> TicketView: ...  # TicketQueries'
-
-    def add_note(self, no: str, *, by: str, text: str) -> Any: ...  # TicketService's
+    get: Callable[[str], TicketView]  # TicketQueries'
+    add_note: Callable[..., Any]  # TicketService's
 
     def promoted_draft(self, no: str, faqs: FaqStore) -> FaqRecord | None:
         found = faqs.list(tag=promoted_tag(no), limit=1)
@@ -106,3 +109,26 @@ class PromotionMethods:
         names = {n for row in rows for n in row if n}
         names |= {n for n in (t.replied_by, t.assigned_to) if n}
         return names
+
+
+def faq_reply_text(kb: KnowledgeBase, faq_id: str) -> str:
+    """A ticket reply made of a published FAQ: its answer and its source (文号、条款)."""
+    result = kb.answer_for(faq_id)
+    if result is None or not result.answer:
+        raise NotFound(f"未找到已发布的问答 {faq_id}", f"no published FAQ {faq_id!r} with an answer")
+    text = result.answer
+    if result.sources:
+        text += "\n来源：" + "；".join(s.citation() for s in result.sources)
+    return text
+
+
+def offer_ticket_phrasing(suggestions: SuggestionStore, t: TicketView, faq_id: str) -> int | None:
+    """Staff answered this ticket with an FAQ: its question (personal data removed) becomes a
+    candidate phrasing of that FAQ (source "ticket"), counted once per ticket and FAQ."""
+    return suggestions.offer(faq_id, remove_pii(t.question), source="ticket", ref=f"ticket:{t.no}:{faq_id}")
+
+
+def used_faq_answer(reply: str, answer: str) -> bool:
+    """Whether a reply carries an FAQ's answer (staff inserted it and may have added a greeting)."""
+    head = re.sub(r"\s+", "", answer)[:40]
+    return bool(head) and head in re.sub(r"\s+", "", reply)

@@ -67,12 +67,13 @@ class PhrasingConflicts(PolicybotError):
 
     def __init__(self, conflicts: Sequence[PhrasingConflict]) -> None:
         self.conflicts = tuple(conflicts)
-        lines = [c.describe() for c in self.conflicts[:SHOWN]]
+        lines = [f"- {c.describe()}" for c in self.conflicts[:SHOWN]]
         more = len(self.conflicts) - len(lines)
         if more > 0:
             lines.append(f"……另有 {more} 条")
+        body = "\n".join(lines)
         super().__init__(
-            f"发布后已有问法会被错误答复，未保存：{'；'.join(lines)}。请修改相似问法或标准问题后重试。",
+            f"发布后以下已有问法会被错误答复，未保存：\n{body}\n请修改相似问法或标准问题后重试。",
             f"{len(self.conflicts)} phrasing conflicts: "
             + "; ".join(f"{c.owner_id}->{c.now_id}" for c in self.conflicts[:SHOWN]),
         )
@@ -219,9 +220,9 @@ def _probes(
                     near.add(h.faq_id)
     out: list[tuple[str, str]] = []
     for fid in sorted(near):
-        e = index.get(fid)
-        if e is not None:
-            out.extend((fid, p) for p in dict.fromkeys((e.question, *e.similar)))
+        entry = index.get(fid)
+        if entry is not None:
+            out.extend((fid, p) for p in dict.fromkeys((entry.question, *entry.similar)))
     return out
 
 

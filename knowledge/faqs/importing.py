@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -48,7 +48,7 @@ class ImportMethods:
     _sessions: sessionmaker[Session]
     guard: Any
 
-    def _guarded(self, changes: dict[str, Any], confirm: bool) -> str: ...  # FaqStore's
+    _guarded: Callable[[dict[str, Any], bool], str]  # FaqStore's
 
     def _plan_conflicts(self, plan: _Plan) -> list[Any]:
         """What the guard says about the plan's changes to the published index (dry run)."""

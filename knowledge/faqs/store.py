@@ -104,7 +104,7 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             except FieldError as e:
                 raise InvalidInput(e.zh, e.en) from None
         finalise(new)
-        return self.guard.check(self, {str(new["id"]): entry_of(new)})
+        return list(self.guard.check(self, {str(new["id"]): entry_of(new)}))
 
     # --- reading ----------------------------------------------------------------------------------
     def get(self, faq_id: str) -> FaqRecord | None:

@@ -36,7 +36,7 @@ class SynonymMethods:
             return
         from knowledge.faqs.conflicts import PhrasingConflicts
 
-        sets = self.synonyms()  # type: ignore[attr-defined]
+        sets = self.synonyms()
         change(sets)
         conflicts = self.guard.check_synonyms(self, sets)
         if conflicts and not confirm:

@@ -17,11 +17,13 @@ from handoff.console.deps import PREFIX, Console, ConsoleDep, Handler, Reader, S
 from handoff.console.web import ConsoleRoute, render
 from handoff.models import ReplyTemplate
 from handoff.tickets import OPEN_STATUSES, RATINGS, EventView, TicketView
+from handoff.tickets.promotion import offer_ticket_phrasing, used_faq_answer
 from knowledge.answer import KnowledgeBase
 from knowledge.db import MAX_ID
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
 from knowledge.faqs import FaqStore
 from knowledge.models import CHINA_TZ
+from knowledge.suggestions import SuggestionStore
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -153,10 +155,17 @@ def reply(
     no: str,
     version: Version,
     text: Annotated[str, Form(max_length=6000)] = "",
+    faq_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     def run(t: TicketView) -> dict[str, Any]:
         done = console.tickets.reply(t.no, staff=staff.user.username, text=text, expected_version=version)
-        return {"channel": done.channel, "length": len(text.strip())}
+        detail: dict[str, Any] = {"channel": done.channel, "length": len(text.strip())}
+        rec = console.kb.record(faq_id.strip()) if faq_id.strip() else None
+        if rec is not None and used_faq_answer(text, rec.answer):
+            # answered with an existing FAQ: the ticket's wording is a candidate phrasing of it
+            offer_ticket_phrasing(SuggestionStore(console.kb), done, rec.id)
+            detail["faq"] = rec.id
+        return detail
 
     return act(console, request, staff, no, "reply", run, reply_text=text)
 
