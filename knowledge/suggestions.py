@@ -6,7 +6,8 @@ the chosen FAQ); (b) "rated", an answer rated 有用 that was given without a cl
 phrasing would have been ambiguous or below the answer threshold); both are mined from the query log
 (`mine`), whose texts are masked already; (c) "ticket", staff answering a ticket with an existing FAQ
 (the caller, which owns the ticket, hands in the question with personal data removed: `offer`).
-A candidate is cleaned of what masking left (stars), deduplicated per FAQ by its normalised text,
+A candidate that carried personal data (masked in the log) is dropped; the others are deduplicated
+per FAQ by their normalised text,
 counted per source and never counted twice from the same log entry or ticket (`suggestion_ref`).
 Approving adds the phrasing to the FAQ as a new version by the approver, through the FAQ store and
 so through its conflict check (knowledge.faqs.conflicts); a candidate that conflicts stays queued
@@ -85,8 +86,11 @@ class Decision:
 
 
 def clean_candidate(text: str) -> str:
-    """A candidate as it may become a phrasing: what masking left removed, spaces collapsed."""
-    return _SPACES.sub(" ", _STARS.sub("", text or "")).strip(" ，,。；;：:、")[:MAX_CHARS]
+    """A candidate as it may become a phrasing, spaces collapsed; "" for a text that carried
+    personal data (masked in the log: 138****5678), which never becomes shared knowledge."""
+    if _STARS.search(text or ""):
+        return ""
+    return _SPACES.sub(" ", text or "").strip(" ，,。；;：:、")[:MAX_CHARS]
 
 
 class SuggestionStore:

@@ -50,6 +50,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/console/faqs/{faq_id}"): ALL,
     ("POST", "/console/faqs/{faq_id}"): ALL,
     ("POST", "/console/faqs/{faq_id}/publish"): {ADMIN, STAFF, SUPER},
+    ("GET", "/console/suggestions"): ALL,  # readers: their unit's candidates (reject only)
+    ("POST", "/console/suggestions"): ALL,
+    ("POST", "/console/suggestions/welcome"): {ADMIN, STAFF, SUPER},  # saved for admin/supervisor only
     ("GET", "/console/reports"): {SUPER, READER},
     ("GET", "/console/weekly"): ALL,  # staff and readers: their units only
     ("GET", "/console/weekly/{week}"): ALL,
