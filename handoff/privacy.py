@@ -439,8 +439,8 @@ def mask(text: str, kinds: Iterable[str] | None = None) -> str:
 # What `mask` leaves of a value (138****5678, z***@x.cn, 370202********1234, 香港中路****), with
 # the road or community name written right before it: removed whole by `remove_pii`.
 _LABEL = (
-    r"(?:(?:我的|本人|我家的?)?(?:联系电话|电话号码|电话|手机号码|手机号|手机|联系方式|身份证号码|身份证号|"
-    r"身份证|证件号|银行卡号|银行卡|卡号|邮箱|住址|地址)(?:是|为|：|:)?\s*)"
+    r"(?:(?:我的|本人的?|我家的?|我)?(?:联系电话|电话号码|电话|手机号码|手机号|手机|联系方式|身份证号码|身份证号|"
+    r"身份证|证件号|银行卡号|银行卡|卡号|邮箱|住址|地址|家住在|家住|住在|家在)(?:是|为|：|:)?\s*)"
 )
 _LABEL_END = re.compile(_LABEL + "$")
 _MASKED = re.compile(
