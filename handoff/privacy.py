@@ -444,7 +444,7 @@ _LABEL = (
 )
 _LABEL_END = re.compile(_LABEL + "$")
 _MASKED = re.compile(
-    rf"{_LABEL}?(?:[{_CN}0-9]{{0,12}}?{_PLACE})?[0-9A-Za-z@._\-]*\*{{2,}}[0-9A-Za-z@._\-]*(?:\s*\*+)*"
+    rf"{_LABEL}?(?:{_ADMIN})(?:[{_CN}0-9]{{0,12}}?{_PLACE})?[0-9A-Za-z@._\-]*\*{{2,}}[0-9A-Za-z@._\-]*(?:\s*\*+)*"
 )
 _LEFTOVER = re.compile(r"([，,。；;：:、\s])[，,。；;：:、\s]+")
 

@@ -31,7 +31,7 @@ from knowledge.answer import KnowledgeBase
 from knowledge.errors import InvalidInput, NotFound
 from knowledge.faqs.conflicts import PhrasingConflict, PhrasingConflicts
 from knowledge.faqs.fields import question_key
-from knowledge.models import KbState, PhrasingSuggestion, QueryLog, SuggestionRef, utcnow
+from knowledge.models import Faq, KbState, PhrasingSuggestion, QueryLog, SuggestionRef, utcnow
 
 SOURCES = ("clarify", "rated", "ticket")
 SOURCE_LABELS = {"clarify": "澄清后选择", "rated": "评价有用", "ticket": "留言以问答答复"}
@@ -287,11 +287,13 @@ class SuggestionStore:
                 .values(status=status, decided_by=by[:100], decided_at=utcnow())
             )
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, *, units: Iterable[str] | None = None) -> dict[str, int]:
+        """Candidates per status, optionally of the FAQs of these drafting units only."""
+        query = select(PhrasingSuggestion.status, func.count()).group_by(PhrasingSuggestion.status)
+        if units is not None:
+            query = query.join(Faq, Faq.id == PhrasingSuggestion.faq_id).where(Faq.unit.in_(list(units)))
         with self._sessions() as s:
-            rows = s.execute(
-                select(PhrasingSuggestion.status, func.count()).group_by(PhrasingSuggestion.status)
-            ).all()
+            rows = s.execute(query).all()
         return {str(st): int(n) for st, n in rows}
 
 

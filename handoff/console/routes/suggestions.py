@@ -49,7 +49,8 @@ def page(
     store = SuggestionStore(console.kb)
     store.mine()
     user = staff.user
-    units = None if user.sees_all() else list(user.departments)
+    every = user.role in PIN_ROLES  # admins and supervisors edit every unit's FAQs
+    units = None if every else list(user.departments)
     if unit:
         units = [unit] if units is None or unit in units else []
     rows = store.list(status=status, units=units, with_conflicts=status == "pending", limit=300)
@@ -59,10 +60,11 @@ def page(
         staff,
         title="建议问法",
         rows=rows,
+        counts=store.counts(units=units),
         status=status,
         tabs=STATUS_TABS,
         unit=unit,
-        units=sorted({u for u in console.known_departments() if user.sees_all() or u in user.departments}),
+        units=sorted({u for u in console.known_departments() if every or u in user.departments}),
         labels=SOURCE_LABELS,
         may_edit={r.id: user.may_edit_faq(r.unit) for r in rows},
         may_reject={r.id: user.may_draft_faq(r.unit) for r in rows},
