@@ -31,8 +31,44 @@ if TYPE_CHECKING:
     from knowledge.faqs.store import FaqStore
 
 NEIGHBOURS = 30  # FAQs retrieved per changed phrasing whose phrasings are then checked
-NEIGHBOUR_FLOOR = 0.2  # below this score a neighbour cannot come near the clarify threshold
+# A changed FAQ can change the decision on a phrasing only when it scores at least
+# min(clarify, answer - margin) against it (it must be offered, or close the answer's lead);
+# FAQs whose best phrasing scores this much below that bound are not checked.
+NEIGHBOUR_SLACK = 0.05
 SHOWN = 20  # conflicts listed in the error message
+CACHE_LIMIT = 200_000  # texts whose features the guard's text processor keeps
+
+
+class _CachedText(TextProcessor):
+    """The guard's text processor: a check re-indexes the same phrasings many times (each held out
+    in turn), so normalised texts and their features are kept until the word list changes."""
+
+    def __init__(self, synonyms: Sequence[Sequence[str]] = ()) -> None:
+        super().__init__(synonyms)
+        self._norms: dict[tuple[str, int | None], str] = {}
+        self._feats: dict[str, dict[str, str]] = {}
+        self._cached_version = self.version
+
+    def _fresh(self) -> None:
+        if self._cached_version != self.version or len(self._feats) > CACHE_LIMIT:
+            self._norms.clear()
+            self._feats.clear()
+            self._cached_version = self.version
+
+    def normalise(self, s: str, max_chars: int | None = None) -> str:
+        self._fresh()
+        key = (s, max_chars)
+        found = self._norms.get(key)
+        if found is None:
+            found = self._norms[key] = super().normalise(s, max_chars)
+        return found
+
+    def features(self, norm: str) -> dict[str, str]:
+        self._fresh()
+        found = self._feats.get(norm)
+        if found is None:
+            found = self._feats[norm] = super().features(norm)
+        return found
 
 
 @dataclass(frozen=True)
@@ -108,10 +144,13 @@ class ConflictGuard:
     def __init__(self, thresholds: Thresholds | Callable[[], Thresholds] | None = None) -> None:
         self._thresholds = thresholds or Thresholds()
         self._lock = threading.Lock()
-        self._text = TextProcessor()
+        self._text: TextProcessor = _CachedText()
         self._matcher = Matcher(self._text)
         self._seen = -1
         self._synonyms: list[list[str]] | None = None
+        # held-out decisions in the published index as it is (valid until the store changes)
+        self._before: dict[tuple[str, str], Decision] = {}
+        self._before_t: Thresholds | None = None
 
     @property
     def thresholds(self) -> Thresholds:
@@ -123,10 +162,11 @@ class ConflictGuard:
         version = store.version()
         if version == self._seen:
             return
+        self._before.clear()
         synonyms = store.synonyms()
         today = china_today()
         if self._seen < 0 or synonyms != self._synonyms:
-            self._text = TextProcessor(synonyms)
+            self._text = _CachedText(synonyms)
             entries = store.index_entries(valid_on=today)
             self._text.add_words(t for e in entries for t in e.tags if 2 <= len(t) <= 12)
             self._matcher = Matcher(self._text)
@@ -154,11 +194,15 @@ class ConflictGuard:
             if all(before[fid] == new for fid, new in changes.items()):
                 return []
             touched = [e for e in (*changes.values(), *before.values()) if e is not None]
-            probes = _probes(matcher, index, touched, exclude=set(changes))
+            t = self.thresholds
+            floor = min(t.clarify, t.answer - t.margin) - NEIGHBOUR_SLACK
+            probes = _probes(matcher, index, touched, exclude=set(changes), floor=floor)
             if not probes:
                 return []
-            t = self.thresholds
-            old = _held_out(matcher, index, probes, t)
+            cached = self._before if t == self._before_t else {}
+            missing = [p for p in probes if p not in cached]
+            old = {**cached, **_held_out(matcher, index, missing, t)}
+            self._before, self._before_t = old, t
             try:
                 for fid, entry in changes.items():
                     if entry is None:
@@ -198,7 +242,7 @@ class ConflictGuard:
             t = self.thresholds
             index = {e.faq_id: e for e in entries}
             old = _held_out(self._matcher, index, probes, t)
-            text = TextProcessor(wanted)
+            text = _CachedText(wanted)
             text.add_words(tag for e in entries for tag in e.tags if 2 <= len(tag) <= 12)
             other = Matcher(text)
             other.build(entries)
@@ -207,7 +251,12 @@ class ConflictGuard:
 
 
 def _probes(
-    matcher: Matcher, index: Mapping[str, IndexEntry], touched: Iterable[IndexEntry], *, exclude: set[str]
+    matcher: Matcher,
+    index: Mapping[str, IndexEntry],
+    touched: Iterable[IndexEntry],
+    *,
+    exclude: set[str],
+    floor: float,
 ) -> list[tuple[str, str]]:
     """(owner id, phrasing) of the FAQs near any phrasing of the touched entries. Scores are
     symmetric (weighted overlap and edit ratio), so the FAQs a changed phrasing retrieves are the
@@ -216,7 +265,7 @@ def _probes(
     for e in touched:
         for p in dict.fromkeys((e.question, *e.similar)):
             for h in matcher.search(p, k=NEIGHBOURS):
-                if h.score >= NEIGHBOUR_FLOOR and h.faq_id not in exclude:
+                if h.score >= floor and h.faq_id not in exclude:
                     near.add(h.faq_id)
     out: list[tuple[str, str]] = []
     for fid in sorted(near):
