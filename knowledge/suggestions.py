@@ -298,19 +298,23 @@ class SuggestionStore:
 
 
 def _previous_rows(s: Session, rows: Sequence[QueryLog]) -> dict[int, QueryLog]:
-    """For each entry, the entry just before it in the same conversation."""
+    """For each entry, the entry just before it in the same conversation (one query per 500
+    conversations)."""
     out: dict[int, QueryLog] = {}
-    for r in rows:
-        if not r.session_id:
-            continue
-        prev = s.scalars(
+    wanted = [r for r in rows if r.session_id]
+    sids = sorted({str(r.session_id) for r in wanted})
+    earlier: dict[str, list[QueryLog]] = {}
+    for i in range(0, len(sids), 500):
+        for row in s.scalars(
             select(QueryLog)
-            .where(QueryLog.session_id == r.session_id, QueryLog.id < r.id)
-            .order_by(QueryLog.id.desc())
-            .limit(1)
-        ).first()
-        if prev is not None:
-            out[r.id] = prev
+            .where(QueryLog.session_id.in_(sids[i : i + 500]))
+            .order_by(QueryLog.session_id, QueryLog.id)
+        ):
+            earlier.setdefault(str(row.session_id), []).append(row)
+    for r in wanted:
+        before = [x for x in earlier.get(str(r.session_id), []) if x.id < r.id]
+        if before:
+            out[r.id] = before[-1]
     return out
 
 

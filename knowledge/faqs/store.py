@@ -85,9 +85,10 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
         old = row_values(rec)
         new = dict(old, **cleaned)
         finalise(new)
-        if not (INDEXED & set(field_diff(old, new))):
-            return rec.seq, ""
-        return rec.seq, self._guarded({rec.id: entry_of(new)}, confirm)
+        after = entry_of(new)
+        if not (INDEXED & set(field_diff(old, new))) or (after is None and entry_of(old) is None):
+            return rec.seq, ""  # nothing the published index sees changes (a draft stays a draft)
+        return rec.seq, self._guarded({rec.id: after}, confirm)
 
     def check_change(self, faq_id: str | None, **changes: Any) -> builtins.list[Any]:
         """The conflicts (PhrasingConflict) that saving these field values would cause, without
@@ -289,10 +290,8 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             raise invalid_input(problems)
         from knowledge.faqs.conflicts import entry_of
 
-        note = self._guarded(
-            {str(values["id"] or NEW_ENTRY): entry_of(dict(values, id=values["id"] or NEW_ENTRY))},
-            confirm_conflicts,
-        )
+        entry = entry_of(dict(values, id=values["id"] or NEW_ENTRY))
+        note = self._guarded({entry.faq_id: entry}, confirm_conflicts) if entry is not None else ""
         for _attempt in range(3):
             try:
                 with self._sessions() as s, s.begin():
