@@ -9,6 +9,7 @@ Screenshots of the refusal and of /console/suggestions go to docs/screenshots/."
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,15 @@ PARK = "我家住在市南区香港中路10号3单元，楼下公园的健身器
 REPLY = "您好，公园健身器材由区园林局负责维修，已安排本周内修复。经办人张丽，电话13812345678。"
 
 
+def shot(name: str, tmp_path: Path) -> str:
+    """docs/screenshots/NAME when it is missing or POLICYBOT_SCREENSHOTS=1, else a temp file."""
+    target = SHOTS / name
+    if os.environ.get("POLICYBOT_SCREENSHOTS") == "1" or not target.exists():
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        return str(target)
+    return str(tmp_path / name)
+
+
 def answers(app: Any) -> dict[str, str | None]:
     """Every phrasing of every published FAQ -> the FAQ the bot answers it with now."""
     kb = app.state.kb
@@ -44,7 +54,6 @@ def test_corrupting_session_cannot_corrupt(
     app = create_app(make_settings(db_url))
     load_demo(app.state.kb.faqs, app.state.kb.policies)
     base = live_server(app)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     before = answers(app)
     assert len(before) > 250 and before["依申请公开多久答复"] == "demo-001"
 
@@ -111,14 +120,14 @@ def test_corrupting_session_cannot_corrupt(
     expect(staff.locator(".conflicts")).to_contain_text("demo-001")
     expect(staff.get_by_label("相似问法（每行一个）")).to_have_value(re.compile("今天天气怎么样"))
     if "sqlite" in db_url:
-        staff.screenshot(path=str(SHOTS / "faq-conflict-desktop.png"), full_page=True)
+        staff.screenshot(path=shot("faq-conflict-desktop.png", tmp_path), full_page=True)
         phone = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN").new_page()
         console_login(phone, base, "zhangli", "Lotus-Harbor-26!")
         phone.goto(f"{base}/console/faqs/{faq_id.group(1)}")
         phone.get_by_label("相似问法（每行一个）").fill("依申请公开多长时间答复")
         phone.get_by_role("button", name="保存", exact=True).click()
         expect(phone.locator(".conflicts")).to_contain_text("demo-001")
-        phone.screenshot(path=str(SHOTS / "faq-conflict-phone.png"), full_page=True)
+        phone.screenshot(path=shot("faq-conflict-phone.png", tmp_path), full_page=True)
         phone.context.close()
     assert answers(app) == after
 
@@ -156,9 +165,9 @@ def test_corrupting_session_cannot_corrupt(
     expect(row).to_contain_text("留言以问答答复")
     expect(admin.locator("table.sugg tr.has-conflict")).to_contain_text("demo-001")
     if "sqlite" in db_url:
-        admin.screenshot(path=str(SHOTS / "suggestions-desktop.png"), full_page=True)
+        admin.screenshot(path=shot("suggestions-desktop.png", tmp_path), full_page=True)
         admin.set_viewport_size({"width": 390, "height": 844})
-        admin.screenshot(path=str(SHOTS / "suggestions-phone.png"), full_page=True)
+        admin.screenshot(path=shot("suggestions-phone.png", tmp_path), full_page=True)
         admin.set_viewport_size({"width": 1366, "height": 900})
     row.get_by_role("checkbox").check()
     admin.get_by_role("button", name="采纳所选").click()
