@@ -35,6 +35,7 @@ from knowledge.db import MAX_ID
 from knowledge.errors import NotFound, PolicybotError
 from knowledge.models import utcnow
 from knowledge.usage import QueryLogStore
+from knowledge.welcome import WelcomePins
 
 log = logging.getLogger("policybot.dialogue")
 
@@ -166,22 +167,19 @@ class Dialogue:
         return [Reply("text", text, suggestions=tops)]
 
     def top_questions(self, n: int = 5) -> list[str]:
-        """Most asked FAQs (from the query log), filled up with published FAQs; cached a minute."""
+        """The welcome suggestions: the FAQs staff pinned (knowledge.welcome), else the most answered
+        FAQs; always an FAQ's standard question, never a citizen's text. Cached a minute."""
         at, cached = self._top
-        if cached and time.monotonic() - at < 60:
+        if time.monotonic() - at < 60:
             return cached[:n]
         out: list[str] = []
         try:
-            for faq_id, _ in self.querylog.top_faqs(n):
-                rec = self.kb.record(faq_id)
-                if rec is not None:
+            pinned = WelcomePins(self.kb.sessions).get()
+            ids = pinned or [faq_id for faq_id, _ in self.querylog.top_faqs(n)]
+            for faq_id in ids:
+                rec = self.kb.record(faq_id)  # published and indexed: retired pins are skipped
+                if rec is not None and rec.question not in out:
                     out.append(rec.question)
-            if len(out) < n:
-                for rec in self.kb.faqs.list(status="published", limit=n * 3):
-                    if rec.question not in out and self.kb.record(rec.id) is not None:
-                        out.append(rec.question)
-                    if len(out) >= n:
-                        break
         except SQLAlchemyError as exc:  # database unreachable: the last list, or none
             log.warning("top questions unavailable: %s", type(exc).__name__)
             return cached[:n]

@@ -436,6 +436,40 @@ def mask(text: str, kinds: Iterable[str] | None = None) -> str:
     return text
 
 
+# What `mask` leaves of a value (138****5678, z***@x.cn, 370202********1234, 香港中路****), with
+# the road or community name written right before it: removed whole by `remove_pii`.
+_LABEL = (
+    r"(?:(?:我的|本人的?|我家的?|我)?(?:联系电话|电话号码|电话|手机号码|手机号|手机|联系方式|身份证号码|身份证号|"
+    r"身份证|证件号|银行卡号|银行卡|卡号|邮箱|住址|地址|家住在|家住|住在|家在)(?:是|为|：|:)?\s*)"
+)
+_LABEL_END = re.compile(_LABEL + "$")
+_MASKED = re.compile(
+    rf"{_LABEL}?(?:{_ADMIN})(?:[{_CN}0-9]{{0,12}}?{_PLACE})?[0-9A-Za-z@._\-]*\*{{2,}}[0-9A-Za-z@._\-]*(?:\s*\*+)*"
+)
+_LEFTOVER = re.compile(r"([，,。；;：:、\s])[，,。；;：:、\s]+")
+
+
+def remove_pii(text: str) -> str:
+    """`text` with personal data left out rather than starred: every detected value (and what an
+    earlier `mask` left of one) is removed, then doubled punctuation and spaces are tidied. For texts
+    that become public knowledge (an FAQ drafted from a ticket, a learned phrasing)."""
+    text = clean_text(text)
+    for _ in range(_MAX_PASSES):
+        found = find_pii(text)
+        if not found:
+            break
+        out: list[str] = []
+        pos = 0
+        for m in found:
+            out.append(_LABEL_END.sub("", text[pos : m.start]))
+            pos = m.end
+        out.append(text[pos:])
+        text = "".join(out)
+    text = _MASKED.sub("", text)
+    text = _LEFTOVER.sub(r"\1", text)
+    return text.strip(" \t，,；;：:、")
+
+
 def normalise_phone(s: str) -> str | None:
     """A contact field as "13812345678" (mobile) or "021-12345678[-ext]" (fixed line), else None."""
     t = _ascii(clean_text(s)).strip()

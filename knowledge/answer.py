@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.calibration import CalibrationReport, ThresholdPins, choose, collect
 from knowledge.faqs import FaqRecord, FaqStore
+from knowledge.faqs.conflicts import ConflictGuard
 from knowledge.links import LinkHealth
 from knowledge.matcher import Hit, Matcher, Thresholds
 from knowledge.models import china_today
@@ -172,7 +173,8 @@ class KnowledgeBase:
         self.passage_threshold = passage_threshold
         self.refresh_seconds = refresh_seconds
         self.text = text or TextProcessor()
-        self.faqs = FaqStore(sessions)
+        # Every change made through this store is checked against the published phrasings first.
+        self.faqs = FaqStore(sessions, guard=ConflictGuard(lambda: self.thresholds))
         self.policies = PolicyStore(sessions, refresh_seconds=refresh_seconds)
         self.matcher = Matcher(self.text)
         self._records: dict[str, FaqRecord] = {}

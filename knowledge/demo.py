@@ -61,6 +61,24 @@ def demo_policy_specs(directory: Path = DEMO_DIR) -> list[dict[str, Any]]:
     return specs
 
 
+DEMO_PINS = 5  # the first FAQs of the demo file are its welcome questions (大家都在问)
+
+
+def _pin_welcome(faq_store: FaqStore, path: Path, by: str) -> None:
+    """The demo's welcome questions, unless staff have pinned their own."""
+    from knowledge.welcome import WelcomePins
+
+    pins = WelcomePins(faq_store.sessions)
+    if pins.get():
+        return
+    ids: list[str] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and len(ids) < DEMO_PINS:
+            ids.append(str(json.loads(line)["id"]))
+    published = {r.id for r in faq_store.list(status="published", limit=len(ids) + 100) if r.id in ids}
+    pins.set([i for i in ids if i in published], by=by)
+
+
 def load_demo(
     faq_store: FaqStore, policy_store: PolicyStore, *, by: str = "demo", directory: Path = DEMO_DIR
 ) -> DemoReport:
@@ -77,4 +95,5 @@ def load_demo(
             changed += 1
         records.append(rec)
     report = faq_store.import_file(directory / FAQ_FILE, fmt="jsonl", on_duplicate="update", by=by)
+    _pin_welcome(faq_store, directory / FAQ_FILE, by)
     return DemoReport(policies=tuple(records), policies_changed=changed, faqs=report)

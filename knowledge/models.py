@@ -243,3 +243,41 @@ class LinkStatus(Base):
     checked_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     ok_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     broken_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class PhrasingSuggestion(Base):
+    """A candidate similar phrasing learned from use (knowledge.suggestions): a citizen's wording that
+    reached `faq_id` (a clarify choice, a 有用 rating of a narrow answer, a ticket answered with the
+    FAQ), masked, deduplicated by its normalised `key`, counted per source, and queued for review."""
+
+    __tablename__ = "phrasing_suggestion"
+    __table_args__ = (UniqueConstraint("faq_id", "key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    faq_id: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(String(500))
+    key: Mapped[str] = mapped_column(String(255))
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    sources: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)  # source -> times seen
+    status: Mapped[str] = mapped_column(String(10), default="pending", index=True)
+    first_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class SuggestionRef(Base):
+    """What a suggestion was counted from (a query-log entry, a ticket), so nothing counts twice."""
+
+    __tablename__ = "suggestion_ref"
+    ref: Mapped[str] = mapped_column(String(120), primary_key=True)
+    suggestion_id: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class WelcomePin(Base):
+    """The FAQs staff chose for the welcome message (大家都在问), in order."""
+
+    __tablename__ = "welcome_pin"
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    faq_id: Mapped[str] = mapped_column(String(64))
+    updated_by: Mapped[str] = mapped_column(String(100), default="system")
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

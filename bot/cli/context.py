@@ -49,9 +49,8 @@ class Context:
 
     @property
     def faqs(self) -> Any:
-        from knowledge.faqs import FaqStore
-
-        return FaqStore(self.sessions)
+        """The knowledge base's store: its changes pass the publish guard (knowledge.faqs.conflicts)."""
+        return self.kb.faqs
 
     @property
     def policies(self) -> Any:

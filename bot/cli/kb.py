@@ -29,9 +29,16 @@ def _faq_dict(r: Any) -> dict[str, Any]:
 
 def cmd_kb_import(args: argparse.Namespace, ctx: Context) -> int:
     report = ctx.faqs.import_file(
-        Path(args.file), fmt=args.format, on_duplicate=args.on_duplicate, dry_run=args.dry_run, by=args.by
+        Path(args.file),
+        fmt=args.format,
+        on_duplicate=args.on_duplicate,
+        dry_run=args.dry_run,
+        by=args.by,
+        confirm_conflicts=args.confirm_conflicts,
     )
     print(report.summary())
+    for c in report.conflicts:
+        print(f"冲突：{c}")
     for w in report.warnings:
         print(f"提示：{w}")
     return 0
@@ -86,7 +93,7 @@ def _faq_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_kb_add(args: argparse.Namespace, ctx: Context) -> int:
     fields = _faq_fields(args)
-    r = ctx.faqs.add(by=args.by, id=args.id, **fields)
+    r = ctx.faqs.add(by=args.by, id=args.id, confirm_conflicts=args.confirm_conflicts, **fields)
     print(f"已新增 {r.id}")
     return 0
 
@@ -98,7 +105,7 @@ def cmd_kb_edit(args: argparse.Namespace, ctx: Context) -> int:
         fields["similar"] = tuple(fields.get("similar", cur.similar)) + tuple(args.add_similar)
     if not fields:
         raise PolicybotError("没有要修改的内容", "no fields given")
-    r = ctx.faqs.edit(args.id, by=args.by, **fields)
+    r = ctx.faqs.edit(args.id, by=args.by, confirm_conflicts=args.confirm_conflicts, **fields)
     print(f"已修改 {r.id}（版本戳 {r.seq}）")
     return 0
 
@@ -128,10 +135,10 @@ def cmd_kb_synonyms(args: argparse.Namespace, ctx: Context) -> int:
     if args.action == "add":
         if len(args.terms) < 2:
             raise PolicybotError("同义词组至少需要两个词", "synonym set needs two terms")
-        set_id = ctx.faqs.add_synonyms(args.terms, by=args.by)
+        set_id = ctx.faqs.add_synonyms(args.terms, by=args.by, confirm_conflicts=args.confirm_conflicts)
         print(f"已新增同义词组 {set_id}")
     elif args.action == "delete":
-        ctx.faqs.delete_synonyms(int(args.terms[0]), by=args.by)
+        ctx.faqs.delete_synonyms(int(args.terms[0]), by=args.by, confirm_conflicts=args.confirm_conflicts)
         print("已删除")
     else:
         for row in ctx.faqs.synonym_sets():
@@ -232,6 +239,15 @@ def _faq_options(p: argparse.ArgumentParser, *, required: bool) -> None:
     p.add_argument("--service-url", dest="service_url", help="办事链接（一网通办事项地址，空字符串表示清除）")
 
 
+def _confirm_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--confirm-conflicts",
+        dest="confirm_conflicts",
+        action="store_true",
+        help="已有问法会被错误答复时仍然写入（记入修改历史）",
+    )
+
+
 def add_commands(sub: Subparsers) -> None:
     kb = sub.add_parser("kb", help="知识库管理").add_subparsers(dest="kb_command", required=True)
     p = kb.add_parser("import", help="导入 xlsx / csv / jsonl（全部成功或全部不写入）")
@@ -242,6 +258,7 @@ def add_commands(sub: Subparsers) -> None:
     )
     p.add_argument("--dry-run", dest="dry_run", action="store_true")
     p.add_argument("--by", default="cli")
+    _confirm_option(p)
     p.set_defaults(func=cmd_kb_import)
     p = kb.add_parser("export", help="导出 xlsx / csv / jsonl")
     p.add_argument("file")
@@ -264,12 +281,14 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--id")
     _faq_options(p, required=True)
     p.add_argument("--by", default="cli")
+    _confirm_option(p)
     p.set_defaults(func=cmd_kb_add)
     p = kb.add_parser("edit", help="修改问答（保留版本）")
     p.add_argument("id")
     _faq_options(p, required=False)
     p.add_argument("--add-similar", dest="add_similar", nargs="*")
     p.add_argument("--by", default="cli")
+    _confirm_option(p)
     p.set_defaults(func=cmd_kb_edit)
     p = kb.add_parser("retire", help="下线问答")
     p.add_argument("id")
@@ -284,6 +303,7 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("action", choices=["list", "add", "delete"])
     p.add_argument("terms", nargs="*")
     p.add_argument("--by", default="cli")
+    _confirm_option(p)
     p.set_defaults(func=cmd_kb_synonyms)
     p = kb.add_parser("demo", help="载入演示知识库（五份政策文件及问答）")
     p.set_defaults(func=cmd_kb_demo)
@@ -295,3 +315,6 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--queries", required=True)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_kb_eval)
+    from bot.cli.learning import add_kb_commands
+
+    add_kb_commands(kb)

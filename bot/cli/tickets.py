@@ -1,6 +1,7 @@
-"""`policybot tickets list | show | reply` and `policybot deliveries list`: citizens' tickets (personal
+"""`policybot tickets list | show | reply | answer` and `policybot deliveries list`: citizens' tickets (personal
 data masked) and the delivery queue of later messages. `tickets reply` is handoff's own
-(handoff.console.cli.cmd_tickets_reply: the console user's permissions and audit event).
+(handoff.console.cli.cmd_tickets_reply: the console user's permissions and audit event); so is
+`tickets answer NO --faq FAQ_ID` (reply with an FAQ, which learns the ticket's wording).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def cmd_deliveries_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def add_commands(sub: Subparsers) -> None:
-    from handoff.console.cli import cmd_tickets_reply
+    from handoff.console.cli import cmd_tickets_answer, cmd_tickets_reply
 
     tk = sub.add_parser("tickets", help="政策留言").add_subparsers(dest="tickets_command", required=True)
     p = tk.add_parser("list")
@@ -82,6 +83,13 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("text", help="答复内容（- 表示从标准输入读取）")
     p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME", help="办理人员或督办的后台账号")
     p.set_defaults(func=cmd_tickets_reply)
+    p = tk.add_parser(
+        "answer", help="以已发布问答的答案和出处答复留言（留言问题成为该问答的建议问法，待审核）"
+    )
+    p.add_argument("no", help="留言编号")
+    p.add_argument("--faq", required=True, metavar="FAQ_ID", help="问答编号")
+    p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME", help="办理人员或督办的后台账号")
+    p.set_defaults(func=cmd_tickets_answer)
     dl = sub.add_parser("deliveries", help="投递队列（答复等稍后发给留言人的消息）").add_subparsers(
         dest="deliveries_command", required=True
     )

@@ -34,30 +34,59 @@ def _accounts(ctx: _Context) -> Accounts:
     return Accounts(ctx.sessions, ConsoleConfig(secret_key=secrets.token_urlsafe(32)))
 
 
-def cmd_tickets_reply(args: argparse.Namespace, ctx: Any) -> int:
-    """Reply as a console user: refused unless that user may handle the ticket in the console."""
+def _handler(ctx: Any, as_user: str | None, no: str) -> tuple[Any, Any]:
+    """The console user named by --as and the ticket, if that user may handle it in the console."""
     tickets: TicketService = ctx.tickets
-    name = (args.as_user or "").strip().lower()
+    name = (as_user or "").strip().lower()
     user = next((u for u in _accounts(ctx).users() if u.username == name), None)
     if user is None or not user.active:
         raise NotFound(f"未找到可用的后台账号：{name}", f"no active console user {name!r}")
-    t = tickets.get(args.no)
+    t = tickets.get(no)
     if not user.may_handle_ticket(t.department):
         raise InvalidInput(
             f"账号 {name} 无权办理该留言（承办部门：{t.department}）",
             f"{name} may not handle ticket {t.no} of {t.department}",
         )
-    text = sys.stdin.read() if args.text == "-" else args.text
-    done = tickets.reply(t.no, staff=user.username, text=text)
+    return user, t
+
+
+def _reply(ctx: Any, user: Any, t: Any, text: str, **detail: Any) -> Any:
+    done = ctx.tickets.reply(t.no, staff=user.username, text=text)
     AuditLog(ctx.sessions).record(
         "reply",
         actor=user.username,
         role=user.role,
         ip="cli",
         target=done.no,
-        detail={"channel": done.channel, "length": len(text.strip()), "via": "cli"},
+        detail={"channel": done.channel, "length": len(text.strip()), "via": "cli", **detail},
     )
+    return done
+
+
+def cmd_tickets_reply(args: argparse.Namespace, ctx: Any) -> int:
+    """Reply as a console user: refused unless that user may handle the ticket in the console."""
+    user, t = _handler(ctx, args.as_user, args.no)
+    text = sys.stdin.read() if args.text == "-" else args.text
+    done = _reply(ctx, user, t, text)
     print(f"已答复留言 {done.no}（{done.status}），答复将通过原渠道（{done.channel}）推送给留言人。")
+    return 0
+
+
+def cmd_tickets_answer(args: argparse.Namespace, ctx: Any) -> int:
+    """Reply with a published FAQ's answer and source, as a console user; the ticket's question
+    becomes a candidate phrasing of that FAQ (reviewed in `kb suggestions`)."""
+    from handoff.tickets.promotion import faq_reply_text, offer_ticket_phrasing
+    from knowledge.suggestions import SuggestionStore
+
+    user, t = _handler(ctx, args.as_user, args.no)
+    text = faq_reply_text(ctx.kb, args.faq)
+    done = _reply(ctx, user, t, text, faq=args.faq)
+    learned = offer_ticket_phrasing(SuggestionStore(ctx.kb), done, args.faq)
+    print(
+        f"已用问答 {args.faq} 答复留言 {done.no}（{done.status}），答复将通过原渠道（{done.channel}）推送给留言人。"
+    )
+    if learned:
+        print(f"留言问题已加入问答 {args.faq} 的建议问法（编号 {learned}），待审核。")
     return 0
 
 

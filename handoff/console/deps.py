@@ -24,6 +24,7 @@ from handoff.console.web import PreCsrf, Redirect, client_ip, origin_ok
 from handoff.models import Ticket
 from handoff.sla import WorkCalendar
 from handoff.tickets import CLOSED, IN_PROGRESS, PENDING, REPLIED, STATUSES, TicketService, TicketView
+from handoff.tickets.promotion import PROMOTED_TAG as PROMOTED
 from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
 from knowledge.faqs import FaqStore
@@ -42,6 +43,10 @@ KB_CURATORS: Final = ("admin", "supervisor")  # store-wide changes (synonym sets
 
 DONE: Final = {
     "review": "已标记复核完成",
+    "suggestions_approved": "已采纳所选建议问法，机器人即刻使用",
+    "suggestions_refused": "部分建议问法会与已有问法冲突，未采纳（冲突见列表）",
+    "suggestions_rejected": "已拒绝所选建议问法",
+    "welcome_saved": "欢迎语推荐问题已保存",
     "assign": "已受理，您现在是该留言的办理人",
     "reply": "答复已保存，正通过原渠道推送给留言人",
     "note": "内部备注已添加",
@@ -64,7 +69,7 @@ DONE: Final = {
     "synonyms_deleted": "同义词组已删除",
 }
 STATUS_CLASS: Final = {PENDING: "pending", IN_PROGRESS: "progress", REPLIED: "replied", CLOSED: "closed"}
-PROMOTED_TAG: Final = "政策留言转化"
+PROMOTED_TAG: Final = PROMOTED  # handoff.tickets.promotion
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from handoff.models import Department, Ticket, TicketCounter, TicketEvent
 from handoff.privacy import PUBLIC_DIGIT_RUN, long_digit_run, mask
 from handoff.sla import WorkCalendar
+from handoff.tickets.promotion import PromotionMethods
 from handoff.tickets.queries import TicketQueries
 from handoff.tickets.records import (
     _RETRIES,
@@ -67,7 +68,7 @@ class _Change:
     detail: dict[str, Any]
 
 
-class TicketService(TicketQueries):
+class TicketService(TicketQueries, PromotionMethods):
     """The ticket lifecycle over one database. Thread-safe; share one instance per process."""
 
     def __init__(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -54,6 +54,15 @@ class ImportMethods:
     """The import part of FaqStore (a mixin over its sessionmaker)."""
 
     _sessions: sessionmaker[Session]
+    guard: Any
+
+    _guarded: Callable[[dict[str, Any], bool], str]  # FaqStore's
+
+    def _plan_conflicts(self, plan: _Plan) -> list[Any]:
+        """What the guard says about the plan's changes to the published index (dry run)."""
+        if self.guard is None:
+            return []
+        return list(self.guard.check(self, _plan_changes(plan)))
 
     def import_file(
         self,
@@ -67,6 +76,7 @@ class ImportMethods:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_rows: int = MAX_ROWS,
         expected_version: int | None = None,
+        confirm_conflicts: bool = False,
     ) -> ImportReport:
         """Import FAQs from xlsx, csv or jsonl (by extension or `fmt`). Every row is validated first;
         any problem raises ImportFailed listing all of them and nothing is written. Otherwise all rows
@@ -75,7 +85,9 @@ class ImportMethods:
         them (versioned, action "import"), skip them or reject the file. Columns missing from the file
         keep their stored values on update. With `expected_version` (the store version a dry run was
         made at), a store that changed since raises Conflict and nothing is written: the write is
-        then exactly what the dry run reported."""
+        then exactly what the dry run reported. Changes that would take existing phrasings from other
+        FAQs (knowledge.faqs.conflicts) are listed by a dry run and refuse the import unless
+        `confirm_conflicts`."""
         if on_duplicate not in ("update", "skip", "error"):
             raise InvalidInput(
                 "on_duplicate 应为 update、skip 或 error", f"bad on_duplicate {on_duplicate!r}"
@@ -97,7 +109,15 @@ class ImportMethods:
             if errors:
                 raise ImportFailed(errors)
             plan.fill(report)
+            report.conflicts = [c.describe() for c in self._plan_conflicts(plan)]
             return report
+        note = ""
+        if self.guard is not None:
+            # Checked before the write transaction (SQLite's is exclusive): the guard reads the store.
+            with self._sessions() as s:
+                checked = _plan(s, parsed, on_duplicate, allow_empty_answer)
+            if not checked.errors:
+                note = self._guarded(_plan_changes(checked), confirm_conflicts)
         try:
             with self._sessions() as s, s.begin():
                 seq = bump_version(s)
@@ -111,6 +131,7 @@ class ImportMethods:
                 plan.fill(report)
                 if not plan.creates and not plan.updates:
                     raise _NothingToWrite  # roll back: the version stamp stays as it was
+                plan.note = note  # written into every version of the import
                 self._write_plan(s, plan, seq, who)
                 plan.fill(report)
                 report.version = seq
@@ -143,7 +164,7 @@ class ImportMethods:
                 "by": who,
                 "changes": field_diff({}, c.values),
                 "snapshot": faq_dict(c.values),
-                "note": "",
+                "note": plan.note[:2000],
             }
             for c in plan.creates
         ] + [
@@ -156,7 +177,7 @@ class ImportMethods:
                 "by": who,
                 "changes": u.diff,
                 "snapshot": faq_dict(u.values),
-                "note": "",
+                "note": plan.note[:2000],
             }
             for u in plan.updates
         ]
@@ -190,6 +211,7 @@ class _Plan:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
+    note: str = ""  # history note of every version (a confirmed conflict)
 
     def fill(self, report: ImportReport) -> None:
         report.created = len(self.creates)
@@ -223,6 +245,20 @@ class _Plan:
             for u in self.updates
         ]
         report.items = sorted(items, key=lambda i: i.line)
+
+
+def _plan_changes(plan: _Plan) -> dict[str, Any]:
+    """The plan's changes to the published index: FAQ id -> its new entry (None: leaves it)."""
+    from knowledge.faqs.conflicts import entry_of
+
+    changes: dict[str, Any] = {}
+    for c in plan.creates:
+        key = c.values["id"] or f"(第{c.line}行)"
+        changes[key] = entry_of(dict(c.values, id=key))
+    for u in plan.updates:
+        if {"question", "similar", "tags", "status", "valid_from", "valid_to"} & set(u.diff):
+            changes[u.values["id"]] = entry_of(u.values)
+    return changes
 
 
 def _validate_rows(raw: list[RawRow], *, tabular: bool) -> tuple[list[_Parsed], list[RowError]]:

@@ -181,14 +181,20 @@ class ImportReport:
     skipped_ids: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     items: list[ImportItem] = field(default_factory=list)  # the rows that create or update, in file order
+    # Existing phrasings that the import would answer differently (knowledge.faqs.conflicts): listed
+    # by a dry run; a real import is refused with them unless confirmed.
+    conflicts: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         head = "试导入（未写入）" if self.dry_run else "导入完成"
         verb = "将" if self.dry_run else ""
-        return (
+        text = (
             f"{head}：共 {self.rows} 行，{verb}新增 {self.created} 条，{verb}更新 {self.updated} 条，"
             f"无变化 {self.unchanged} 条，跳过 {self.skipped} 条"
         )
+        if self.conflicts:
+            text += f"；{len(self.conflicts)} 条已有问法将被错误答复"
+        return text
 
 
 # --- to and from a dict -------------------------------------------------------------------------------

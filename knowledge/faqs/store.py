@@ -42,14 +42,71 @@ from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import faq_validity
 
 if TYPE_CHECKING:
+    from knowledge.faqs.conflicts import ConflictGuard
     from knowledge.matcher import IndexEntry
+
+# Fields whose change can change what the published index answers.
+INDEXED = frozenset({"question", "similar", "tags", "status", "valid_from", "valid_to"})
+NEW_ENTRY = "(新问答)"  # the id a new entry is checked under before it has one
 
 
 class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
-    """FAQ CRUD with versions, validity, synonym sets and file import/export over one sessionmaker."""
+    """FAQ CRUD with versions, validity, synonym sets and file import/export over one sessionmaker.
+    With a `guard` (knowledge.faqs.conflicts), every change that reaches the published index is
+    checked first and refused when existing phrasings of other FAQs would be answered differently;
+    `confirm_conflicts=True` (admins) writes it anyway and records the conflicts in the history."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, guard: ConflictGuard | None = None) -> None:
         self._sessions = sessions
+        self.guard = guard
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self._sessions
+
+    def _guarded(self, changes: dict[str, IndexEntry | None], confirm: bool) -> str:
+        """Run the guard over `changes`: raise PhrasingConflicts, or the history note of a confirmed
+        publication with conflicts ("" when there are none or no guard)."""
+        if self.guard is None or not changes:
+            return ""
+        from knowledge.faqs.conflicts import PhrasingConflicts, confirmation_note
+
+        conflicts = self.guard.check(self, changes)
+        if not conflicts:
+            return ""
+        if not confirm:
+            raise PhrasingConflicts(conflicts)
+        return confirmation_note(conflicts)
+
+    def _check_edit(self, faq_id: str, cleaned: dict[str, Any], confirm: bool) -> tuple[int, str]:
+        """The guard's verdict on editing one entry: (the seq it was checked at, the history note)."""
+        from knowledge.faqs.conflicts import entry_of
+
+        rec = self.require(faq_id)
+        old = row_values(rec)
+        new = dict(old, **cleaned)
+        finalise(new)
+        after = entry_of(new)
+        if not (INDEXED & set(field_diff(old, new))) or (after is None and entry_of(old) is None):
+            return rec.seq, ""  # nothing the published index sees changes (a draft stays a draft)
+        return rec.seq, self._guarded({rec.id: after}, confirm)
+
+    def check_change(self, faq_id: str | None, **changes: Any) -> builtins.list[Any]:
+        """The conflicts (PhrasingConflict) that saving these field values would cause, without
+        saving: for the console to show them next to a form or a suggestion."""
+        if self.guard is None:
+            return []
+        from knowledge.faqs.conflicts import entry_of
+
+        base = row_values(self.require(faq_id)) if faq_id else dict(defaults(), id=NEW_ENTRY)
+        new = dict(base)
+        for name, value in changes.items():
+            try:
+                new[name] = clean_field(name, value)
+            except FieldError as e:
+                raise InvalidInput(e.zh, e.en) from None
+        finalise(new)
+        return list(self.guard.check(self, {str(new["id"]): entry_of(new)}))
 
     # --- reading ----------------------------------------------------------------------------------
     def get(self, faq_id: str) -> FaqRecord | None:
@@ -204,8 +261,10 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
         id: str | None = None,
         allow_empty_answer: bool = False,
         service_url: str | None = None,
+        confirm_conflicts: bool = False,
     ) -> FaqRecord:
-        """Create an entry (id generated as faq-000123 when not given). Conflict if the id exists."""
+        """Create an entry (id generated as faq-000123 when not given). Conflict if the id exists;
+        PhrasingConflicts if publishing it would take existing phrasings from other FAQs."""
         who = clean_by(by)
         raw: dict[str, Any] = {
             "id": id,
@@ -234,6 +293,10 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             raise invalid_input(problems)
         if values["tags"]:
             values["tags"] = TagCatalogue(self._sessions).canonical(values["tags"])
+        from knowledge.faqs.conflicts import entry_of
+
+        entry = entry_of(dict(values, id=values["id"] or NEW_ENTRY))
+        note = self._guarded({entry.faq_id: entry}, confirm_conflicts) if entry is not None else ""
         for _attempt in range(3):
             try:
                 with self._sessions() as s, s.begin():
@@ -260,7 +323,7 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
                                 "by": who,
                                 "changes": field_diff({}, new_values),
                                 "snapshot": faq_dict(new_values),
-                                "note": "",
+                                "note": note[:2000],
                             }
                         ],
                     )
@@ -275,12 +338,37 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
                 # A concurrent writer took the generated id: try again with the next one.
         raise Conflict("编号分配冲突，请重试", "could not allocate an FAQ id after 3 attempts")
 
-    def edit(self, faq_id: str, *, by: str, expected_seq: int | None = None, **changes: Any) -> FaqRecord:
+    def edit(
+        self,
+        faq_id: str,
+        *,
+        by: str,
+        expected_seq: int | None = None,
+        confirm_conflicts: bool = False,
+        note: str = "",
+        **changes: Any,
+    ) -> FaqRecord:
         """Change fields of an entry. With `expected_seq` (the `seq` the editor saw), a concurrent change
         raises Conflict instead of being overwritten. An edit that changes nothing writes nothing."""
-        return self._change(faq_id, by=by, expected_seq=expected_seq, changes=changes, action="edit")
+        return self._change(
+            faq_id,
+            by=by,
+            expected_seq=expected_seq,
+            changes=changes,
+            action="edit",
+            note=note,
+            confirm=confirm_conflicts,
+        )
 
-    def publish(self, faq_id: str, *, by: str, expected_seq: int | None = None, note: str = "") -> FaqRecord:
+    def publish(
+        self,
+        faq_id: str,
+        *,
+        by: str,
+        expected_seq: int | None = None,
+        note: str = "",
+        confirm_conflicts: bool = False,
+    ) -> FaqRecord:
         return self._change(
             faq_id,
             by=by,
@@ -288,9 +376,18 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             changes={"status": "published"},
             action="publish",
             note=note,
+            confirm=confirm_conflicts,
         )
 
-    def retire(self, faq_id: str, *, by: str, reason: str = "", expected_seq: int | None = None) -> FaqRecord:
+    def retire(
+        self,
+        faq_id: str,
+        *,
+        by: str,
+        reason: str = "",
+        expected_seq: int | None = None,
+        confirm_conflicts: bool = False,
+    ) -> FaqRecord:
         """Take an entry offline (kept, with its history; `changes_since` reports it)."""
         return self._change(
             faq_id,
@@ -299,9 +396,18 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             changes={"status": "retired"},
             action="retire",
             note=reason,
+            confirm=confirm_conflicts,
         )
 
-    def restore(self, faq_id: str, version_no: int, *, by: str, expected_seq: int | None = None) -> FaqRecord:
+    def restore(
+        self,
+        faq_id: str,
+        version_no: int,
+        *,
+        by: str,
+        expected_seq: int | None = None,
+        confirm_conflicts: bool = False,
+    ) -> FaqRecord:
         """Bring the content of an earlier version back (as a new version)."""
         versions = {v.version_no: v for v in self.history(faq_id)}
         old = versions.get(int(version_no))
@@ -317,6 +423,7 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             changes=content,
             action="restore",
             note=f"恢复到第 {version_no} 版",
+            confirm=confirm_conflicts,
         )
 
     def _change(
@@ -328,6 +435,7 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
         changes: dict[str, Any],
         action: str,
         note: str = "",
+        confirm: bool = False,
     ) -> FaqRecord:
         who = clean_by(by)
         unknown = sorted(set(changes) - EDITABLE)
@@ -344,10 +452,20 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
             raise invalid_input(problems)
         if cleaned.get("tags"):
             cleaned["tags"] = TagCatalogue(self._sessions).canonical(cleaned["tags"])
+        checked_seq: int | None = None
+        if self.guard is not None:
+            # Checked before the write transaction (SQLite's is exclusive): the guard reads the store.
+            checked_seq, extra = self._check_edit(faq_id, cleaned, confirm)
+            note = "；".join(n for n in (note, extra) if n)
         with self._sessions() as s, s.begin():
             row = s.get(Faq, str(faq_id), with_for_update=True)
             if row is None:
                 raise NotFound(f"未找到编号为 {faq_id} 的问答", f"FAQ {faq_id!r} not found")
+            if checked_seq is not None and row.seq != checked_seq:
+                raise Conflict(
+                    f"问答 {faq_id} 已被 {row.updated_by} 修改，请刷新后重试",
+                    f"FAQ {faq_id!r} changed during the conflict check",
+                )
             if expected_seq is not None and row.seq != expected_seq:
                 raise Conflict(
                     f"问答 {faq_id} 已被 {row.updated_by} 修改，请刷新后重试",

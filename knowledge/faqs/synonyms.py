@@ -7,7 +7,8 @@ matchers of other processes pick it up.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,22 @@ class SynonymMethods:
     """The synonym-set part of FaqStore (a mixin over its sessionmaker)."""
 
     _sessions: sessionmaker[Session]
+    guard: Any
+
+    def _check_synonyms(
+        self, change: Callable[[builtins.list[builtins.list[str]]], None], confirm: bool
+    ) -> None:
+        """Refuse a synonym change that takes existing phrasings from their FAQs (the guard of
+        knowledge.faqs.conflicts); `change` edits the current list of sets into the new one."""
+        if self.guard is None:
+            return
+        from knowledge.faqs.conflicts import PhrasingConflicts
+
+        sets = self.synonyms()
+        change(sets)
+        conflicts = self.guard.check_synonyms(self, sets)
+        if conflicts and not confirm:
+            raise PhrasingConflicts(conflicts)
 
     def synonym_sets(self) -> builtins.list[SynonymSetRecord]:
         with self._sessions() as s:
@@ -36,9 +53,10 @@ class SynonymMethods:
         """The synonym sets as term lists (first term canonical), in a stable order."""
         return [list(r.terms) for r in self.synonym_sets()]
 
-    def add_synonyms(self, terms: Iterable[str], *, by: str) -> int:
+    def add_synonyms(self, terms: Iterable[str], *, by: str, confirm_conflicts: bool = False) -> int:
         who = clean_by(by)
         clean = self._clean_terms(terms)
+        self._check_synonyms(lambda sets: sets.append(clean), confirm_conflicts)
         with self._sessions() as s, s.begin():
             seq = bump_version(s)
             self._check_overlap(s, clean, None)
@@ -47,9 +65,12 @@ class SynonymMethods:
             s.flush()
             return row.id
 
-    def update_synonyms(self, set_id: int, terms: Iterable[str], *, by: str) -> None:
+    def update_synonyms(
+        self, set_id: int, terms: Iterable[str], *, by: str, confirm_conflicts: bool = False
+    ) -> None:
         who = clean_by(by)
         clean = self._clean_terms(terms)
+        self._check_synonyms(lambda sets: self._replace_set(sets, set_id, clean), confirm_conflicts)
         with self._sessions() as s, s.begin():
             row = s.get(SynonymSet, int(set_id), with_for_update=True)
             if row is None:
@@ -63,14 +84,26 @@ class SynonymMethods:
             row.updated_at = utcnow()
             row.updated_by = who
 
-    def delete_synonyms(self, set_id: int, *, by: str) -> None:
+    def delete_synonyms(self, set_id: int, *, by: str, confirm_conflicts: bool = False) -> None:
         clean_by(by)
+        self._check_synonyms(lambda sets: self._replace_set(sets, set_id, None), confirm_conflicts)
         with self._sessions() as s, s.begin():
             row = s.get(SynonymSet, int(set_id), with_for_update=True)
             if row is None:
                 raise NotFound(f"未找到同义词组 {set_id}", f"synonym set {set_id} not found")
             bump_version(s)
             s.delete(row)
+
+    def _replace_set(
+        self, sets: builtins.list[builtins.list[str]], set_id: int, terms: builtins.list[str] | None
+    ) -> None:
+        ids = [r.id for r in self.synonym_sets()]
+        if int(set_id) in ids:
+            i = ids.index(int(set_id))
+            if terms is None:
+                del sets[i]
+            else:
+                sets[i] = terms
 
     @staticmethod
     def _clean_terms(terms: Iterable[str]) -> builtins.list[str]:

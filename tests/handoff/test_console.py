@@ -306,13 +306,15 @@ def test_promote_publish_board_and_rating(app: FastAPI, ticket: Any) -> None:
     assert "&lt;script&gt;" not in board or "<script>alert" not in board
     assert board.count("139****5678") == 1  # the masked text only: the contact fields are never shown
 
-    # promote: one action drafts an FAQ with the phrasings, the unit and the ticket number
+    # promote: one action drafts an FAQ with the ticket's own question (its phone left out, not
+    # starred), no other message of the conversation, the unit and the ticket number
     r = _post(alice, f"/console/tickets/{t.no}/promote", csrf=token)
     assert r.status_code == 303
     faq_id = r.headers["location"].split("/")[-1].split("?")[0]
     draft = kb.faqs.require(faq_id)
     assert draft.status == "draft" and draft.answer == reply_text and draft.unit == t.department
-    assert f"留言{t.no}" in draft.tags and "碳达峰企业扶持" in draft.similar
+    assert draft.question == QUESTION and "*" not in draft.question and draft.similar == ()
+    assert f"留言{t.no}" in draft.tags
     assert (
         _post(alice, f"/console/tickets/{t.no}/promote", csrf=token).headers["location"]
         == f"/console/faqs/{faq_id}"

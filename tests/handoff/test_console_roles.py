@@ -61,6 +61,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/console/kb/synonyms/{set_id}"): {ADMIN, SUPER},
     ("POST", "/console/kb/synonyms/{set_id}/delete"): {ADMIN, SUPER},
     ("GET", "/console/hit-test"): ALL,
+    ("GET", "/console/suggestions"): ALL,  # readers: their unit's candidates (reject only)
+    ("POST", "/console/suggestions"): ALL,
+    ("POST", "/console/suggestions/welcome"): {ADMIN, STAFF, SUPER},  # saved for admin/supervisor only
     ("GET", "/console/reports"): {SUPER, READER},
     ("GET", "/console/weekly"): ALL,  # staff and readers: their units only
     ("GET", "/console/weekly/{week}"): ALL,

@@ -25,6 +25,7 @@ from handoff.console.web import ConsoleRoute, render
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
 from knowledge.faqs import FaqRecord
 from knowledge.faqs.catalog import FaqCatalog
+from knowledge.faqs.conflicts import PhrasingConflicts
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -69,31 +70,54 @@ def faq_page(staff: FaqDrafter, console: ConsoleDep, request: Request, faq_id: s
 def save_faq(
     console: Console, request: Request, staff: Staff, faq_id: str, form: dict[str, str], *, publish: bool
 ) -> Response:
+    """Save (and publish) one FAQ. A change that would take existing phrasings from other FAQs is
+    refused with the list (knowledge.faqs.conflicts); an admin may confirm it, which is audited."""
     faq_store = console.faqs
     rec = editable_faq(console, staff, faq_id)
     fields = _faq_fields(form)
+    confirm = form.get("confirm_conflicts") == "1" and staff.user.role == "admin"
     try:
         if not staff.user.may_draft_faq(fields["unit"]):
             raise InvalidInput("只能选择您所在部门作为制文单位", "unit outside the user's departments")
         expected = int(form.get("seq") or 0) or None
-        updated = faq_store.edit(rec.id, by=staff.user.username, expected_seq=expected, **fields)
+        updated = faq_store.edit(
+            rec.id, by=staff.user.username, expected_seq=expected, confirm_conflicts=confirm, **fields
+        )
         if updated.seq != rec.seq:
             console.record(staff, "faq_edit", rec.id, fields=sorted(fields))
+            _audit_confirmed(console, staff, rec.id, updated.seq)
         if publish:
-            updated = faq_store.publish(rec.id, by=staff.user.username, expected_seq=updated.seq)
+            updated = faq_store.publish(
+                rec.id, by=staff.user.username, expected_seq=updated.seq, confirm_conflicts=confirm
+            )
             console.kb.refresh(force=True)
             console.record(staff, "faq_publish", rec.id, question=updated.question)
+            _audit_confirmed(console, staff, rec.id, updated.seq)
     except (PolicybotError, ValueError) as exc:
         message = exc.user_message if isinstance(exc, PolicybotError) else "表单内容不正确"
         if isinstance(exc, Conflict):
             message = "该问答已被他人修改，请刷新后再编辑（您填写的内容已保留）"
+        current = faq_store.get(rec.id) or rec
+        form = dict(form, seq=str(current.seq))  # the edit may have been saved before publishing failed
         ctx = base(
-            request, staff, title=f"问答 {rec.id}", f=rec, form=form, units=console.known_departments()
+            request, staff, title=f"问答 {rec.id}", f=current, form=form, units=console.known_departments()
         )
         ctx["error"] = message
-        return render(request, "faq.html", ctx, status_code=409 if isinstance(exc, Conflict) else 400)
+        if isinstance(exc, PhrasingConflicts):
+            ctx["error"] = "未发布：发布后以下已有问法会被错误答复。请修改相似问法或标准问题后重试。"
+            ctx["conflicts"] = [c.describe() for c in exc.conflicts]
+            ctx["can_confirm"] = staff.user.role == "admin"
+        status = 409 if isinstance(exc, Conflict | PhrasingConflicts) else 400
+        return render(request, "faq.html", ctx, status_code=status)
     done = "faq_published" if publish else "saved"
     return RedirectResponse(f"/console/faqs/{rec.id}?done={done}", status_code=303)
+
+
+def _audit_confirmed(console: Console, staff: Staff, faq_id: str, seq: int) -> None:
+    """Audit a change an admin published despite conflicts (the FAQ history holds the list too)."""
+    last = console.faqs.history(faq_id)[-1]
+    if last.seq == seq and last.note.startswith("确认冲突"):
+        console.record(staff, "faq_conflicts_confirmed", faq_id, note=last.note[:1000])
 
 
 @router.post("/faqs/{faq_id}")
@@ -110,8 +134,10 @@ def faq_save(
     source_policy: FaqLine = "",
     source_article: FaqLine = "",
     seq: Annotated[str, Form(max_length=20)] = "",
+    confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     form = dict(
+        confirm_conflicts=confirm_conflicts,
         question=question,
         similar=similar,
         answer=answer,
@@ -138,8 +164,10 @@ def faq_publish(
     source_policy: FaqLine = "",
     source_article: FaqLine = "",
     seq: Annotated[str, Form(max_length=20)] = "",
+    confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     form = dict(
+        confirm_conflicts=confirm_conflicts,
         question=question,
         similar=similar,
         answer=answer,

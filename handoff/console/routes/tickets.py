@@ -13,15 +13,17 @@ from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
 
-from handoff.console.deps import PREFIX, PROMOTED_TAG, Console, ConsoleDep, Handler, Reader, Staff, base
+from handoff.console.deps import PREFIX, Console, ConsoleDep, Handler, Reader, Staff, base
 from handoff.console.web import ConsoleRoute, render
 from handoff.models import ReplyTemplate
 from handoff.tickets import OPEN_STATUSES, RATINGS, EventView, TicketView
+from handoff.tickets.promotion import offer_ticket_phrasing, used_faq_answer
 from knowledge.answer import KnowledgeBase
 from knowledge.db import MAX_ID
 from knowledge.errors import Conflict, InvalidInput, NotFound, PolicybotError
-from knowledge.faqs import FaqRecord, FaqStore
+from knowledge.faqs import FaqStore
 from knowledge.models import CHINA_TZ
+from knowledge.suggestions import SuggestionStore
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -88,7 +90,7 @@ def ticket_page(
         due=console.due_class(t, dt.datetime.now(CHINA_TZ).date()),
         ratings=RATINGS,
         open_statuses=OPEN_STATUSES,
-        promoted=_promoted(console.faqs, t.no),
+        promoted=console.tickets.promoted_draft(t.no, console.faqs),
     )
     ctx["error"] = error
     return render(request, "ticket.html", ctx, status_code=status_code)
@@ -153,10 +155,17 @@ def reply(
     no: str,
     version: Version,
     text: Annotated[str, Form(max_length=6000)] = "",
+    faq_id: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
     def run(t: TicketView) -> dict[str, Any]:
         done = console.tickets.reply(t.no, staff=staff.user.username, text=text, expected_version=version)
-        return {"channel": done.channel, "length": len(text.strip())}
+        detail: dict[str, Any] = {"channel": done.channel, "length": len(text.strip())}
+        rec = console.kb.record(faq_id.strip()) if faq_id.strip() else None
+        if rec is not None and used_faq_answer(text, rec.answer):
+            # answered with an existing FAQ: the ticket's wording is a candidate phrasing of it
+            offer_ticket_phrasing(SuggestionStore(console.kb), done, rec.id)
+            detail["faq"] = rec.id
+        return detail
 
     return act(console, request, staff, no, "reply", run, reply_text=text)
 
@@ -288,18 +297,14 @@ def unpublish(staff: Handler, console: ConsoleDep, request: Request, no: str, ve
 
 @router.post("/tickets/{no}/promote")
 def promote(staff: Handler, console: ConsoleDep, request: Request, no: str) -> Response:
-    faq_store = console.faqs
     t = handleable(console, staff, no)
-    existing = _promoted(faq_store, t.no)
+    existing = console.tickets.promoted_draft(t.no, console.faqs)
     if existing is not None:
         return RedirectResponse(f"/console/faqs/{existing.id}", status_code=303)
-    if not t.reply:
-        return ticket_page(console, request, staff, t.no, error="留言尚未答复，不能转为问答", status_code=400)
     try:
-        rec = faq_store.add(by=staff.user.username, status="draft", **faq_draft_fields(t))
+        rec = console.tickets.promote_to_faq(t.no, by=staff.user.username, faqs=console.faqs)
     except PolicybotError as exc:
         return ticket_page(console, request, staff, t.no, error=exc.user_message, status_code=400)
-    console.tickets.add_note(t.no, by=staff.user.username, text=f"已转为常见问答草稿 {rec.id}")
     console.record(staff, "faq_draft", rec.id, ticket=t.no, question=rec.question)
     return RedirectResponse(f"/console/faqs/{rec.id}?done=draft", status_code=303)
 
@@ -310,34 +315,6 @@ def faq_search(staff: Handler, console: ConsoleDep, q: FaqSearch = "") -> Respon
 
 
 # --- helpers -----------------------------------------------------------------------------------------
-
-
-def promoted_tag(no: str) -> str:
-    return f"留言{no}"
-
-
-def _promoted(faqs: FaqStore, no: str) -> FaqRecord | None:
-    found = faqs.list(tag=promoted_tag(no), limit=1)
-    return found[0] if found else None
-
-
-def faq_draft_fields(t: TicketView) -> dict[str, Any]:
-    """An FAQ draft from an answered ticket: its question, the reply as answer, the citizen's
-    phrasings as similar questions, the department as drafting unit, the ticket number as a tag."""
-    question = (t.publish_question or t.question).strip()
-    answer = (t.publish_reply or t.reply or "").strip()
-    similar: list[str] = []
-    for q in [t.question, *(e.get("text", "") for e in t.transcript if e.get("role") == "user")]:
-        line = q.strip()
-        if line and line != question and len(line) <= 500 and line not in similar:
-            similar.append(line)
-    return {
-        "question": question[:500],
-        "answer": answer,
-        "similar": similar[:50],
-        "tags": [PROMOTED_TAG, promoted_tag(t.no)],
-        "unit": t.department,
-    }
 
 
 def _candidates(kb: KnowledgeBase, t: TicketView) -> list[dict[str, Any]]:

@@ -67,7 +67,11 @@
             var b = document.createElement("button");
             b.type = "button"; b.textContent = "插入答案";
             b.setAttribute("aria-label", "插入答案：" + item.question);
-            b.addEventListener("click", function () { insert(target, item.answer); });
+            b.addEventListener("click", function () {
+              insert(target, item.answer);
+              var used = document.getElementById("reply-faq");  // the reply teaches this FAQ the ticket's wording
+              if (used) used.value = item.id;
+            });
             li.appendChild(b);
             list.appendChild(li);
           });
