@@ -21,6 +21,7 @@ import functools
 import hmac
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, TypeVar
@@ -52,6 +53,7 @@ MAX_TEXT = 4096  # Telegram's message length limit
 PLEASE_TYPE = "目前只能识别文字消息，请直接输入您要咨询的问题，例如：依申请公开多久答复？"
 STATUS_USAGE = "用法：/status 留言编号，例如 /status LY20250101-0001"
 STALE_BUTTON = "该选项已失效，请直接输入您的问题。"
+RATE_DATA = re.compile(r"^rate:([A-Za-z]{2}\d{8}-\d{3,6}):([123])$")
 T = TypeVar("T")
 
 
@@ -61,6 +63,16 @@ def keyboard(suggestions: list[str]) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(s[:200], callback_data=str(i))] for i, s in enumerate(suggestions[:10])]
+    )
+
+
+RATING_BUTTONS = (("1", "满意"), ("2", "基本满意"), ("3", "不满意"))
+
+
+def rating_keyboard(ticket_no: str) -> InlineKeyboardMarkup:
+    """满意 / 基本满意 / 不满意 under a staff reply; callback data ``rate:<编号>:<1-3>``."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=f"rate:{ticket_no}:{n}") for n, label in RATING_BUTTONS]]
     )
 
 
@@ -148,7 +160,9 @@ class TelegramChannel:
         for reply in replies:
             pieces = split_text(reply.text)
             for i, piece in enumerate(pieces):
-                markup = keyboard(reply.suggestions) if i == len(pieces) - 1 else None
+                markup = None
+                if i == len(pieces) - 1:
+                    markup = rating_keyboard(reply.rate_ticket) if reply.rate_ticket else keyboard(reply.suggestions)
                 await bot.send_message(chat_id=chat_id, text=piece, reply_markup=markup)
 
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -166,8 +180,7 @@ class TelegramChannel:
         if not args:
             await context.bot.send_message(chat_id=chat.id, text=STATUS_USAGE)
             return
-        reply = await self._call(self.dialogue.ticket_status, self.name, str(chat.id), args[0][:40])
-        await self.send(context.bot, chat.id, [reply])
+        await self._ask(context.bot, chat.id, f"查询 {args[0][:40]}", {"command": "status"})
 
     async def _ask(self, bot: Any, chat_id: int, text: str, meta: dict[str, Any]) -> None:
         # no msg_id: the webhook already claimed the update (Inbox.claim_once), retries never get here
@@ -194,7 +207,10 @@ class TelegramChannel:
         message = query.message
         chosen: str | None = None
         markup = getattr(message, "reply_markup", None)
-        if markup is not None and (query.data or "").isdigit():
+        rated = RATE_DATA.match(query.data or "")
+        if rated:  # a rating button under a staff reply: the same rating as the board's
+            chosen = f"评价 {rated.group(1)} {rated.group(2)}"
+        elif markup is not None and (query.data or "").isdigit():
             buttons = [b for row in markup.inline_keyboard for b in row]
             idx = int(query.data or "0")
             if idx < len(buttons):

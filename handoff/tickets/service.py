@@ -23,6 +23,7 @@ from handoff.sla import WorkCalendar
 from handoff.tickets.queries import TicketQueries
 from handoff.tickets.records import (
     _RETRIES,
+    CATEGORIES,
     CLOSED,
     CONFLICT_MESSAGE,
     IN_PROGRESS,
@@ -133,8 +134,12 @@ class TicketService(TicketQueries):
         consent: bool = False,
         idempotency_key: str | None = None,
         matched: Sequence[Mapping[str, Any]] = (),
+        category: str = "咨询",
+        flag_reason: str | None = None,
     ) -> TicketView:
         """Store a new ticket (all or nothing) and return it.
+
+        `category` is 咨询/投诉/建议/举报; `flag_reason` (e.g. 敏感词) opens it flagged for a supervisor.
 
         Contact fields need `consent` (the citizen accepted `CONSENT_TEXT`). The department is the
         given one, else the drafting unit (`unit`) of the nearest matched FAQ or policy, else the
@@ -159,6 +164,8 @@ class TicketService(TicketQueries):
                 raise InvalidInput(
                     "联系电话格式不正确，请填写11位手机号码或带区号的固定电话", "invalid contact phone"
                 )
+        if category not in CATEGORIES:
+            raise InvalidInput("留言类型应为咨询、投诉、建议或举报", f"unknown category {category!r}")
         key = (idempotency_key or "").strip() or None
         if key is not None and len(key) > 100:
             raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
@@ -198,7 +205,9 @@ class TicketService(TicketQueries):
                     due_warnings=list(due.warnings),
                     created_at=db_now,
                     updated_at=db_now,
-                    flagged=False,
+                    flagged=flag_reason is not None,
+                    flag_reason=(flag_reason or None) and flag_reason[:20],
+                    category=category,
                     published=False,
                     verify_code=f"{secrets.randbelow(1_000_000):06d}",
                     idempotency_key=key,
@@ -217,6 +226,8 @@ class TicketService(TicketQueries):
                             "due_date": due.day.isoformat(),
                             "due_warnings": list(due.warnings),
                             "contact": bool(name or phone),
+                            "category": category,
+                            "flag_reason": flag_reason,
                             "consent": bool(consent),
                             "matched": [m.get("id") for m in near if m.get("id")],
                         },
@@ -522,6 +533,7 @@ class TicketService(TicketQueries):
             if rating == "不满意":
                 t.status = IN_PROGRESS
                 t.flagged = True
+                t.flag_reason = "不满意"
                 t.closed_at = None
             elif t.status == REPLIED:
                 t.status = CLOSED

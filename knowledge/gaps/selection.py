@@ -21,7 +21,7 @@ REASONS: dict[str, str] = {
     "passage": "仅提供政策原文",
     "rephrased": "低分答复后换说法再问",
 }
-NOT_QUESTIONS = frozenset({"command", "status"})
+NOT_QUESTIONS = frozenset({"command", "status", "out_of_scope"})
 
 
 @dataclass(frozen=True)

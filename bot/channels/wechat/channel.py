@@ -200,6 +200,8 @@ class WeChatChannel:
                 kind = "welcome"
             else:
                 text = command
+        elif msg.kind == "voice" and not msg.text:  # no Recognition: say so, in one short line
+            return texts.say("voice.unrecognised")
         elif msg.kind not in ("text", "voice") or not msg.text:
             return PLEASE_TYPE
         return Incoming(

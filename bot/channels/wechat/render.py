@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 
+from bot import texts
 from bot.conversation import Reply
 
 REPLY_BYTES = 2000  # WeChat text messages are limited to about 2048 bytes
@@ -32,6 +33,8 @@ def render_text(reply: Reply) -> str:
             links.append(f'<a href="{html.escape(url)}">《{title}》</a>')
     if links:
         text += "\n原文链接：" + " ".join(links)
+    if reply.rate_ticket:  # a staff reply: rated with "回复 1/2/3" (the Dialogue knows the ticket)
+        text += "\n" + texts.say("ticket_rating.prompt")
     return text
 
 
