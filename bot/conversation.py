@@ -235,7 +235,9 @@ class Dialogue:
         passages = self._covering(result) if decision == "passage" else ()
         if decision == "passage" and not passages:
             decision = "none"
-        in_scope = decision != "none" or result.unit is not None or talk.looks_like_policy(text)
+        in_scope = (
+            decision != "none" or topic is not None or result.unit is not None or talk.looks_like_policy(text)
+        )
         outcome = decision if in_scope else "out_of_scope"
         self._log_entry(msg, state, masked, outcome, score=result.score, faq_id=result.faq_id, unit=result.unit)
         state["last_query"] = masked
@@ -245,23 +247,31 @@ class Dialogue:
         if not in_scope:
             state.pop("topic", None)
             return [self._outside(msg, state)]
-        if decision != "answer":
+        if topic is not None and decision == "none":  # a follow-up the topic does not cover
+            state["last_query"] = mask(result.query)
+            lead = texts.say("followup.uncovered", topic=topic)
+            return [self._handoff_offer(msg, state, explicit=False, lead=lead)]
+        if decision != "answer" and topic is None:  # a new question without an answer ends the topic
             state.pop("topic", None)
         return self._render(msg, state, result, decision, passages, topic)
 
     def _lookup(self, state: dict[str, Any], text: str) -> tuple[AskResult, str | None]:
         """The knowledge base's result, in the last answer's topic when the text is a short follow-up
-        that does not stand on its own; the topic's label when it was used."""
+        that does not stand on its own; the topic's label when it was used. A follow-up that only
+        finds the topic's own answer again is not covered: decision "none" in that topic."""
         alone = self.kb.ask(text)
         topic = state.get("topic")
         if not topic or not talk.is_followup(text, self.kb.text.tokens):
             return alone, None
         if alone.decision == "answer" and alone.score >= OWN_ANSWER and alone.faq_id != topic.get("faq_id"):
             return alone, None
+        label = str(topic["label"])
         in_topic = self.kb.ask(f"{topic['terms']} {text}")
-        if in_topic.decision in ("answer", "clarify"):
-            return in_topic, str(topic["label"])
-        return alone, None
+        if in_topic.decision in ("answer", "clarify") and in_topic.faq_id != topic.get("faq_id"):
+            return in_topic, label
+        if alone.decision == "answer":
+            return alone, None
+        return AskResult("none", f"{label}：{text}", hits=in_topic.hits, unit=in_topic.unit), label
 
     def _covering(self, result: AskResult) -> tuple[Any, ...]:
         """The passages that cover the question's key terms (never for a greeting-sized text)."""
@@ -344,10 +354,14 @@ class Dialogue:
         explicit: bool,
         category: str = "咨询",
         question: str | None = None,
+        lead: str = "",
     ) -> Reply:
-        question = question or (state.get("last_query") if explicit or state.get("last_query") else None)
+        if question is None and category == "咨询":  # 投诉/建议/举报 are about something new: ask for it
+            question = state.get("last_query") or None
         days = self.limit_days
-        if explicit and category != "咨询":
+        if lead:
+            lead += texts.say("handoff.lead_offer", days=days)
+        elif explicit and category != "咨询":
             lead = texts.say("handoff.lead_category", category=category, days=days)
         else:
             lead = texts.say("handoff.lead_explicit" if explicit else "handoff.lead_offer", days=days)
@@ -373,7 +387,8 @@ class Dialogue:
                 category=category,
             )
         state["pending"] = "question"
-        return Reply("handoff_offer", lead + texts.say("handoff.ask_question"), category=category)
+        ask = texts.say("handoff.ask_question" if category == "咨询" else "handoff.ask_category")
+        return Reply("handoff_offer", lead + ask, category=category)
 
     def _contact_prompt(self) -> str:
         return texts.say("handoff.contact_prompt", consent=CONSENT_TEXT)

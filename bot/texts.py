@@ -54,6 +54,7 @@ TEXTS: dict[str, str] = {
     "answer.source": "来源：{citation}",
     "answer.rate_prompt": "这条答复对您有帮助吗？请回复“有用”或“没用”。",
     "answer.followup": "（接着“{topic}”的话题）",
+    "followup.uncovered": "关于“{topic}”，知识库中暂时没有这个问题的答复。",
     "clarify.lead": "您想咨询的是下面哪个问题？请回复序号或点击：",
     "choice.stale": "该问题已更新，请重新输入您的问题。",
     "passage.lead": "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关：",
@@ -63,6 +64,7 @@ TEXTS: dict[str, str] = {
     "handoff.fill_form": "请填写留言表单。",
     "handoff.reply_word": "请回复“留言”。",
     "handoff.ask_question": "请用一句话描述您要咨询的问题（回复“取消”放弃）。",
+    "handoff.ask_category": "请用一句话写下具体内容（回复“取消”放弃）。",
     "handoff.question_is": "留言内容：{question}",
     "handoff.contact_prompt": (
         "如需工作人员联系您，请回复“同意 姓名 手机号”（{consent}）；无需联系请回复“匿名”；回复“取消”放弃留言。"
