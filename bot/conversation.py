@@ -432,7 +432,7 @@ class Dialogue:
         flag_reason: str | None = None,
     ) -> list[Reply]:
         """The intent to open a 政策留言 (the inbox opens it); raises PolicybotError if the input
-        cannot make one (so that nothing unopenable is spooled during an outage)."""
+        cannot make one (so that nothing unopenable is kept for later during an outage)."""
         question = (question or "").strip()
         if not question:
             raise PolicybotError(texts.say("ticket.empty"), "empty ticket question")
