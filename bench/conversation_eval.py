@@ -58,7 +58,9 @@ def main(verbose: bool) -> int:
     print(f"{'all':<14}{len(verdicts):>6}{ok:>10}   {ok / len(verdicts):.1%}   ({seconds:.1f} s)")
     for v in verdicts:
         if not v.ok or verbose:
-            print(f"{'ok ' if v.ok else 'BAD'} {v.id}: {v.why}  <- {v.replies[0][:60] if v.replies else ''!r}")
+            print(
+                f"{'ok ' if v.ok else 'BAD'} {v.id}: {v.why}  <- {v.replies[0][:60] if v.replies else ''!r}"
+            )
     return 0
 
 

@@ -200,7 +200,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # every channel's messages take one path: claim, state, decide, one write (bot/pipeline/inbox.py)
     inbox = Inbox(
-        dialogue=dialogue, sessions=sessions, spool=spool, tickets=tickets, async_commit=settings.db_async_commit
+        dialogue=dialogue,
+        sessions=sessions,
+        spool=spool,
+        tickets=tickets,
+        async_commit=settings.db_async_commit,
     )
     limiter = RateLimiter(
         per_ip=settings.rate_limit_per_ip,

@@ -54,7 +54,14 @@ USEFUL_WORDS = {"有用", "有帮助", "满意"}
 USELESS_WORDS = {"没用", "没有用", "无用", "不满意", "没帮助", "没有帮助"}
 CANCEL_WORDS = {"取消", "算了", "不留言"}
 ANON_WORDS = {"匿名", "不留联系方式", "不需要回电", "匿名留言"}
-TICKET_RATINGS = {"1": "满意", "2": "基本满意", "3": "不满意", "满意": "满意", "基本满意": "基本满意", "不满意": "不满意"}
+TICKET_RATINGS = {
+    "1": "满意",
+    "2": "基本满意",
+    "3": "不满意",
+    "满意": "满意",
+    "基本满意": "基本满意",
+    "不满意": "不满意",
+}
 STATUS_RE = re.compile(r"^(?:查询|查|进度|状态|/status)\s*[:：]?\s*([A-Za-z]{2}\d{8}-\d{3,6})\s*$", re.I)
 RATE_TICKET_RE = re.compile(r"^评价\s*([A-Za-z]{2}\d{8}-\d{3,6})?\s*(满意|基本满意|不满意|[123])\s*$", re.I)
 TICKET_NO_RE = re.compile(r"^[A-Za-z]{2}\d{8}-\d{3,6}$")
@@ -239,7 +246,9 @@ class Dialogue:
             decision != "none" or topic is not None or result.unit is not None or talk.looks_like_policy(text)
         )
         outcome = decision if in_scope else "out_of_scope"
-        self._log_entry(msg, state, masked, outcome, score=result.score, faq_id=result.faq_id, unit=result.unit)
+        self._log_entry(
+            msg, state, masked, outcome, score=result.score, faq_id=result.faq_id, unit=result.unit
+        )
         state["last_query"] = masked
         state["last_unit"] = result.unit
         state["last_hits"] = [h.as_dict() for h in result.hits[:5]]
@@ -275,16 +284,22 @@ class Dialogue:
 
     def _covering(self, result: AskResult) -> tuple[Any, ...]:
         """The passages that cover the question's key terms (never for a greeting-sized text)."""
-        terms = talk.key_terms(self.kb.text.tokens(result.query))
-        if len(talk.compact(result.query)) < 4:
+        whole = talk.compact(result.query)
+        if len(whole) < 3:
             return ()
+        terms = talk.key_terms(self.kb.text.tokens(result.query)) or [whole]
         return tuple(p for p in result.passages if talk.passage_covers(terms, self.kb.text.normalise(p.text)))
 
     def _outside(self, msg: Incoming, state: dict[str, Any]) -> Reply:
         tops = self.top_questions(3)
         text = texts.say("scope.outside")
         if tops and msg.channel not in self.form_channels:
-            text += "\n" + texts.say("scope.examples") + "\n" + "\n".join(f"{i}. {q}" for i, q in enumerate(tops, 1))
+            text += (
+                "\n"
+                + texts.say("scope.examples")
+                + "\n"
+                + "\n".join(f"{i}. {q}" for i, q in enumerate(tops, 1))
+            )
             state["choices"] = [["q", q] for q in tops]
         return Reply("text", text, suggestions=tops)
 
@@ -309,17 +324,30 @@ class Dialogue:
         if decision == "passage":
             parts = [f"{p.citation()}：{_excerpt(p.text)}" for p in passages[:2]]
             sources = [
-                {"title": p.title, "doc_no": p.doc_no, "article": p.label, "status": p.status, "url": p.url,
-                 "policy_id": p.policy_id}
+                {
+                    "title": p.title,
+                    "doc_no": p.doc_no,
+                    "article": p.label,
+                    "status": p.status,
+                    "url": p.url,
+                    "policy_id": p.policy_id,
+                }
                 for p in passages[:2]
             ]
             replies.append(
-                Reply("passage", texts.say("passage.lead") + "\n" + "\n".join(parts), sources=sources, ref=PENDING_LOG)
+                Reply(
+                    "passage",
+                    texts.say("passage.lead") + "\n" + "\n".join(parts),
+                    sources=sources,
+                    ref=PENDING_LOG,
+                )
             )
         replies.append(self._handoff_offer(msg, state, explicit=False))
         return replies
 
-    def _answer_reply(self, msg: Incoming, state: dict[str, Any], result: AskResult, topic: str | None) -> Reply:
+    def _answer_reply(
+        self, msg: Incoming, state: dict[str, Any], result: AskResult, topic: str | None
+    ) -> Reply:
         """The FAQ text, then one source line unless the text already names its source."""
         text = result.answer or ""
         if topic:
@@ -332,7 +360,11 @@ class Dialogue:
         rec = self.kb.record(result.faq_id or "")
         if rec is not None:
             tags = [t for t in rec.tags if t][:2]
-            state["topic"] = {"faq_id": rec.id, "terms": " ".join(tags) or rec.question, "label": tags[0] if tags else rec.question}
+            state["topic"] = {
+                "faq_id": rec.id,
+                "terms": " ".join(tags) or rec.question,
+                "label": tags[0] if tags else rec.question,
+            }
         sources = [s.as_dict() for s in result.sources[:1]]
         return Reply("answer", text, faq_id=result.faq_id, sources=sources, ref=PENDING_LOG)
 
@@ -382,7 +414,11 @@ class Dialogue:
             state["ticket_question"] = question
             return Reply(
                 "handoff_offer",
-                lead + "\n" + texts.say("handoff.question_is", question=question) + "\n" + self._contact_prompt(),
+                lead
+                + "\n"
+                + texts.say("handoff.question_is", question=question)
+                + "\n"
+                + self._contact_prompt(),
                 question=question,
                 category=category,
             )
@@ -471,7 +507,9 @@ class Dialogue:
         return self.ticket_intent(state, question=text, flag_reason="敏感词")
 
     # --- outcomes of intents (the inbox carried them out) ---------------------------------------
-    def outcome(self, channel: str, state: dict[str, Any], intent: dict[str, Any], result: Outcome) -> list[Reply]:
+    def outcome(
+        self, channel: str, state: dict[str, Any], intent: dict[str, Any], result: Outcome
+    ) -> list[Reply]:
         """The replies to an intent the inbox carried out (bot/outcomes.py renders them)."""
         replies = outcomes.render(
             intent, result, state, forms=channel in self.form_channels, limit_days=self.limit_days

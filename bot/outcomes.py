@@ -99,9 +99,10 @@ def _rated_answer(
     lines = [texts.say("rating.useless" if result.ok else "rating.already")]
     hits = next_best(state) if intent.get("latest", True) else []
     questions = [str(h["question"]) for h in hits]
-    if hits:
-        lines.append(texts.say("rating.next_best"))
-        lines.extend(f"{i}. {q}" for i, q in enumerate(questions, 1))
+    if hits:  # numbered on text channels; the widget shows them as buttons under the text
+        lines.append(texts.say("rating.next_best_web" if forms else "rating.next_best"))
+        if not forms:
+            lines.extend(f"{i}. {q}" for i, q in enumerate(questions, 1))
         state["choices"] = [["faq", h["faq_id"]] for h in hits]
     lines.append(texts.say("rating.handoff_web" if forms else "rating.handoff_text", days=limit_days))
     return Reply(

@@ -9,6 +9,7 @@ The list ships empty.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 import threading
@@ -63,7 +64,7 @@ class SensitiveWords:
             raise NotFound(f"没有敏感词“{word}”", f"no sensitive word {norm!r}")
         self._at = -1.0
 
-    def list(self) -> list[SensitiveWord]:
+    def list(self) -> "builtins.list[SensitiveWord]":
         with self.sessions() as s:
             return list(s.scalars(select(SensitiveWord).order_by(SensitiveWord.word)))
 

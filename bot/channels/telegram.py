@@ -162,7 +162,11 @@ class TelegramChannel:
             for i, piece in enumerate(pieces):
                 markup = None
                 if i == len(pieces) - 1:
-                    markup = rating_keyboard(reply.rate_ticket) if reply.rate_ticket else keyboard(reply.suggestions)
+                    markup = (
+                        rating_keyboard(reply.rate_ticket)
+                        if reply.rate_ticket
+                        else keyboard(reply.suggestions)
+                    )
                 await bot.send_message(chat_id=chat_id, text=piece, reply_markup=markup)
 
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -39,7 +39,9 @@ class SourceOut(BaseModel):
 
 
 class ReplyOut(BaseModel):
-    kind: Literal["answer", "clarify", "passage", "handoff_offer", "ticket_opened", "ticket_queued", "status", "text"]
+    kind: Literal[
+        "answer", "clarify", "passage", "handoff_offer", "ticket_opened", "ticket_queued", "status", "text"
+    ]
     text: str
     suggestions: list[str] = []
     faq_id: str | None = None
@@ -48,7 +50,9 @@ class ReplyOut(BaseModel):
     ref: str | None = Field(None, description="Id of this answer for POST /api/v1/rate")
     form: Literal["handoff"] | None = Field(None, description="'handoff': show the leave-a-message form")
     question: str | None = Field(None, description="Question to prefill in the form")
-    category: Literal["咨询", "投诉", "建议", "举报"] | None = Field(None, description="The form's preset category")
+    category: Literal["咨询", "投诉", "建议", "举报"] | None = Field(
+        None, description="The form's preset category"
+    )
     rate_ticket: str | None = Field(
         None, description="A staff reply of this ticket can be rated here: POST /api/v1/tickets/{no}/rate"
     )
@@ -77,7 +81,9 @@ class RateIn(BaseModel):
 class RateOut(BaseModel):
     ok: bool
     text: str
-    reply: ReplyOut | None = Field(None, description="What follows the rating (没用: next-best FAQs and the form)")
+    reply: ReplyOut | None = Field(
+        None, description="What follows the rating (没用: next-best FAQs and the form)"
+    )
 
 
 class TicketRateIn(BaseModel):
@@ -208,7 +214,9 @@ class WebChannel:
         )
         def rate_ticket(ticket_no: Annotated[str, Path(max_length=40)], body: TicketRateIn) -> RateOut:
             user_id = channel.user_of(body.session)
-            reply, ok = channel.inbox.rate_ticket(channel.name, user_id, ticket_no.strip().upper(), body.rating)
+            reply, ok = channel.inbox.rate_ticket(
+                channel.name, user_id, ticket_no.strip().upper(), body.rating
+            )
             return RateOut(ok=ok, text=reply.text)
 
         @api.post(

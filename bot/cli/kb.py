@@ -156,7 +156,9 @@ def cmd_kb_sensitive(args: argparse.Namespace, ctx: Context) -> int:
     else:
         rows = words.list()
         if args.json:
-            print_json([{"word": r.word, "added_by": r.added_by, "added_at": r.added_at.isoformat()} for r in rows])
+            print_json(
+                [{"word": r.word, "added_by": r.added_by, "added_at": r.added_at.isoformat()} for r in rows]
+            )
             return 0
         for r in rows:
             print(f"{r.word}\t{r.added_by}\t{r.added_at:%Y-%m-%d}")

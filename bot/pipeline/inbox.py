@@ -114,7 +114,9 @@ class Inbox:
     ) -> None:
         self.dialogue = dialogue
         self.tickets = tickets
-        self.intents = Intents(tickets=tickets, querylog=dialogue.querylog, spool=spool, secret=dialogue.secret)
+        self.intents = Intents(
+            tickets=tickets, querylog=dialogue.querylog, spool=spool, secret=dialogue.secret
+        )
         self.sessions = sessions
         self.spool = spool
         self.async_commit = async_commit  # PostgreSQL: chat writes do not wait for the WAL flush
@@ -180,7 +182,9 @@ class Inbox:
         intent = state.pop(PENDING_INTENT, None)
         if intent is None:
             return replies, None
-        result = self.intents.carry_out(channel, user_id, {**intent, "tickets": state.get("tickets")}, degraded=degraded)
+        result = self.intents.carry_out(
+            channel, user_id, {**intent, "tickets": state.get("tickets")}, degraded=degraded
+        )
         made = self.dialogue.outcome(channel, state, intent, result)
         out: list[Reply] = []
         for r in replies:
@@ -249,7 +253,9 @@ class Inbox:
     def replay_ticket(self, data: dict[str, Any]) -> Reply:
         """A ticket spooled during an outage, opened now: the reply to push to the citizen."""
         ticket = self.intents.replay_ticket(data)
-        return self.dialogue.outcome(data["channel"], {}, {"kind": "open_ticket", **data}, Outcome("opened", ticket=ticket))[0]
+        return self.dialogue.outcome(
+            data["channel"], {}, {"kind": "open_ticket", **data}, Outcome("opened", ticket=ticket)
+        )[0]
 
     def mark(self, msg: Incoming, status: str) -> None:
         """Change a claimed message's status (WeChat: 'pushed' once a late answer went out by the

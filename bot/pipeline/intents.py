@@ -89,7 +89,10 @@ class Intents:
 
     def _queue(self, channel: str, user_id: str, data: dict[str, Any]) -> Outcome:
         assert self.spool is not None
-        self.spool.add("ticket", {**{k: v for k, v in data.items() if k != "kind"}, "channel": channel, "user_id": user_id})
+        self.spool.add(
+            "ticket",
+            {**{k: v for k, v in data.items() if k != "kind"}, "channel": channel, "user_id": user_id},
+        )
         log.warning("ticket_spooled channel=%s (database unreachable)", channel)
         return Outcome("queued")
 
@@ -116,7 +119,9 @@ class Intents:
         """The citizen's rating of a staff reply where it arrived; without a number, the latest
         replied and unrated ticket among the conversation's own (`state["tickets"]`)."""
         if no is None:
-            candidates = [self._own(channel, user_id, n) for n in reversed((state or {}).get("tickets") or [])]
+            candidates = [
+                self._own(channel, user_id, n) for n in reversed((state or {}).get("tickets") or [])
+            ]
             replied = [t for t in candidates if t is not None and t.reply and t.rating is None]
             if not replied:
                 return Outcome("nothing")

@@ -50,7 +50,11 @@ def public_entry(t: TicketView, words: Callable[[str], str] = _same) -> dict[str
 def own_entry(t: TicketView, words: Callable[[str], str] = _same) -> dict[str, Any]:
     """What the citizen who entered the ticket's code sees of it: the public fields plus the due
     date and their own (masked) question and the reply. Still no contact field."""
-    return public_entry(t, words) | {"due_date": t.due_date, "question": words(t.question), "reply": words(t.reply or "") or None}
+    return public_entry(t, words) | {
+        "due_date": t.due_date,
+        "question": words(t.question),
+        "reply": words(t.reply or "") or None,
+    }
 
 
 def build_board_router(

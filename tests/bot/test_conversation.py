@@ -23,7 +23,9 @@ def test_answer_with_source_and_rating_prompt(app: FastAPI) -> None:
     assert "20" in replies[0].text and "工作日" in replies[0].text
     # one citation: the FAQ text names its source, so no second 来源 line is appended
     assert replies[0].text.count("青人社〔2023〕11号") == 1 and "来源：" not in replies[0].text
-    assert replies[0].sources and replies[0].sources[0]["article"] == "二(二)" and len(replies[0].sources) == 1
+    assert (
+        replies[0].sources and replies[0].sources[0]["article"] == "二(二)" and len(replies[0].sources) == 1
+    )
     assert "有用" in replies[0].text  # text channels are asked for a rating in words
 
 

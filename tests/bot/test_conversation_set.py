@@ -36,7 +36,16 @@ def test_the_set_is_varied_and_mostly_handled_sensibly(app: FastAPI) -> None:
 def test_the_dialogue_decides_without_sql_spool_or_channel_names() -> None:
     source = (ROOT / "bot" / "conversation.py").read_text(encoding="utf-8")
     code = source.split('"""', 2)[2]  # after the module docstring
-    for word in ("spool", "Spool", ".execute(", "sessions", "wechat", "telegram", "TicketService", "self.tickets"):
+    for word in (
+        "spool",
+        "Spool",
+        ".execute(",
+        "sessions",
+        "wechat",
+        "telegram",
+        "TicketService",
+        "self.tickets",
+    ):
         assert word not in code, word
     for module in ("talk.py", "outcomes.py"):
         text = (ROOT / "bot" / module).read_text(encoding="utf-8")
@@ -48,7 +57,10 @@ def test_a_window_edits_its_sentences_and_small_talk(demo_url: str, tmp_path: Pa
     path = tmp_path / "texts.json"
     path.write_text(
         json.dumps(
-            {"texts": {"smalltalk.thanks": "不用谢，欢迎再来青浦人社窗口。"}, "smalltalk": {"thanks": ["谢了哈", "谢谢"]}},
+            {
+                "texts": {"smalltalk.thanks": "不用谢，欢迎再来青浦人社窗口。"},
+                "smalltalk": {"thanks": ["谢了哈", "谢谢"]},
+            },
             ensure_ascii=False,
         ),
         encoding="utf-8",

@@ -61,7 +61,9 @@ def test_chit_chat_is_honestly_out_of_scope_and_reaches_no_staff(app: FastAPI) -
     assert replies[-1].kind == "handoff_offer" and "不在政策咨询的范围内" not in replies[-1].text
 
 
-def test_asking_for_a_person_opens_the_form_at_once_with_the_category(app: FastAPI, client: TestClient) -> None:
+def test_asking_for_a_person_opens_the_form_at_once_with_the_category(
+    app: FastAPI, client: TestClient
+) -> None:
     c = chat(app)
     out = c.ask("转人工")
     assert out[0].kind == "handoff_offer" and out[0].category == "咨询"
