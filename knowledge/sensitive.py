@@ -64,7 +64,7 @@ class SensitiveWords:
             raise NotFound(f"没有敏感词“{word}”", f"no sensitive word {norm!r}")
         self._at = -1.0
 
-    def list(self) -> "builtins.list[SensitiveWord]":
+    def list(self) -> builtins.list[SensitiveWord]:
         with self.sessions() as s:
             return list(s.scalars(select(SensitiveWord).order_by(SensitiveWord.word)))
 
@@ -82,7 +82,7 @@ class SensitiveWords:
             self._at = now
         return self._words
 
-    def find(self, text: str) -> list[str]:
+    def find(self, text: str) -> builtins.list[str]:
         """The listed words in `text` (on its normal form)."""
         words = self.words()
         if not words:
