@@ -162,3 +162,16 @@ def test_db_revision_commands(run: Run) -> None:
     assert code == 0 and "完成" in out
     code, _, err = run("db", "downgrade")
     assert code == 2 and "版本" in err
+
+
+def test_kb_sensitive_add_list_delete(run: Run) -> None:
+    code, out, _ = run("kb", "sensitive", "list")
+    assert code == 0 and "共 0 个" in out  # the list ships empty
+    code, out, _ = run("kb", "sensitive", "add", "示例 词", "另一个词")
+    assert code == 0 and "示例词" in out
+    code, out, _ = run("kb", "sensitive", "list", "--json")
+    assert [w["word"] for w in json.loads(out)] == ["另一个词", "示例词"]
+    code, out, _ = run("kb", "sensitive", "delete", "示例词")
+    assert code == 0
+    code, out, err = run("kb", "sensitive", "delete", "没有这个词")
+    assert code != 0 and "没有敏感词" in out + err
