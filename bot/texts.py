@@ -101,6 +101,11 @@ TEXTS: dict[str, str] = {
     "ticket_rating.unavailable": "系统正在维护，暂时无法评价，请稍后再试。",
     "sensitive.flagged": "您的消息已转交工作人员处理，不作自动答复。\n留言编号：{no}",
     "sensitive.queued": "您的消息已转交工作人员处理，不作自动答复。",
+    "channel.please_type": "目前只能识别文字消息，请直接输入您要咨询的问题（文字），例如：依申请公开多久答复？",
+    "channel.unknown_menu": "该菜单暂未开放，请直接输入您要咨询的问题。",
+    "channel.status_usage": "用法：/status 留言编号，例如 /status LY20250101-0001",
+    "channel.stale_button": "该选项已失效，请直接输入您的问题。",
+    "channel.busy": "抱歉，系统暂时繁忙，请稍后再试。",
     "voice.unrecognised": "抱歉，没能识别这段语音，请改用文字输入，或点击下方菜单选择常见问题。",
 }
 

@@ -42,6 +42,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import texts
 from bot.conversation import Incoming, Reply
 from bot.notifier import PushImpossible
 from bot.pipeline.inbox import Inbox
@@ -50,9 +51,6 @@ log = logging.getLogger("policybot.telegram")
 
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4096  # Telegram's message length limit
-PLEASE_TYPE = "目前只能识别文字消息，请直接输入您要咨询的问题，例如：依申请公开多久答复？"
-STATUS_USAGE = "用法：/status 留言编号，例如 /status LY20250101-0001"
-STALE_BUTTON = "该选项已失效，请直接输入您的问题。"
 RATE_DATA = re.compile(r"^rate:([A-Za-z]{2}\d{8}-\d{3,6}):([123])$")
 T = TypeVar("T")
 
@@ -182,7 +180,7 @@ class TelegramChannel:
             return
         args = context.args or []
         if not args:
-            await context.bot.send_message(chat_id=chat.id, text=STATUS_USAGE)
+            await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.status_usage"))
             return
         await self._ask(context.bot, chat.id, f"查询 {args[0][:40]}", {"command": "status"})
 
@@ -201,7 +199,7 @@ class TelegramChannel:
     async def _on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         if chat is not None:
-            await context.bot.send_message(chat_id=chat.id, text=PLEASE_TYPE)
+            await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.please_type"))
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -222,7 +220,7 @@ class TelegramChannel:
         if message is None or message.chat.type != ChatType.PRIVATE:
             return
         if not chosen:
-            await context.bot.send_message(chat_id=message.chat.id, text=STALE_BUTTON)
+            await context.bot.send_message(chat_id=message.chat.id, text=texts.say("channel.stale_button"))
             return
         await self._ask(context.bot, message.chat.id, chosen, {"callback": True})
 
@@ -231,7 +229,7 @@ class TelegramChannel:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is not None:
             with contextlib.suppress(TelegramError):
-                await context.bot.send_message(chat_id=chat.id, text="抱歉，系统暂时繁忙，请稍后再试。")
+                await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.busy"))
 
     # --- the loop thread -----------------------------------------------------------------------------
     def ensure_started(self) -> asyncio.AbstractEventLoop:
