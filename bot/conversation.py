@@ -317,8 +317,10 @@ class Dialogue:
         if decision == "clarify":
             questions = [h.question for h in result.hits[:3]]
             state["choices"] = [["faq", h.faq_id] for h in result.hits[:3]]
-            lines = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
             lead = (texts.say("answer.followup", topic=topic) + "\n") if topic else ""
+            if msg.channel in self.form_channels:  # the widget shows the questions as buttons
+                return [Reply("clarify", lead + texts.say("clarify.lead_web"), suggestions=questions)]
+            lines = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
             return [Reply("clarify", f"{lead}{texts.say('clarify.lead')}\n{lines}", suggestions=questions)]
         replies: list[Reply] = []
         if decision == "passage":

@@ -56,6 +56,7 @@ TEXTS: dict[str, str] = {
     "answer.followup": "（接着“{topic}”的话题）",
     "followup.uncovered": "关于“{topic}”，知识库中暂时没有这个问题的答复。",
     "clarify.lead": "您想咨询的是下面哪个问题？请回复序号或点击：",
+    "clarify.lead_web": "您想咨询的是下面哪个问题？请点击：",
     "choice.stale": "该问题已更新，请重新输入您的问题。",
     "passage.lead": "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关：",
     "handoff.lead_explicit": "好的，您可以给工作人员留言，我们将在{days}个工作日内答复。",
