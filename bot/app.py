@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from bot import texts
 from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
 from bot.apidocs import install_api_docs
 from bot.channels import Channel, channel_lifespans, telegram, wechat
@@ -60,6 +61,7 @@ from handoff.console.stats import build_stats_router
 from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
 from knowledge.faqs import FIELDS, faq_dict
+from knowledge.sensitive import SensitiveWords
 from knowledge.text import warm_up
 from knowledge.usage import QueryLogStore
 
@@ -93,11 +95,11 @@ def _drain_before_exit(app: FastAPI, seconds: float) -> None:
     signal.signal(signal.SIGTERM, on_term)
 
 
-def _open_spooled_ticket(dialogue: Dialogue, outbox: Outbox, data: dict[str, Any]) -> None:
+def _open_spooled_ticket(inbox: Inbox, outbox: Outbox, data: dict[str, Any]) -> None:
     """A ticket left while the database was away: open it now and queue its number for the citizen.
     A database error propagates (the spool retries; the ticket key and the outbox key make that safe)."""
-    reply = dialogue.replay_ticket(data)
-    reply.text = "您在系统维护期间提交的留言已登记。" + reply.text
+    reply = inbox.replay_ticket(data)
+    reply.text = texts.say("ticket.spooled_lead") + reply.text
     with outbox.sessions.begin() as s:
         spooled_ticket_notice(outbox, s, channel=data["channel"], user_id=data["user_id"], reply=reply)
 
@@ -191,6 +193,7 @@ class Parts:
     querylog: QueryLogStore
     spool: Spool
     dialogue: Dialogue
+    sensitive: SensitiveWords
     inbox: Inbox
     limiter: RateLimiter
     access_log: AccessLogWriter
@@ -247,19 +250,26 @@ def _build_parts(settings: Settings) -> Parts:
     # Degraded mode: while the database is unreachable, answers come from memory and the writes
     # go to a local spool that is replayed when it is back (bot/spool.py).
     spool = Spool(settings.spool_dir, sessions)
+    texts.load_overrides(settings.texts_file)  # a window's own sentences and small-talk phrases
+    sensitive = SensitiveWords(sessions)
     dialogue = Dialogue(
         kb=kb,
-        tickets=tickets,
         querylog=querylog,
         secret=secret,
         welcome_text=settings.welcome_text,
         session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
         limit_days=settings.ticket_limit_days,
-        spool=spool,
+        screen=sensitive.find,
     )
     # every channel's messages take one path: claim, state, decide, one write (bot/pipeline/inbox.py)
-    inbox = Inbox(dialogue=dialogue, sessions=sessions, spool=spool, async_commit=settings.db_async_commit)
-    spool.ticket_handler = lambda data: _open_spooled_ticket(dialogue, outbox, data)
+    inbox = Inbox(
+        dialogue=dialogue,
+        sessions=sessions,
+        spool=spool,
+        tickets=tickets,
+        async_commit=settings.db_async_commit,
+    )
+    spool.ticket_handler = lambda data: _open_spooled_ticket(inbox, outbox, data)
     limiter = RateLimiter(
         per_ip=settings.rate_limit_per_ip,
         per_key=settings.rate_limit_per_session,
@@ -282,6 +292,7 @@ def _build_parts(settings: Settings) -> Parts:
         querylog=querylog,
         spool=spool,
         dialogue=dialogue,
+        sensitive=sensitive,
         inbox=inbox,
         limiter=limiter,
         access_log=AccessLogWriter(sessions),
@@ -334,6 +345,7 @@ def _publish_state(app: FastAPI, settings: Settings, parts: Parts) -> None:
     app.state.querylog = parts.querylog
     app.state.spool = parts.spool
     app.state.dialogue = parts.dialogue
+    app.state.sensitive = parts.sensitive
     app.state.inbox = parts.inbox
     app.state.outbox = parts.outbox
     app.state.access_log = parts.access_log

@@ -1,14 +1,18 @@
 """Dialogue: the channel-free conversation. `Incoming -> list[Reply]`, nothing else crosses the
 channel boundary.
 
-`Dialogue.decide(msg, state)` is the decision for one message on the conversation's state: it answers
-from the knowledge base (answer with source and a rating request; clarify with up to 3 numbered
-suggestions; policy passages with citation; else the offer to leave a message), handles the keywords
-人工/转人工/留言 (handoff), 查询 <编号> (ticket status), 有用/没用 (rating), 重新开始 (reset), the welcome
-of a new conversation, and leaves the question's query-log entry (personal data masked) in the state
-for the caller to write. It stores nothing itself: the inbound pipeline (bot/pipeline/inbox.py) loads
-the state, calls `decide` and writes state and query log in one transaction. Handlers return replies;
-channels render them.
+`Dialogue.decide(msg, state)` is the decision for one message on the conversation's state, without
+SQL, spool or channel names (only whether the channel shows forms): small talk (bot/talk.py) before
+anything is looked up; requests for a person (the form at once, category preset); the knowledge
+base's answer with one citation, clarify with up to 3 numbered suggestions, policy passages only when
+they cover the question's key terms; short follow-ups asked in the topic of the last answer; an
+honest "not my field" for what does not look like policy; the leave-a-message flow in words;
+ratings (没用 offers the next-best FAQs and the form in the same bubble; a staff reply is rated with
+1/2/3 or 评价 <编号> <1-3>); sensitive words (no automatic answer, a flagged ticket). What needs the
+database comes back as an *intent* (state key PENDING_INTENT) with a placeholder reply: the inbound
+pipeline (bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status) and asks
+`outcome` for the replies. The query-log entry is left under PENDING_LOG for the same one write.
+Every sentence comes from `bot.texts`.
 """
 
 from __future__ import annotations
@@ -20,19 +24,18 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot import texts
-from bot.spool import Spool
+from bot import outcomes, talk, texts
+from bot.messages import Incoming, Reply
+from bot.outcomes import Outcome
 from handoff.privacy import mask, normalise_phone
-from handoff.tickets import TicketService
 from knowledge.answer import AskResult, KnowledgeBase
-from knowledge.db import MAX_ID
-from knowledge.errors import NotFound, PolicybotError
+from knowledge.errors import PolicybotError
 from knowledge.models import utcnow
 from knowledge.usage import QueryLogStore
 from knowledge.welcome import WelcomePins
@@ -40,21 +43,32 @@ from knowledge.welcome import WelcomePins
 log = logging.getLogger("policybot.dialogue")
 
 PENDING_LOG = "_pending_log"  # state key / reply ref placeholder until the log row is written
-APOLOGY = "抱歉，系统暂时繁忙，您的问题没有处理成功，请稍后再试。"
-TICKET_QUEUED = "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。"
+PENDING_INTENT = "_intent"  # state key of what the inbox carries out (ticket, rating, status)
+PLACEHOLDER = "pending"  # the kind of the reply the intent's outcome replaces
+APOLOGY = texts.TEXTS["apology"]
+TICKET_QUEUED = texts.TEXTS["ticket.queued"]
 # The database cannot be reached (as opposed to a refused statement): degraded mode takes over.
 UNREACHABLE = (OperationalError, InterfaceError, PoolTimeout)
 MAX_QUESTION = 500
-HANDOFF_WORDS = {"人工", "转人工", "人工服务", "留言", "我要留言", "人工客服", "转人工客服"}
 RESET_WORDS = {"重新开始", "重来", "重置"}
 USEFUL_WORDS = {"有用", "有帮助", "满意"}
-USELESS_WORDS = {"没用", "没有用", "无用", "不满意"}
+USELESS_WORDS = {"没用", "没有用", "无用", "不满意", "没帮助", "没有帮助"}
 CANCEL_WORDS = {"取消", "算了", "不留言"}
 ANON_WORDS = {"匿名", "不留联系方式", "不需要回电", "匿名留言"}
+TICKET_RATINGS = {
+    "1": "满意",
+    "2": "基本满意",
+    "3": "不满意",
+    "满意": "满意",
+    "基本满意": "基本满意",
+    "不满意": "不满意",
+}
 STATUS_RE = re.compile(r"^(?:查询|查|进度|状态|/status)\s*[:：]?\s*([A-Za-z]{2}\d{8}-\d{3,6})\s*$", re.I)
+RATE_TICKET_RE = re.compile(r"^评价\s*([A-Za-z]{2}\d{8}-\d{3,6})?\s*(满意|基本满意|不满意|[123])\s*$", re.I)
 TICKET_NO_RE = re.compile(r"^[A-Za-z]{2}\d{8}-\d{3,6}$")
 CHOICE_RE = re.compile(r"^\s*([1-9])\s*[.、。]?\s*$")
-CONSENT_TEXT = "您提供的姓名和手机号仅用于工作人员就本条留言与您联系，不会公开，办结后按规定期限删除。"
+CONSENT_TEXT = texts.TEXTS["handoff.consent"]
+OWN_ANSWER = 0.75  # a short follow-up that scores this alone is a new topic, not a follow-up
 
 
 def user_ref_hash(secret: str | bytes, channel: str, user_id: str) -> str:
@@ -63,78 +77,34 @@ def user_ref_hash(secret: str | bytes, channel: str, user_id: str) -> str:
     return hmac.new(key, f"{channel}:{user_id}".encode(), hashlib.sha256).hexdigest()[:24]
 
 
-@dataclass
-class Incoming:
-    """One message from a citizen, as every channel translates it. `kind`: text (a question or a
-    command), welcome (a new conversation: WeChat subscribe, Telegram /start, the widget opening),
-    end (the user left: WeChat unsubscribe). `msg_id`: the channel's message id when it retries
-    deliveries (deduplicated by the inbox); `meta["replay_key"]`: a signed request's nonce key."""
-
-    channel: str
-    user_id: str
-    text: str
-    msg_id: str | None = None
-    received_at: dt.datetime = field(default_factory=utcnow)
-    meta: dict[str, Any] = field(default_factory=dict)
-    kind: str = "text"
-
-
-@dataclass
-class Reply:
-    kind: str  # answer | clarify | passage | handoff_offer | ticket_opened | status | text
-    text: str
-    suggestions: list[str] = field(default_factory=list)
-    faq_id: str | None = None
-    ticket_no: str | None = None
-    sources: list[dict[str, Any]] = field(default_factory=list)
-    ref: str | None = None  # query-log id to rate this reply
-    form: str | None = None  # "handoff": a channel with forms shows the leave-a-message form
-    question: str | None = None  # question to prefill in that form
-    notice: dict[str, str] | None = None  # fields for channels that send a notice instead (WeChat 订阅通知)
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class StateStore(Protocol):
-    """Where conversation states live (the inbox: the database, or memory in degraded mode)."""
-
-    def load_state(self, channel: str, user_id: str) -> dict[str, Any]: ...
-
-    def save_state(self, channel: str, user_id: str, state: dict[str, Any]) -> None: ...
-
-
 class Dialogue:
     def __init__(
         self,
         *,
         kb: KnowledgeBase,
-        tickets: TicketService,
         querylog: QueryLogStore,
         secret: str,
         welcome_text: str,
         session_ttl: dt.timedelta = dt.timedelta(minutes=30),
         form_channels: frozenset[str] = frozenset({"web"}),
         limit_days: int = 5,
-        spool: Spool | None = None,
+        screen: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.kb = kb
-        self.tickets = tickets
-        self.querylog = querylog
+        self.querylog = querylog  # read by top_questions only; the inbox writes the log
         self.secret = secret.encode()
         self.welcome_text = welcome_text
         self.session_ttl = session_ttl
         self.form_channels = form_channels
         self.limit_days = limit_days
-        self.spool = spool  # a ticket left while the database is away is spooled (bot/spool.py)
-        self.states: StateStore | None = None  # set by the inbox (bot/pipeline/inbox.py)
+        self.screen = screen  # sensitive words found in a text (knowledge.sensitive)
         self._top: tuple[float, list[str]] = (0.0, [])
 
     # --- entry points ---------------------------------------------------------------------------
     def decide(self, msg: Incoming, state: dict[str, Any]) -> list[Reply]:
-        """The replies to one message; `state` is changed in place (the caller stores it, and writes
-        the query-log entry left under PENDING_LOG). Never raises: a domain error becomes its Chinese
-        text, anything else the apology."""
+        """The replies to one message; `state` is changed in place (the caller stores it, writes the
+        query-log entry left under PENDING_LOG and carries out the intent under PENDING_INTENT).
+        Never raises: a domain error becomes its Chinese text, anything else the apology."""
         try:
             if msg.kind == "end":
                 state.clear()
@@ -151,7 +121,8 @@ class Dialogue:
         if msg.kind == "text":
             self._remember(state, "user", msg.text)
         for r in replies:
-            self._remember(state, "bot", r.text)
+            if r.kind != PLACEHOLDER:
+                self._remember(state, "bot", r.text)
         return replies
 
     def fresh_state(self, channel: str, user_id: str) -> dict[str, Any]:
@@ -186,170 +157,16 @@ class Dialogue:
         self._top = (time.monotonic(), out)
         return out[:n]
 
-    # --- tickets ----------------------------------------------------------------------------------
-    def open_ticket(
-        self,
-        *,
-        channel: str,
-        user_id: str,
-        question: str,
-        name: str | None = None,
-        phone: str | None = None,
-        consent: bool = False,
-        idempotency_key: str | None = None,
-        state: dict[str, Any] | None = None,
-    ) -> Reply:
-        """Open a 政策留言 from the conversation; raises PolicybotError with a Chinese text if refused.
-
-        While the database is unreachable the request is spooled (bot/spool.py) under an idempotency
-        key, the citizen is told it was received, and `replay_ticket` opens it when the database is
-        back (the ticket number is then pushed to the citizen's channel)."""
-        question = (question or "").strip()
-        if not question:
-            raise PolicybotError("请填写您要咨询的问题。", "empty ticket question")
-        if len(question) > MAX_QUESTION:
-            raise PolicybotError(f"问题请控制在{MAX_QUESTION}字以内。", "ticket question too long")
-        name = (name or "").strip() or None
-        phone = (phone or "").strip() or None
-        if (name or phone) and not consent:
-            raise PolicybotError(
-                "留下联系方式前，请先阅读并勾选同意个人信息使用说明。", "contact without consent"
-            )
-        if phone and normalise_phone(phone) is None:
-            raise PolicybotError("请填写正确的11位手机号码。", "bad phone")
-        own = state is None  # from the web form; from a text conversation, handle() saves the state
-        if self.spool is not None and not self.spool.health.should_try():  # known to be away
-            return self._queue_ticket(
-                channel, user_id, question, name, phone, consent, idempotency_key, state
-            )
-        try:
-            if state is None:
-                state = self._states().load_state(channel, user_id)
-            ticket = self.tickets.open(
-                question=question,
-                channel=channel,
-                user_ref=user_id,
-                transcript=state.get("history", []),
-                department=state.get("last_unit"),
-                contact_name=name,
-                contact_phone=phone,
-                consent=consent,
-                idempotency_key=idempotency_key,
-                matched=state.get("last_hits", []),
-            )
-        except UNREACHABLE as exc:
-            if self.spool is None:
-                raise
-            self.spool.health.failed(exc)
-            return self._queue_ticket(
-                channel, user_id, question, name, phone, consent, idempotency_key, state
-            )
-        log_id = state.get("last_log")
-        if log_id:
-            try:
-                self.querylog.link_ticket(int(log_id), ticket.no)
-            except Exception:
-                log.exception("could not link query log %s to ticket", log_id)
-        state["pending"] = None
-        state.setdefault("tickets", [])
-        if ticket.no not in state["tickets"]:
-            state["tickets"].append(ticket.no)
-        if own:
-            self._states().save_state(channel, user_id, state)
-        return self._opened_reply(ticket)
-
-    def _opened_reply(self, ticket: Any) -> Reply:
-        text = (
-            f"留言已提交，编号 {ticket.no}。我们将在 {ticket.due_date:%Y年%m月%d日} 前答复"
-            f"（{ticket.department}）。答复后会在这里通知您，也可发送“查询 {ticket.no}”查看进度。"
-        )
-        if getattr(ticket, "verify_code", None):
-            text += f"\n查询验证码：{ticket.verify_code}（可在政策留言板凭编号和验证码查询）"
-        return Reply("ticket_opened", text, ticket_no=ticket.no)
-
-    def _queue_ticket(
-        self,
-        channel: str,
-        user_id: str,
-        question: str,
-        name: str | None,
-        phone: str | None,
-        consent: bool,
-        idempotency_key: str | None,
-        state: dict[str, Any] | None,
-    ) -> Reply:
-        assert self.spool is not None
-        self.spool.add(
-            "ticket",
-            {
-                "channel": channel,
-                "user_id": user_id,
-                "question": question,
-                "name": name,
-                "phone": phone,
-                "consent": consent,
-                "idempotency_key": idempotency_key or f"spool-{uuid.uuid4().hex}",
-                "department": (state or {}).get("last_unit"),
-                "transcript": (state or {}).get("history", []),
-                "matched": (state or {}).get("last_hits", []),
-            },
-        )
-        if state is not None:
-            state["pending"] = None
-        log.warning("ticket_spooled channel=%s (database unreachable)", channel)
-        return Reply("ticket_queued", TICKET_QUEUED)
-
-    def replay_ticket(self, data: dict[str, Any]) -> Reply:
-        """Open a ticket spooled during an outage (idempotent by its key); the reply to push."""
-        ticket = self.tickets.open(
-            question=data["question"],
-            channel=data["channel"],
-            user_ref=data["user_id"],
-            transcript=data.get("transcript") or [],
-            department=data.get("department"),
-            contact_name=data.get("name"),
-            contact_phone=data.get("phone"),
-            consent=bool(data.get("consent")),
-            idempotency_key=data["idempotency_key"],
-            matched=data.get("matched") or [],
-        )
-        return self._opened_reply(ticket)
-
-    def ticket_status(self, channel: str, user_id: str, no: str) -> Reply:
-        no = no.strip().upper()
-        try:
-            t = self.tickets.get(no)
-        except NotFound:
-            t = None
-        if t is None or t.channel != channel or t.user_ref != user_id:
-            return Reply(
-                "status", f"没有找到编号为 {no} 的本人留言，请核对编号；也可在政策留言板凭编号和验证码查询。"
-            )
-        text = f"留言 {t.no}：{t.status}。办理期限 {t.due_date:%Y年%m月%d日}。"
-        if t.reply:
-            text += f"\n答复（{t.department}）：{t.reply}"
-        return Reply("status", text, ticket_no=t.no)
-
-    def rate(self, channel: str, user_id: str, ref: str, rating: str) -> bool:
-        try:
-            log_id = int(ref)
-        except (TypeError, ValueError):
-            return False
-        if not 0 < log_id <= MAX_ID:  # no such row; larger ones overflow the driver
-            return False
-        row = self.querylog.get(log_id)
-        if row is None or row.user_ref != self._user_ref(channel, user_id):
-            return False
-        return self.querylog.rate(log_id, rating)
-
     # --- dispatch ---------------------------------------------------------------------------------
     def _dispatch(self, msg: Incoming, state: dict[str, Any]) -> list[Reply]:
         text = _clean(msg.text)
         if not text:
-            return [Reply("text", "请输入您要咨询的问题，例如：依申请公开多久答复？")]
+            return [Reply("text", texts.say("empty"))]
         if len(text) > MAX_QUESTION:
             text = text[:MAX_QUESTION]
         compact = re.sub(r"\s+", "", text)
+        if self.screen is not None and self.screen(text):
+            return self._flag(msg, state, text)
         if compact in RESET_WORDS:
             tickets = state.get("tickets", [])
             state.clear()
@@ -357,22 +174,21 @@ class Dialogue:
             return self._welcome(msg, state)
         m = STATUS_RE.match(text)
         if m or TICKET_NO_RE.match(compact):
-            return [self.ticket_status(msg.channel, msg.user_id, m.group(1) if m else compact)]
+            return self._intent(state, "ticket_status", no=(m.group(1) if m else compact).upper())
+        rated = RATE_TICKET_RE.match(compact)
+        if rated:
+            no = rated.group(1).upper() if rated.group(1) else None
+            return self._intent(state, "rate_ticket", no=no, rating=TICKET_RATINGS[rated.group(2)])
         if state.get("pending"):
             handled = self._pending(msg, state, text, compact)
             if handled is not None:
                 return handled
-        if compact in HANDOFF_WORDS:
-            return [self._handoff_offer(msg, state, explicit=True)]
+        person = talk.person_request(text)
+        if person is not None:
+            return [self._handoff_offer(msg, state, explicit=True, category=person[0], question=person[1])]
         if compact in USEFUL_WORDS | USELESS_WORDS and state.get("last_log"):
             rating = "useful" if compact in USEFUL_WORDS else "useless"
-            ok = self.querylog.rate(int(state["last_log"]), rating)
-            if rating == "useless":
-                return [
-                    Reply("text", "感谢反馈，我们会改进这条答复。" if ok else "您已评价过这条答复。"),
-                    self._handoff_offer(msg, state, explicit=False),
-                ]
-            return [Reply("text", "感谢您的评价！" if ok else "您已评价过这条答复。")]
+            return self._intent(state, "rate_answer", log_id=int(state["last_log"]), rating=rating)
         choice = CHOICE_RE.match(text)
         if choice and state.get("choices"):
             idx = int(choice.group(1)) - 1
@@ -382,54 +198,148 @@ class Dialogue:
                 if kind == "faq":
                     return self._answer_choice(msg, state, value)
                 text = value  # a welcome suggestion: ask it
+        elif choice and compact in TICKET_RATINGS and state.get("tickets"):
+            # "回复 1/2/3" after a staff reply: the latest replied ticket of this user
+            return self._intent(state, "rate_ticket", no=None, rating=TICKET_RATINGS[compact])
+        intent = talk.smalltalk(text)
+        if intent is not None:
+            return [self._smalltalk(msg, state, intent)]
         return self._ask(msg, state, text)
 
-    def _ask(self, msg: Incoming, state: dict[str, Any], text: str) -> list[Reply]:
-        result = self.kb.ask(text)
-        masked = mask(text)
+    def _intent(self, state: dict[str, Any], kind: str, **data: Any) -> list[Reply]:
+        state[PENDING_INTENT] = {"kind": kind, **data}
+        return [Reply(PLACEHOLDER, "")]
+
+    def _smalltalk(self, msg: Incoming, state: dict[str, Any], intent: str) -> Reply:
+        text = texts.say(f"smalltalk.{intent}")
+        if intent not in ("greeting", "presence", "who"):
+            return Reply("text", text)
+        tops = self.top_questions(3)
+        if tops and msg.channel not in self.form_channels:
+            text += "\n" + texts.say("smalltalk.greeting_tops") + "\n"
+            text += "\n".join(f"{i}. {q}" for i, q in enumerate(tops, 1))
+            state["choices"] = [["q", q] for q in tops]
+        return Reply("text", text, suggestions=tops)
+
+    def _log_entry(self, msg: Incoming, state: dict[str, Any], text: str, outcome: str, **kw: Any) -> None:
         state[PENDING_LOG] = dict(
             channel=msg.channel,
             user_ref=self._user_ref(msg.channel, msg.user_id),
             session_id=state.get("sid"),
-            text=masked,
-            outcome=result.decision,
-            score=result.score,
-            faq_id=result.faq_id,
-            unit=result.unit,
+            text=text,
+            outcome=outcome,
+            score=kw.get("score"),
+            faq_id=kw.get("faq_id"),
+            unit=kw.get("unit"),
         )
-        log_id = PENDING_LOG
+
+    def _ask(self, msg: Incoming, state: dict[str, Any], text: str) -> list[Reply]:
+        result, topic = self._lookup(state, text)
+        masked = mask(text)
+        decision = result.decision
+        if decision != "passage":
+            passages: tuple[Any, ...] = ()
+        elif result.superseded:  # the replacement's article of a repealed FAQ source: always shown
+            passages = tuple(result.passages)
+        else:
+            passages = self._covering(result)
+        if decision == "passage" and not passages:
+            decision = "none"
+        in_scope = (
+            decision != "none" or topic is not None or result.unit is not None or talk.looks_like_policy(text)
+        )
+        outcome = decision if in_scope else "out_of_scope"
+        self._log_entry(
+            msg, state, masked, outcome, score=result.score, faq_id=result.faq_id, unit=result.unit
+        )
         state["last_query"] = masked
         state["last_unit"] = result.unit
-        state["last_hits"] = [h.as_dict() for h in result.hits[:3]]
+        state["last_hits"] = [h.as_dict() for h in result.hits[:5]]
         state["choices"] = []
-        return self._render(msg, state, result, log_id)
+        if not in_scope:
+            state.pop("topic", None)
+            return [self._outside(msg, state)]
+        if topic is not None and decision == "none":  # a follow-up the topic does not cover
+            state["last_query"] = mask(result.query)
+            lead = texts.say("followup.uncovered", topic=topic)
+            return [self._handoff_offer(msg, state, explicit=False, lead=lead)]
+        if decision != "answer" and topic is None:  # a new question without an answer ends the topic
+            state.pop("topic", None)
+        return self._render(msg, state, result, decision, passages, topic)
+
+    def _lookup(self, state: dict[str, Any], text: str) -> tuple[AskResult, str | None]:
+        """The knowledge base's result, in the last answer's topic when the text is a short follow-up
+        that does not stand on its own; the topic's label when it was used. A follow-up that only
+        finds the topic's own answer again is not covered: decision "none" in that topic."""
+        alone = self.kb.ask(text)
+        topic = state.get("topic")
+        if not topic or not talk.is_followup(text, self.kb.text.tokens):
+            return alone, None
+        if alone.decision == "answer" and alone.score >= OWN_ANSWER and alone.faq_id != topic.get("faq_id"):
+            return alone, None
+        label = str(topic["label"])
+        in_topic = self.kb.ask(f"{topic['terms']} {text}")
+        if in_topic.decision in ("answer", "clarify") and in_topic.faq_id != topic.get("faq_id"):
+            return in_topic, label
+        if alone.decision == "answer":
+            return alone, None
+        return AskResult("none", f"{label}：{text}", hits=in_topic.hits, unit=in_topic.unit), label
+
+    def _covering(self, result: AskResult) -> tuple[Any, ...]:
+        """The passages that cover the question's key terms (never for a greeting-sized text)."""
+        whole = talk.compact(result.query)
+        if len(whole) < 3:
+            return ()
+        terms = talk.key_terms(self.kb.text.tokens(result.query)) or [whole]
+        return tuple(p for p in result.passages if talk.passage_covers(terms, self.kb.text.normalise(p.text)))
+
+    def _outside(self, msg: Incoming, state: dict[str, Any]) -> Reply:
+        tops = self.top_questions(3)
+        text = texts.say("scope.outside")
+        if tops and msg.channel not in self.form_channels:
+            text += (
+                "\n"
+                + texts.say("scope.examples")
+                + "\n"
+                + "\n".join(f"{i}. {q}" for i, q in enumerate(tops, 1))
+            )
+            state["choices"] = [["q", q] for q in tops]
+        return Reply("text", text, suggestions=tops)
 
     def _render(
-        self, msg: Incoming, state: dict[str, Any], result: AskResult, log_id: int | str
+        self,
+        msg: Incoming,
+        state: dict[str, Any],
+        result: AskResult,
+        decision: str,
+        passages: tuple[Any, ...] = (),
+        topic: str | None = None,
     ) -> list[Reply]:
-        sources = [s.as_dict() for s in result.sources]
-        if result.decision == "answer":
-            text = result.answer or ""
-            if result.sources:
-                text += "\n来源：" + "；".join(s.citation() for s in result.sources)
-            if result.service_url:  # 办事链接, or the maintenance notice while it is broken
-                text += "\n" + texts.service_link_line(result.service_url, result.link_broken)
-            if msg.channel not in self.form_channels:
-                text += "\n这条答复对您有帮助吗？请回复“有用”或“没用”。"
-            return [Reply("answer", text, faq_id=result.faq_id, sources=sources, ref=str(log_id))]
-        if result.decision == "clarify":
+        if decision == "answer":
+            return [self._answer_reply(msg, state, result, topic)]
+        if decision == "clarify":
             questions = [h.question for h in result.hits[:3]]
             state["choices"] = [["faq", h.faq_id] for h in result.hits[:3]]
+            lead = (texts.say("answer.followup", topic=topic) + "\n") if topic else ""
+            if msg.channel in self.form_channels:  # the widget shows the questions as buttons
+                return [Reply("clarify", lead + texts.say("clarify.lead_web"), suggestions=questions)]
             lines = "\n".join(f"{i}. {q}" for i, q in enumerate(questions, 1))
-            return [
-                Reply(
-                    "clarify", f"您想咨询的是下面哪个问题？请回复序号或点击：\n{lines}", suggestions=questions
-                )
-            ]
+            return [Reply("clarify", f"{lead}{texts.say('clarify.lead')}\n{lines}", suggestions=questions)]
         replies: list[Reply] = []
-        if result.decision == "passage":
-            parts = [f"{p.citation()}：{_excerpt(p.text)}" for p in result.passages[:2]]
-            head = "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关："
+        if decision == "passage":
+            parts = [f"{p.citation()}：{_excerpt(p.text)}" for p in passages[:2]]
+            sources = [
+                {
+                    "title": p.title,
+                    "doc_no": p.doc_no,
+                    "article": p.label,
+                    "status": p.status,
+                    "url": p.url,
+                    "policy_id": p.policy_id,
+                }
+                for p in passages[:2]
+            ]
+            head = texts.say("passage.lead")
             if result.superseded:  # the FAQ's source was repealed or revised: the replacement's article
                 head = texts.superseded_notice(result.superseded)
             replies.append(
@@ -437,102 +347,188 @@ class Dialogue:
                     "passage",
                     head + "\n" + "\n".join(parts),
                     sources=sources,
-                    ref=str(log_id),
+                    ref=PENDING_LOG,
                 )
             )
         replies.append(self._handoff_offer(msg, state, explicit=False))
         return replies
 
+    def _answer_reply(
+        self, msg: Incoming, state: dict[str, Any], result: AskResult, topic: str | None
+    ) -> Reply:
+        """The FAQ text, then one source line unless the text already names its source."""
+        text = result.answer or ""
+        if topic:
+            text = texts.say("answer.followup", topic=topic) + text
+        if result.sources and not _names_source(text, result.sources[0].title):
+            text += "\n" + texts.say("answer.source", citation=result.sources[0].citation())
+        if result.service_url:  # 办事链接, or the maintenance notice while it is broken
+            text += "\n" + texts.service_link_line(result.service_url, result.link_broken)
+        if msg.channel not in self.form_channels:
+            text += "\n" + texts.say("answer.rate_prompt")
+        state["last_faq"] = result.faq_id
+        rec = self.kb.record(result.faq_id or "")
+        if rec is not None:
+            tags = [t for t in rec.tags if t][:2]
+            state["topic"] = {
+                "faq_id": rec.id,
+                "terms": " ".join(tags) or rec.question,
+                "label": tags[0] if tags else rec.question,
+            }
+        sources = [s.as_dict() for s in result.sources[:1]]
+        return Reply("answer", text, faq_id=result.faq_id, sources=sources, ref=PENDING_LOG)
+
     def _answer_choice(self, msg: Incoming, state: dict[str, Any], faq_id: str) -> list[Reply]:
         result = self.kb.answer_for(faq_id)
         if result is None:
-            return [Reply("text", "该问题已更新，请重新输入您的问题。")]
-        state[PENDING_LOG] = dict(
-            channel=msg.channel,
-            user_ref=self._user_ref(msg.channel, msg.user_id),
-            session_id=state.get("sid"),
-            text=state.get("last_query") or result.query,
-            outcome="answer",
-            score=None,
-            faq_id=faq_id,
-            unit=result.unit,
-        )
-        log_id = PENDING_LOG
+            return [Reply("text", texts.say("choice.stale"))]
+        text = state.get("last_query") or result.query
+        self._log_entry(msg, state, text, "answer", faq_id=faq_id, unit=result.unit)
         state["choices"] = []
-        return self._render(msg, state, result, log_id)
+        return [self._answer_reply(msg, state, result, None)]
 
-    def _handoff_offer(self, msg: Incoming, state: dict[str, Any], *, explicit: bool) -> Reply:
-        question = state.get("last_query") if state.get("last_query") else None
-        lead = "好的，您可以给工作人员留言。" if explicit else "如需工作人员解答，您可以留言。"
-        lead += f"我们将在{self.limit_days}个工作日内答复。"
+    # --- leaving a message ----------------------------------------------------------------------
+    def _handoff_offer(
+        self,
+        msg: Incoming,
+        state: dict[str, Any],
+        *,
+        explicit: bool,
+        category: str = "咨询",
+        question: str | None = None,
+        lead: str = "",
+    ) -> Reply:
+        if question is None and category == "咨询":  # 投诉/建议/举报 are about something new: ask for it
+            question = state.get("last_query") or None
+        days = self.limit_days
+        if lead:
+            lead += texts.say("handoff.lead_offer", days=days)
+        elif explicit and category != "咨询":
+            lead = texts.say("handoff.lead_category", category=category, days=days)
+        else:
+            lead = texts.say("handoff.lead_explicit" if explicit else "handoff.lead_offer", days=days)
         if msg.channel in self.form_channels:
             return Reply(
                 "handoff_offer",
-                lead + "请填写留言表单。",
+                lead + texts.say("handoff.fill_form"),
                 suggestions=[] if explicit else ["我要留言"],
                 form="handoff",
                 question=question,
+                category=category,
             )
         if not explicit:
-            return Reply("handoff_offer", lead + "请回复“留言”。", suggestions=["留言"])
+            return Reply("handoff_offer", lead + texts.say("handoff.reply_word"), suggestions=["留言"])
+        state["ticket_category"] = category
         if question:
             state["pending"] = "contact"
             state["ticket_question"] = question
             return Reply(
                 "handoff_offer",
-                lead + f"\n留言内容：{question}\n" + self._contact_prompt(),
+                lead
+                + "\n"
+                + texts.say("handoff.question_is", question=question)
+                + "\n"
+                + self._contact_prompt(),
                 question=question,
+                category=category,
             )
         state["pending"] = "question"
-        return Reply("handoff_offer", lead + "请用一句话描述您要咨询的问题（回复“取消”放弃）。")
+        ask = texts.say("handoff.ask_question" if category == "咨询" else "handoff.ask_category")
+        return Reply("handoff_offer", lead + ask, category=category)
 
     def _contact_prompt(self) -> str:
-        return (
-            "如需工作人员联系您，请回复“同意 姓名 手机号”（" + CONSENT_TEXT + "）；"
-            "无需联系请回复“匿名”；回复“取消”放弃留言。"
-        )
+        return texts.say("handoff.contact_prompt", consent=CONSENT_TEXT)
 
     def _pending(self, msg: Incoming, state: dict[str, Any], text: str, compact: str) -> list[Reply] | None:
         pending = state.get("pending")
         if compact in CANCEL_WORDS:
             state["pending"] = None
-            return [Reply("text", "已取消留言。您可以继续提问。")]
+            return [Reply("text", texts.say("handoff.cancelled"))]
         if pending == "question":
             state["ticket_question"] = text
             state["pending"] = "contact"
-            return [Reply("text", "收到。" + self._contact_prompt())]
-        if pending == "contact":
-            question = state.get("ticket_question") or state.get("last_query") or ""
-            if compact in ANON_WORDS:
-                return [
-                    self.open_ticket(channel=msg.channel, user_id=msg.user_id, question=question, state=state)
-                ]
-            if compact.startswith("同意"):
-                rest = text.strip()[2:].strip()
-                phone_m = re.search(r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}", rest)
-                if not phone_m:
-                    return [Reply("text", "没有识别到手机号，请按“同意 姓名 手机号”回复，或回复“匿名”。")]
-                name = (rest[: phone_m.start()] + rest[phone_m.end() :]).strip(" ，,：:") or None
-                return [
-                    self.open_ticket(
-                        channel=msg.channel,
-                        user_id=msg.user_id,
-                        question=question,
-                        name=name,
-                        phone=phone_m.group(0),
-                        consent=True,
-                        state=state,
-                    )
-                ]
-            return None  # anything else: treat as a new question, keep the pending offer
-        return None
+            return [Reply("text", texts.say("handoff.received") + self._contact_prompt())]
+        if pending != "contact":
+            return None
+        question = state.get("ticket_question") or state.get("last_query") or ""
+        category = state.get("ticket_category") or "咨询"
+        if compact in ANON_WORDS:
+            return self.ticket_intent(state, question=question, category=category)
+        if compact.startswith("同意"):
+            rest = text.strip()[2:].strip()
+            phone_m = re.search(r"(?:\+?86[-\s]?)?1[3-9]\d(?:[-\s]?\d{4}){2}", rest)
+            if not phone_m:
+                return [Reply("text", texts.say("handoff.no_phone"))]
+            name = (rest[: phone_m.start()] + rest[phone_m.end() :]).strip(" ，,：:") or None
+            return self.ticket_intent(
+                state, question=question, name=name, phone=phone_m.group(0), consent=True, category=category
+            )
+        return None  # anything else: treat as a new question, keep the pending offer
+
+    def ticket_intent(
+        self,
+        state: dict[str, Any],
+        *,
+        question: str,
+        name: str | None = None,
+        phone: str | None = None,
+        consent: bool = False,
+        idempotency_key: str | None = None,
+        category: str = "咨询",
+        flag_reason: str | None = None,
+    ) -> list[Reply]:
+        """The intent to open a 政策留言 (the inbox opens it); raises PolicybotError if the input
+        cannot make one (so that nothing unopenable is kept for later during an outage)."""
+        question = (question or "").strip()
+        if not question:
+            raise PolicybotError(texts.say("ticket.empty"), "empty ticket question")
+        if len(question) > MAX_QUESTION:
+            raise PolicybotError(texts.say("ticket.too_long", n=MAX_QUESTION), "ticket question too long")
+        name = (name or "").strip() or None
+        phone = (phone or "").strip() or None
+        if (name or phone) and not consent:
+            raise PolicybotError(texts.say("ticket.need_consent"), "contact without consent")
+        if phone and normalise_phone(phone) is None:
+            raise PolicybotError(texts.say("ticket.bad_phone"), "bad phone")
+        state["pending"] = None
+        return self._intent(
+            state,
+            "open_ticket",
+            question=question,
+            name=name,
+            phone=phone,
+            consent=consent,
+            idempotency_key=idempotency_key or f"dlg-{uuid.uuid4().hex}",
+            category=category,
+            flag_reason=flag_reason,
+            department=state.get("last_unit"),
+            transcript=list(state.get("history", [])),
+            matched=list(state.get("last_hits", []))[:3],
+            log_id=state.get("last_log"),
+        )
+
+    def _flag(self, msg: Incoming, state: dict[str, Any], text: str) -> list[Reply]:
+        """A message with a sensitive word: no automatic answer, a flagged ticket for a supervisor."""
+        state["last_query"] = mask(text)
+        state["last_unit"] = None
+        state["last_hits"] = []
+        state["choices"] = []
+        state.pop("topic", None)
+        return self.ticket_intent(state, question=text, flag_reason="敏感词")
+
+    # --- outcomes of intents (the inbox carried them out) ---------------------------------------
+    def outcome(
+        self, channel: str, state: dict[str, Any], intent: dict[str, Any], result: Outcome
+    ) -> list[Reply]:
+        """The replies to an intent the inbox carried out (bot/outcomes.py renders them)."""
+        replies = outcomes.render(
+            intent, result, state, forms=channel in self.form_channels, limit_days=self.limit_days
+        )
+        for r in replies:
+            self._remember(state, "bot", r.text)
+        return replies
 
     # --- state ------------------------------------------------------------------------------------
-    def _states(self) -> StateStore:
-        if self.states is None:
-            raise RuntimeError("the dialogue has no state store (build it with bot.pipeline.inbox.Inbox)")
-        return self.states
-
     def _user_ref(self, channel: str, user_id: str) -> str:
         return user_ref_hash(self.secret, channel, user_id)
 
@@ -545,6 +541,10 @@ class Dialogue:
         del history[:-20]
 
 
+def _names_source(text: str, title: str) -> bool:
+    return bool(title) and (f"《{title}》" in text or title in text)
+
+
 def _clean(text: str) -> str:
     text = "".join(ch for ch in (text or "") if ch in "\n\t" or ch.isprintable())
     return text.strip()
@@ -553,3 +553,18 @@ def _clean(text: str) -> str:
 def _excerpt(text: str, n: int = 160) -> str:
     text = re.sub(r"\s+", "", text)
     return text if len(text) <= n else text[:n] + "……"
+
+
+__all__ = [
+    "APOLOGY",
+    "PENDING_INTENT",
+    "PENDING_LOG",
+    "PLACEHOLDER",
+    "TICKET_QUEUED",
+    "UNREACHABLE",
+    "Dialogue",
+    "Incoming",
+    "Outcome",
+    "Reply",
+    "user_ref_hash",
+]

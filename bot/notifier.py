@@ -68,6 +68,7 @@ def render_delivery(d: DeliveryView) -> Reply:
             texts.ticket_reply(d.data),
             ticket_no=str(d.data.get("ticket_no") or "") or None,
             notice=texts.ticket_reply_notice(d.data),
+            rate_ticket=str(d.data.get("ticket_no") or "") or None,  # rated where it arrives
         )
     if d.kind == TICKET_OPENED:
         fields = {k: v for k, v in dict(d.data.get("reply") or {}).items() if k in Reply.__dataclass_fields__}

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
         "您好，我是政策咨询助手，可以解答政务公开、依申请公开、政策留言等问题。请直接输入您的问题。",
         description="First message of a conversation.",
     )
+    texts_file: str | None = Field(
+        None,
+        description='JSON file overriding citizen-facing sentences and small-talk phrases: {"texts": {...}, "smalltalk": {...}}.',
+    )
     # --- tickets (政策留言) ------------------------------------------------------------------------
     default_department: str = Field(
         "政务公开办公室", description="Department for tickets with no drafting unit."

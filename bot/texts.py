@@ -56,3 +56,188 @@ def service_link_line(url: str | None, broken: bool) -> str:
     if broken:
         return LINK_BROKEN
     return f"在线办理：{url}" if url else ""
+
+
+# --- the conversation's sentences: one table a window can edit -------------------------------------
+# Keys are stable; values are what the citizen reads. `{name}` fields are filled by `say`. A JSON file
+# named by POLICYBOT_TEXTS_FILE ({"texts": {key: sentence}, "smalltalk": {intent: [phrases]}}) overrides
+# entries without a code change (`load_overrides`, called once at start).
+TEXTS: dict[str, str] = {
+    "apology": "抱歉，系统暂时繁忙，您的问题没有处理成功，请稍后再试。",
+    "empty": "请输入您要咨询的问题，例如：依申请公开多久答复？",
+    "smalltalk.greeting": "您好！我是政策咨询助手，政务公开、信息公开申请、政策解读、留言办理这些问题都可以问我。",
+    "smalltalk.greeting_tops": "您可以这样问：",
+    "smalltalk.thanks": "不客气，能帮上忙就好。还有其他问题随时问我。",
+    "smalltalk.farewell": "再见，祝您生活愉快！有问题随时再来找我。",
+    "smalltalk.presence": "在的，我一直在线。请直接说说您想了解的政策问题。",
+    "smalltalk.praise": "谢谢您的肯定！还有什么想了解的，请直接问我。",
+    "smalltalk.emoji": "收到～如果有政策方面的问题，请直接用文字告诉我。",
+    "smalltalk.who": "我是政策咨询助手，根据已公开的政策文件和常见问题解答为您答疑；答不上来的问题可以留言给工作人员。",
+    "scope.outside": "抱歉，这个问题不在政策咨询的范围内，我没法回答。我可以帮您解答政务公开、政府信息公开申请、政策解读和政策留言办理等方面的问题。",
+    "scope.examples": "例如：",
+    "answer.source": "来源：{citation}",
+    "answer.rate_prompt": "这条答复对您有帮助吗？请回复“有用”或“没用”。",
+    "answer.followup": "（接着“{topic}”的话题）",
+    "followup.uncovered": "关于“{topic}”，知识库中暂时没有这个问题的答复。",
+    "clarify.lead": "您想咨询的是下面哪个问题？请回复序号或点击：",
+    "clarify.lead_web": "您想咨询的是下面哪个问题？请点击：",
+    "choice.stale": "该问题已更新，请重新输入您的问题。",
+    "passage.lead": "知识库中暂无这个问题的标准答复，以下政策原文可能与您的问题有关：",
+    "handoff.lead_explicit": "好的，您可以给工作人员留言，我们将在{days}个工作日内答复。",
+    "handoff.lead_offer": "如需工作人员解答，您可以留言，我们将在{days}个工作日内答复。",
+    "handoff.lead_category": "好的，请留下您的{category}内容，我们将在{days}个工作日内答复。",
+    "handoff.fill_form": "请填写留言表单。",
+    "handoff.reply_word": "请回复“留言”。",
+    "handoff.ask_question": "请用一句话描述您要咨询的问题（回复“取消”放弃）。",
+    "handoff.ask_category": "请用一句话写下具体内容（回复“取消”放弃）。",
+    "handoff.question_is": "留言内容：{question}",
+    "handoff.contact_prompt": (
+        "如需工作人员联系您，请回复“同意 姓名 手机号”（{consent}）；无需联系请回复“匿名”；回复“取消”放弃留言。"
+    ),
+    "handoff.consent": "您提供的姓名和手机号仅用于工作人员就本条留言与您联系，不会公开，办结后按规定期限删除。",
+    "handoff.received": "收到。",
+    "handoff.cancelled": "已取消留言。您可以继续提问。",
+    "handoff.no_phone": "没有识别到手机号，请按“同意 姓名 手机号”回复，或回复“匿名”。",
+    "ticket.card": "留言已提交，我们会在答复期限前答复您（{department}）。\n留言编号：{no}\n答复期限：{due}\n查询码：{code}\n答复后会在这里通知您；凭留言编号和查询码也可在政策留言板查看。",
+    "ticket.queued": "您的留言已收到。系统正在维护，恢复后将生成留言编号并在这里通知您，请勿重复提交。",
+    "ticket.spooled_lead": "您在系统维护期间提交的留言已登记。",
+    "ticket.empty": "请填写您要咨询的问题。",
+    "ticket.too_long": "问题请控制在{n}字以内。",
+    "ticket.need_consent": "留下联系方式前，请先阅读并勾选同意个人信息使用说明。",
+    "ticket.bad_phone": "请填写正确的11位手机号码。",
+    "status.not_found": "没有找到编号为 {no} 的本人留言，请核对编号；也可在政策留言板凭留言编号和查询码查询。",
+    "status.line": "留言 {no}：{status}。答复期限：{due}。",
+    "status.unavailable": "系统正在维护，暂时无法查询留言，请稍后再试。",
+    "status.reply": "答复（{department}）：{reply}",
+    "rating.thanks": "感谢您的评价！",
+    "rating.already": "您已评价过这条答复。",
+    "rating.cannot": "该答复已评价或无法评价。",
+    "rating.useless": "抱歉没能帮上忙，我们会改进这条答复。",
+    "rating.next_best": "您想问的是不是下面的问题？请回复序号或点击：",
+    "rating.next_best_web": "您想问的是不是下面的问题？请点击：",
+    "rating.handoff_web": "都不是？请给工作人员留言，我们将在{days}个工作日内答复。",
+    "rating.handoff_text": "都不是？回复“留言”请工作人员解答，我们将在{days}个工作日内答复。",
+    "ticket_rating.prompt": "请评价这条答复：回复 1 满意、2 基本满意、3 不满意。",
+    "ticket_rating.thanks": "感谢您的评价！这条留言已办结。",
+    "ticket_rating.reopened": "抱歉答复没有解决您的问题，留言 {no} 已重新交给工作人员办理，并由负责人跟进。",
+    "ticket_rating.already": "留言 {no} 已评价过，感谢您的反馈。",
+    "ticket_rating.nothing": "目前没有待评价的答复。如需评价，请回复“评价 留言编号 1/2/3”。",
+    "ticket_rating.not_yet": "留言 {no} 还没有答复，答复后才能评价。",
+    "ticket_rating.unavailable": "系统正在维护，暂时无法评价，请稍后再试。",
+    "sensitive.flagged": "您的消息已转交工作人员处理，不作自动答复。\n留言编号：{no}",
+    "sensitive.queued": "您的消息已转交工作人员处理，不作自动答复。",
+    "channel.please_type": "目前只能识别文字消息，请直接输入您要咨询的问题（文字），例如：依申请公开多久答复？",
+    "channel.unknown_menu": "该菜单暂未开放，请直接输入您要咨询的问题。",
+    "channel.status_usage": "用法：/status 留言编号，例如 /status LY20250101-0001",
+    "channel.stale_button": "该选项已失效，请直接输入您的问题。",
+    "channel.busy": "抱歉，系统暂时繁忙，请稍后再试。",
+    "voice.unrecognised": "抱歉，没能识别这段语音，请改用文字输入，或点击下方菜单选择常见问题。",
+}
+
+# Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,
+# lower case): intent -> phrases. Emoji-only messages are the intent "emoji".
+SMALLTALK: dict[str, list[str]] = {
+    "greeting": [
+        "你好",
+        "您好",
+        "你好啊",
+        "您好啊",
+        "嗨",
+        "哈喽",
+        "hello",
+        "hi",
+        "hey",
+        "早上好",
+        "上午好",
+        "中午好",
+        "下午好",
+        "晚上好",
+        "早",
+        "早安",
+        "在吗你好",
+        "你好在吗",
+        "请问",
+        "你好请问",
+        "您好请问",
+        "你好呀",
+        "大家好",
+        "老师好",
+        "同志你好",
+        "工作人员你好",
+    ],
+    "presence": ["在吗", "在不在", "有人吗", "有人在吗", "在么", "还在吗", "人呢", "有没有人", "在线吗"],
+    "thanks": [
+        "谢谢",
+        "谢谢你",
+        "谢谢您",
+        "多谢",
+        "感谢",
+        "非常感谢",
+        "谢啦",
+        "谢了",
+        "好的谢谢",
+        "好的谢谢你",
+        "明白了谢谢",
+        "知道了谢谢",
+        "thanks",
+        "thankyou",
+        "thx",
+        "辛苦了",
+        "麻烦了",
+        "好的感谢",
+    ],
+    "farewell": ["再见", "拜拜", "bye", "byebye", "goodbye", "回头见", "先这样", "没有了", "没了", "没事了"],
+    "praise": [
+        "真棒",
+        "很好",
+        "太好了",
+        "厉害",
+        "不错",
+        "好用",
+        "很有用",
+        "非常有用",
+        "挺好",
+        "点赞",
+        "赞",
+        "牛",
+    ],
+    "who": ["你是谁", "你是机器人吗", "你是人工吗", "你是真人吗", "你叫什么", "你能做什么", "你会什么"],
+}
+
+
+def say(key: str, **fields: Any) -> str:
+    """The sentence `key` with its fields filled in."""
+    text = TEXTS[key]
+    return text.format(**fields) if fields else text
+
+
+def load_overrides(path: str | None) -> None:
+    """Apply a window's own sentences and small-talk phrases from a JSON file (unknown keys refused)."""
+    if not path:
+        return
+    import json
+    from pathlib import Path
+
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    unknown = set(data.get("texts", {})) - set(TEXTS)
+    if unknown:
+        raise ValueError(f"unknown text keys in {path}: {sorted(unknown)}")
+    TEXTS.update({k: str(v) for k, v in data.get("texts", {}).items()})
+    for intent, phrases in data.get("smalltalk", {}).items():
+        SMALLTALK[str(intent)] = [str(p) for p in phrases]
+
+
+def ticket_card(view: Any) -> str:
+    """The card of a newly opened ticket: number, due date and code, each once, one date format."""
+    return say(
+        "ticket.card",
+        no=view.no,
+        due=date_text(view.due_date),
+        code=getattr(view, "verify_code", "") or "",
+        department=view.department,
+    )
+
+
+def date_text(day: dt.date) -> str:
+    """The one date format citizens read."""
+    return f"{day.year}年{day.month}月{day.day}日"

@@ -105,6 +105,10 @@ class Ticket(Base):
     rating: Mapped[str | None] = mapped_column(String(8))  # 满意 / 基本满意 / 不满意
     rated_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     flagged: Mapped[bool] = mapped_column(Boolean, default=False)  # supervisor attention (不满意)
+    category: Mapped[str] = mapped_column(
+        String(8), default="咨询", server_default="咨询"
+    )  # 咨询/投诉/建议/举报
+    flag_reason: Mapped[str | None] = mapped_column(String(20))  # why flagged: 不满意 / 敏感词
     published: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     publish_question: Mapped[str | None] = mapped_column(Text)  # masked
     publish_reply: Mapped[str | None] = mapped_column(Text)  # masked

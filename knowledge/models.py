@@ -281,3 +281,13 @@ class WelcomePin(Base):
     faq_id: Mapped[str] = mapped_column(String(64))
     updated_by: Mapped[str] = mapped_column(String(100), default="system")
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SensitiveWord(Base):
+    """Admin-managed sensitive words (knowledge.sensitive): a citizen message containing one gets no
+    automatic answer, and the words are masked where tickets are shown publicly."""
+
+    __tablename__ = "sensitive_word"
+    word: Mapped[str] = mapped_column(String(50), primary_key=True)  # normalised (knowledge.sensitive)
+    added_by: Mapped[str] = mapped_column(String(100), default="system")
+    added_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

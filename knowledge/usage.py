@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from knowledge.models import QueryLog, utcnow
 
-OUTCOMES = ("answer", "clarify", "passage", "none", "handoff", "command", "status")
+OUTCOMES = ("answer", "clarify", "passage", "none", "handoff", "command", "status", "out_of_scope")
 RATINGS = ("useful", "useless")
 
 

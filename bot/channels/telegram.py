@@ -27,6 +27,7 @@ import functools
 import hmac
 import json
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
@@ -48,6 +49,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot import texts
 from bot.conversation import Incoming, Reply
 from bot.notifier import PushImpossible
 from bot.pipeline.inbox import Inbox
@@ -56,9 +58,7 @@ log = logging.getLogger("policybot.telegram")
 
 MAX_BODY = 64 * 1024
 MAX_TEXT = 4096  # Telegram's message length limit
-PLEASE_TYPE = "目前只能识别文字消息，请直接输入您要咨询的问题，例如：依申请公开多久答复？"
-STATUS_USAGE = "用法：/status 留言编号，例如 /status LY20250101-0001"
-STALE_BUTTON = "该选项已失效，请直接输入您的问题。"
+RATE_DATA = re.compile(r"^rate:([A-Za-z]{2}\d{8}-\d{3,6}):([123])$")
 T = TypeVar("T")
 
 
@@ -68,6 +68,16 @@ def keyboard(suggestions: list[str]) -> InlineKeyboardMarkup | None:
         return None
     return InlineKeyboardMarkup(
         [[InlineKeyboardButton(s[:200], callback_data=str(i))] for i, s in enumerate(suggestions[:10])]
+    )
+
+
+RATING_BUTTONS = (("1", "满意"), ("2", "基本满意"), ("3", "不满意"))
+
+
+def rating_keyboard(ticket_no: str) -> InlineKeyboardMarkup:
+    """满意 / 基本满意 / 不满意 under a staff reply; callback data ``rate:<编号>:<1-3>``."""
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(label, callback_data=f"rate:{ticket_no}:{n}") for n, label in RATING_BUTTONS]]
     )
 
 
@@ -154,7 +164,13 @@ class TelegramChannel:
         for reply in replies:
             pieces = split_text(reply.text)
             for i, piece in enumerate(pieces):
-                markup = keyboard(reply.suggestions) if i == len(pieces) - 1 else None
+                markup = None
+                if i == len(pieces) - 1:
+                    markup = (
+                        rating_keyboard(reply.rate_ticket)
+                        if reply.rate_ticket
+                        else keyboard(reply.suggestions)
+                    )
                 await bot.send_message(chat_id=chat_id, text=piece, reply_markup=markup)
 
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -170,10 +186,9 @@ class TelegramChannel:
             return
         args = context.args or []
         if not args:
-            await context.bot.send_message(chat_id=chat.id, text=STATUS_USAGE)
+            await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.status_usage"))
             return
-        reply = await self._call(self.dialogue.ticket_status, self.name, str(chat.id), args[0][:40])
-        await self.send(context.bot, chat.id, [reply])
+        await self._ask(context.bot, chat.id, f"查询 {args[0][:40]}", {"command": "status"})
 
     async def _ask(self, bot: Any, chat_id: int, text: str, meta: dict[str, Any]) -> None:
         # no msg_id: the webhook already claimed the update (Inbox.claim_once), retries never get here
@@ -190,7 +205,7 @@ class TelegramChannel:
     async def _on_other(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         chat = update.effective_chat
         if chat is not None:
-            await context.bot.send_message(chat_id=chat.id, text=PLEASE_TYPE)
+            await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.please_type"))
 
     async def _on_callback(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
@@ -200,7 +215,10 @@ class TelegramChannel:
         message = query.message
         chosen: str | None = None
         markup = getattr(message, "reply_markup", None)
-        if markup is not None and (query.data or "").isdigit():
+        rated = RATE_DATA.match(query.data or "")
+        if rated:  # a rating button under a staff reply: the same rating as the board's
+            chosen = f"评价 {rated.group(1)} {rated.group(2)}"
+        elif markup is not None and (query.data or "").isdigit():
             buttons = [b for row in markup.inline_keyboard for b in row]
             idx = int(query.data or "0")
             if idx < len(buttons):
@@ -208,7 +226,7 @@ class TelegramChannel:
         if message is None or message.chat.type != ChatType.PRIVATE:
             return
         if not chosen:
-            await context.bot.send_message(chat_id=message.chat.id, text=STALE_BUTTON)
+            await context.bot.send_message(chat_id=message.chat.id, text=texts.say("channel.stale_button"))
             return
         await self._ask(context.bot, message.chat.id, chosen, {"callback": True})
 
@@ -217,7 +235,7 @@ class TelegramChannel:
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is not None:
             with contextlib.suppress(TelegramError):
-                await context.bot.send_message(chat_id=chat.id, text="抱歉，系统暂时繁忙，请稍后再试。")
+                await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.busy"))
 
     # --- lifespan: PTB on the server's loop --------------------------------------------------------
     async def ensure_started(self) -> None:

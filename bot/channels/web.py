@@ -12,7 +12,7 @@ import logging
 import secrets
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -39,7 +39,9 @@ class SourceOut(BaseModel):
 
 
 class ReplyOut(BaseModel):
-    kind: Literal["answer", "clarify", "passage", "handoff_offer", "ticket_opened", "status", "text"]
+    kind: Literal[
+        "answer", "clarify", "passage", "handoff_offer", "ticket_opened", "ticket_queued", "status", "text"
+    ]
     text: str
     suggestions: list[str] = []
     faq_id: str | None = None
@@ -48,6 +50,12 @@ class ReplyOut(BaseModel):
     ref: str | None = Field(None, description="Id of this answer for POST /api/v1/rate")
     form: Literal["handoff"] | None = Field(None, description="'handoff': show the leave-a-message form")
     question: str | None = Field(None, description="Question to prefill in the form")
+    category: Literal["咨询", "投诉", "建议", "举报"] | None = Field(
+        None, description="The form's preset category"
+    )
+    rate_ticket: str | None = Field(
+        None, description="A staff reply of this ticket can be rated here: POST /api/v1/tickets/{no}/rate"
+    )
 
 
 class ChatIn(BaseModel):
@@ -73,6 +81,14 @@ class RateIn(BaseModel):
 class RateOut(BaseModel):
     ok: bool
     text: str
+    reply: ReplyOut | None = Field(
+        None, description="What follows the rating (没用: next-best FAQs and the form)"
+    )
+
+
+class TicketRateIn(BaseModel):
+    session: str = Field(..., max_length=400)
+    rating: Literal["满意", "基本满意", "不满意"]
 
 
 class TicketIn(BaseModel):
@@ -82,6 +98,7 @@ class TicketIn(BaseModel):
     phone: str | None = Field(None, max_length=30)
     consent: bool = False
     idempotency_key: str | None = Field(None, max_length=80, description="Same key: same ticket on retry")
+    category: Literal["咨询", "投诉", "建议", "举报"] = "咨询"
 
 
 class TicketOut(BaseModel):
@@ -123,7 +140,7 @@ class WebChannel:
         limiter: RateLimiter,
     ) -> None:
         self.inbox = inbox
-        self.dialogue = inbox.dialogue  # ratings and the leave-a-message form
+        self.tickets = inbox.tickets
         self.sessions = sessions
         self.signer = URLSafeTimedSerializer(secret, salt="policybot-widget-session")
         self.limiter = limiter
@@ -166,28 +183,37 @@ class WebChannel:
 
     def rate(self, body: RateIn) -> RateOut:
         user_id = self.user_of(body.session)
-        ok = self.dialogue.rate(self.name, user_id, body.ref, body.rating)
-        return RateOut(ok=ok, text="感谢您的评价！" if ok else "该答复已评价或无法评价。")
+        reply, ok = self.inbox.rate_answer(self.name, user_id, body.ref, body.rating)
+        follow = _out(reply) if body.rating == "useless" and reply.kind == "handoff_offer" else None
+        return RateOut(ok=ok, text=reply.text.split("\n", 1)[0], reply=follow)
+
+    def rate_ticket(self, ticket_no: str, body: TicketRateIn) -> RateOut:
+        user_id = self.user_of(body.session)
+        reply, ok = self.inbox.rate_ticket(self.name, user_id, ticket_no.strip().upper(), body.rating)
+        return RateOut(ok=ok, text=reply.text)
 
     def open_ticket(self, body: TicketIn, response: Response) -> TicketOut:
         user_id = self.user_of(body.session)
         self.limiter.check_key("session:" + user_id)
         try:
-            reply = self.dialogue.open_ticket(
-                channel=self.name,
-                user_id=user_id,
+            reply = self.inbox.open_ticket(
+                self.name,
+                user_id,
                 question=body.question,
                 name=body.name,
                 phone=body.phone,
                 consent=body.consent,
                 idempotency_key=body.idempotency_key,
+                category=body.category,
             )
         except PolicybotError as exc:
             raise HTTPException(422, exc.user_message) from None
         if reply.kind == "ticket_queued":
             response.status_code = 202
             return TicketOut(status="已收到", text=reply.text, queued=True)
-        t = self.dialogue.tickets.get(reply.ticket_no or "")
+        if reply.kind != "ticket_opened":
+            raise HTTPException(422, reply.text)
+        t = self.tickets.get(reply.ticket_no or "")
         return TicketOut(
             ticket_no=t.no,
             status=t.status,
@@ -199,7 +225,7 @@ class WebChannel:
     def ticket_status(self, ticket_no: str, session: str) -> TicketStatusOut:
         user_id = self.user_of(session)
         try:
-            t = self.dialogue.tickets.get(ticket_no.strip().upper())
+            t = self.tickets.get(ticket_no.strip().upper())
         except NotFound:
             t = None
         if t is None or t.channel != self.name or t.user_ref != user_id:
@@ -248,6 +274,14 @@ class WebChannel:
         @api.post("/rate", response_model=RateOut, summary="Rate an answer (有用 / 没用)")
         def rate(body: RateIn) -> RateOut:
             return channel.rate(body)
+
+        @api.post(
+            "/tickets/{ticket_no}/rate",
+            response_model=RateOut,
+            summary="Rate a staff reply where it arrived (满意 / 基本满意 / 不满意; 不满意 reopens)",
+        )
+        def rate_ticket(ticket_no: Annotated[str, Path(max_length=40)], body: TicketRateIn) -> RateOut:
+            return channel.rate_ticket(ticket_no, body)
 
         @api.post("/tickets", response_model=TicketOut, summary="Leave a message (政策留言)")
         def open_ticket(body: TicketIn, response: Response) -> TicketOut:

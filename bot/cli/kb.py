@@ -1,5 +1,5 @@
 """`policybot kb ...`: the FAQ knowledge base from the command line: import, export, list, show,
-add, edit, retire, history, synonyms, the demo knowledge base, threshold calibration and the matcher
+add, edit, retire, history, synonyms, sensitive words, the demo knowledge base, threshold calibration and the matcher
 evaluation on a temporary store.
 """
 
@@ -143,6 +143,33 @@ def cmd_kb_synonyms(args: argparse.Namespace, ctx: Context) -> int:
     else:
         for row in ctx.faqs.synonym_sets():
             print(f"{row[0]}\t{' = '.join(row[1])}")
+    return 0
+
+
+def cmd_kb_sensitive(args: argparse.Namespace, ctx: Context) -> int:
+    """Sensitive words: a message with one gets no automatic answer (a flagged ticket instead)."""
+    from knowledge.sensitive import SensitiveWords
+
+    words = SensitiveWords(ctx.sessions)
+    if args.action in ("add", "delete") and not args.words:
+        raise PolicybotError("请给出至少一个词", "no sensitive word given")
+    if args.action == "add":
+        for w in args.words:
+            print(f"已添加敏感词：{words.add(w, by=args.by)}")
+    elif args.action == "delete":
+        for w in args.words:
+            words.delete(w)
+            print(f"已删除敏感词：{w}")
+    else:
+        rows = words.list()
+        if args.json:
+            print_json(
+                [{"word": r.word, "added_by": r.added_by, "added_at": r.added_at.isoformat()} for r in rows]
+            )
+            return 0
+        for r in rows:
+            print(f"{r.word}\t{r.added_by}\t{r.added_at:%Y-%m-%d}")
+        print(f"共 {len(rows)} 个")
     return 0
 
 
@@ -305,6 +332,12 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--by", default="cli")
     _confirm_option(p)
     p.set_defaults(func=cmd_kb_synonyms)
+    p = kb.add_parser("sensitive", help="敏感词：list | add 词 ... | delete 词 ...")
+    p.add_argument("action", choices=["list", "add", "delete"])
+    p.add_argument("words", nargs="*")
+    p.add_argument("--by", default="cli")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_kb_sensitive)
     p = kb.add_parser("demo", help="载入演示知识库（五份政策文件及问答）")
     p.set_defaults(func=cmd_kb_demo)
     p = kb.add_parser("calibrate", help="查看本库自动标定的阈值及依据")

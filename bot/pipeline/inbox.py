@@ -8,6 +8,8 @@
    is stored with the claim and unique, so the same signature with another message is a replay;
 2. **state**: the conversation state of (channel, user), one read;
 3. **decide**: `Dialogue.decide(msg, state)`: the conversation's decision, no state storage of its own;
+   what it needs done (open a ticket, rate, look up a status) comes back as an intent, carried out
+   here (bot/pipeline/intents.py) before the write, its outcome rendered by the Dialogue;
 4. **one write**: the query-log entry (if any), the new state and the claimed row marked done with its
    replies, in one short transaction;
 5. the replies, for the channel to render.
@@ -32,9 +34,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation import APOLOGY, PENDING_LOG, Dialogue, Incoming, Reply
+from bot.conversation import APOLOGY, PENDING_INTENT, PENDING_LOG, PLACEHOLDER, Dialogue, Incoming, Reply
 from bot.models import ChatSession, InboundMessage
+from bot.outcomes import Outcome
+from bot.pipeline.intents import Intents
 from bot.spool import Spool
+from handoff.tickets import TicketService
 from knowledge.db import relax_commit, single_statement
 from knowledge.models import utcnow
 
@@ -104,9 +109,14 @@ class Inbox:
         dialogue: Dialogue,
         sessions: sessionmaker[Session],
         spool: Spool | None,
+        tickets: TicketService,
         async_commit: bool = False,
     ) -> None:
         self.dialogue = dialogue
+        self.tickets = tickets
+        self.intents = Intents(
+            tickets=tickets, querylog=dialogue.querylog, spool=spool, secret=dialogue.secret
+        )
         self.sessions = sessions
         self.spool = spool
         self.async_commit = async_commit  # PostgreSQL: chat writes do not wait for the WAL flush
@@ -122,7 +132,6 @@ class Inbox:
         )
         # degraded mode: states of this process's conversations while the database is away
         self._local: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
-        dialogue.states = self  # the web form's ticket reads and writes the state through us
 
     # --- the pipeline -----------------------------------------------------------------------------
     def receive(self, msg: Incoming) -> Received:
@@ -150,6 +159,8 @@ class Inbox:
             return Received(load_replies(stored) if status == RETRY else [], status)
         state, degraded = self._state(msg.channel, msg.user_id, degraded)
         replies = self.dialogue.decide(msg, state)
+        replies, _ = self._carry_out(msg.channel, msg.user_id, state, replies, degraded)
+        degraded = degraded or self._degraded()
         if msg.kind == "end":
             self._end(msg.channel, msg.user_id, degraded)
             return Received(replies)
@@ -162,6 +173,89 @@ class Inbox:
                     raise
         self._spool(msg.channel, msg.user_id, state, replies, key)
         return Received(replies)
+
+    # --- intents: what the decision needs done ------------------------------------------------------
+    def _carry_out(
+        self, channel: str, user_id: str, state: dict[str, Any], replies: list[Reply], degraded: bool
+    ) -> tuple[list[Reply], Outcome | None]:
+        """Carry out the decision's intent (if any) and put its replies where the placeholder is."""
+        intent = state.pop(PENDING_INTENT, None)
+        if intent is None:
+            return replies, None
+        result = self.intents.carry_out(
+            channel, user_id, {**intent, "tickets": state.get("tickets")}, degraded=degraded
+        )
+        made = self.dialogue.outcome(channel, state, intent, result)
+        out: list[Reply] = []
+        for r in replies:
+            out.extend(made if r.kind == PLACEHOLDER else [r])
+        return out, result
+
+    def _converse(self, channel: str, user_id: str, fn: Any) -> tuple[Reply, Outcome | None]:
+        """A step outside a message (the widget's form and buttons): load the state, let `fn` decide
+        on it, carry out, save; the first reply and the intent's outcome."""
+        degraded = self._degraded()
+        state, degraded = self._state(channel, user_id, degraded)
+        replies, result = self._carry_out(channel, user_id, state, fn(state), degraded)
+        self.save_state(channel, user_id, state)
+        return replies[0], result
+
+    def open_ticket(
+        self,
+        channel: str,
+        user_id: str,
+        *,
+        question: str,
+        name: str | None = None,
+        phone: str | None = None,
+        consent: bool = False,
+        idempotency_key: str | None = None,
+        category: str = "咨询",
+    ) -> Reply:
+        """The leave-a-message form: its reply (ticket_opened, ticket_queued, or text when refused).
+        Raises PolicybotError with the Chinese text when the input cannot make a ticket."""
+        reply, _ = self._converse(
+            channel,
+            user_id,
+            lambda state: self.dialogue.ticket_intent(
+                state,
+                question=question,
+                name=name,
+                phone=phone,
+                consent=consent,
+                idempotency_key=idempotency_key,
+                category=category,
+            ),
+        )
+        return reply
+
+    def rate_answer(self, channel: str, user_id: str, ref: str, rating: str) -> tuple[Reply, bool]:
+        """A rating button under an answer; 没用 gets the next-best FAQs and the form in one reply."""
+
+        def decide(state: dict[str, Any]) -> list[Reply]:
+            latest = str(state.get("last_log")) == str(ref)  # an older answer: no next-best to offer
+            state[PENDING_INTENT] = {"kind": "rate_answer", "log_id": ref, "rating": rating, "latest": latest}
+            return [Reply(PLACEHOLDER, "")]
+
+        reply, result = self._converse(channel, user_id, decide)
+        return reply, bool(result and result.ok)
+
+    def rate_ticket(self, channel: str, user_id: str, no: str, rating: str) -> tuple[Reply, bool]:
+        """The rating buttons under a pushed staff reply (满意 / 基本满意 / 不满意)."""
+
+        def decide(state: dict[str, Any]) -> list[Reply]:
+            state[PENDING_INTENT] = {"kind": "rate_ticket", "no": no, "rating": rating}
+            return [Reply(PLACEHOLDER, "")]
+
+        reply, result = self._converse(channel, user_id, decide)
+        return reply, bool(result and result.status == "rated")
+
+    def replay_ticket(self, data: dict[str, Any]) -> Reply:
+        """A ticket spooled during an outage, opened now: the reply to push to the citizen."""
+        ticket = self.intents.replay_ticket(data)
+        return self.dialogue.outcome(
+            data["channel"], {}, {"kind": "open_ticket", **data}, Outcome("opened", ticket=ticket)
+        )[0]
 
     def mark(self, msg: Incoming, status: str) -> None:
         """Change a claimed message's status (WeChat: 'pushed' once a late answer went out by the

@@ -440,11 +440,18 @@
     return append(el("div", { class: "pbw-msg pbw-msg-user" }, [el("span", { class: "pbw-sr", text: "我：" }), el("div", { class: "pbw-bubble" }, [document.createTextNode(text)])]));
   }
 
-  function renderSources(sources) {
+  function renderSources(sources, text) {
     var items = [];
+    var links = [];
     (Array.isArray(sources) ? sources : []).forEach(function (s) {
       if (!s || typeof s !== "object") return;
       var label = "《" + String(s.title || "未命名文件") + "》";
+      if (text && text.indexOf(label) >= 0) {
+        // one citation: the text names this source already; keep only the way to the original
+        var named = safeUrl(s.url);
+        if (named) links.push(link(named, "查看" + label + "原文"));
+        return;
+      }
       var meta = [s.doc_no, s.article].filter(function (x) {
         return typeof x === "string" && x;
       });
@@ -456,8 +463,9 @@
       }
       items.push(li);
     });
-    if (!items.length) return null;
-    return el("div", { class: "pbw-sources" }, [el("p", { class: "pbw-sources-label", text: "依据：" }), el("ul", null, items)]);
+    if (!items.length && !links.length) return null;
+    if (!items.length) return el("p", { class: "pbw-sources pbw-source-links" }, links);
+    return el("div", { class: "pbw-sources" }, [el("p", { class: "pbw-sources-label", text: "来源：" }), el("ul", null, items)].concat(links));
   }
 
   function renderSuggestions(suggestions) {
@@ -495,6 +503,10 @@
           status.textContent = (res && typeof res.text === "string" && res.text) || "感谢您的评价";
           box.classList.add("pbw-rated");
           (value === "useful" ? btns[0] : btns[1]).setAttribute("aria-pressed", "true");
+          if (res && res.reply && typeof res.reply === "object") {
+            renderReply(res.reply, true);
+            keepReply(res.reply);
+          }
         },
         function (err) {
           status.textContent = err.message || MSG_SERVER;
@@ -510,8 +522,52 @@
     return box;
   }
 
+  var TICKET_RATINGS = ["满意", "基本满意", "不满意"];
+
+  function renderTicketRating(no) {
+    var status = el("span", { class: "pbw-rating-status", role: "status" });
+    var btns = [];
+    function rate(value, btn) {
+      btns.forEach(function (b) {
+        b.disabled = true;
+      });
+      status.textContent = "正在提交…";
+      withSession(function (session) {
+        return request("POST", "/api/v1/tickets/" + encodeURIComponent(no) + "/rate", { session: session, rating: value });
+      }).then(
+        function (res) {
+          status.textContent = (res && typeof res.text === "string" && res.text) || "感谢您的评价";
+          box.classList.add("pbw-rated");
+          btn.setAttribute("aria-pressed", "true");
+          scrollToEnd();
+        },
+        function (err) {
+          status.textContent = err.message || MSG_SERVER;
+          btns.forEach(function (b) {
+            b.disabled = false;
+          });
+        }
+      );
+    }
+    TICKET_RATINGS.forEach(function (value) {
+      var btn = el("button", { type: "button", class: "pbw-rate pbw-rate-ticket", text: value, "aria-pressed": "false" });
+      btn.addEventListener("click", function () {
+        rate(value, btn);
+      });
+      btns.push(btn);
+    });
+    var box = el("div", { class: "pbw-rating pbw-ticket-rating", role: "group", "aria-label": "评价工作人员的答复" }, [el("span", { class: "pbw-rating-label", text: "您对这条答复满意吗？" })].concat(btns).concat([status]));
+    return box;
+  }
+
+  /** 2026-12-29 -> 2026年12月29日: the one date format citizens read. */
+  function dateText(iso) {
+    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(typeof iso === "string" ? iso : "");
+    return m ? m[1] + "年" + Number(m[2]) + "月" + Number(m[3]) + "日" : iso;
+  }
+
   function ticketCard(t, text) {
-    var rows = [["留言编号", t.ticket_no], ["办理状态", t.status], ["预计答复", t.due_date], ["查询码", t.verify_code]];
+    var rows = [["留言编号", t.ticket_no], ["答复期限", dateText(t.due_date)], ["查询码", t.verify_code]];
     var dl = el("dl", { class: "pbw-ticket-fields" });
     rows.forEach(function (r) {
       if (typeof r[1] !== "string" || !r[1]) return;
@@ -521,20 +577,22 @@
     return el("div", { class: "pbw-ticket" }, [
       el("p", { class: "pbw-ticket-head", text: t.queued ? "留言已收到" : "留言已提交" }),
       dl,
-      text ? el("p", { class: "pbw-ticket-text" }, [linkify(text)]) : null,
+      text && !t.ticket_no ? el("p", { class: "pbw-ticket-text" }, [linkify(text)]) : null,
       el("p", {
         class: "pbw-ticket-hint",
         text: t.queued
           ? "系统恢复后，留言编号将显示在本对话中。"
-          : "工作人员答复后将显示在本对话中，也可点击上方“查询留言”随时查看。"
+          : "工作人员答复后将显示在本对话中；凭留言编号和查询码也可在政策留言板查看。"
       })
     ]);
   }
 
   var PHONE_RE = /^(?:(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?)$/;
 
-  function renderHandoffForm(question, onDone) {
-    var qId = nextId("q"), nId = nextId("n"), pId = nextId("p"), cId = nextId("c");
+  var CATEGORIES = ["咨询", "投诉", "建议", "举报"];
+
+  function renderHandoffForm(question, onDone, category) {
+    var qId = nextId("q"), nId = nextId("n"), pId = nextId("p"), cId = nextId("c"), kId = nextId("k");
     function field(id, label, control, hint) {
       var err = el("p", { class: "pbw-field-error", id: id + "-err", hidden: true });
       control.setAttribute("aria-describedby", id + "-err" + (hint ? " " + id + "-hint" : ""));
@@ -549,6 +607,10 @@
         control: control
       };
     }
+    var kind = field(kId, "留言类型", el("select", { id: kId, class: "pbw-form-input pbw-form-select" }, CATEGORIES.map(function (c) {
+      return el("option", { value: c, text: c });
+    })));
+    kind.control.value = CATEGORIES.indexOf(category) >= 0 ? category : "咨询";
     var q = field(qId, "留言内容（必填）", el("textarea", { id: qId, class: "pbw-form-input", rows: "3", maxlength: String(MAX_LEN), required: true }));
     q.control.value = (question || "").slice(0, MAX_LEN);
     var n = field(nId, "姓名（选填）", el("input", { id: nId, class: "pbw-form-input", type: "text", maxlength: "30", autocomplete: "name" }));
@@ -571,6 +633,7 @@
     var form = el("form", { class: "pbw-form", novalidate: true, "aria-label": "留言给工作人员" }, [
       el("p", { class: "pbw-form-title", text: "留言给工作人员" }),
       el("p", { class: "pbw-hint", text: "工作人员将在规定的工作日内答复。" }),
+      kind.wrap,
       q.wrap,
       n.wrap,
       p.wrap,
@@ -642,6 +705,7 @@
           name: values.name,
           phone: values.phone,
           consent: values.consent,
+          category: kind.control.value,
           idempotency_key: idempotencyKey
         });
       }).then(
@@ -700,9 +764,10 @@
       if (!numbered) bubble.appendChild(el("p", { class: "pbw-ticket-no pbw-ticket-inline", text: "留言编号：" + no }));
       rememberTicket(no);
     }
-    var sources = renderSources(reply.sources);
+    var sources = renderSources(reply.sources, text);
     if (sources) bubble.appendChild(sources);
     if (live && typeof reply.ref === "string" && reply.ref) bubble.appendChild(renderRating(reply.ref));
+    if (live && typeof reply.rate_ticket === "string" && reply.rate_ticket) bubble.appendChild(renderTicketRating(reply.rate_ticket));
     msg.appendChild(bubble);
     if (live) {
       var suggestions = Array.isArray(reply.suggestions) ? reply.suggestions : [];
@@ -711,7 +776,7 @@
       var sugg = renderSuggestions(suggestions);
       if (sugg) msg.appendChild(sugg);
       if (reply.form === "handoff") {
-        msg.appendChild(renderHandoffForm(typeof reply.question === "string" ? reply.question : state.lastQuestion || ""));
+        msg.appendChild(renderHandoffForm(typeof reply.question === "string" ? reply.question : state.lastQuestion || "", null, reply.category));
       }
     }
     return append(msg);
@@ -750,7 +815,7 @@
 
   function renderTicketStatus(t) {
     var dl = el("dl", { class: "pbw-ticket-fields" });
-    [["留言编号", t.ticket_no], ["办理状态", t.status], ["留言内容", t.question], ["预计答复", t.due_date], ["答复时间", t.replied_at]].forEach(function (r) {
+    [["留言编号", t.ticket_no], ["办理状态", t.status], ["留言内容", t.question], ["答复期限", dateText(t.due_date)], ["答复时间", dateText(t.replied_at)]].forEach(function (r) {
       if (typeof r[1] !== "string" || !r[1]) return;
       dl.appendChild(el("dt", { text: r[0] }));
       dl.appendChild(el("dd", { text: r[1] }));

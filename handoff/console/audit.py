@@ -53,6 +53,8 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "template_add": "新增答复模板",
     "template_edit": "修改答复模板",
     "template_delete": "删除答复模板",
+    "sensitive_add": "添加敏感词",
+    "sensitive_delete": "删除敏感词",
     "board_rate": "公众评价",
 }
 MAX_EXPORT = 100_000

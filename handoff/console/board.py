@@ -23,31 +23,41 @@ from handoff.console.config import ConsoleConfig
 from handoff.console.web import ConsoleRoute, PreCsrf, client_ip, render
 from handoff.tickets import MAX_PAGE, RATINGS, REPLIED, TicketService, TicketView
 from knowledge.errors import InvalidInput, NotFound
+from knowledge.sensitive import SensitiveWords
 
 PAGE_SIZE: Final = 20
 TOO_MANY: Final = "查询码错误次数过多，请15分钟后再试"
 
 
-def public_entry(t: TicketView) -> dict[str, Any]:
+def _same(text: str) -> str:
+    return text
+
+
+def public_entry(t: TicketView, words: Callable[[str], str] = _same) -> dict[str, Any]:
     """What the board shows of a published ticket: its number, department, status and rating, the
-    published (masked) texts and dates. No contact field, not even masked."""
+    published (masked) texts and dates, sensitive words masked by `words`. No contact field, not
+    even masked."""
     return {
         "no": t.no,
         "department": t.department,
         "status": t.status,
         "rating": t.rating,
-        "question": t.publish_question or "",
-        "reply": t.publish_reply or "",
+        "question": words(t.publish_question or ""),
+        "reply": words(t.publish_reply or ""),
         "created_at": t.created_at,
         "published_at": t.published_at,
         "replied_at": t.replied_at,
     }
 
 
-def own_entry(t: TicketView) -> dict[str, Any]:
+def own_entry(t: TicketView, words: Callable[[str], str] = _same) -> dict[str, Any]:
     """What the citizen who entered the ticket's code sees of it: the public fields plus the due
     date and their own (masked) question and the reply. Still no contact field."""
-    return public_entry(t) | {"due_date": t.due_date, "question": t.question, "reply": t.reply}
+    return public_entry(t, words) | {
+        "due_date": t.due_date,
+        "question": words(t.question),
+        "reply": words(t.reply or "") or None,
+    }
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class Board:
     accounts: Accounts
     audit: AuditLog
     pre: PreCsrf
+    words: Callable[[str], str] = _same  # masks sensitive words (knowledge.sensitive)
 
     def bind(self) -> Callable[[Request], Coroutine[Any, Any, None]]:
         """A router dependency that makes this context the request's `BoardDep`."""
@@ -87,7 +98,7 @@ class Board:
             t = self.tickets.get(no)
         except NotFound:
             return None
-        return public_entry(t) if t.published else None
+        return public_entry(t, self.words) if t.published else None
 
     def own(self, request: Request, no: str, code: str) -> TicketView:
         """The ticket whose verification code was given, throttled per IP and per ticket number."""
@@ -136,7 +147,7 @@ class Board:
             title=f"留言 {t.no}",
             no=t.no,
             public=self.published(t.no),
-            mine=own_entry(t),
+            mine=own_entry(t, self.words),
             code=code.strip(),
             can_rate=t.rating is None
             and t.reply is not None
@@ -172,7 +183,7 @@ def board_list(
     rows = board.tickets.list(published=True, limit=MAX_PAGE)
     rows.sort(key=lambda t: (t.published_at is not None, t.published_at), reverse=True)
     start = (page - 1) * PAGE_SIZE
-    entries = [public_entry(t) for t in rows[start : start + PAGE_SIZE]]
+    entries = [public_entry(t, board.words) for t in rows[start : start + PAGE_SIZE]]
     return render(
         request,
         "board.html",
@@ -241,9 +252,11 @@ def build_board_router(
     config: ConsoleConfig,
     accounts: Accounts | None = None,
     audit: AuditLog | None = None,
+    sensitive: SensitiveWords | None = None,
 ) -> APIRouter:
     """The /board router: this module's routes with the services the app passes bound to each request."""
     board = Board(
+        words=(sensitive or SensitiveWords(sessions)).mask,
         tickets=tickets,
         config=config,
         accounts=accounts or Accounts(sessions, config),

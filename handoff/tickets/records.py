@@ -26,6 +26,7 @@ OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is run
 
 Rating = Literal["满意", "基本满意", "不满意"]
 RATINGS: tuple[str, ...] = get_args(Rating)
+CATEGORIES: tuple[str, ...] = ("咨询", "投诉", "建议", "举报")
 
 ROLES: frozenset[str] = frozenset({"user", "bot", "staff"})
 
@@ -114,6 +115,8 @@ class TicketView:
     verify_code: str
     version: int
     idempotency_key: str | None
+    category: str = "咨询"
+    flag_reason: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -192,6 +195,8 @@ def _view(t: Ticket, today: dt.date) -> TicketView:
         verify_code=t.verify_code,
         version=t.version,
         idempotency_key=t.idempotency_key,
+        category=t.category or "咨询",
+        flag_reason=t.flag_reason,
     )
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from handoff.privacy import clean_text, mask, normalise_phone
 from handoff.tickets.records import (
+    CATEGORIES,
     MAX_MATCHED,
     MAX_NAME,
     MAX_QUESTION,
@@ -117,6 +118,8 @@ class NewTicket:
     key: str | None  # the idempotency key
     transcript: list[dict[str, str]]
     matched: list[dict[str, Any]]
+    category: str = "咨询"  # 咨询 / 投诉 / 建议 / 举报
+    flag_reason: str | None = None  # opens it flagged for a supervisor (敏感词, ...)
 
 
 def clean_new_ticket(
@@ -131,6 +134,8 @@ def clean_new_ticket(
     consent: bool,
     idempotency_key: str | None,
     matched: Sequence[Mapping[str, Any]],
+    category: str = "咨询",
+    flag_reason: str | None = None,
 ) -> NewTicket:
     """Every check of a new ticket, in the order a citizen would fix them; InvalidInput on the first."""
     text = _required(question, field="question", user_message="请填写留言内容", max_len=MAX_QUESTION)
@@ -155,6 +160,8 @@ def clean_new_ticket(
     key = (idempotency_key or "").strip() or None
     if key is not None and len(key) > 100:
         raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
+    if category not in CATEGORIES:
+        raise InvalidInput("留言类型应为咨询、投诉、建议或举报", f"unknown category {category!r}")
     return NewTicket(
         question=text,
         channel=channel,
@@ -166,4 +173,6 @@ def clean_new_ticket(
         key=key,
         transcript=_clean_transcript(transcript),
         matched=_clean_matched(matched),
+        category=category,
+        flag_reason=(flag_reason or None) and flag_reason[:20],
     )

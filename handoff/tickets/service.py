@@ -133,8 +133,12 @@ class TicketService(TicketQueries, PromotionMethods):
         consent: bool = False,
         idempotency_key: str | None = None,
         matched: Sequence[Mapping[str, Any]] = (),
+        category: str = "咨询",
+        flag_reason: str | None = None,
     ) -> TicketView:
         """Store a new ticket (all or nothing) and return it.
+
+        `category` is 咨询/投诉/建议/举报; `flag_reason` (e.g. 敏感词) opens it flagged for a supervisor.
 
         Contact fields need `consent` (the citizen accepted `CONSENT_TEXT`). The department is the
         given one, else the drafting unit (`unit`) of the nearest matched FAQ or policy, else the
@@ -151,6 +155,8 @@ class TicketService(TicketQueries, PromotionMethods):
             consent=consent,
             idempotency_key=idempotency_key,
             matched=matched,
+            category=category,
+            flag_reason=flag_reason,
         )
         dept = new.department or _department_from(new.matched) or self._default_department
         if new.key is not None:
@@ -205,7 +211,9 @@ class TicketService(TicketQueries, PromotionMethods):
                 due_warnings=list(due.warnings),
                 created_at=db_now,
                 updated_at=db_now,
-                flagged=False,
+                flagged=new.flag_reason is not None,
+                flag_reason=new.flag_reason,
+                category=new.category,
                 published=False,
                 verify_code=f"{secrets.randbelow(1_000_000):06d}",
                 idempotency_key=new.key,
@@ -224,6 +232,8 @@ class TicketService(TicketQueries, PromotionMethods):
                         "due_date": due.day.isoformat(),
                         "due_warnings": list(due.warnings),
                         "contact": bool(new.name or new.phone),
+                        "category": new.category,
+                        "flag_reason": new.flag_reason,
                         "consent": bool(new.consent),
                         "matched": [m.get("id") for m in new.matched if m.get("id")],
                     },
@@ -511,6 +521,7 @@ class TicketService(TicketQueries, PromotionMethods):
             if rating == "不满意":
                 t.status = IN_PROGRESS
                 t.flagged = True
+                t.flag_reason = "不满意"
                 t.closed_at = None
             elif t.status == REPLIED:
                 t.status = CLOSED

@@ -25,7 +25,7 @@ REASONS: dict[str, str] = {
     "passage": "仅提供政策原文",
     "rephrased": "答复后换说法再问且去向不同",
 }
-NOT_QUESTIONS = frozenset({"command", "status"})
+NOT_QUESTIONS = frozenset({"command", "status", "out_of_scope"})
 
 
 @dataclass(frozen=True)

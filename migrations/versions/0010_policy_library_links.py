@@ -2,7 +2,7 @@
 review list, service links (faq.service_url, policy.service_url) and their link health
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-01 23:40:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -187,3 +187,16 @@ def test_pinned_threshold_wins_over_the_automatic_one(run: Run, monkeypatch: pyt
     # with the answer threshold pinned that high, an exact FAQ question is no longer answered directly
     code, out, _ = run("ask", "依申请公开多久答复x", "--json")
     assert json.loads(out)["decision"] != "answer"
+
+
+def test_kb_sensitive_add_list_delete(run: Run) -> None:
+    code, out, _ = run("kb", "sensitive", "list")
+    assert code == 0 and "共 0 个" in out  # the list ships empty
+    code, out, _ = run("kb", "sensitive", "add", "示例 词", "另一个词")
+    assert code == 0 and "示例词" in out
+    code, out, _ = run("kb", "sensitive", "list", "--json")
+    assert [w["word"] for w in json.loads(out)] == ["另一个词", "示例词"]
+    code, out, _ = run("kb", "sensitive", "delete", "示例词")
+    assert code == 0
+    code, out, err = run("kb", "sensitive", "delete", "没有这个词")
+    assert code != 0 and "没有敏感词" in out + err

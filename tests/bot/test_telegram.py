@@ -225,6 +225,33 @@ def test_end_to_end_ticket_reply_is_pushed_with_send_message(
     assert no in pushed["text"] and "城管中队" in pushed["text"]
     delivery = [e for e in tg_app.state.tickets.events(no) if e.action == "delivery"][-1]
     assert delivery.detail["ok"] is True
+    # rated where it arrives: 满意 / 基本满意 / 不满意 buttons under the pushed reply
+    buttons = [b for row in pushed["reply_markup"]["inline_keyboard"] for b in row]
+    assert [b["text"] for b in buttons] == ["满意", "基本满意", "不满意"]
+    assert [b["callback_data"] for b in buttons] == [f"rate:{no}:1", f"rate:{no}:2", f"rate:{no}:3"]
+    before = len(fake.sent(CHAT))
+    bot_message = {
+        "message_id": 100,
+        "date": int(time.time()),
+        "from": BOT_USER,
+        "chat": {"id": CHAT, "type": "private"},
+        "text": pushed["text"],
+        "reply_markup": pushed["reply_markup"],
+    }
+    update = {
+        "update_id": next(_ids),
+        "callback_query": {
+            "id": "cbq-r",
+            "from": USER,
+            "chat_instance": "ci",
+            "data": f"rate:{no}:3",
+            "message": bot_message,
+        },
+    }
+    assert post(client, update).status_code == 200
+    assert "重新交给工作人员" in wait_sent(fake, before + 1)[-1]["text"]
+    t = tg_app.state.tickets.get(no)
+    assert t.rating == "不满意" and t.status == "办理中" and t.flagged
 
 
 def test_push_to_blocked_user_is_recorded_impossible(

@@ -146,7 +146,7 @@ def test_handoff_form_ticket_staff_reply_badge_and_lookup(page: Page, fake_api: 
     submit.click()
     card = page.locator(".pbw-ticket").first
     expect(card).to_contain_text("LY20261123-0001")
-    expect(card).to_contain_text("2026-12-21")
+    expect(card).to_contain_text("2026年12月21日")  # the one date format citizens read
     expect(card).to_contain_text("834201")
     ticket = app.state.fake.tickets["LY20261123-0001"]
     assert ticket["consent"] is True and ticket["phone"] == "13800138000" and ticket["name"] == "张三"

@@ -86,6 +86,9 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/console/admin/templates"): {ADMIN},
     ("POST", "/console/admin/templates/{tid}"): {ADMIN},
     ("POST", "/console/admin/templates/{tid}/delete"): {ADMIN},
+    ("GET", "/console/admin/sensitive"): {ADMIN},
+    ("POST", "/console/admin/sensitive"): {ADMIN},
+    ("POST", "/console/admin/sensitive/delete"): {ADMIN},
     ("GET", "/console/audit"): {ADMIN},
     ("GET", "/console/audit.csv"): {ADMIN},
 }

@@ -60,8 +60,6 @@ log = logging.getLogger("policybot.wechat")
 WINDOW = dt.timedelta(hours=48)  # customer-service messages allowed after the user's last message
 DEDUP_KEEP = dt.timedelta(days=1)
 CLEANUP_EVERY = 600.0
-PLEASE_TYPE = "目前只能识别文字消息，请直接输入您要咨询的问题（文字），例如：依申请公开多久答复？"
-UNKNOWN_MENU = "该菜单暂未开放，请直接输入您要咨询的问题。"
 
 
 class WeChatChannel:
@@ -180,13 +178,15 @@ class WeChatChannel:
             elif msg.event != "click":
                 return None  # VIEW, LOCATION, SCAN, template delivery reports...
             elif command is None:
-                return UNKNOWN_MENU
+                return texts.say("channel.unknown_menu")
             elif command.strip() in ("/top", "/welcome"):
                 kind = "welcome"
             else:
                 text = command
+        elif msg.kind == "voice" and not msg.text:  # no Recognition: say so, in one short line
+            return texts.say("voice.unrecognised")
         elif msg.kind not in ("text", "voice") or not msg.text:
-            return PLEASE_TYPE
+            return texts.say("channel.please_type")
         return Incoming(
             self.name,
             msg.user,

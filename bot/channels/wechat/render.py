@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import re
 
+from bot import texts
 from bot.conversation import Reply
 
 REPLY_BYTES = 2000  # WeChat text messages are limited to about 2048 bytes
@@ -29,9 +30,12 @@ def render_text(reply: Reply) -> str:
         url = str(src.get("url") or "")
         if URL_RE.fullmatch(url) and url not in text:
             title = str(src.get("title") or "政策原文").translate(TAG_CHARS)
-            links.append(f'<a href="{html.escape(url)}">《{title}》</a>')
+            label = "查看原文" if f"《{title}》" in text else f"《{title}》"  # one citation: no second title
+            links.append(f'<a href="{html.escape(url)}">{label}</a>')
     if links:
         text += "\n原文链接：" + " ".join(links)
+    if reply.rate_ticket:  # a staff reply: rated with "回复 1/2/3" (the Dialogue knows the ticket)
+        text += "\n" + texts.say("ticket_rating.prompt")
     return text
 
 

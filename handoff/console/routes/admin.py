@@ -1,6 +1,6 @@
 """Console routes for administrators: users (add, edit roles, departments and activity, set a
 password), departments (the transfer targets; add, deactivate), reply templates (add, edit,
-delete) and the audit log (filtered, paged, exported as CSV). Every change is audited.
+delete), sensitive words (add, delete) and the audit log (filtered, paged, exported as CSV). Every change is audited.
 """
 
 import datetime as dt
@@ -27,6 +27,7 @@ from handoff.models import ReplyTemplate
 from knowledge.db import MAX_ID, transaction
 from knowledge.errors import InvalidInput, NotFound, PolicybotError
 from knowledge.models import CHINA_TZ
+from knowledge.sensitive import SensitiveWords
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -258,6 +259,45 @@ def template_delete(staff: Admin, console: ConsoleDep, tid: RowId) -> Response:
         s.delete(row)
     console.record(staff, "template_delete", title)
     return RedirectResponse("/console/admin/templates?done=template", status_code=303)
+
+
+# --- sensitive words -------------------------------------------------------------------------------------
+
+
+def _sensitive_page(console: Console, request: Request, staff: Staff, error: str = "") -> Response:
+    ctx = base(request, staff, title="敏感词", words=SensitiveWords(console.sessions).list())
+    if error:
+        ctx["error"] = error
+    return render(request, "sensitive.html", ctx, status_code=400 if error else 200)
+
+
+@router.get("/admin/sensitive")
+def sensitive_page(staff: Admin, console: ConsoleDep, request: Request) -> Response:
+    return _sensitive_page(console, request, staff)
+
+
+@router.post("/admin/sensitive")
+def sensitive_add(
+    staff: Admin, console: ConsoleDep, request: Request, word: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    try:
+        added = SensitiveWords(console.sessions).add(word, by=staff.user.username)
+    except PolicybotError as exc:
+        return _sensitive_page(console, request, staff, exc.user_message)
+    console.record(staff, "sensitive_add", added)
+    return RedirectResponse("/console/admin/sensitive?done=sensitive", status_code=303)
+
+
+@router.post("/admin/sensitive/delete")
+def sensitive_delete(
+    staff: Admin, console: ConsoleDep, request: Request, word: Annotated[str, Form(max_length=100)] = ""
+) -> Response:
+    try:
+        SensitiveWords(console.sessions).delete(word)
+    except PolicybotError as exc:
+        return _sensitive_page(console, request, staff, exc.user_message)
+    console.record(staff, "sensitive_delete", word)
+    return RedirectResponse("/console/admin/sensitive?done=sensitive", status_code=303)
 
 
 # --- audit log -------------------------------------------------------------------------------------------
