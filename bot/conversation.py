@@ -38,7 +38,6 @@ from knowledge.answer import AskResult, KnowledgeBase
 from knowledge.errors import PolicybotError
 from knowledge.models import utcnow
 from knowledge.usage import QueryLogStore
-from knowledge.welcome import WelcomePins
 
 log = logging.getLogger("policybot.dialogue")
 
@@ -145,7 +144,7 @@ class Dialogue:
             return cached[:n]
         out: list[str] = []
         try:
-            pinned = WelcomePins(self.kb.sessions).get()
+            pinned = self.kb.welcome_pins()
             ids = pinned or [faq_id for faq_id, _ in self.querylog.top_faqs(n)]
             for faq_id in ids:
                 rec = self.kb.record(faq_id)  # published and indexed: retired pins are skipped
@@ -281,6 +280,13 @@ class Dialogue:
         in_topic = self.kb.ask(f"{topic['terms']} {text}")
         if in_topic.decision in ("answer", "clarify") and in_topic.faq_id != topic.get("faq_id"):
             return in_topic, label
+        near = tuple(
+            h
+            for h in in_topic.hits
+            if h.faq_id != topic.get("faq_id") and h.score >= self.kb.thresholds.clarify
+        )[:3]
+        if in_topic.faq_id == topic.get("faq_id") and near:  # only the topic's own answer again: the others
+            return AskResult("clarify", in_topic.query, hits=near, unit=in_topic.unit), label
         if alone.decision == "answer":
             return alone, None
         return AskResult("none", f"{label}：{text}", hits=in_topic.hits, unit=in_topic.unit), label
@@ -328,8 +334,11 @@ class Dialogue:
         replies: list[Reply] = []
         if decision == "passage":
             parts = [f"{p.citation()}：{_excerpt(p.text)}" for p in passages[:2]]
+            cited = dict(zip(map(id, result.passages), result.sources, strict=False))  # knowledge's citations
             sources = [
-                {
+                cited[id(p)].as_dict()
+                if id(p) in cited
+                else {
                     "title": p.title,
                     "doc_no": p.doc_no,
                     "article": p.label,

@@ -390,6 +390,12 @@ class KnowledgeBase:
             return (Source(rec.source_policy, None, rec.source_article, None),)
         return (self._source(pol, rec.source_article),)
 
+    def welcome_pins(self) -> list[str]:
+        """The FAQ ids staff pinned for the welcome message, in order (knowledge.welcome)."""
+        from knowledge.welcome import WelcomePins
+
+        return WelcomePins(self.sessions).get()
+
     # --- citations, replacements and service links ----------------------------------------------
     def _source(self, pol: PolicyRecord, article: str | None) -> Source:
         """A citation of a stored policy: `article_url` is its article in the library; with a public

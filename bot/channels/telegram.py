@@ -74,6 +74,11 @@ def keyboard(suggestions: list[str]) -> InlineKeyboardMarkup | None:
 RATING_BUTTONS = (("1", "满意"), ("2", "基本满意"), ("3", "不满意"))
 
 
+def reply_keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The buttons under a reply's last piece: the rating of a staff reply, else its suggestions."""
+    return rating_keyboard(reply.rate_ticket) if reply.rate_ticket else keyboard(reply.suggestions)
+
+
 def rating_keyboard(ticket_no: str) -> InlineKeyboardMarkup:
     """满意 / 基本满意 / 不满意 under a staff reply; callback data ``rate:<编号>:<1-3>``."""
     return InlineKeyboardMarkup(
@@ -164,13 +169,7 @@ class TelegramChannel:
         for reply in replies:
             pieces = split_text(reply.text)
             for i, piece in enumerate(pieces):
-                markup = None
-                if i == len(pieces) - 1:
-                    markup = (
-                        rating_keyboard(reply.rate_ticket)
-                        if reply.rate_ticket
-                        else keyboard(reply.suggestions)
-                    )
+                markup = reply_keyboard(reply) if i == len(pieces) - 1 else None
                 await bot.send_message(chat_id=chat_id, text=piece, reply_markup=markup)
 
     async def _on_start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -287,7 +286,7 @@ class TelegramChannel:
         pieces = split_text(reply.text)
         for i, piece in enumerate(pieces):
             params: dict[str, Any] = {"chat_id": chat_id, "text": piece}
-            markup = keyboard(reply.suggestions) if i == len(pieces) - 1 else None
+            markup = reply_keyboard(reply) if i == len(pieces) - 1 else None
             if markup is not None:
                 params["reply_markup"] = markup.to_dict()
             try:

@@ -261,8 +261,6 @@ class Outbox:
             else:
                 delay = min(MAX_DELAY, self.backoff * 2.0 ** (attempt - 1))
                 values.update(next_at=now + dt.timedelta(seconds=delay), last_error=error)
-        with self.sessions.begin() as s:
-            s.execute(update(Delivery).where(Delivery.id == d.id).values(**values))
         status = values.get("status", PENDING)
         log.log(
             logging.INFO if error is None else logging.WARNING,
@@ -295,6 +293,10 @@ class Outbox:
                 )
             except Exception:
                 log.exception("delivery_outcome_record_failed id=%d", d.id)
+        # The outcome (the ticket's delivery event) is recorded before the row's status, so whoever
+        # sees the row settled also finds its event.
+        with self.sessions.begin() as s:
+            s.execute(update(Delivery).where(Delivery.id == d.id).values(**values))
         return 1 if error is None else 0
 
     # --- the drain thread ---------------------------------------------------------------------------

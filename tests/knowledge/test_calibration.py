@@ -97,6 +97,7 @@ def test_a_burst_of_changes_recalibrates_once_after_the_quiet_period(sessions) -
             question=f"测试新增问题第{i}条怎么办理",
             answer="见窗口",
             similar=[f"第{i}条测试怎么办"],
+            confirm_conflicts=True,  # this test is about recalibration, not the publish guard
         )
         kb.ask("你好")  # the index follows each change
     assert calls == []  # nothing while changes keep coming
