@@ -35,7 +35,9 @@ def app(db_url: str) -> FastAPI:
 
 
 def _post(client: TestClient, path: str, page: str, **data: Any) -> Any:
-    return client.post(path, headers=ORIGIN, data={"csrf": csrf(client, page), **data}, follow_redirects=False)
+    return client.post(
+        path, headers=ORIGIN, data={"csrf": csrf(client, page), **data}, follow_redirects=False
+    )
 
 
 def _confirmed(app: FastAPI) -> list[Any]:
@@ -67,7 +69,7 @@ def test_retire_is_refused_with_the_phrasings_then_an_admin_overrides(app: FastA
     assert "未下线" in r.text and f"「公园健身器材损坏报修」（属于 {b.id}）将改由 {c.id} 答复" in r.text
     assert OVERRIDE not in r.text and "请管理员确认" in r.text
     assert app.state.kb.faqs.require(a.id).status == "published"  # nothing written
-    assert "修改历史" in r.text  # the FAQ page itself, with its forms
+    assert "修改历史" in r.text and 'name="reason" value="重复"' in r.text  # the page, the reason kept
     admin = signed_in(app, "admin")
     r = _post(admin, f"{page}/retire", page, reason="重复", seq=str(a.seq))
     assert r.status_code == 409 and OVERRIDE in r.text and "仍然下线" in r.text
@@ -214,7 +216,9 @@ def test_upload_confirm_needs_the_admin_override(app: FastAPI) -> None:
     r = _post(admin, confirm, "/console/kb/import", token=token, confirm_conflicts="1")
     assert r.status_code == 303 and faqs.require("park-1").status == "published"
     [entry] = _confirmed(app)
-    assert (entry.target, entry.detail["via"]) == ("park.csv", "import") and "demo-001" in entry.detail["note"]
+    assert (entry.target, entry.detail["via"]) == ("park.csv", "import") and "demo-001" in entry.detail[
+        "note"
+    ]
 
 
 def test_a_second_tab_with_a_stale_version_sees_the_latest(app: FastAPI) -> None:

@@ -166,7 +166,7 @@ def faq_retire(
             button="仍然下线",
             fields={"reason": why, "seq": str(rec.seq)},
         )
-        return render_faq(console, request, staff, rec, status_code=409, refused=refused)
+        return render_faq(console, request, staff, rec, status_code=409, refused=refused, retire_reason=why)
     console.kb.refresh(force=True)
     console.record(staff, "faq_retire", rec.id, reason=why[:200], question=rec.question)
     return RedirectResponse(f"/console/faqs/{rec.id}?done=faq_retired", status_code=303)
