@@ -235,3 +235,21 @@ def test_a_second_tab_with_a_stale_version_sees_the_latest(app: FastAPI) -> None
     faqs.retire(rec.id, by="sue")
     r = _post(alice, f"{page}/retire", page, reason="x", seq=str(faqs.require(rec.id).seq))
     assert r.status_code == 409 and "该问答已下线" in r.text
+
+
+def test_suggestion_override_is_offered_to_admins_before_the_buttons(app: FastAPI) -> None:
+    from knowledge.suggestions import SuggestionStore
+
+    store = SuggestionStore(app.state.kb)
+    good = store.offer("demo-003", "应届生找工作有没有帮扶", source="ticket", ref="t1")
+    page = "/console/suggestions"
+    admin = signed_in(app, "admin")
+    assert OVERRIDE not in admin.get(page).text  # nothing conflicts: no box
+    bad = store.offer("demo-003", "依申请公开多长时间答复", source="ticket", ref="t2")
+    html = admin.get(page).text
+    assert html.index(OVERRIDE) < html.index("采纳所选")  # tick first, then click
+    assert OVERRIDE not in signed_in(app, "alice").get(page).text
+    r = _post(admin, page, page, action="approve", ids=[good, bad], confirm_conflicts="1")
+    assert r.status_code == 303 and "done=suggestions_approved" in r.headers["location"]
+    assert "依申请公开多长时间答复" in app.state.kb.faqs.require("demo-003").similar
+    assert any("确认冲突后发布" in v.note for v in app.state.kb.faqs.history("demo-003"))
