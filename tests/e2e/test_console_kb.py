@@ -155,13 +155,14 @@ def test_upload_dry_run_then_confirm(
 
 
 def test_hit_test(staff: Page, site: tuple[FastAPI, str], view: str, tmp_path: Path) -> None:
-    _, base = site
+    app, base = site
     page = staff
     page.goto(base + "/console/hit-test")
     page.get_by_label("用户问题").fill("请问，依申请公開多久答复？")
     page.get_by_role("button", name="测试").click()
     expect(page.locator(".decision h2")).to_contain_text("直接回答")
-    expect(page.locator(".checks")).to_contain_text("直接回答阈值 0.50")
+    answer = app.state.kb.thresholds.answer  # calibrated from the store itself
+    expect(page.locator(".checks")).to_contain_text(f"直接回答阈值 {answer:.2f}")
     expect(page.locator(".stages")).to_contain_text("依申请公开多久答复")  # traditional 開 made simplified
     expect(page.locator(".hit-table tbody tr").first).to_contain_text("demo-001")
     no_sideways_scroll(page)

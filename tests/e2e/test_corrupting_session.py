@@ -116,7 +116,7 @@ def test_corrupting_session_cannot_corrupt(
     # staff now paste the session's messages into the phrasings: refused, with the conflict listed
     staff.get_by_label("相似问法（每行一个）").fill("依申请公开多长时间答复\n知识库\n今天天气怎么样")
     staff.get_by_role("button", name="保存", exact=True).click()
-    expect(staff.get_by_role("alert").first).to_contain_text("未发布")
+    expect(staff.get_by_role("alert").first).to_contain_text("未保存")
     expect(staff.locator(".conflicts")).to_contain_text("demo-001")
     expect(staff.get_by_label("相似问法（每行一个）")).to_have_value(re.compile("今天天气怎么样"))
     if "sqlite" in db_url:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, Request, Response
 from fastapi.responses import RedirectResponse
 
+from handoff.console.conflict_views import describe, may_override, override_wanted
 from handoff.console.deps import (
     PREFIX,
     Console,
@@ -46,25 +47,28 @@ def faq_page(staff: FaqDrafter, console: ConsoleDep, request: Request, faq_id: s
     rec = console.faqs.get(faq_id)
     if rec is None or not may_read(staff.user, rec):
         raise NotFound("未找到该问答", f"FAQ {faq_id} hidden from {staff.user.username}")
-    return render(
+    return render_faq(console, request, staff, rec)
+
+
+def render_faq(
+    console: Console, request: Request, staff: Staff, rec: FaqRecord, *, status_code: int = 200, **extra: Any
+) -> Response:
+    """The page of one FAQ as it is now (`extra`: an error, a refused change to show)."""
+    ctx = base(
         request,
-        "faq.html",
-        base(
-            request,
-            staff,
-            title=f"问答 {rec.id}",
-            f=rec,
-            form=_faq_form(rec),
-            units=console.known_departments(),
-            editable=may_change(staff.user, rec),
-            may_edit=staff.user.may_edit_faq(rec.unit),
-            history=history_entries(console.faqs.history(rec.id)),
-            usage=FaqCatalog(console.sessions).usage(rec.id),
-            source_name=policy_labels(console.kb, (rec.source_policy or "",)).get(
-                rec.source_policy or "", ""
-            ),
-        ),
+        staff,
+        title=f"问答 {rec.id}",
+        f=rec,
+        form=_faq_form(rec),
+        units=console.known_departments(),
+        editable=may_change(staff.user, rec),
+        may_edit=staff.user.may_edit_faq(rec.unit),
+        history=history_entries(console.faqs.history(rec.id)),
+        usage=FaqCatalog(console.sessions).usage(rec.id),
+        source_name=policy_labels(console.kb, (rec.source_policy or "",)).get(rec.source_policy or "", ""),
     )
+    ctx.update(extra)
+    return render(request, "faq.html", ctx, status_code=status_code)
 
 
 def save_faq(
@@ -75,7 +79,7 @@ def save_faq(
     faq_store = console.faqs
     rec = editable_faq(console, staff, faq_id)
     fields = _faq_fields(form)
-    confirm = form.get("confirm_conflicts") == "1" and staff.user.role == "admin"
+    confirm = override_wanted(staff, form.get("confirm_conflicts", ""))
     try:
         if not staff.user.may_draft_faq(fields["unit"]):
             raise InvalidInput("只能选择您所在部门作为制文单位", "unit outside the user's departments")
@@ -99,16 +103,14 @@ def save_faq(
             message = "该问答已被他人修改，请刷新后再编辑（您填写的内容已保留）"
         current = faq_store.get(rec.id) or rec
         form = dict(form, seq=str(current.seq))  # the edit may have been saved before publishing failed
-        ctx = base(
-            request, staff, title=f"问答 {rec.id}", f=current, form=form, units=console.known_departments()
-        )
-        ctx["error"] = message
+        extra: dict[str, Any] = {"error": message, "form": form}
         if isinstance(exc, PhrasingConflicts):
-            ctx["error"] = "未发布：发布后以下已有问法会被错误答复。请修改相似问法或标准问题后重试。"
-            ctx["conflicts"] = [c.describe() for c in exc.conflicts]
-            ctx["can_confirm"] = staff.user.role == "admin"
+            verb = "发布" if publish else "保存"
+            extra["error"] = f"未{verb}：{verb}后以下已有问法会被错误答复。请修改相似问法或标准问题后重试。"
+            extra["conflicts"] = describe(list(exc.conflicts))
+            extra["can_confirm"] = may_override(staff)
         status = 409 if isinstance(exc, Conflict | PhrasingConflicts) else 400
-        return render(request, "faq.html", ctx, status_code=status)
+        return render_faq(console, request, staff, current, status_code=status, **extra)
     done = "faq_published" if publish else "saved"
     return RedirectResponse(f"/console/faqs/{rec.id}?done={done}", status_code=303)
 

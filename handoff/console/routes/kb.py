@@ -17,12 +17,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from handoff.console.conflict_views import guarded_write, override_wanted, refusal
 from handoff.console.deps import KB_CURATORS, PREFIX, AnyUser, Console, ConsoleDep, FaqEditor, Staff, base
 from handoff.console.faq_views import draft_units, inactive_policy_keys, may_read, policy_labels
+from handoff.console.routes.faqs import render_faq
 from handoff.console.web import ConsoleRoute, render
 from knowledge.errors import Conflict, InvalidInput, NotFound
 from knowledge.faqs import STATUS_LABELS, FaqRecord
 from knowledge.faqs.catalog import EXPIRING_DAYS, SORTS, VALIDITY, CatalogFilter, FaqCatalog
+from knowledge.faqs.conflicts import PhrasingConflicts
 from knowledge.models import china_today
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
@@ -122,25 +125,50 @@ def faq_list(
     )
 
 
+STALE: Final = "该问答已被他人修改，以下为最新内容，请确认后再操作"
+
+
 @router.post("/faqs/{faq_id}/retire")
 def faq_retire(
     staff: FaqEditor,
     console: ConsoleDep,
+    request: Request,
     faq_id: str,
     reason: Annotated[str, Form(max_length=500)] = "",
     seq: Annotated[str, Form(max_length=20)] = "",
+    confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     rec = readable_faq(console, staff, faq_id)
     if not staff.user.may_edit_faq(rec.unit):
         raise NotFound("未找到该问答", f"FAQ {faq_id}: {staff.user.username} may not edit")
-    if rec.status == "retired":
-        raise Conflict("该问答已下线", f"FAQ {faq_id} already retired")
+    if rec.status == "retired":  # e.g. retired in another tab meanwhile
+        return render_faq(console, request, staff, rec, status_code=409, error="该问答已下线")
+    why = reason.strip()
     try:
-        console.faqs.retire(rec.id, by=staff.user.username, reason=reason.strip(), expected_seq=_seq(seq))
+        guarded_write(
+            console,
+            staff,
+            lambda ok: console.faqs.retire(
+                rec.id, by=staff.user.username, reason=why, expected_seq=_seq(seq), confirm_conflicts=ok
+            ),
+            confirm=override_wanted(staff, confirm_conflicts),
+            target=rec.id,
+            via="retire",
+        )
     except Conflict:
-        raise Conflict("该问答已被他人修改，请刷新后再操作", f"FAQ {faq_id} changed before retire") from None
+        return render_faq(console, request, staff, console.faqs.require(rec.id), status_code=409, error=STALE)
+    except PhrasingConflicts as exc:
+        refused = refusal(
+            exc,
+            staff,
+            title="未下线：下线后以下已有问法会被错误答复",
+            action=f"/console/faqs/{rec.id}/retire",
+            button="仍然下线",
+            fields={"reason": why, "seq": str(rec.seq)},
+        )
+        return render_faq(console, request, staff, rec, status_code=409, refused=refused, retire_reason=why)
     console.kb.refresh(force=True)
-    console.record(staff, "faq_retire", rec.id, reason=reason.strip()[:200], question=rec.question)
+    console.record(staff, "faq_retire", rec.id, reason=why[:200], question=rec.question)
     return RedirectResponse(f"/console/faqs/{rec.id}?done=faq_retired", status_code=303)
 
 
@@ -148,9 +176,11 @@ def faq_retire(
 def faq_restore(
     staff: FaqEditor,
     console: ConsoleDep,
+    request: Request,
     faq_id: str,
     version: Annotated[int, Form(ge=1, le=1_000_000)],
     seq: Annotated[str, Form(max_length=20)] = "",
+    confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     rec = readable_faq(console, staff, faq_id)
     if not staff.user.may_edit_faq(rec.unit):
@@ -163,9 +193,28 @@ def faq_restore(
             "该版本的制文单位不是您所在的部门，不能恢复", f"version {version} belongs to another unit"
         )
     try:
-        updated = console.faqs.restore(rec.id, version, by=staff.user.username, expected_seq=_seq(seq))
+        updated = guarded_write(
+            console,
+            staff,
+            lambda ok: console.faqs.restore(
+                rec.id, version, by=staff.user.username, expected_seq=_seq(seq), confirm_conflicts=ok
+            ),
+            confirm=override_wanted(staff, confirm_conflicts),
+            target=rec.id,
+            via="restore",
+        )
     except Conflict:
-        raise Conflict("该问答已被他人修改，请刷新后再操作", f"FAQ {faq_id} changed before restore") from None
+        return render_faq(console, request, staff, console.faqs.require(rec.id), status_code=409, error=STALE)
+    except PhrasingConflicts as exc:
+        refused = refusal(
+            exc,
+            staff,
+            title=f"未恢复：恢复到第 {version} 版后以下已有问法会被错误答复",
+            action=f"/console/faqs/{rec.id}/restore",
+            button=f"仍然恢复到第 {version} 版",
+            fields={"version": str(version), "seq": str(rec.seq)},
+        )
+        return render_faq(console, request, staff, rec, status_code=409, refused=refused)
     console.kb.refresh(force=True)
     console.record(staff, "faq_restore", rec.id, version=version, changed=updated.seq != rec.seq)
     return RedirectResponse(f"/console/faqs/{rec.id}?done=faq_restored", status_code=303)

@@ -21,10 +21,12 @@ from typing import Annotated, Any, Final, Literal
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import RedirectResponse
 
+from handoff.console.conflict_views import guarded_write, may_override, override_wanted, refusal
 from handoff.console.deps import PREFIX, Console, ConsoleDep, FaqEditor, FaqUploader, Staff, base
 from handoff.console.web import ConsoleRoute, render
-from knowledge.errors import Conflict, InvalidInput, PolicybotError
+from knowledge.errors import InvalidInput, PolicybotError
 from knowledge.faqs import FIELD_LABELS, ImportFailed, ImportReport, RowError
+from knowledge.faqs.conflicts import PhrasingConflicts
 
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 
@@ -33,6 +35,7 @@ STAGED_SECONDS: Final = 3600
 ON_DUPLICATE: Final = {"update": "更新已有问答", "skip": "跳过已有问答", "error": "已有问答视为错误"}
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{20,40}$")
 _SUFFIXES: Final = (".xlsx", ".csv", ".jsonl")
+EXPIRED: Final = "试导入已过期或不存在，请重新上传文件"
 
 
 def _staging(console: Console) -> Path:
@@ -51,13 +54,13 @@ def _sweep(root: Path) -> None:
             pass
 
 
-def _page(request: Request, staff: Staff, **extra: Any) -> Response:
+def _page(request: Request, staff: Staff, *, status_code: int | None = None, **extra: Any) -> Response:
     ctx = base(request, staff, title="导入问答", on_duplicate_labels=ON_DUPLICATE, field_labels=FIELD_LABELS)
     ctx.update({"report": None, "errors": [], "token": "", "filename": "", "choice": "update"})
-    ctx.update(extra)
-    return render(
-        request, "kb_import.html", ctx, status_code=400 if ctx.get("error") or ctx["errors"] else 200
-    )
+    ctx.update(extra, may_override=may_override(staff))
+    if status_code is None:
+        status_code = 400 if ctx.get("error") or ctx["errors"] else 200
+    return render(request, "kb_import.html", ctx, status_code=status_code)
 
 
 @router.get("/kb/import")
@@ -91,7 +94,7 @@ def import_upload(
 ) -> Response:
     name = Path(file.filename or "").name
     suffix = Path(name).suffix.casefold()
-    show = {"filename": name, "choice": on_duplicate}
+    show: dict[str, Any] = {"filename": name, "choice": on_duplicate}
     if suffix not in _SUFFIXES:
         return _page(
             request, staff, error="请上传 xlsx、csv 或 jsonl 文件（旧版 .xls 请先另存为 .xlsx）", **show
@@ -134,7 +137,8 @@ def import_upload(
     }
     (root / f"{token}.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     console.record(staff, "faq_import_dry_run", name, summary=report.summary())
-    writes = bool(report.created or report.updated)
+    # Conflicts: staff cannot confirm (upload a corrected file); an admin confirms with the override.
+    writes = bool(report.created or report.updated) and (not report.conflicts or may_override(staff))
     return _page(request, staff, report=report, token=token if writes else "", **show)
 
 
@@ -144,32 +148,54 @@ def import_confirm(
     console: ConsoleDep,
     request: Request,
     token: Annotated[str, Form(max_length=40)],
+    confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
     root = _staging(console)
     meta_path = root / f"{token}.json"
     if not _TOKEN.match(token) or not meta_path.is_file():
-        return _page(request, staff, error="试导入已过期或不存在，请重新上传文件")
+        return _page(request, staff, error=EXPIRED)
     meta = json.loads(meta_path.read_text(encoding="utf-8"))
     staged = root / str(meta["file"])
     fresh = time.time() - meta_path.stat().st_mtime < STAGED_SECONDS
     if meta.get("user") != staff.user.username or not fresh or not staged.is_file():
-        return _page(request, staff, error="试导入已过期或不存在，请重新上传文件")
+        return _page(request, staff, error=EXPIRED)
+    keep = False  # the staged file stays only for an admin's override of a conflict refusal
     try:
         if hashlib.sha256(staged.read_bytes()).hexdigest() != meta["sha256"]:
             raise InvalidInput("暂存的文件已改变，请重新上传", "staged file changed")
-        report = console.faqs.import_file(
-            staged,
-            on_duplicate=meta["on_duplicate"],
-            by=staff.user.username,
-            expected_version=int(meta["version"]),
+        report = guarded_write(
+            console,
+            staff,
+            lambda ok: console.faqs.import_file(
+                staged,
+                on_duplicate=meta["on_duplicate"],
+                by=staff.user.username,
+                expected_version=int(meta["version"]),
+                confirm_conflicts=ok,
+            ),
+            confirm=override_wanted(staff, confirm_conflicts),
+            target=str(meta["filename"]),
+            via="import",
         )
     except ImportFailed as exc:
         return _page(request, staff, errors=exc.errors, filename=meta["filename"])
-    except (Conflict, PolicybotError) as exc:
+    except PhrasingConflicts as exc:
+        keep = may_override(staff)
+        refused = refusal(
+            exc,
+            staff,
+            title=f"未导入「{meta['filename']}」：导入后以下已有问法会被错误答复",
+            action=KB_UPLOAD_PATH + "/confirm",
+            button="仍然导入",
+            fields={"token": token},
+        )
+        return _page(request, staff, refused=refused, filename=meta["filename"], status_code=409)
+    except PolicybotError as exc:
         return _page(request, staff, error=exc.user_message, filename=meta["filename"])
     finally:
-        meta_path.unlink(missing_ok=True)
-        staged.unlink(missing_ok=True)
+        if not keep:
+            meta_path.unlink(missing_ok=True)
+            staged.unlink(missing_ok=True)
     console.kb.refresh(force=True)
     console.record(
         staff,

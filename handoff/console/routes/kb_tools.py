@@ -15,10 +15,12 @@ from typing import Annotated, Final
 from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import RedirectResponse
 
+from handoff.console.conflict_views import guarded_write, override_wanted, refusal
 from handoff.console.deps import KB_CURATORS, PREFIX, AnyUser, Console, ConsoleDep, KbCurator, base
 from handoff.console.web import ConsoleRoute, render
 from knowledge.answer import AskResult
 from knowledge.errors import PolicybotError
+from knowledge.faqs.conflicts import PhrasingConflicts
 from knowledge.matcher import Thresholds
 from knowledge.models import china_today
 
@@ -66,10 +68,40 @@ def synonyms(staff: AnyUser, console: ConsoleDep, request: Request) -> Response:
     return _synonyms_page(console, request, staff)
 
 
+Confirm = Annotated[str, Form(max_length=1)]
+
+
+def _refused(
+    console: Console, request: Request, staff: AnyUser, exc: PhrasingConflicts, *, title: str, action: str,
+    button: str, hidden_terms: str = "", **extra: object,
+) -> Response:  # fmt: skip
+    fields = {"terms": hidden_terms} if hidden_terms else {}
+    refused = refusal(exc, staff, title=title, action=action, button=button, fields=fields)
+    return _synonyms_page(console, request, staff, status=409, refused=refused, **extra)
+
+
 @router.post("/kb/synonyms")
-def synonyms_add(staff: KbCurator, console: ConsoleDep, request: Request, terms: Terms = "") -> Response:
+def synonyms_add(
+    staff: KbCurator,
+    console: ConsoleDep,
+    request: Request,
+    terms: Terms = "",
+    confirm_conflicts: Confirm = "",
+) -> Response:
     try:
-        set_id = console.faqs.add_synonyms(_terms(terms), by=staff.user.username)
+        set_id = guarded_write(
+            console,
+            staff,
+            lambda ok: console.faqs.add_synonyms(_terms(terms), by=staff.user.username, confirm_conflicts=ok),
+            confirm=override_wanted(staff, confirm_conflicts),
+            target="synonyms",
+            via="synonyms_add",
+        )
+    except PhrasingConflicts as exc:
+        return _refused(
+            console, request, staff, exc, title=f"未添加同义词组「{terms.strip()}」：添加后以下已有问法会被错误答复",
+            action="/console/kb/synonyms", button="仍然添加", hidden_terms=terms, terms=terms,
+        )  # fmt: skip
     except PolicybotError as exc:
         return _synonyms_page(console, request, staff, status=400, error=exc.user_message, terms=terms)
     console.kb.refresh(force=True)
@@ -79,10 +111,30 @@ def synonyms_add(staff: KbCurator, console: ConsoleDep, request: Request, terms:
 
 @router.post("/kb/synonyms/{set_id}")
 def synonyms_edit(
-    staff: KbCurator, console: ConsoleDep, request: Request, set_id: int, terms: Terms = ""
+    staff: KbCurator,
+    console: ConsoleDep,
+    request: Request,
+    set_id: int,
+    terms: Terms = "",
+    confirm_conflicts: Confirm = "",
 ) -> Response:
     try:
-        console.faqs.update_synonyms(set_id, _terms(terms), by=staff.user.username)
+        guarded_write(
+            console,
+            staff,
+            lambda ok: console.faqs.update_synonyms(
+                set_id, _terms(terms), by=staff.user.username, confirm_conflicts=ok
+            ),
+            confirm=override_wanted(staff, confirm_conflicts),
+            target=f"synonyms:{set_id}",
+            via="synonyms_edit",
+        )
+    except PhrasingConflicts as exc:
+        return _refused(
+            console, request, staff, exc, title=f"未保存同义词组 {set_id}：修改后以下已有问法会被错误答复",
+            action=f"/console/kb/synonyms/{set_id}", button="仍然保存", hidden_terms=terms, editing=set_id,
+            edit_terms=terms,
+        )  # fmt: skip
     except PolicybotError as exc:
         return _synonyms_page(
             console, request, staff, status=400, error=exc.user_message, editing=set_id, edit_terms=terms
@@ -93,9 +145,28 @@ def synonyms_edit(
 
 
 @router.post("/kb/synonyms/{set_id}/delete")
-def synonyms_delete(staff: KbCurator, console: ConsoleDep, set_id: int) -> Response:
-    old = next((s.terms for s in console.faqs.synonym_sets() if s.id == set_id), ())
-    console.faqs.delete_synonyms(set_id, by=staff.user.username)
+def synonyms_delete(
+    staff: KbCurator, console: ConsoleDep, request: Request, set_id: int, confirm_conflicts: Confirm = ""
+) -> Response:
+    old = next((s.terms for s in console.faqs.synonym_sets() if s.id == set_id), None)
+    if old is None:  # e.g. deleted in another tab meanwhile
+        return _synonyms_page(console, request, staff, status=404, error=f"同义词组 {set_id} 已不存在")
+    try:
+        guarded_write(
+            console,
+            staff,
+            lambda ok: console.faqs.delete_synonyms(set_id, by=staff.user.username, confirm_conflicts=ok),
+            confirm=override_wanted(staff, confirm_conflicts),
+            target=f"synonyms:{set_id}",
+            via="synonyms_delete",
+        )
+    except PhrasingConflicts as exc:
+        return _refused(
+            console, request, staff, exc, title=f"未删除同义词组 {set_id}（{'、'.join(old)}）：删除后以下已有问法会被错误答复",
+            action=f"/console/kb/synonyms/{set_id}/delete", button="仍然删除",
+        )  # fmt: skip
+    except PolicybotError as exc:
+        return _synonyms_page(console, request, staff, status=400, error=exc.user_message)
     console.kb.refresh(force=True)
     console.record(staff, "synonyms_delete", str(set_id), terms="、".join(old)[:500])
     return RedirectResponse("/console/kb/synonyms?done=synonyms_deleted", status_code=303)
