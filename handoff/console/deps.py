@@ -29,6 +29,7 @@ from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
 from knowledge.faqs import FaqStore
 from knowledge.models import Faq
+from knowledge.smalltalk import SmallTalkStore
 
 PREFIX: Final = "/console"  # every route module's router carries it
 ALL: Final = ROLES
@@ -97,6 +98,7 @@ class Console:
     pre: PreCsrf
     report_runs: Callable[[], Sequence[Any]] | None = None
     report_schedule: str = ""
+    smalltalk: SmallTalkStore | None = None  # small talk as administrators edit it (寒暄语)
     route_roles: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # for tests and docs
 
     def bind(self) -> Callable[[Request], Coroutine[Any, Any, None]]:
