@@ -351,6 +351,7 @@ def _publish_state(app: FastAPI, settings: Settings, parts: Parts) -> None:
     app.state.spool = parts.spool
     app.state.dialogue = parts.dialogue
     app.state.sensitive = parts.sensitive
+    app.state.smalltalk = parts.smalltalk
     app.state.inbox = parts.inbox
     app.state.outbox = parts.outbox
     app.state.access_log = parts.access_log

@@ -58,6 +58,7 @@ DONE: Final = {
     "transfer": "留言已转办",
     "draft": "已生成问答草稿，请审核后发布",
     "saved": "已保存",
+    "smalltalk": "寒暄语已保存，几秒内在所有渠道生效",
     "faq_published": "问答已发布，机器人已即时使用新答案",
     "user": "用户已保存",
     "password": "密码已修改",
