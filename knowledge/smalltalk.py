@@ -72,13 +72,17 @@ class SmallTalkEntry:
 Defaults = Callable[[], Mapping[str, SmallTalkEntry]]
 
 
-def merged(defaults: Mapping[str, SmallTalkEntry], overrides: Mapping[str, SmallTalkEntry]) -> dict[str, SmallTalkEntry]:
+def merged(
+    defaults: Mapping[str, SmallTalkEntry], overrides: Mapping[str, SmallTalkEntry]
+) -> dict[str, SmallTalkEntry]:
     """The table in effect: the built-in intents (in their order), each replaced by its edited version."""
     return {intent: overrides.get(intent, entry) for intent, entry in defaults.items()}
 
 
 class SmallTalkStore:
-    def __init__(self, sessions: sessionmaker[Session], defaults: Defaults, *, refresh_seconds: float = 2.0) -> None:
+    def __init__(
+        self, sessions: sessionmaker[Session], defaults: Defaults, *, refresh_seconds: float = 2.0
+    ) -> None:
         self.sessions = sessions
         self.defaults = defaults
         self.refresh_seconds = refresh_seconds
@@ -98,7 +102,9 @@ class SmallTalkStore:
                 with self.sessions() as s:
                     version = int(s.scalar(select(KbState.value).where(KbState.key == KEY)) or 0)
                     if version != self._version:
-                        self._overrides = _parse(s.scalar(select(_APP_VALUE.c.value).where(_APP_VALUE.c.key == KEY)))
+                        self._overrides = _parse(
+                            s.scalar(select(_APP_VALUE.c.value).where(_APP_VALUE.c.key == KEY))
+                        )
                         self._version = version
             except SQLAlchemyError as exc:  # keep the last overrides while the database is away
                 log.warning("small talk overrides unavailable: %s", type(exc).__name__)
@@ -121,7 +127,8 @@ class SmallTalkStore:
             raise InvalidInput("短语不能为空（标点和空格不计）", "empty small talk phrase")
         if len(key) > MAX_PHRASE:
             raise InvalidInput(
-                f"短语最多{MAX_PHRASE}个字（不计标点和空格），更长的消息会按政策问题处理", "small talk phrase too long"
+                f"短语最多{MAX_PHRASE}个字（不计标点和空格），更长的消息会按政策问题处理",
+                "small talk phrase too long",
             )
 
         def change(entry: SmallTalkEntry, table: Mapping[str, SmallTalkEntry]) -> SmallTalkEntry:
@@ -130,7 +137,8 @@ class SmallTalkStore:
                     if other.intent == entry.intent:
                         raise InvalidInput(f"“{phrase}”已在“{entry.label}”中", "duplicate small talk phrase")
                     raise InvalidInput(
-                        f"“{phrase}”已属于“{other.label}”，请先从那里删除", "small talk phrase in another intent"
+                        f"“{phrase}”已属于“{other.label}”，请先从那里删除",
+                        "small talk phrase in another intent",
                     )
             if len(entry.phrases) >= MAX_PHRASES:
                 raise InvalidInput(f"每类最多{MAX_PHRASES}个短语", "too many small talk phrases")
@@ -147,7 +155,9 @@ class SmallTalkStore:
             if len(kept) == len(entry.phrases):
                 raise NotFound(f"“{entry.label}”中没有短语“{phrase}”", "no such small talk phrase")
             if not kept:
-                raise InvalidInput("每类至少保留一个短语；不想要这一类时，请修改它的回复", "last small talk phrase")
+                raise InvalidInput(
+                    "每类至少保留一个短语；不想要这一类时，请修改它的回复", "last small talk phrase"
+                )
             return replace(entry, phrases=kept)
 
         self._edit(intent, change)
@@ -166,7 +176,9 @@ class SmallTalkStore:
         self._edit(intent, None)
 
     def _edit(
-        self, intent: str, change: Callable[[SmallTalkEntry, Mapping[str, SmallTalkEntry]], SmallTalkEntry] | None
+        self,
+        intent: str,
+        change: Callable[[SmallTalkEntry, Mapping[str, SmallTalkEntry]], SmallTalkEntry] | None,
     ) -> None:
         defaults = self.defaults()
         if intent not in defaults:
@@ -183,7 +195,11 @@ class SmallTalkStore:
                         table = merged(defaults, stored)
                         stored[intent] = replace(change(table[intent], table), edited=True)
                     value = json.dumps(
-                        {"intents": {k: {"phrases": list(e.phrases), "reply": e.reply} for k, e in stored.items()}},
+                        {
+                            "intents": {
+                                k: {"phrases": list(e.phrases), "reply": e.reply} for k, e in stored.items()
+                            }
+                        },
                         ensure_ascii=False,
                     )
                     if raw is None:

@@ -268,7 +268,9 @@ class WebChannel:
 
         api = APIRouter(prefix="/api/v1", tags=["chat"], dependencies=[Depends(limited)])
 
-        @api.get("/widget/texts", response_model=WidgetTextsOut, summary="The widget's own labels and messages")
+        @api.get(
+            "/widget/texts", response_model=WidgetTextsOut, summary="The widget's own labels and messages"
+        )
         def widget_texts(response: Response) -> WidgetTextsOut:
             # the same for every visitor and fixed while the server runs: cached by browsers for 5 minutes
             response.headers["Cache-Control"] = "public, max-age=300"

@@ -31,7 +31,9 @@ def test_the_texts_endpoint_serves_every_widget_sentence(demo_url: str) -> None:
 def test_a_window_file_overrides_widget_texts(demo_url: str, tmp_path: Path) -> None:  # noqa: F811
     saved = dict(texts.TEXTS)
     path = tmp_path / "texts.json"
-    path.write_text(json.dumps({"texts": {"widget.send": "提问", "widget.title": "人社咨询"}}), encoding="utf-8")
+    path.write_text(
+        json.dumps({"texts": {"widget.send": "提问", "widget.title": "人社咨询"}}), encoding="utf-8"
+    )
     try:
         client = TestClient(create_app(make_settings(demo_url, texts_file=str(path))))
         served = client.get("/api/v1/widget/texts").json()["texts"]
@@ -47,5 +49,16 @@ def test_widget_js_has_no_sentence_of_its_own() -> None:
     chinese = [s for line in code for s in re.findall(r'"([^"]*[\u4e00-\u9fff][^"]*)"', line)]
     # the fallback line; API values the server defines (rating words, ticket categories, the 留言 chip,
     # a source's status 有效) are data, not the widget's sentences
-    allowed = {"网络连接失败，请检查网络后重试。", "满意", "基本满意", "不满意", "咨询", "投诉", "建议", "举报", "留言", "有效"}
+    allowed = {
+        "网络连接失败，请检查网络后重试。",
+        "满意",
+        "基本满意",
+        "不满意",
+        "咨询",
+        "投诉",
+        "建议",
+        "举报",
+        "留言",
+        "有效",
+    }
     assert set(chinese) <= allowed, sorted(set(chinese) - allowed)

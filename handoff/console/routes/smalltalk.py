@@ -53,7 +53,9 @@ def smalltalk_page(staff: Admin, console: ConsoleDep, request: Request) -> Respo
 
 
 @router.post("/admin/smalltalk/{intent}/phrases")
-def phrase_add(staff: Admin, console: ConsoleDep, request: Request, intent: Intent, phrase: Phrase = "") -> Response:
+def phrase_add(
+    staff: Admin, console: ConsoleDep, request: Request, intent: Intent, phrase: Phrase = ""
+) -> Response:
     try:
         added = _store(console).add_phrase(intent, phrase)
     except PolicybotError as exc:
@@ -75,7 +77,9 @@ def phrase_delete(
 
 
 @router.post("/admin/smalltalk/{intent}/reply")
-def reply_set(staff: Admin, console: ConsoleDep, request: Request, intent: Intent, reply: ReplyText = "") -> Response:
+def reply_set(
+    staff: Admin, console: ConsoleDep, request: Request, intent: Intent, reply: ReplyText = ""
+) -> Response:
     try:
         saved = _store(console).set_reply(intent, reply)
     except PolicybotError as exc:
