@@ -62,6 +62,7 @@ from handoff.weekly import WeeklyReports
 from knowledge.db import MAX_ID, make_engine, make_sessionmaker
 from knowledge.faqs import FIELDS, faq_dict
 from knowledge.sensitive import SensitiveWords
+from knowledge.smalltalk import SmallTalkStore
 from knowledge.text import warm_up
 from knowledge.usage import QueryLogStore
 
@@ -199,6 +200,7 @@ class Parts:
     access_log: AccessLogWriter
     scheduler: Scheduler
     channels: list[Channel] = field(default_factory=list)
+    smalltalk: SmallTalkStore | None = None
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -252,6 +254,7 @@ def _build_parts(settings: Settings) -> Parts:
     spool = Spool(settings.spool_dir, sessions)
     texts.load_overrides(settings.texts_file)  # a window's own sentences and small-talk phrases
     sensitive = SensitiveWords(sessions)
+    smalltalk = SmallTalkStore(sessions, texts.smalltalk_defaults)  # administrators' edits (console)
     dialogue = Dialogue(
         kb=kb,
         querylog=querylog,
@@ -260,6 +263,7 @@ def _build_parts(settings: Settings) -> Parts:
         session_ttl=dt.timedelta(minutes=settings.session_ttl_minutes),
         limit_days=settings.ticket_limit_days,
         screen=sensitive.find,
+        smalltalk=smalltalk.overrides,
     )
     # every channel's messages take one path: claim, state, decide, one write (bot/pipeline/inbox.py)
     inbox = Inbox(
@@ -297,6 +301,7 @@ def _build_parts(settings: Settings) -> Parts:
         limiter=limiter,
         access_log=AccessLogWriter(sessions),
         scheduler=scheduler,
+        smalltalk=smalltalk,
     )
 
 
@@ -346,6 +351,7 @@ def _publish_state(app: FastAPI, settings: Settings, parts: Parts) -> None:
     app.state.spool = parts.spool
     app.state.dialogue = parts.dialogue
     app.state.sensitive = parts.sensitive
+    app.state.smalltalk = parts.smalltalk
     app.state.inbox = parts.inbox
     app.state.outbox = parts.outbox
     app.state.access_log = parts.access_log
@@ -377,6 +383,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
             weekly=WeeklyReports(sessions, parts.kb),
             report_runs=lambda: recent_runs(sessions, REPORT_JOB, limit=8),
             report_schedule=settings.report_schedule,
+            smalltalk=parts.smalltalk,
         )
     )
     app.include_router(build_stats_router(sessions=sessions))  # before the board's /board/{no}

@@ -24,7 +24,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -37,6 +37,7 @@ from handoff.privacy import mask, normalise_phone
 from knowledge.answer import AskResult, KnowledgeBase
 from knowledge.errors import PolicybotError
 from knowledge.models import utcnow
+from knowledge.smalltalk import SmallTalkEntry, merged
 from knowledge.usage import QueryLogStore
 
 log = logging.getLogger("policybot.dialogue")
@@ -88,6 +89,7 @@ class Dialogue:
         form_channels: frozenset[str] = frozenset({"web"}),
         limit_days: int = 5,
         screen: Callable[[str], list[str]] | None = None,
+        smalltalk: Callable[[], Mapping[str, SmallTalkEntry]] | None = None,
     ) -> None:
         self.kb = kb
         self.querylog = querylog  # read by top_questions only; the inbox writes the log
@@ -97,6 +99,7 @@ class Dialogue:
         self.form_channels = form_channels
         self.limit_days = limit_days
         self.screen = screen  # sensitive words found in a text (knowledge.sensitive)
+        self.smalltalk = smalltalk  # administrators' small-talk edits (knowledge.smalltalk)
         self._top: tuple[float, list[str]] = (0.0, [])
 
     # --- entry points ---------------------------------------------------------------------------
@@ -200,17 +203,19 @@ class Dialogue:
         elif choice and compact in TICKET_RATINGS and state.get("tickets"):
             # "回复 1/2/3" after a staff reply: the latest replied ticket of this user
             return self._intent(state, "rate_ticket", no=None, rating=TICKET_RATINGS[compact])
-        intent = talk.smalltalk(text)
+        table = texts.smalltalk_defaults()
+        if self.smalltalk is not None:
+            table = merged(table, self.smalltalk())
+        intent = talk.smalltalk(text, table)
         if intent is not None:
-            return [self._smalltalk(msg, state, intent)]
+            return [self._smalltalk(msg, state, intent, table[intent].reply)]
         return self._ask(msg, state, text)
 
     def _intent(self, state: dict[str, Any], kind: str, **data: Any) -> list[Reply]:
         state[PENDING_INTENT] = {"kind": kind, **data}
         return [Reply(PLACEHOLDER, "")]
 
-    def _smalltalk(self, msg: Incoming, state: dict[str, Any], intent: str) -> Reply:
-        text = texts.say(f"smalltalk.{intent}")
+    def _smalltalk(self, msg: Incoming, state: dict[str, Any], intent: str, text: str) -> Reply:
         if intent not in ("greeting", "presence", "who"):
             return Reply("text", text)
         tops = self.top_questions(3)

@@ -1,5 +1,6 @@
 """What a window clerk recognises before looking anything up: small talk (greetings, thanks,
-farewells, "在吗", praise, emoji only; the phrases are the table in `bot.texts`), requests for a person
+farewells, "在吗", praise, emoji only; the built-in phrases are the table in `bot.texts`, administrators'
+edits come from `knowledge.smalltalk`), requests for a person
 (我要留言, 转人工, 人工客服, 找工作人员, 我要投诉/建议/举报 with the form's category preset), whether a
 question looks like policy at all (honest scope), whether a policy passage covers the question's key
 terms, and short follow-ups that only make sense with the previous answer's topic. Pure functions on
@@ -10,11 +11,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from bot import texts
+from knowledge.smalltalk import SmallTalkEntry, compact
 
-_PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _TRAILING = re.compile(r"[啊呀哈呢吧哦噢喔嘛啦～~]+$")
 CATEGORIES = ("咨询", "投诉", "建议", "举报")
 _PERSON = re.compile(
@@ -174,12 +175,6 @@ GENERIC = frozenset(
 _FOLLOW_LEAD = re.compile(r"^(?:那|那么|那个|这个|还有|另外|如果|要是|同样|它)")
 
 
-def compact(text: str) -> str:
-    """Lower case, NFKC, without spaces and punctuation: the form small talk is matched on."""
-    s = unicodedata.normalize("NFKC", text or "").lower()
-    return _PUNCT.sub("", s)
-
-
 def is_emoji_only(text: str) -> bool:
     """Only emoji, symbols, punctuation and spaces (👍, 😀😀, ^_^, ……), and at least one symbol."""
     seen = False
@@ -194,17 +189,19 @@ def is_emoji_only(text: str) -> bool:
     return seen
 
 
-def smalltalk(text: str) -> str | None:
-    """The small-talk intent of a whole message (greeting, thanks, ...), or None."""
+def smalltalk(text: str, table: Mapping[str, SmallTalkEntry] | None = None) -> str | None:
+    """The small-talk intent of a whole message (greeting, thanks, ...), or None. `table` is the one
+    in effect (built-in, with administrators' edits); without it, the built-in one."""
     if is_emoji_only(text):
         return "emoji"
     c = compact(text)
     if not c or len(c) > 12:
         return None
+    entries = (table if table is not None else texts.smalltalk_defaults()).values()
     for candidate in (c, _TRAILING.sub("", c)):
-        for intent, phrases in texts.SMALLTALK.items():
-            if candidate in {compact(p) for p in phrases}:
-                return intent
+        for entry in entries:
+            if candidate in {compact(p) for p in entry.phrases}:
+                return entry.intent
     return None
 
 

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any
 
 from knowledge.models import CHINA_TZ
+from knowledge.smalltalk import SmallTalkEntry
 
 
 def ticket_reply(data: dict[str, Any]) -> str:
@@ -132,6 +133,84 @@ TEXTS: dict[str, str] = {
     "channel.stale_button": "该选项已失效，请直接输入您的问题。",
     "channel.busy": "抱歉，系统暂时繁忙，请稍后再试。",
     "voice.unrecognised": "抱歉，没能识别这段语音，请改用文字输入，或点击下方菜单选择常见问题。",
+    # the website widget's own labels, validation and network messages (GET /api/v1/widget/texts)
+    "widget.title": "政策咨询",
+    "widget.open": "打开{title}",
+    "widget.open_unread": "打开{title}（{n}条新消息）",
+    "widget.close": "关闭对话窗口",
+    "widget.close_short": "关闭",
+    "widget.skip": "跳到{title}",
+    "widget.subtitle": "智能问答 · 人工留言",
+    "widget.care": "关怀模式",
+    "widget.lookup": "查询留言",
+    "widget.lookup_placeholder": "请输入留言编号，如 LY20260101-0001",
+    "widget.lookup_submit": "查询",
+    "widget.lookup_bad": "请输入正确的留言编号（字母、数字和“-”）。",
+    "widget.lookup_not_found": "未找到该留言。只能查询在本设备上提交的留言，请核对编号。",
+    "widget.log": "对话记录",
+    "widget.input_placeholder": "请输入您要咨询的问题",
+    "widget.input_label": "输入您的问题",
+    "widget.send": "发送",
+    "widget.footnote": "智能答复仅供参考，以正式发布的政策文件为准。请勿填写身份证号等敏感信息。",
+    "widget.welcome": "您好，我是政策咨询智能助手，请问有什么可以帮您？",
+    "widget.me": "我：",
+    "widget.bot": "客服：",
+    "widget.typing": "正在回复…",
+    "widget.retry": "重试",
+    "widget.source_title": "《{title}》",
+    "widget.untitled": "未命名文件",
+    "widget.view_original": "查看{label}原文",
+    "widget.sources": "来源：",
+    "widget.suggestions": "您可能想问",
+    "widget.submitting": "正在提交…",
+    "widget.rated": "感谢您的评价",
+    "widget.useful": "有用",
+    "widget.useless": "没用",
+    "widget.rate_label": "评价这条答复",
+    "widget.rate_question": "这条答复对您有帮助吗？",
+    "widget.ticket_rate_label": "评价工作人员的答复",
+    "widget.ticket_rate_question": "您对这条答复满意吗？",
+    "widget.date": "{y}年{m}月{d}日",
+    "widget.ticket_no": "留言编号",
+    "widget.due": "答复期限",
+    "widget.code": "查询码",
+    "widget.status": "办理状态",
+    "widget.question": "留言内容",
+    "widget.replied_at": "答复时间",
+    "widget.status_head": "留言办理情况",
+    "widget.reply_label": "答复：",
+    "widget.no_reply_yet": "尚未答复，请耐心等待。",
+    "widget.ticket_opened": "留言已提交",
+    "widget.ticket_received": "留言已收到",
+    "widget.ticket_hint": "工作人员答复后将显示在本对话中；凭留言编号和查询码也可在政策留言板查看。",
+    "widget.ticket_queued_hint": "系统恢复后，留言编号将显示在本对话中。",
+    "widget.reply_ticket": "留言 {no}",
+    "widget.ticket_inline": "留言编号：{no}",
+    "widget.form_title": "留言给工作人员",
+    "widget.form_hint": "工作人员将在规定的工作日内答复。",
+    "widget.form_category": "留言类型",
+    "widget.form_question": "留言内容（必填）",
+    "widget.form_name": "姓名（选填）",
+    "widget.form_phone": "联系电话（选填）",
+    "widget.form_phone_hint": "填写后工作人员可能电话联系您；不填写也可在本对话中查看答复。",
+    "widget.form_consent": (
+        "我同意将上述姓名和联系电话提供给负责答复的政府工作人员，仅用于办理和答复本次留言，"
+        "办结后按规定期限删除，不作其他用途。（填写姓名或电话时必须勾选）"
+    ),
+    "widget.form_submit": "提交留言",
+    "widget.form_cancel": "取消",
+    "widget.form_cancelled": "已取消留言。如需留言，可随时输入“留言”。",
+    "widget.form_question_empty": "请填写留言内容。",
+    "widget.form_question_short": "留言内容过短，请至少填写{n}个字，说明您的问题。",
+    "widget.form_name_long": "姓名不能超过{n}个字。",
+    "widget.form_phone_bad": "请输入正确的手机号码或固定电话（如 13800138000 或 010-12345678）。",
+    "widget.form_consent_missing": "填写姓名或联系电话时，请先阅读并勾选同意。",
+    "widget.network": "网络连接失败，请检查网络后重试。",
+    "widget.server": "服务暂时不可用，请稍后再试。",
+    "widget.too_long": "内容过长，请精简后再提交。",
+    "widget.bad_input": "提交的内容格式不正确，请检查后重试。",
+    "widget.too_many": "提问过于频繁，请稍后再试。",
+    "widget.not_found": "未找到相关记录。",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,
@@ -211,6 +290,16 @@ def say(key: str, **fields: Any) -> str:
     return text.format(**fields) if fields else text
 
 
+def smalltalk_defaults() -> dict[str, SmallTalkEntry]:
+    """The built-in small talk (with the window's file applied): intent -> phrases and reply. An
+    administrator's edits (knowledge.smalltalk, the console's 寒暄语 page) replace whole intents."""
+    intents = [*SMALLTALK, "emoji"]
+    return {
+        intent: SmallTalkEntry(intent, tuple(SMALLTALK.get(intent, ())), TEXTS.get(f"smalltalk.{intent}", ""))
+        for intent in intents
+    }
+
+
 def load_overrides(path: str | None) -> None:
     """Apply a window's own sentences and small-talk phrases from a JSON file (unknown keys refused)."""
     if not path:
@@ -225,6 +314,11 @@ def load_overrides(path: str | None) -> None:
     TEXTS.update({k: str(v) for k, v in data.get("texts", {}).items()})
     for intent, phrases in data.get("smalltalk", {}).items():
         SMALLTALK[str(intent)] = [str(p) for p in phrases]
+
+
+def widget_texts() -> dict[str, str]:
+    """The widget's sentences (`widget.*` keys, window overrides applied), keyed without the prefix."""
+    return {k[len("widget.") :]: v for k, v in TEXTS.items() if k.startswith("widget.")}
 
 
 def ticket_card(view: Any) -> str:

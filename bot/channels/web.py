@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import texts
 from bot.conversation import Incoming, Reply
 from bot.models import Outbox
 from bot.pipeline.inbox import Inbox
@@ -27,6 +28,10 @@ from knowledge.errors import NotFound, PolicybotError
 
 log = logging.getLogger("policybot.web")
 SESSION_MAX_AGE = 7 * 24 * 3600
+
+
+class WidgetTextsOut(BaseModel):
+    texts: dict[str, str] = Field(description="The widget's sentences by key (bot/texts.py `widget.*`)")
 
 
 class SourceOut(BaseModel):
@@ -262,6 +267,14 @@ class WebChannel:
             channel.limiter.check_ip(request)
 
         api = APIRouter(prefix="/api/v1", tags=["chat"], dependencies=[Depends(limited)])
+
+        @api.get(
+            "/widget/texts", response_model=WidgetTextsOut, summary="The widget's own labels and messages"
+        )
+        def widget_texts(response: Response) -> WidgetTextsOut:
+            # the same for every visitor and fixed while the server runs: cached by browsers for 5 minutes
+            response.headers["Cache-Control"] = "public, max-age=300"
+            return WidgetTextsOut(texts=texts.widget_texts())
 
         @api.post("/sessions", response_model=ChatOut, summary="Start a conversation (welcome message)")
         def start(body: SessionIn | None = None) -> ChatOut:

@@ -52,7 +52,7 @@
 
   var config = {
     api: apiBase,
-    title: (data.title || "政策咨询").slice(0, 40),
+    title: (data.title || "").slice(0, 40), // default: the server's widget.title
     color: color,
     welcome: data.welcome || "",
     position: data.position === "left" ? "left" : "right",
@@ -200,8 +200,6 @@
     this.message = message;
     this.retryAfter = retryAfter || 0;
   }
-  var MSG_NETWORK = "网络连接失败，请检查网络后重试。";
-  var MSG_SERVER = "服务暂时不可用，请稍后再试。";
 
   function detailText(body, status) {
     var d = body && body.detail;
@@ -209,11 +207,11 @@
     if (Array.isArray(d) && d.length && d[0] && typeof d[0].msg === "string" && /[\u4e00-\u9fff]/.test(d[0].msg)) {
       return d[0].msg;
     }
-    if (status === 413) return "内容过长，请精简后再提交。";
-    if (status === 422) return "提交的内容格式不正确，请检查后重试。";
-    if (status === 429) return "提问过于频繁，请稍后再试。";
-    if (status === 404) return "未找到相关记录。";
-    return MSG_SERVER;
+    if (status === 413) return tx("too_long");
+    if (status === 422) return tx("bad_input");
+    if (status === 429) return tx("too_many");
+    if (status === 404) return tx("not_found");
+    return tx("server") || networkText();
   }
 
   function request(method, path, body) {
@@ -236,7 +234,7 @@
           });
       },
       function () {
-        throw new ApiError(0, MSG_NETWORK);
+        throw new ApiError(0, networkText());
       }
     );
   }
@@ -244,902 +242,1018 @@
     return err instanceof ApiError && (err.status === 401 || err.status === 403);
   }
 
-  /** One POST /sessions at a time: concurrent callers share the pending request. */
-  function createSession() {
-    if (state.creating) return state.creating;
-    state.creating = request("POST", "/api/v1/sessions", { site: window.location.hostname || null }).then(
+  // ---------------------------------------------------------------- texts ---------------------
+  // Every sentence the widget shows comes from the server (bot/texts.py, widget.* keys, delivered by
+  // GET /api/v1/widget/texts and kept in localStorage for the next page); only the line saying that
+  // the server cannot be reached is built in, for when neither is available.
+  var NETWORK_FALLBACK = "网络连接失败，请检查网络后重试。";
+  var T = null;
+  /** The server's sentence `key` with its {fields} filled in ("" until the texts are loaded). */
+  function tx(key, fields) {
+    var s = T && typeof T[key] === "string" ? T[key] : "";
+    if (!fields) return s;
+    return s.replace(/\{(\w+)\}/g, function (m, name) {
+      return Object.prototype.hasOwnProperty.call(fields, name) ? String(fields[name]) : m;
+    });
+  }
+  function networkText() {
+    return tx("network") || NETWORK_FALLBACK;
+  }
+  /** The texts from the server (remembered for later pages), else the remembered ones. */
+  function loadTexts() {
+    return request("GET", "/api/v1/widget/texts").then(
       function (res) {
-        state.creating = null;
-        setSession(res.session);
-        state.cursor = 0;
-        save("cursor", null);
-        schedulePoll(0);
-        return res;
-      },
-      function (err) {
-        state.creating = null;
-        throw err;
+        if (!res || !res.texts || typeof res.texts !== "object") throw new ApiError(0, NETWORK_FALLBACK);
+        save("texts", JSON.stringify(res.texts));
+        return res.texts;
       }
+    ).catch(function (err) {
+      var kept = loadJson("texts", null);
+      if (kept && typeof kept === "object" && !Array.isArray(kept)) return kept;
+      throw err;
+    });
+  }
+
+  /** The whole widget, built once its texts are known. */
+  function build() {
+    config.title = config.title || tx("title");
+    /** One POST /sessions at a time: concurrent callers share the pending request. */
+    function createSession() {
+      if (state.creating) return state.creating;
+      state.creating = request("POST", "/api/v1/sessions", { site: window.location.hostname || null }).then(
+        function (res) {
+          state.creating = null;
+          setSession(res.session);
+          state.cursor = 0;
+          save("cursor", null);
+          schedulePoll(0);
+          return res;
+        },
+        function (err) {
+          state.creating = null;
+          throw err;
+        }
+      );
+      return state.creating;
+    }
+    /** Run fn(session); on 401/403 drop the session, open a new one silently and retry once. */
+    function withSession(fn) {
+      var ready = state.session ? Promise.resolve() : createSession();
+      return ready.then(function () {
+        return fn(state.session).catch(function (err) {
+          if (!isAuthError(err)) throw err;
+          dropSession();
+          return createSession().then(function () {
+            return fn(state.session);
+          });
+        });
+      });
+    }
+
+    // ---------------------------------------------------------------- build the UI --------------
+    var host = el("div", { id: "policybot-widget", "data-pbw": "" });
+    var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
+    // Inline !important beats any host page rule (e.g. "div { border: ... }") on the host element;
+    // set through CSSOM, which a strict Content-Security-Policy style-src still allows.
+    host.style.setProperty("all", "initial", "important");
+    host.style.setProperty("display", "contents", "important");
+    host.style.setProperty("--pbw-primary", config.color);
+    // The widget's unit of font size: the browser's font setting (the host's font-size is "medium"
+    // after all: initial), fixed as a length so that it inherits as one size (widget.css).
+    try {
+      CSS.registerProperty({ name: "--pbw-rem", syntax: "<length>", inherits: true, initialValue: "16px" });
+    } catch (e) {
+      /* registered already (InvalidModificationError), or an old browser: the CSS falls back to 1rem */
+    }
+    if (window.CSS && CSS.supports && CSS.registerProperty) host.style.setProperty("--pbw-rem", "1em");
+
+    var titleId = nextId("title");
+    var listId = nextId("list");
+    var inputId = nextId("input");
+    var counterId = nextId("counter");
+
+    var badge = el("span", { class: "pbw-badge", "aria-hidden": "true", hidden: true });
+    var launcher = el(
+      "button",
+      { type: "button", class: "pbw-launcher", "aria-label": tx("open", { title: config.title }), "aria-expanded": "false", "aria-haspopup": "dialog" },
+      [icon(ICON_CHAT, 28), el("span", { class: "pbw-launcher-label", text: config.title }), badge]
     );
-    return state.creating;
-  }
-  /** Run fn(session); on 401/403 drop the session, open a new one silently and retry once. */
-  function withSession(fn) {
-    var ready = state.session ? Promise.resolve() : createSession();
-    return ready.then(function () {
-      return fn(state.session).catch(function (err) {
-        if (!isAuthError(err)) throw err;
-        dropSession();
-        return createSession().then(function () {
-          return fn(state.session);
-        });
-      });
-    });
-  }
 
-  // ---------------------------------------------------------------- build the UI --------------
-  var host = el("div", { id: "policybot-widget", "data-pbw": "" });
-  var root = host.attachShadow ? host.attachShadow({ mode: "open" }) : host;
-  // Inline !important beats any host page rule (e.g. "div { border: ... }") on the host element;
-  // set through CSSOM, which a strict Content-Security-Policy style-src still allows.
-  host.style.setProperty("all", "initial", "important");
-  host.style.setProperty("display", "contents", "important");
-  host.style.setProperty("--pbw-primary", config.color);
-  // The widget's unit of font size: the browser's font setting (the host's font-size is "medium"
-  // after all: initial), fixed as a length so that it inherits as one size (widget.css).
-  try {
-    CSS.registerProperty({ name: "--pbw-rem", syntax: "<length>", inherits: true, initialValue: "16px" });
-  } catch (e) {
-    /* registered already (InvalidModificationError), or an old browser: the CSS falls back to 1rem */
-  }
-  if (window.CSS && CSS.supports && CSS.registerProperty) host.style.setProperty("--pbw-rem", "1em");
-
-  var titleId = nextId("title");
-  var listId = nextId("list");
-  var inputId = nextId("input");
-  var counterId = nextId("counter");
-
-  var badge = el("span", { class: "pbw-badge", "aria-hidden": "true", hidden: true });
-  var launcher = el(
-    "button",
-    { type: "button", class: "pbw-launcher", "aria-label": "打开" + config.title, "aria-expanded": "false", "aria-haspopup": "dialog" },
-    [icon(ICON_CHAT, 28), el("span", { class: "pbw-launcher-label", text: config.title }), badge]
-  );
-
-  var closeBtn = el("button", { type: "button", class: "pbw-icon-btn pbw-close", "aria-label": "关闭对话窗口", title: "关闭" }, [
-    icon(ICON_CLOSE, 22)
-  ]);
-  var lookupToggle = el("button", { type: "button", class: "pbw-text-btn pbw-lookup-toggle", "aria-expanded": "false" }, [
-    icon(ICON_SEARCH, 18),
-    el("span", { text: "查询留言" })
-  ]);
-  // 关怀模式: the page's own switch (care.js, loaded below when the page lacks it), shown in the header
-  var careBtn = el("button", { type: "button", class: "pbw-text-btn pbw-care-btn", "aria-pressed": "false", hidden: true }, [
-    el("span", { text: "关怀模式" })
-  ]);
-  var header = el("div", { class: "pbw-header" }, [
-    el("div", { class: "pbw-header-main" }, [
-      el("span", { class: "pbw-avatar", "aria-hidden": "true" }, [icon(ICON_CHAT, 20)]),
-      el("div", { class: "pbw-heading" }, [
-        el("h2", { id: titleId, class: "pbw-title", text: config.title }),
-        el("p", { class: "pbw-subtitle", text: "智能问答 · 人工留言" })
-      ])
-    ]),
-    el("div", { class: "pbw-header-actions" }, [lookupToggle, careBtn, closeBtn])
-  ]);
-
-  var lookupInput = el("input", {
-    type: "text",
-    class: "pbw-lookup-input",
-    "aria-label": "留言编号",
-    placeholder: "请输入留言编号，如 LY20260101-0001",
-    maxlength: "40",
-    autocomplete: "off",
-    spellcheck: "false"
-  });
-  var lookupError = el("p", { class: "pbw-field-error", role: "alert", hidden: true });
-  var lookupForm = el("form", { class: "pbw-lookup", hidden: true, novalidate: true }, [
-    el("div", { class: "pbw-lookup-row" }, [lookupInput, el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: "查询" })]),
-    lookupError
-  ]);
-
-  var list = el("div", { id: listId, class: "pbw-messages", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "对话记录", tabindex: "0" });
-
-  var input = el("textarea", {
-    id: inputId,
-    class: "pbw-input",
-    rows: "1",
-    maxlength: String(MAX_LEN),
-    placeholder: "请输入您要咨询的问题",
-    "aria-label": "输入您的问题",
-    "aria-describedby": counterId,
-    enterkeyhint: "send"
-  });
-  var counter = el("span", { id: counterId, class: "pbw-counter", "aria-live": "off", text: "0/" + MAX_LEN });
-  var sendBtn = el("button", { type: "submit", class: "pbw-send", "aria-label": "发送", disabled: true }, [
-    icon(ICON_SEND, 20),
-    el("span", { class: "pbw-send-label", text: "发送" })
-  ]);
-  var composer = el("form", { class: "pbw-composer", novalidate: true }, [
-    el("div", { class: "pbw-input-wrap" }, [input, counter]),
-    sendBtn
-  ]);
-  var footnote = el("p", { class: "pbw-footnote", text: "智能答复仅供参考，以正式发布的政策文件为准。请勿填写身份证号等敏感信息。" });
-
-  var panel = el("div", { class: "pbw-panel", role: "dialog", "aria-modal": "true", "aria-labelledby": titleId, hidden: true }, [
-    header,
-    lookupForm,
-    list,
-    composer,
-    footnote
-  ]);
-
-  var container = el("div", { class: "pbw-root pbw-pos-" + config.position, hidden: true }, [panel, launcher]);
-  var stylesheet = el("link", { rel: "stylesheet", href: config.cssUrl });
-  // Reveal only once styled, so the host page never flashes unstyled widget markup.
-  function reveal() {
-    container.hidden = false;
-  }
-  stylesheet.addEventListener("load", reveal);
-  stylesheet.addEventListener("error", reveal);
-  root.appendChild(stylesheet);
-  root.appendChild(container);
-
-  // A skip link as the page's first Tab stop ("跳到政策咨询"): shown while focused, it moves focus to
-  // the launcher (or into the open panel). Its own shadow root, styled by the same stylesheet.
-  var skipHost = el("div", { "data-pbw-skip": "" });
-  var skipRoot = skipHost.attachShadow ? skipHost.attachShadow({ mode: "open" }) : skipHost;
-  skipHost.style.setProperty("all", "initial", "important");
-  skipHost.style.setProperty("display", "contents", "important");
-  skipHost.style.setProperty("--pbw-rem", host.style.getPropertyValue("--pbw-rem"));
-  var skipLink = el("a", { class: "pbw-skip", href: "#policybot-widget", text: "跳到" + config.title, hidden: true });
-  var skipCss = el("link", { rel: "stylesheet", href: config.cssUrl });
-  skipCss.addEventListener("load", function () {
-    skipLink.hidden = false;
-  });
-  skipRoot.appendChild(skipCss);
-  skipRoot.appendChild(skipLink);
-
-  function applyCare(on) {
-    container.classList.toggle("pbw-care", on);
-    skipLink.classList.toggle("pbw-care", on);
-    careBtn.setAttribute("aria-pressed", String(on));
-    careBtn.hidden = false;
-  }
-  function withCare(fn) {
-    if (window.PolicyBotCare) return fn(window.PolicyBotCare);
-    var tag = document.querySelector("script[data-pbw-care]");
-    if (!tag) {
-      tag = document.createElement("script");
-      tag.src = new URL("care.js", scriptUrl).href;
-      tag.async = true;
-      tag.setAttribute("data-pbw-care", "");
-      (document.head || document.documentElement).appendChild(tag);
-    }
-    tag.addEventListener("load", function () {
-      if (window.PolicyBotCare) fn(window.PolicyBotCare);
-    });
-  }
-
-  // ---------------------------------------------------------------- rendering -----------------
-  function scrollToEnd() {
-    list.scrollTop = list.scrollHeight;
-  }
-  function append(node) {
-    list.appendChild(node);
-    scrollToEnd();
-    return node;
-  }
-  function remember(entry) {
-    state.transcript.push(entry);
-    if (state.transcript.length > TRANSCRIPT_MAX) state.transcript = state.transcript.slice(-TRANSCRIPT_MAX);
-    save("transcript", JSON.stringify(state.transcript));
-  }
-
-  function renderUser(text) {
-    return append(el("div", { class: "pbw-msg pbw-msg-user" }, [el("span", { class: "pbw-sr", text: "我：" }), el("div", { class: "pbw-bubble" }, [document.createTextNode(text)])]));
-  }
-
-  function renderSources(sources, text) {
-    var items = [];
-    var links = [];
-    (Array.isArray(sources) ? sources : []).forEach(function (s) {
-      if (!s || typeof s !== "object") return;
-      var label = "《" + String(s.title || "未命名文件") + "》";
-      if (text && text.indexOf(label) >= 0) {
-        // one citation: the text names this source already; keep only the way to the original
-        var named = safeUrl(s.url);
-        if (named) links.push(link(named, "查看" + label + "原文"));
-        return;
-      }
-      var meta = [s.doc_no, s.article].filter(function (x) {
-        return typeof x === "string" && x;
-      });
-      var href = safeUrl(s.url);
-      var li = el("li", { class: "pbw-source" }, [href ? link(href, label) : el("span", { class: "pbw-source-title", text: label })]);
-      if (meta.length) li.appendChild(el("span", { class: "pbw-source-meta", text: " " + meta.join(" ") }));
-      if (typeof s.status === "string" && s.status && s.status !== "有效") {
-        li.appendChild(el("span", { class: "pbw-tag pbw-tag-warn", text: s.status }));
-      }
-      items.push(li);
-    });
-    if (!items.length && !links.length) return null;
-    if (!items.length) return el("p", { class: "pbw-sources pbw-source-links" }, links);
-    return el("div", { class: "pbw-sources" }, [el("p", { class: "pbw-sources-label", text: "来源：" }), el("ul", null, items)].concat(links));
-  }
-
-  function renderSuggestions(suggestions) {
-    var btns = (Array.isArray(suggestions) ? suggestions : [])
-      .filter(function (s) {
-        return typeof s === "string" && s.trim();
-      })
-      .slice(0, 6)
-      .map(function (s) {
-        return el("button", {
-          type: "button",
-          class: "pbw-chip",
-          text: s,
-          onclick: function () {
-            send(s);
-          }
-        });
-      });
-    if (!btns.length) return null;
-    return el("div", { class: "pbw-suggestions", role: "group", "aria-label": "您可能想问" }, btns);
-  }
-
-  function renderRating(ref) {
-    var status = el("span", { class: "pbw-rating-status", role: "status" });
-    var btns = [];
-    function rate(value) {
-      btns.forEach(function (b) {
-        b.disabled = true;
-      });
-      status.textContent = "正在提交…";
-      withSession(function (session) {
-        return request("POST", "/api/v1/rate", { session: session, ref: ref, rating: value });
-      }).then(
-        function (res) {
-          status.textContent = (res && typeof res.text === "string" && res.text) || "感谢您的评价";
-          box.classList.add("pbw-rated");
-          (value === "useful" ? btns[0] : btns[1]).setAttribute("aria-pressed", "true");
-          if (res && res.reply && typeof res.reply === "object") {
-            renderReply(res.reply, true);
-            keepReply(res.reply);
-          }
-        },
-        function (err) {
-          status.textContent = err.message || MSG_SERVER;
-          btns.forEach(function (b) {
-            b.disabled = false;
-          });
-        }
-      );
-    }
-    btns.push(el("button", { type: "button", class: "pbw-rate pbw-rate-up", text: "有用", "aria-pressed": "false", onclick: function () { rate("useful"); } }));
-    btns.push(el("button", { type: "button", class: "pbw-rate pbw-rate-down", text: "没用", "aria-pressed": "false", onclick: function () { rate("useless"); } }));
-    var box = el("div", { class: "pbw-rating", role: "group", "aria-label": "评价这条答复" }, [el("span", { class: "pbw-rating-label", text: "这条答复对您有帮助吗？" })].concat(btns).concat([status]));
-    return box;
-  }
-
-  var TICKET_RATINGS = ["满意", "基本满意", "不满意"];
-
-  function renderTicketRating(no) {
-    var status = el("span", { class: "pbw-rating-status", role: "status" });
-    var btns = [];
-    function rate(value, btn) {
-      btns.forEach(function (b) {
-        b.disabled = true;
-      });
-      status.textContent = "正在提交…";
-      withSession(function (session) {
-        return request("POST", "/api/v1/tickets/" + encodeURIComponent(no) + "/rate", { session: session, rating: value });
-      }).then(
-        function (res) {
-          status.textContent = (res && typeof res.text === "string" && res.text) || "感谢您的评价";
-          box.classList.add("pbw-rated");
-          btn.setAttribute("aria-pressed", "true");
-          scrollToEnd();
-        },
-        function (err) {
-          status.textContent = err.message || MSG_SERVER;
-          btns.forEach(function (b) {
-            b.disabled = false;
-          });
-        }
-      );
-    }
-    TICKET_RATINGS.forEach(function (value) {
-      var btn = el("button", { type: "button", class: "pbw-rate pbw-rate-ticket", text: value, "aria-pressed": "false" });
-      btn.addEventListener("click", function () {
-        rate(value, btn);
-      });
-      btns.push(btn);
-    });
-    var box = el("div", { class: "pbw-rating pbw-ticket-rating", role: "group", "aria-label": "评价工作人员的答复" }, [el("span", { class: "pbw-rating-label", text: "您对这条答复满意吗？" })].concat(btns).concat([status]));
-    return box;
-  }
-
-  /** 2026-12-29 -> 2026年12月29日: the one date format citizens read. */
-  function dateText(iso) {
-    var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(typeof iso === "string" ? iso : "");
-    return m ? m[1] + "年" + Number(m[2]) + "月" + Number(m[3]) + "日" : iso;
-  }
-
-  function ticketCard(t, text) {
-    var rows = [["留言编号", t.ticket_no], ["答复期限", dateText(t.due_date)], ["查询码", t.verify_code]];
-    var dl = el("dl", { class: "pbw-ticket-fields" });
-    rows.forEach(function (r) {
-      if (typeof r[1] !== "string" || !r[1]) return;
-      dl.appendChild(el("dt", { text: r[0] }));
-      dl.appendChild(el("dd", { class: r[0] === "留言编号" ? "pbw-ticket-no" : null, text: r[1] }));
-    });
-    return el("div", { class: "pbw-ticket" }, [
-      el("p", { class: "pbw-ticket-head", text: t.queued ? "留言已收到" : "留言已提交" }),
-      dl,
-      text && !t.ticket_no ? el("p", { class: "pbw-ticket-text" }, [linkify(text)]) : null,
-      el("p", {
-        class: "pbw-ticket-hint",
-        text: t.queued
-          ? "系统恢复后，留言编号将显示在本对话中。"
-          : "工作人员答复后将显示在本对话中；凭留言编号和查询码也可在政策留言板查看。"
-      })
+    var closeBtn = el("button", { type: "button", class: "pbw-icon-btn pbw-close", "aria-label": tx("close"), title: tx("close_short") }, [
+      icon(ICON_CLOSE, 22)
     ]);
-  }
-
-  var PHONE_RE = /^(?:(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?)$/;
-
-  var CATEGORIES = ["咨询", "投诉", "建议", "举报"];
-
-  function renderHandoffForm(question, onDone, category) {
-    var qId = nextId("q"), nId = nextId("n"), pId = nextId("p"), cId = nextId("c"), kId = nextId("k");
-    function field(id, label, control, hint) {
-      var err = el("p", { class: "pbw-field-error", id: id + "-err", hidden: true });
-      control.setAttribute("aria-describedby", id + "-err" + (hint ? " " + id + "-hint" : ""));
-      return {
-        wrap: el("div", { class: "pbw-field" }, [
-          el("label", { for: id, text: label }),
-          control,
-          hint ? el("p", { class: "pbw-hint", id: id + "-hint", text: hint }) : null,
-          err
-        ]),
-        err: err,
-        control: control
-      };
-    }
-    var kind = field(kId, "留言类型", el("select", { id: kId, class: "pbw-form-input pbw-form-select" }, CATEGORIES.map(function (c) {
-      return el("option", { value: c, text: c });
-    })));
-    kind.control.value = CATEGORIES.indexOf(category) >= 0 ? category : "咨询";
-    var q = field(qId, "留言内容（必填）", el("textarea", { id: qId, class: "pbw-form-input", rows: "3", maxlength: String(MAX_LEN), required: true }));
-    q.control.value = (question || "").slice(0, MAX_LEN);
-    var n = field(nId, "姓名（选填）", el("input", { id: nId, class: "pbw-form-input", type: "text", maxlength: "30", autocomplete: "name" }));
-    var p = field(pId, "联系电话（选填）", el("input", { id: pId, class: "pbw-form-input", type: "tel", maxlength: "20", autocomplete: "tel", inputmode: "tel" }), "填写后工作人员可能电话联系您；不填写也可在本对话中查看答复。");
-    var consent = el("input", { id: cId, type: "checkbox", class: "pbw-checkbox" });
-    var consentErr = el("p", { class: "pbw-field-error", id: cId + "-err", hidden: true });
-    consent.setAttribute("aria-describedby", cId + "-err");
-    var consentWrap = el("div", { class: "pbw-consent" }, [
-      consent,
-      el("label", {
-        for: cId,
-        text: "我同意将上述姓名和联系电话提供给负责答复的政府工作人员，仅用于办理和答复本次留言，办结后按规定期限删除，不作其他用途。（填写姓名或电话时必须勾选）"
-      })
+    var lookupToggle = el("button", { type: "button", class: "pbw-text-btn pbw-lookup-toggle", "aria-expanded": "false" }, [
+      icon(ICON_SEARCH, 18),
+      el("span", { text: tx("lookup") })
     ]);
-    var formError = el("p", { class: "pbw-form-error", role: "alert", hidden: true });
-    var submit = el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: "提交留言" });
-    var cancel = el("button", { type: "button", class: "pbw-btn pbw-btn-ghost", text: "取消" });
-    // One key per form: a resubmission after a lost response returns the same ticket, not a second one.
-    var idempotencyKey = newIdempotencyKey();
-    var form = el("form", { class: "pbw-form", novalidate: true, "aria-label": "留言给工作人员" }, [
-      el("p", { class: "pbw-form-title", text: "留言给工作人员" }),
-      el("p", { class: "pbw-hint", text: "工作人员将在规定的工作日内答复。" }),
-      kind.wrap,
-      q.wrap,
-      n.wrap,
-      p.wrap,
-      consentWrap,
-      consentErr,
-      formError,
-      el("div", { class: "pbw-form-actions" }, [submit, cancel])
+    // 关怀模式: the page's own switch (care.js, loaded below when the page lacks it), shown in the header
+    var careBtn = el("button", { type: "button", class: "pbw-text-btn pbw-care-btn", "aria-pressed": "false", hidden: true }, [
+      el("span", { text: tx("care") })
     ]);
-
-    function showErr(f, control, msg) {
-      f.textContent = msg || "";
-      f.hidden = !msg;
-      if (control) {
-        if (msg) control.setAttribute("aria-invalid", "true");
-        else control.removeAttribute("aria-invalid");
-      }
-    }
-    function validate() {
-      var ok = true, first = null;
-      // invisible format characters (zero-width spaces, BOM, bidi controls) often come with pasted
-      // text; the server strips the same ones (handoff.privacy.clean_text)
-      var invisible = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0F\uFEFF]/g;
-      var question = q.control.value.replace(invisible, "").trim();
-      var name = n.control.value.replace(invisible, "").trim();
-      var phone = p.control.value.replace(invisible, "").replace(/\s+/g, "");
-      showErr(q.err, q.control, null);
-      showErr(n.err, n.control, null);
-      showErr(p.err, p.control, null);
-      showErr(consentErr, consent, null);
-      if (!question) {
-        showErr(q.err, q.control, "请填写留言内容。");
-        ok = false;
-        first = first || q.control;
-      } else if (question.length < 5) {
-        showErr(q.err, q.control, "留言内容过短，请至少填写5个字，说明您的问题。");
-        ok = false;
-        first = first || q.control;
-      }
-      if (name.length > 30) {
-        showErr(n.err, n.control, "姓名不能超过30个字。");
-        ok = false;
-        first = first || n.control;
-      }
-      if (phone && !PHONE_RE.test(phone)) {
-        showErr(p.err, p.control, "请输入正确的手机号码或固定电话（如 13800138000 或 010-12345678）。");
-        ok = false;
-        first = first || p.control;
-      }
-      if ((name || phone) && !consent.checked) {
-        showErr(consentErr, consent, "填写姓名或联系电话时，请先阅读并勾选同意。");
-        ok = false;
-        first = first || consent;
-      }
-      if (first) first.focus();
-      return ok ? { question: question, name: name || null, phone: phone || null, consent: consent.checked } : null;
-    }
-
-    form.addEventListener("submit", function (e) {
-      e.preventDefault();
-      showErr(formError, null, null);
-      var values = validate();
-      if (!values) return;
-      submit.disabled = true;
-      submit.textContent = "正在提交…";
-      withSession(function (session) {
-        return request("POST", "/api/v1/tickets", {
-          session: session,
-          question: values.question,
-          name: values.name,
-          phone: values.phone,
-          consent: values.consent,
-          category: kind.control.value,
-          idempotency_key: idempotencyKey
-        });
-      }).then(
-        function (res) {
-          var card = ticketCard(res, res.text);
-          form.replaceWith(card);
-          remember({ t: "ticket", ticket: { ticket_no: res.ticket_no, status: res.status, due_date: res.due_date, verify_code: res.verify_code, queued: !!res.queued }, text: res.text || "" });
-          rememberTicket(res.ticket_no);
-          scrollToEnd();
-          if (onDone) onDone(res);
-          focusInput();
-        },
-        function (err) {
-          showErr(formError, null, err.message || MSG_SERVER);
-          submit.disabled = false;
-          submit.textContent = "提交留言";
-        }
-      );
-    });
-    cancel.addEventListener("click", function () {
-      form.replaceWith(el("p", { class: "pbw-muted", text: "已取消留言。如需留言，可随时输入“留言”。" }));
-      focusInput();
-    });
-    return form;
-  }
-
-  function newIdempotencyKey() {
-    var bytes = new Uint8Array(16);
-    if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
-    else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
-    return "w-" + Array.prototype.map.call(bytes, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
-  }
-
-  function rememberTicket(no) {
-    if (typeof no !== "string" || !no) return;
-    var tickets = loadJson("tickets", []);
-    if (!Array.isArray(tickets)) tickets = [];
-    if (tickets.indexOf(no) === -1) tickets.push(no);
-    save("tickets", JSON.stringify(tickets.slice(-20)));
-  }
-
-  /** One bot reply. live=false when restoring the transcript (no ratings, forms or suggestions). */
-  function renderReply(reply, live) {
-    if (!reply || typeof reply !== "object") return null;
-    var kind = typeof reply.kind === "string" ? reply.kind : "text";
-    var msg = el("div", { class: "pbw-msg pbw-msg-bot pbw-kind-" + kind.replace(/[^a-z_]/g, "") }, [el("span", { class: "pbw-sr", text: "客服：" })]);
-    var bubble = el("div", { class: "pbw-bubble" });
-    var no = typeof reply.ticket_no === "string" ? reply.ticket_no : "";
-    var text = typeof reply.text === "string" ? reply.text : "";
-    var numbered = no && text.indexOf(no) >= 0; // the text names the ticket already: show it once
-    if (no && !numbered && kind !== "ticket_opened") {
-      bubble.appendChild(el("p", { class: "pbw-reply-ticket", text: "留言 " + no }));
-    }
-    bubble.appendChild(el("div", { class: "pbw-text" }, [linkify(reply.text)]));
-    if (kind === "ticket_opened" && no) {
-      if (!numbered) bubble.appendChild(el("p", { class: "pbw-ticket-no pbw-ticket-inline", text: "留言编号：" + no }));
-      rememberTicket(no);
-    }
-    var sources = renderSources(reply.sources, text);
-    if (sources) bubble.appendChild(sources);
-    if (live && typeof reply.ref === "string" && reply.ref) bubble.appendChild(renderRating(reply.ref));
-    if (live && typeof reply.rate_ticket === "string" && reply.rate_ticket) bubble.appendChild(renderTicketRating(reply.rate_ticket));
-    msg.appendChild(bubble);
-    if (live) {
-      var suggestions = Array.isArray(reply.suggestions) ? reply.suggestions : [];
-      // With the form on screen, a "留言" chip (meant for channels without forms) is redundant.
-      if (reply.form === "handoff") suggestions = suggestions.filter(function (x) { return x !== "留言"; });
-      var sugg = renderSuggestions(suggestions);
-      if (sugg) msg.appendChild(sugg);
-      if (reply.form === "handoff") {
-        msg.appendChild(renderHandoffForm(typeof reply.question === "string" ? reply.question : state.lastQuestion || "", null, reply.category));
-      }
-    }
-    return append(msg);
-  }
-
-  function keepReply(reply) {
-    // Stored copy for the transcript: only what renderReply(…, false) uses.
-    remember({ t: "bot", r: { kind: reply.kind, text: reply.text, sources: reply.sources, ticket_no: reply.ticket_no } });
-  }
-
-  var typing = el("div", { class: "pbw-msg pbw-msg-bot pbw-typing", role: "status" }, [
-    el("div", { class: "pbw-bubble" }, [el("span", { class: "pbw-dot" }), el("span", { class: "pbw-dot" }), el("span", { class: "pbw-dot" }), el("span", { class: "pbw-sr", text: "正在回复…" })])
-  ]);
-  function showTyping(on) {
-    if (on) append(typing);
-    else if (typing.parentNode) typing.parentNode.removeChild(typing);
-  }
-
-  function renderError(message, retry) {
-    var box = el("div", { class: "pbw-error", role: "alert" }, [el("span", { text: message })]);
-    if (retry) {
-      box.appendChild(
-        el("button", {
-          type: "button",
-          class: "pbw-btn pbw-btn-small",
-          text: "重试",
-          onclick: function () {
-            box.remove();
-            retry();
-          }
-        })
-      );
-    }
-    return append(box);
-  }
-
-  function renderTicketStatus(t) {
-    var dl = el("dl", { class: "pbw-ticket-fields" });
-    [["留言编号", t.ticket_no], ["办理状态", t.status], ["留言内容", t.question], ["答复期限", dateText(t.due_date)], ["答复时间", dateText(t.replied_at)]].forEach(function (r) {
-      if (typeof r[1] !== "string" || !r[1]) return;
-      dl.appendChild(el("dt", { text: r[0] }));
-      dl.appendChild(el("dd", { text: r[1] }));
-    });
-    var replyText = typeof t.reply === "string" && t.reply ? t.reply : null;
-    return append(
-      el("div", { class: "pbw-msg pbw-msg-bot" }, [
-        el("div", { class: "pbw-bubble pbw-ticket" }, [
-          el("p", { class: "pbw-ticket-head", text: "留言办理情况" }),
-          dl,
-          el("p", { class: "pbw-ticket-reply-label", text: "答复：" }),
-          el("div", { class: "pbw-text" }, [replyText ? linkify(replyText) : document.createTextNode("尚未答复，请耐心等待。")])
+    var header = el("div", { class: "pbw-header" }, [
+      el("div", { class: "pbw-header-main" }, [
+        el("span", { class: "pbw-avatar", "aria-hidden": "true" }, [icon(ICON_CHAT, 20)]),
+        el("div", { class: "pbw-heading" }, [
+          el("h2", { id: titleId, class: "pbw-title", text: config.title }),
+          el("p", { class: "pbw-subtitle", text: tx("subtitle") })
         ])
-      ])
-    );
-  }
+      ]),
+      el("div", { class: "pbw-header-actions" }, [lookupToggle, careBtn, closeBtn])
+    ]);
 
-  // ---------------------------------------------------------------- conversation --------------
-  function updateComposer() {
-    var len = input.value.length;
-    counter.textContent = len + "/" + MAX_LEN;
-    counter.classList.toggle("pbw-counter-near", len >= MAX_LEN - 50);
-    sendBtn.disabled = state.busy || !input.value.trim();
-    // auto-grow up to the CSS max-height
-    input.style.height = "auto";
-    input.style.height = Math.min(input.scrollHeight, 140) + "px";
-  }
-
-  function send(text) {
-    text = String(text || "").trim().slice(0, MAX_LEN);
-    if (!text || state.busy) return;
-    state.busy = true;
-    state.lastQuestion = text;
-    updateComposer();
-    renderUser(text);
-    remember({ t: "user", text: text });
-    deliver(text);
-  }
-
-  function deliver(text) {
-    state.busy = true;
-    updateComposer();
-    showTyping(true);
-    withSession(function (session) {
-      return request("POST", "/api/v1/chat", { session: session, text: text });
-    }).then(
-      function (res) {
-        showTyping(false);
-        if (res.session) setSession(res.session);
-        (Array.isArray(res.replies) ? res.replies : []).forEach(function (r) {
-          renderReply(r, true);
-          keepReply(r);
-        });
-        state.busy = false;
-        updateComposer();
-      },
-      function (err) {
-        showTyping(false);
-        state.busy = false;
-        updateComposer();
-        renderError(err.message || MSG_SERVER, err.status === 413 || err.status === 422 ? null : function () {
-          deliver(text);
-        });
-      }
-    );
-  }
-
-  /** Re-render the stored conversation of this session (page navigation, reload). */
-  function restoreTranscript() {
-    state.transcript.forEach(function (entry) {
-      if (!entry || typeof entry !== "object") return;
-      if (entry.t === "user") renderUser(String(entry.text || ""));
-      else if (entry.t === "bot") renderReply(entry.r, false);
-      else if (entry.t === "ticket") append(el("div", { class: "pbw-msg pbw-msg-bot" }, [ticketCard(entry.ticket || {}, entry.text)]));
+    var lookupInput = el("input", {
+      type: "text",
+      class: "pbw-lookup-input",
+      "aria-label": tx("ticket_no"),
+      placeholder: tx("lookup_placeholder"),
+      maxlength: "40",
+      autocomplete: "off",
+      spellcheck: "false"
     });
-  }
+    var lookupError = el("p", { class: "pbw-field-error", role: "alert", hidden: true });
+    var lookupForm = el("form", { class: "pbw-lookup", hidden: true, novalidate: true }, [
+      el("div", { class: "pbw-lookup-row" }, [lookupInput, el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: tx("lookup_submit") })]),
+      lookupError
+    ]);
 
-  /** First open: show the welcome (a new session's, or a local one for a known session). */
-  function start() {
-    if (state.started) return;
-    state.started = true;
-    if (list.querySelector(".pbw-msg")) return; // restored, or pushes arrived while closed
-    state.transcript = [];
-    save("transcript", null);
-    showTyping(true);
-    var begin = state.session ? Promise.resolve({ replies: [] }) : createSession();
-    begin.then(
-      function (res) {
-        showTyping(false);
-        var replies = Array.isArray(res.replies) ? res.replies.slice() : [];
-        if (!replies.length) replies.push({ kind: "text", text: "您好，我是政策咨询智能助手，请问有什么可以帮您？", suggestions: [] });
-        if (config.welcome) replies[0] = Object.assign({}, replies[0], { text: config.welcome });
-        replies.forEach(function (r) {
-          renderReply(r, true);
-          keepReply(r);
-        });
-      },
-      function (err) {
-        showTyping(false);
-        state.started = false;
-        renderError(err.message || MSG_NETWORK, function () {
-          start();
-        });
-      }
-    );
-  }
+    var list = el("div", { id: listId, class: "pbw-messages", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": tx("log"), tabindex: "0" });
 
-  // ---------------------------------------------------------------- polling -------------------
-  function schedulePoll(delay) {
-    if (state.pollTimer) window.clearTimeout(state.pollTimer);
-    state.pollTimer = null;
-    if (!state.session) return;
-    state.pollTimer = window.setTimeout(poll, delay === undefined ? state.pollDelay : delay);
-  }
-  function poll() {
-    state.pollTimer = null;
-    if (!state.session) return;
-    if (document.hidden) {
-      schedulePoll(); // check again later; visibilitychange polls at once
-      return;
+    var input = el("textarea", {
+      id: inputId,
+      class: "pbw-input",
+      rows: "1",
+      maxlength: String(MAX_LEN),
+      placeholder: tx("input_placeholder"),
+      "aria-label": tx("input_label"),
+      "aria-describedby": counterId,
+      enterkeyhint: "send"
+    });
+    var counter = el("span", { id: counterId, class: "pbw-counter", "aria-live": "off", text: "0/" + MAX_LEN });
+    var sendBtn = el("button", { type: "submit", class: "pbw-send", "aria-label": tx("send"), disabled: true }, [
+      icon(ICON_SEND, 20),
+      el("span", { class: "pbw-send-label", text: tx("send") })
+    ]);
+    var composer = el("form", { class: "pbw-composer", novalidate: true }, [
+      el("div", { class: "pbw-input-wrap" }, [input, counter]),
+      sendBtn
+    ]);
+    var footnote = el("p", { class: "pbw-footnote", text: tx("footnote") });
+
+    var panel = el("div", { class: "pbw-panel", role: "dialog", "aria-modal": "true", "aria-labelledby": titleId, hidden: true }, [
+      header,
+      lookupForm,
+      list,
+      composer,
+      footnote
+    ]);
+
+    var container = el("div", { class: "pbw-root pbw-pos-" + config.position, hidden: true }, [panel, launcher]);
+    var stylesheet = el("link", { rel: "stylesheet", href: config.cssUrl });
+    // Reveal only once styled, so the host page never flashes unstyled widget markup.
+    function reveal() {
+      container.hidden = false;
     }
-    var session = state.session;
-    request("GET", "/api/v1/messages?session=" + encodeURIComponent(session) + "&after=" + state.cursor).then(
-      function (res) {
-        state.pollDelay = config.pollMs;
-        if (session !== state.session) return schedulePoll();
-        if (typeof res.cursor === "number") {
-          state.cursor = res.cursor;
-          save("cursor", String(res.cursor));
+    stylesheet.addEventListener("load", reveal);
+    stylesheet.addEventListener("error", reveal);
+    root.appendChild(stylesheet);
+    root.appendChild(container);
+
+    // A skip link as the page's first Tab stop ("跳到政策咨询"): shown while focused, it moves focus to
+    // the launcher (or into the open panel). Its own shadow root, styled by the same stylesheet.
+    var skipHost = el("div", { "data-pbw-skip": "" });
+    var skipRoot = skipHost.attachShadow ? skipHost.attachShadow({ mode: "open" }) : skipHost;
+    skipHost.style.setProperty("all", "initial", "important");
+    skipHost.style.setProperty("display", "contents", "important");
+    skipHost.style.setProperty("--pbw-rem", host.style.getPropertyValue("--pbw-rem"));
+    var skipLink = el("a", { class: "pbw-skip", href: "#policybot-widget", text: tx("skip", { title: config.title }), hidden: true });
+    var skipCss = el("link", { rel: "stylesheet", href: config.cssUrl });
+    skipCss.addEventListener("load", function () {
+      skipLink.hidden = false;
+    });
+    skipRoot.appendChild(skipCss);
+    skipRoot.appendChild(skipLink);
+
+    function applyCare(on) {
+      container.classList.toggle("pbw-care", on);
+      skipLink.classList.toggle("pbw-care", on);
+      careBtn.setAttribute("aria-pressed", String(on));
+      careBtn.hidden = false;
+    }
+    function withCare(fn) {
+      if (window.PolicyBotCare) return fn(window.PolicyBotCare);
+      var tag = document.querySelector("script[data-pbw-care]");
+      if (!tag) {
+        tag = document.createElement("script");
+        tag.src = new URL("care.js", scriptUrl).href;
+        tag.async = true;
+        tag.setAttribute("data-pbw-care", "");
+        (document.head || document.documentElement).appendChild(tag);
+      }
+      tag.addEventListener("load", function () {
+        if (window.PolicyBotCare) fn(window.PolicyBotCare);
+      });
+    }
+
+    // ---------------------------------------------------------------- rendering -----------------
+    function scrollToEnd() {
+      list.scrollTop = list.scrollHeight;
+    }
+    function append(node) {
+      list.appendChild(node);
+      scrollToEnd();
+      return node;
+    }
+    function remember(entry) {
+      state.transcript.push(entry);
+      if (state.transcript.length > TRANSCRIPT_MAX) state.transcript = state.transcript.slice(-TRANSCRIPT_MAX);
+      save("transcript", JSON.stringify(state.transcript));
+    }
+
+    function renderUser(text) {
+      return append(el("div", { class: "pbw-msg pbw-msg-user" }, [el("span", { class: "pbw-sr", text: tx("me") }), el("div", { class: "pbw-bubble" }, [document.createTextNode(text)])]));
+    }
+
+    function renderSources(sources, text) {
+      var items = [];
+      var links = [];
+      (Array.isArray(sources) ? sources : []).forEach(function (s) {
+        if (!s || typeof s !== "object") return;
+        var label = tx("source_title", { title: String(s.title || tx("untitled")) });
+        if (text && text.indexOf(label) >= 0) {
+          // one citation: the text names this source already; keep only the way to the original
+          var named = safeUrl(s.url);
+          if (named) links.push(link(named, tx("view_original", { label: label })));
+          return;
         }
-        var replies = Array.isArray(res.replies) ? res.replies : [];
-        if (replies.length) {
+        var meta = [s.doc_no, s.article].filter(function (x) {
+          return typeof x === "string" && x;
+        });
+        var href = safeUrl(s.url);
+        var li = el("li", { class: "pbw-source" }, [href ? link(href, label) : el("span", { class: "pbw-source-title", text: label })]);
+        if (meta.length) li.appendChild(el("span", { class: "pbw-source-meta", text: " " + meta.join(" ") }));
+        if (typeof s.status === "string" && s.status && s.status !== "有效") {
+          li.appendChild(el("span", { class: "pbw-tag pbw-tag-warn", text: s.status }));
+        }
+        items.push(li);
+      });
+      if (!items.length && !links.length) return null;
+      if (!items.length) return el("p", { class: "pbw-sources pbw-source-links" }, links);
+      return el("div", { class: "pbw-sources" }, [el("p", { class: "pbw-sources-label", text: tx("sources") }), el("ul", null, items)].concat(links));
+    }
+
+    function renderSuggestions(suggestions) {
+      var btns = (Array.isArray(suggestions) ? suggestions : [])
+        .filter(function (s) {
+          return typeof s === "string" && s.trim();
+        })
+        .slice(0, 6)
+        .map(function (s) {
+          return el("button", {
+            type: "button",
+            class: "pbw-chip",
+            text: s,
+            onclick: function () {
+              send(s);
+            }
+          });
+        });
+      if (!btns.length) return null;
+      return el("div", { class: "pbw-suggestions", role: "group", "aria-label": tx("suggestions") }, btns);
+    }
+
+    function renderRating(ref) {
+      var status = el("span", { class: "pbw-rating-status", role: "status" });
+      var btns = [];
+      function rate(value) {
+        btns.forEach(function (b) {
+          b.disabled = true;
+        });
+        status.textContent = tx("submitting");
+        withSession(function (session) {
+          return request("POST", "/api/v1/rate", { session: session, ref: ref, rating: value });
+        }).then(
+          function (res) {
+            status.textContent = (res && typeof res.text === "string" && res.text) || tx("rated");
+            box.classList.add("pbw-rated");
+            (value === "useful" ? btns[0] : btns[1]).setAttribute("aria-pressed", "true");
+            if (res && res.reply && typeof res.reply === "object") {
+              renderReply(res.reply, true);
+              keepReply(res.reply);
+            }
+          },
+          function (err) {
+            status.textContent = err.message || tx("server");
+            btns.forEach(function (b) {
+              b.disabled = false;
+            });
+          }
+        );
+      }
+      btns.push(el("button", { type: "button", class: "pbw-rate pbw-rate-up", text: tx("useful"), "aria-pressed": "false", onclick: function () { rate("useful"); } }));
+      btns.push(el("button", { type: "button", class: "pbw-rate pbw-rate-down", text: tx("useless"), "aria-pressed": "false", onclick: function () { rate("useless"); } }));
+      var box = el("div", { class: "pbw-rating", role: "group", "aria-label": tx("rate_label") }, [el("span", { class: "pbw-rating-label", text: tx("rate_question") })].concat(btns).concat([status]));
+      return box;
+    }
+
+    var TICKET_RATINGS = ["满意", "基本满意", "不满意"];
+
+    function renderTicketRating(no) {
+      var status = el("span", { class: "pbw-rating-status", role: "status" });
+      var btns = [];
+      function rate(value, btn) {
+        btns.forEach(function (b) {
+          b.disabled = true;
+        });
+        status.textContent = tx("submitting");
+        withSession(function (session) {
+          return request("POST", "/api/v1/tickets/" + encodeURIComponent(no) + "/rate", { session: session, rating: value });
+        }).then(
+          function (res) {
+            status.textContent = (res && typeof res.text === "string" && res.text) || tx("rated");
+            box.classList.add("pbw-rated");
+            btn.setAttribute("aria-pressed", "true");
+            scrollToEnd();
+          },
+          function (err) {
+            status.textContent = err.message || tx("server");
+            btns.forEach(function (b) {
+              b.disabled = false;
+            });
+          }
+        );
+      }
+      TICKET_RATINGS.forEach(function (value) {
+        var btn = el("button", { type: "button", class: "pbw-rate pbw-rate-ticket", text: value, "aria-pressed": "false" });
+        btn.addEventListener("click", function () {
+          rate(value, btn);
+        });
+        btns.push(btn);
+      });
+      var box = el("div", { class: "pbw-rating pbw-ticket-rating", role: "group", "aria-label": tx("ticket_rate_label") }, [el("span", { class: "pbw-rating-label", text: tx("ticket_rate_question") })].concat(btns).concat([status]));
+      return box;
+    }
+
+    /** 2026-12-29 -> 2026年12月29日: the one date format citizens read. */
+    function dateText(iso) {
+      var m = /^(\d{4})-(\d{2})-(\d{2})/.exec(typeof iso === "string" ? iso : "");
+      return m ? tx("date", { y: m[1], m: Number(m[2]), d: Number(m[3]) }) : iso;
+    }
+
+    function ticketCard(t, text) {
+      var rows = [[tx("ticket_no"), t.ticket_no], [tx("due"), dateText(t.due_date)], [tx("code"), t.verify_code]];
+      var dl = el("dl", { class: "pbw-ticket-fields" });
+      rows.forEach(function (r, i) {
+        if (typeof r[1] !== "string" || !r[1]) return;
+        dl.appendChild(el("dt", { text: r[0] }));
+        dl.appendChild(el("dd", { class: i === 0 ? "pbw-ticket-no" : null, text: r[1] }));
+      });
+      return el("div", { class: "pbw-ticket" }, [
+        el("p", { class: "pbw-ticket-head", text: t.queued ? tx("ticket_received") : tx("ticket_opened") }),
+        dl,
+        text && !t.ticket_no ? el("p", { class: "pbw-ticket-text" }, [linkify(text)]) : null,
+        el("p", {
+          class: "pbw-ticket-hint",
+          text: t.queued
+            ? tx("ticket_queued_hint")
+            : tx("ticket_hint")
+        })
+      ]);
+    }
+
+    var PHONE_RE = /^(?:(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?)$/;
+
+    var CATEGORIES = ["咨询", "投诉", "建议", "举报"];
+
+    function renderHandoffForm(question, onDone, category) {
+      var qId = nextId("q"), nId = nextId("n"), pId = nextId("p"), cId = nextId("c"), kId = nextId("k");
+      function field(id, label, control, hint) {
+        var err = el("p", { class: "pbw-field-error", id: id + "-err", hidden: true });
+        control.setAttribute("aria-describedby", id + "-err" + (hint ? " " + id + "-hint" : ""));
+        return {
+          wrap: el("div", { class: "pbw-field" }, [
+            el("label", { for: id, text: label }),
+            control,
+            hint ? el("p", { class: "pbw-hint", id: id + "-hint", text: hint }) : null,
+            err
+          ]),
+          err: err,
+          control: control
+        };
+      }
+      var kind = field(kId, tx("form_category"), el("select", { id: kId, class: "pbw-form-input pbw-form-select" }, CATEGORIES.map(function (c) {
+        return el("option", { value: c, text: c });
+      })));
+      kind.control.value = CATEGORIES.indexOf(category) >= 0 ? category : "咨询";
+      var q = field(qId, tx("form_question"), el("textarea", { id: qId, class: "pbw-form-input", rows: "3", maxlength: String(MAX_LEN), required: true }));
+      q.control.value = (question || "").slice(0, MAX_LEN);
+      var n = field(nId, tx("form_name"), el("input", { id: nId, class: "pbw-form-input", type: "text", maxlength: "30", autocomplete: "name" }));
+      var p = field(pId, tx("form_phone"), el("input", { id: pId, class: "pbw-form-input", type: "tel", maxlength: "20", autocomplete: "tel", inputmode: "tel" }), tx("form_phone_hint"));
+      var consent = el("input", { id: cId, type: "checkbox", class: "pbw-checkbox" });
+      var consentErr = el("p", { class: "pbw-field-error", id: cId + "-err", hidden: true });
+      consent.setAttribute("aria-describedby", cId + "-err");
+      var consentWrap = el("div", { class: "pbw-consent" }, [
+        consent,
+        el("label", {
+          for: cId,
+          text: tx("form_consent")
+        })
+      ]);
+      var formError = el("p", { class: "pbw-form-error", role: "alert", hidden: true });
+      var submit = el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: tx("form_submit") });
+      var cancel = el("button", { type: "button", class: "pbw-btn pbw-btn-ghost", text: tx("form_cancel") });
+      // One key per form: a resubmission after a lost response returns the same ticket, not a second one.
+      var idempotencyKey = newIdempotencyKey();
+      var form = el("form", { class: "pbw-form", novalidate: true, "aria-label": tx("form_title") }, [
+        el("p", { class: "pbw-form-title", text: tx("form_title") }),
+        el("p", { class: "pbw-hint", text: tx("form_hint") }),
+        kind.wrap,
+        q.wrap,
+        n.wrap,
+        p.wrap,
+        consentWrap,
+        consentErr,
+        formError,
+        el("div", { class: "pbw-form-actions" }, [submit, cancel])
+      ]);
+
+      function showErr(f, control, msg) {
+        f.textContent = msg || "";
+        f.hidden = !msg;
+        if (control) {
+          if (msg) control.setAttribute("aria-invalid", "true");
+          else control.removeAttribute("aria-invalid");
+        }
+      }
+      function validate() {
+        var ok = true, first = null;
+        // invisible format characters (zero-width spaces, BOM, bidi controls) often come with pasted
+        // text; the server strips the same ones (handoff.privacy.clean_text)
+        var invisible = /[\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u206F\uFE00-\uFE0F\uFEFF]/g;
+        var question = q.control.value.replace(invisible, "").trim();
+        var name = n.control.value.replace(invisible, "").trim();
+        var phone = p.control.value.replace(invisible, "").replace(/\s+/g, "");
+        showErr(q.err, q.control, null);
+        showErr(n.err, n.control, null);
+        showErr(p.err, p.control, null);
+        showErr(consentErr, consent, null);
+        if (!question) {
+          showErr(q.err, q.control, tx("form_question_empty"));
+          ok = false;
+          first = first || q.control;
+        } else if (question.length < 5) {
+          showErr(q.err, q.control, tx("form_question_short", { n: 5 }));
+          ok = false;
+          first = first || q.control;
+        }
+        if (name.length > 30) {
+          showErr(n.err, n.control, tx("form_name_long", { n: 30 }));
+          ok = false;
+          first = first || n.control;
+        }
+        if (phone && !PHONE_RE.test(phone)) {
+          showErr(p.err, p.control, tx("form_phone_bad"));
+          ok = false;
+          first = first || p.control;
+        }
+        if ((name || phone) && !consent.checked) {
+          showErr(consentErr, consent, tx("form_consent_missing"));
+          ok = false;
+          first = first || consent;
+        }
+        if (first) first.focus();
+        return ok ? { question: question, name: name || null, phone: phone || null, consent: consent.checked } : null;
+      }
+
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        showErr(formError, null, null);
+        var values = validate();
+        if (!values) return;
+        submit.disabled = true;
+        submit.textContent = tx("submitting");
+        withSession(function (session) {
+          return request("POST", "/api/v1/tickets", {
+            session: session,
+            question: values.question,
+            name: values.name,
+            phone: values.phone,
+            consent: values.consent,
+            category: kind.control.value,
+            idempotency_key: idempotencyKey
+          });
+        }).then(
+          function (res) {
+            var card = ticketCard(res, res.text);
+            form.replaceWith(card);
+            remember({ t: "ticket", ticket: { ticket_no: res.ticket_no, status: res.status, due_date: res.due_date, verify_code: res.verify_code, queued: !!res.queued }, text: res.text || "" });
+            rememberTicket(res.ticket_no);
+            scrollToEnd();
+            if (onDone) onDone(res);
+            focusInput();
+          },
+          function (err) {
+            showErr(formError, null, err.message || tx("server"));
+            submit.disabled = false;
+            submit.textContent = tx("form_submit");
+          }
+        );
+      });
+      cancel.addEventListener("click", function () {
+        form.replaceWith(el("p", { class: "pbw-muted", text: tx("form_cancelled") }));
+        focusInput();
+      });
+      return form;
+    }
+
+    function newIdempotencyKey() {
+      var bytes = new Uint8Array(16);
+      if (window.crypto && window.crypto.getRandomValues) window.crypto.getRandomValues(bytes);
+      else for (var i = 0; i < bytes.length; i++) bytes[i] = Math.floor(Math.random() * 256);
+      return "w-" + Array.prototype.map.call(bytes, function (b) { return (b < 16 ? "0" : "") + b.toString(16); }).join("");
+    }
+
+    function rememberTicket(no) {
+      if (typeof no !== "string" || !no) return;
+      var tickets = loadJson("tickets", []);
+      if (!Array.isArray(tickets)) tickets = [];
+      if (tickets.indexOf(no) === -1) tickets.push(no);
+      save("tickets", JSON.stringify(tickets.slice(-20)));
+    }
+
+    /** One bot reply. live=false when restoring the transcript (no ratings, forms or suggestions). */
+    function renderReply(reply, live) {
+      if (!reply || typeof reply !== "object") return null;
+      var kind = typeof reply.kind === "string" ? reply.kind : "text";
+      var msg = el("div", { class: "pbw-msg pbw-msg-bot pbw-kind-" + kind.replace(/[^a-z_]/g, "") }, [el("span", { class: "pbw-sr", text: tx("bot") })]);
+      var bubble = el("div", { class: "pbw-bubble" });
+      var no = typeof reply.ticket_no === "string" ? reply.ticket_no : "";
+      var text = typeof reply.text === "string" ? reply.text : "";
+      var numbered = no && text.indexOf(no) >= 0; // the text names the ticket already: show it once
+      if (no && !numbered && kind !== "ticket_opened") {
+        bubble.appendChild(el("p", { class: "pbw-reply-ticket", text: tx("reply_ticket", { no: no }) }));
+      }
+      bubble.appendChild(el("div", { class: "pbw-text" }, [linkify(reply.text)]));
+      if (kind === "ticket_opened" && no) {
+        if (!numbered) bubble.appendChild(el("p", { class: "pbw-ticket-no pbw-ticket-inline", text: tx("ticket_inline", { no: no }) }));
+        rememberTicket(no);
+      }
+      var sources = renderSources(reply.sources, text);
+      if (sources) bubble.appendChild(sources);
+      if (live && typeof reply.ref === "string" && reply.ref) bubble.appendChild(renderRating(reply.ref));
+      if (live && typeof reply.rate_ticket === "string" && reply.rate_ticket) bubble.appendChild(renderTicketRating(reply.rate_ticket));
+      msg.appendChild(bubble);
+      if (live) {
+        var suggestions = Array.isArray(reply.suggestions) ? reply.suggestions : [];
+        // With the form on screen, a "留言" chip (meant for channels without forms) is redundant.
+        if (reply.form === "handoff") suggestions = suggestions.filter(function (x) { return x !== "留言"; });
+        var sugg = renderSuggestions(suggestions);
+        if (sugg) msg.appendChild(sugg);
+        if (reply.form === "handoff") {
+          msg.appendChild(renderHandoffForm(typeof reply.question === "string" ? reply.question : state.lastQuestion || "", null, reply.category));
+        }
+      }
+      return append(msg);
+    }
+
+    function keepReply(reply) {
+      // Stored copy for the transcript: only what renderReply(…, false) uses.
+      remember({ t: "bot", r: { kind: reply.kind, text: reply.text, sources: reply.sources, ticket_no: reply.ticket_no } });
+    }
+
+    var typing = el("div", { class: "pbw-msg pbw-msg-bot pbw-typing", role: "status" }, [
+      el("div", { class: "pbw-bubble" }, [el("span", { class: "pbw-dot" }), el("span", { class: "pbw-dot" }), el("span", { class: "pbw-dot" }), el("span", { class: "pbw-sr", text: tx("typing") })])
+    ]);
+    function showTyping(on) {
+      if (on) append(typing);
+      else if (typing.parentNode) typing.parentNode.removeChild(typing);
+    }
+
+    function renderError(message, retry) {
+      var box = el("div", { class: "pbw-error", role: "alert" }, [el("span", { text: message })]);
+      if (retry) {
+        box.appendChild(
+          el("button", {
+            type: "button",
+            class: "pbw-btn pbw-btn-small",
+            text: tx("retry"),
+            onclick: function () {
+              box.remove();
+              retry();
+            }
+          })
+        );
+      }
+      return append(box);
+    }
+
+    function renderTicketStatus(t) {
+      var dl = el("dl", { class: "pbw-ticket-fields" });
+      [[tx("ticket_no"), t.ticket_no], [tx("status"), t.status], [tx("question"), t.question], [tx("due"), dateText(t.due_date)], [tx("replied_at"), dateText(t.replied_at)]].forEach(function (r) {
+        if (typeof r[1] !== "string" || !r[1]) return;
+        dl.appendChild(el("dt", { text: r[0] }));
+        dl.appendChild(el("dd", { text: r[1] }));
+      });
+      var replyText = typeof t.reply === "string" && t.reply ? t.reply : null;
+      return append(
+        el("div", { class: "pbw-msg pbw-msg-bot" }, [
+          el("div", { class: "pbw-bubble pbw-ticket" }, [
+            el("p", { class: "pbw-ticket-head", text: tx("status_head") }),
+            dl,
+            el("p", { class: "pbw-ticket-reply-label", text: tx("reply_label") }),
+            el("div", { class: "pbw-text" }, [replyText ? linkify(replyText) : document.createTextNode(tx("no_reply_yet"))])
+          ])
+        ])
+      );
+    }
+
+    // ---------------------------------------------------------------- conversation --------------
+    function updateComposer() {
+      var len = input.value.length;
+      counter.textContent = len + "/" + MAX_LEN;
+      counter.classList.toggle("pbw-counter-near", len >= MAX_LEN - 50);
+      sendBtn.disabled = state.busy || !input.value.trim();
+      // auto-grow up to the CSS max-height
+      input.style.height = "auto";
+      input.style.height = Math.min(input.scrollHeight, 140) + "px";
+    }
+
+    function send(text) {
+      text = String(text || "").trim().slice(0, MAX_LEN);
+      if (!text || state.busy) return;
+      state.busy = true;
+      state.lastQuestion = text;
+      updateComposer();
+      renderUser(text);
+      remember({ t: "user", text: text });
+      deliver(text);
+    }
+
+    function deliver(text) {
+      state.busy = true;
+      updateComposer();
+      showTyping(true);
+      withSession(function (session) {
+        return request("POST", "/api/v1/chat", { session: session, text: text });
+      }).then(
+        function (res) {
+          showTyping(false);
+          if (res.session) setSession(res.session);
+          (Array.isArray(res.replies) ? res.replies : []).forEach(function (r) {
+            renderReply(r, true);
+            keepReply(r);
+          });
+          state.busy = false;
+          updateComposer();
+        },
+        function (err) {
+          showTyping(false);
+          state.busy = false;
+          updateComposer();
+          renderError(err.message || tx("server"), err.status === 413 || err.status === 422 ? null : function () {
+            deliver(text);
+          });
+        }
+      );
+    }
+
+    /** Re-render the stored conversation of this session (page navigation, reload). */
+    function restoreTranscript() {
+      state.transcript.forEach(function (entry) {
+        if (!entry || typeof entry !== "object") return;
+        if (entry.t === "user") renderUser(String(entry.text || ""));
+        else if (entry.t === "bot") renderReply(entry.r, false);
+        else if (entry.t === "ticket") append(el("div", { class: "pbw-msg pbw-msg-bot" }, [ticketCard(entry.ticket || {}, entry.text)]));
+      });
+    }
+
+    /** First open: show the welcome (a new session's, or a local one for a known session). */
+    function start() {
+      if (state.started) return;
+      state.started = true;
+      if (list.querySelector(".pbw-msg")) return; // restored, or pushes arrived while closed
+      state.transcript = [];
+      save("transcript", null);
+      showTyping(true);
+      var begin = state.session ? Promise.resolve({ replies: [] }) : createSession();
+      begin.then(
+        function (res) {
+          showTyping(false);
+          var replies = Array.isArray(res.replies) ? res.replies.slice() : [];
+          if (!replies.length) replies.push({ kind: "text", text: tx("welcome"), suggestions: [] });
+          if (config.welcome) replies[0] = Object.assign({}, replies[0], { text: config.welcome });
           replies.forEach(function (r) {
             renderReply(r, true);
             keepReply(r);
           });
-          if (!state.open) setUnread(state.unread + replies.length);
+        },
+        function (err) {
+          showTyping(false);
+          state.started = false;
+          renderError(err.message || networkText(), function () {
+            start();
+          });
         }
-        schedulePoll();
-      },
-      function (err) {
-        if (isAuthError(err)) {
-          // Expired or forged: forget it; a new session starts with the next question.
-          if (session === state.session) dropSession();
-          return;
+      );
+    }
+
+    // ---------------------------------------------------------------- polling -------------------
+    function schedulePoll(delay) {
+      if (state.pollTimer) window.clearTimeout(state.pollTimer);
+      state.pollTimer = null;
+      if (!state.session) return;
+      state.pollTimer = window.setTimeout(poll, delay === undefined ? state.pollDelay : delay);
+    }
+    function poll() {
+      state.pollTimer = null;
+      if (!state.session) return;
+      if (document.hidden) {
+        schedulePoll(); // check again later; visibilitychange polls at once
+        return;
+      }
+      var session = state.session;
+      request("GET", "/api/v1/messages?session=" + encodeURIComponent(session) + "&after=" + state.cursor).then(
+        function (res) {
+          state.pollDelay = config.pollMs;
+          if (session !== state.session) return schedulePoll();
+          if (typeof res.cursor === "number") {
+            state.cursor = res.cursor;
+            save("cursor", String(res.cursor));
+          }
+          var replies = Array.isArray(res.replies) ? res.replies : [];
+          if (replies.length) {
+            replies.forEach(function (r) {
+              renderReply(r, true);
+              keepReply(r);
+            });
+            if (!state.open) setUnread(state.unread + replies.length);
+          }
+          schedulePoll();
+        },
+        function (err) {
+          if (isAuthError(err)) {
+            // Expired or forged: forget it; a new session starts with the next question.
+            if (session === state.session) dropSession();
+            return;
+          }
+          state.pollDelay = Math.min(state.pollDelay * 2, 300000);
+          schedulePoll(err.retryAfter ? Math.max(err.retryAfter * 1000, state.pollDelay) : state.pollDelay);
         }
-        state.pollDelay = Math.min(state.pollDelay * 2, 300000);
-        schedulePoll(err.retryAfter ? Math.max(err.retryAfter * 1000, state.pollDelay) : state.pollDelay);
-      }
-    );
-  }
-  document.addEventListener("visibilitychange", function () {
-    if (!document.hidden && state.session) schedulePoll(0);
-  });
-
-  function setUnread(n) {
-    state.unread = n;
-    badge.textContent = n > 99 ? "99+" : String(n);
-    badge.hidden = n <= 0;
-    launcher.setAttribute("aria-label", "打开" + config.title + (n > 0 ? "（" + n + "条新消息）" : ""));
-  }
-
-  // ---------------------------------------------------------------- lookup --------------------
-  lookupToggle.addEventListener("click", function () {
-    var show = lookupForm.hidden;
-    lookupForm.hidden = !show;
-    lookupToggle.setAttribute("aria-expanded", String(show));
-    if (show) {
-      var known = loadJson("tickets", []);
-      if (!lookupInput.value && Array.isArray(known) && known.length) lookupInput.value = known[known.length - 1];
-      lookupInput.focus();
+      );
     }
-  });
-  lookupForm.addEventListener("submit", function (e) {
-    e.preventDefault();
-    var no = lookupInput.value.trim().toUpperCase();
-    lookupError.hidden = true;
-    if (!/^[A-Z0-9][A-Z0-9-]{3,39}$/.test(no)) {
-      lookupError.textContent = "请输入正确的留言编号（字母、数字和“-”）。";
-      lookupError.hidden = false;
-      lookupInput.setAttribute("aria-invalid", "true");
-      lookupInput.focus();
-      return;
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && state.session) schedulePoll(0);
+    });
+
+    function setUnread(n) {
+      state.unread = n;
+      badge.textContent = n > 99 ? "99+" : String(n);
+      badge.hidden = n <= 0;
+      launcher.setAttribute("aria-label", n > 0 ? tx("open_unread", { title: config.title, n: n }) : tx("open", { title: config.title }));
     }
-    lookupInput.removeAttribute("aria-invalid");
-    withSession(function (session) {
-      return request("GET", "/api/v1/tickets/" + encodeURIComponent(no) + "?session=" + encodeURIComponent(session));
-    }).then(
-      function (t) {
-        renderTicketStatus(t);
-        lookupForm.hidden = true;
-        lookupToggle.setAttribute("aria-expanded", "false");
-        focusInput();
-      },
-      function (err) {
-        lookupError.textContent = err.status === 404 ? "未找到该留言。只能查询在本设备上提交的留言，请核对编号。" : err.message || MSG_SERVER;
-        lookupError.hidden = false;
-      }
-    );
-  });
 
-  // ---------------------------------------------------------------- open / close / keys -------
-  function focusInput() {
-    if (state.open) input.focus();
-  }
-  function open() {
-    if (state.open) return;
-    state.open = true;
-    panel.hidden = false;
-    container.classList.add("pbw-is-open");
-    launcher.setAttribute("aria-expanded", "true");
-    setUnread(0);
-    start();
-    scrollToEnd();
-    input.focus();
-  }
-  function close() {
-    if (!state.open) return;
-    state.open = false;
-    panel.hidden = true;
-    container.classList.remove("pbw-is-open");
-    launcher.setAttribute("aria-expanded", "false");
-    launcher.focus();
-  }
-  launcher.addEventListener("click", function () {
-    if (state.open) close();
-    else open();
-  });
-  closeBtn.addEventListener("click", close);
-  skipLink.addEventListener("click", function (e) {
-    e.preventDefault();
-    if (state.open) input.focus();
-    else launcher.focus();
-  });
-  careBtn.addEventListener("click", function () {
-    if (window.PolicyBotCare) window.PolicyBotCare.toggle();
-  });
-
-  function focusables() {
-    return Array.prototype.filter.call(
-      panel.querySelectorAll('button, [href], input, textarea, select, [tabindex]:not([tabindex="-1"])'),
-      function (n) {
-        return !n.disabled && n.getClientRects().length > 0;
+    // ---------------------------------------------------------------- lookup --------------------
+    lookupToggle.addEventListener("click", function () {
+      var show = lookupForm.hidden;
+      lookupForm.hidden = !show;
+      lookupToggle.setAttribute("aria-expanded", String(show));
+      if (show) {
+        var known = loadJson("tickets", []);
+        if (!lookupInput.value && Array.isArray(known) && known.length) lookupInput.value = known[known.length - 1];
+        lookupInput.focus();
       }
-    );
-  }
-  panel.addEventListener("keydown", function (e) {
-    if (e.key === "Escape" || e.key === "Esc") {
+    });
+    lookupForm.addEventListener("submit", function (e) {
       e.preventDefault();
-      e.stopPropagation();
-      close();
-      return;
-    }
-    if (e.key === "Tab") {
-      // aria-modal: keep Tab inside the panel
-      var items = focusables();
-      if (!items.length) return;
-      var active = root.activeElement || document.activeElement;
-      var first = items[0], last = items[items.length - 1];
-      if (e.shiftKey && active === first) {
-        e.preventDefault();
-        last.focus();
-      } else if (!e.shiftKey && active === last) {
-        e.preventDefault();
-        first.focus();
+      var no = lookupInput.value.trim().toUpperCase();
+      lookupError.hidden = true;
+      if (!/^[A-Z0-9][A-Z0-9-]{3,39}$/.test(no)) {
+        lookupError.textContent = tx("lookup_bad");
+        lookupError.hidden = false;
+        lookupInput.setAttribute("aria-invalid", "true");
+        lookupInput.focus();
+        return;
       }
-    }
-  });
+      lookupInput.removeAttribute("aria-invalid");
+      withSession(function (session) {
+        return request("GET", "/api/v1/tickets/" + encodeURIComponent(no) + "?session=" + encodeURIComponent(session));
+      }).then(
+        function (t) {
+          renderTicketStatus(t);
+          lookupForm.hidden = true;
+          lookupToggle.setAttribute("aria-expanded", "false");
+          focusInput();
+        },
+        function (err) {
+          lookupError.textContent = err.status === 404 ? tx("lookup_not_found") : err.message || tx("server");
+          lookupError.hidden = false;
+        }
+      );
+    });
 
-  input.addEventListener("input", updateComposer);
-  input.addEventListener("keydown", function (e) {
-    // Enter sends, Shift+Enter is a newline; never send while an IME is composing (pinyin input).
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+    // ---------------------------------------------------------------- open / close / keys -------
+    function focusInput() {
+      if (state.open) input.focus();
+    }
+    function open() {
+      if (state.open) return;
+      state.open = true;
+      panel.hidden = false;
+      container.classList.add("pbw-is-open");
+      launcher.setAttribute("aria-expanded", "true");
+      setUnread(0);
+      start();
+      scrollToEnd();
+      input.focus();
+    }
+    function close() {
+      if (!state.open) return;
+      state.open = false;
+      panel.hidden = true;
+      container.classList.remove("pbw-is-open");
+      launcher.setAttribute("aria-expanded", "false");
+      launcher.focus();
+    }
+    launcher.addEventListener("click", function () {
+      if (state.open) close();
+      else open();
+    });
+    closeBtn.addEventListener("click", close);
+    skipLink.addEventListener("click", function (e) {
+      e.preventDefault();
+      if (state.open) input.focus();
+      else launcher.focus();
+    });
+    careBtn.addEventListener("click", function () {
+      if (window.PolicyBotCare) window.PolicyBotCare.toggle();
+    });
+
+    function focusables() {
+      return Array.prototype.filter.call(
+        panel.querySelectorAll('button, [href], input, textarea, select, [tabindex]:not([tabindex="-1"])'),
+        function (n) {
+          return !n.disabled && n.getClientRects().length > 0;
+        }
+      );
+    }
+    panel.addEventListener("keydown", function (e) {
+      if (e.key === "Escape" || e.key === "Esc") {
+        e.preventDefault();
+        e.stopPropagation();
+        close();
+        return;
+      }
+      if (e.key === "Tab") {
+        // aria-modal: keep Tab inside the panel
+        var items = focusables();
+        if (!items.length) return;
+        var active = root.activeElement || document.activeElement;
+        var first = items[0], last = items[items.length - 1];
+        if (e.shiftKey && active === first) {
+          e.preventDefault();
+          last.focus();
+        } else if (!e.shiftKey && active === last) {
+          e.preventDefault();
+          first.focus();
+        }
+      }
+    });
+
+    input.addEventListener("input", updateComposer);
+    input.addEventListener("keydown", function (e) {
+      // Enter sends, Shift+Enter is a newline; never send while an IME is composing (pinyin input).
+      if (e.key === "Enter" && !e.shiftKey && !e.isComposing && e.keyCode !== 229) {
+        e.preventDefault();
+        submitComposer();
+      }
+    });
+    function submitComposer() {
+      var text = input.value;
+      if (!text.trim() || state.busy) return;
+      input.value = "";
+      updateComposer();
+      send(text);
+    }
+    composer.addEventListener("submit", function (e) {
       e.preventDefault();
       submitComposer();
-    }
-  });
-  function submitComposer() {
-    var text = input.value;
-    if (!text.trim() || state.busy) return;
-    input.value = "";
-    updateComposer();
-    send(text);
-  }
-  composer.addEventListener("submit", function (e) {
-    e.preventDefault();
-    submitComposer();
-  });
-
-  // ---------------------------------------------------------------- mount ---------------------
-  function mount() {
-    document.body.appendChild(host);
-    document.body.insertBefore(skipHost, document.body.firstChild);
-    withCare(function (care) {
-      care.subscribe(applyCare);
     });
-    updateComposer();
-    if (state.session) {
-      if (state.transcript.length) {
-        restoreTranscript();
-        state.started = true;
+
+    // ---------------------------------------------------------------- mount ---------------------
+    function mount() {
+      document.body.appendChild(host);
+      document.body.insertBefore(skipHost, document.body.firstChild);
+      withCare(function (care) {
+        care.subscribe(applyCare);
+      });
+      updateComposer();
+      if (state.session) {
+        if (state.transcript.length) {
+          restoreTranscript();
+          state.started = true;
+        }
+        schedulePoll(0); // staff replies arrive even while the panel is closed
       }
-      schedulePoll(0); // staff replies arrive even while the panel is closed
+      if (config.open) open();
     }
-    if (config.open) open();
+    ui = {
+      open: open,
+      close: close,
+      send: send,
+      isOpen: function () {
+        return state.open;
+      },
+      reset: function () {
+        state.started = false;
+        while (list.firstChild) list.removeChild(list.firstChild);
+        if (state.open) start();
+      }
+    };
+    if (document.body) mount();
+    else document.addEventListener("DOMContentLoaded", mount);
   }
-  if (document.body) mount();
-  else document.addEventListener("DOMContentLoaded", mount);
+
+
+  // ---------------------------------------------------------------- start ---------------------
+  var ui = null;
+  var waiting = []; // calls of the public API made before the texts arrived
+  var offline = null;
+  function whenReady(fn) {
+    if (ui) fn();
+    else waiting.push(fn);
+  }
+  function boot() {
+    return loadTexts().then(function (texts) {
+      T = texts;
+      if (offline) offline.remove();
+      offline = null;
+      build();
+      var calls = waiting;
+      waiting = [];
+      calls.forEach(function (fn) {
+        fn();
+      });
+    });
+  }
+  /** Neither the server nor a remembered copy of the texts: a launcher that says so and retries. */
+  function showOffline() {
+    if (offline || ui) return;
+    offline = el("div", { "data-pbw-offline": "" });
+    var shadow = offline.attachShadow ? offline.attachShadow({ mode: "open" }) : offline;
+    offline.style.setProperty("all", "initial", "important");
+    offline.style.setProperty("display", "contents", "important");
+    offline.style.setProperty("--pbw-primary", config.color);
+    var note = el("p", { class: "pbw-error", role: "alert", hidden: true });
+    var btn = el("button", { type: "button", class: "pbw-launcher", "aria-label": config.title || null }, [
+      icon(ICON_CHAT, 28),
+      config.title ? el("span", { class: "pbw-launcher-label", text: config.title }) : null
+    ]);
+    btn.addEventListener("click", function () {
+      boot().then(
+        function () {
+          ui.open();
+        },
+        function () {
+          note.textContent = NETWORK_FALLBACK;
+          note.hidden = false;
+        }
+      );
+    });
+    shadow.appendChild(el("link", { rel: "stylesheet", href: config.cssUrl }));
+    shadow.appendChild(el("div", { class: "pbw-root pbw-pos-" + config.position }, [note, btn]));
+    (document.body || document.documentElement).appendChild(offline);
+  }
+  boot().catch(function () {
+    if (document.body) showOffline();
+    else document.addEventListener("DOMContentLoaded", showOffline);
+  });
 
   window.PolicyBotWidget = {
     version: "1",
     config: config,
-    open: open,
-    close: close,
+    open: function () {
+      whenReady(function () {
+        ui.open();
+      });
+    },
+    close: function () {
+      whenReady(function () {
+        ui.close();
+      });
+    },
     toggle: function () {
-      if (state.open) close();
-      else open();
+      whenReady(function () {
+        if (ui.isOpen()) ui.close();
+        else ui.open();
+      });
     },
     send: function (text) {
-      open();
-      send(text);
+      whenReady(function () {
+        ui.open();
+        ui.send(text);
+      });
     },
     isOpen: function () {
-      return state.open;
+      return !!ui && ui.isOpen();
     },
     session: function () {
       return state.session;
@@ -1150,9 +1264,7 @@
       save("transcript", null);
       save("tickets", null);
       state.transcript = [];
-      state.started = false;
-      while (list.firstChild) list.removeChild(list.firstChild);
-      if (state.open) start();
+      if (ui) ui.reset();
     }
   };
 })();

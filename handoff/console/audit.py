@@ -55,6 +55,10 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "template_delete": "删除答复模板",
     "sensitive_add": "添加敏感词",
     "sensitive_delete": "删除敏感词",
+    "smalltalk_phrase_add": "添加寒暄短语",
+    "smalltalk_phrase_delete": "删除寒暄短语",
+    "smalltalk_reply": "修改寒暄回复",
+    "smalltalk_reset": "恢复默认寒暄语",
     "board_rate": "公众评价",
 }
 MAX_EXPORT = 100_000

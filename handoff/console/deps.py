@@ -29,6 +29,7 @@ from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
 from knowledge.faqs import FaqStore
 from knowledge.models import Faq
+from knowledge.smalltalk import SmallTalkStore
 
 PREFIX: Final = "/console"  # every route module's router carries it
 ALL: Final = ROLES
@@ -57,6 +58,7 @@ DONE: Final = {
     "transfer": "留言已转办",
     "draft": "已生成问答草稿，请审核后发布",
     "saved": "已保存",
+    "smalltalk": "寒暄语已保存，几秒内在所有渠道生效",
     "faq_published": "问答已发布，机器人已即时使用新答案",
     "user": "用户已保存",
     "password": "密码已修改",
@@ -97,6 +99,7 @@ class Console:
     pre: PreCsrf
     report_runs: Callable[[], Sequence[Any]] | None = None
     report_schedule: str = ""
+    smalltalk: SmallTalkStore | None = None  # small talk as administrators edit it (寒暄语)
     route_roles: dict[tuple[str, str], frozenset[str]] = field(default_factory=dict)  # for tests and docs
 
     def bind(self) -> Callable[[Request], Coroutine[Any, Any, None]]:

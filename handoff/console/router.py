@@ -28,6 +28,7 @@ from handoff.tickets import TicketService
 from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
 from knowledge.faqs import FaqStore
+from knowledge.smalltalk import SmallTalkStore
 
 
 def build_console_router(
@@ -43,6 +44,7 @@ def build_console_router(
     weekly: WeeklyReports | None = None,
     report_runs: Callable[[], Sequence[Any]] | None = None,
     report_schedule: str = "",
+    smalltalk: SmallTalkStore | None = None,
 ) -> APIRouter:
     """The /console router. The app passes the shared services; nothing here reads settings."""
     console = Console(
@@ -58,6 +60,7 @@ def build_console_router(
         pre=PreCsrf(config),
         report_runs=report_runs,
         report_schedule=report_schedule,
+        smalltalk=smalltalk,
     )
     router = APIRouter(
         route_class=ConsoleRoute, include_in_schema=False, dependencies=[Depends(console.bind())]

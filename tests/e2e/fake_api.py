@@ -5,7 +5,8 @@ behaviour chosen by keywords: 公开 -> an answer with a source and a rating ref
 with three suggestions; text containing ``<`` -> an answer echoing the text (XSS probe, with a
 ``javascript:`` source URL); anything else -> a passage plus a handoff offer with the form. A
 ticket makes a staff reply available to ``/api/v1/messages`` polling. ``/host`` renders a bare,
-hostile-CSS host page whose query parameters become the script tag's data attributes.
+hostile-CSS host page whose query parameters become the script tag's data attributes. The widget's
+own texts are the real ones (bot/texts.py `widget.*`).
 Everything the widget sent is kept in ``app.state.fake`` for assertions.
 """
 
@@ -23,6 +24,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+
+from bot import texts
 
 BOT_DIR = Path(__file__).resolve().parents[2] / "bot"
 
@@ -46,6 +49,7 @@ class FakeState:  # what the widget sent, and the canned replies waiting to be p
     queued: list[dict[str, Any]] = field(default_factory=list)  # received during "maintenance"
     pushes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # session -> replies
     polls: int = 0
+    texts_calls: int = 0
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
 
@@ -111,6 +115,11 @@ def create_fake_app() -> FastAPI:
     def expire() -> dict[str, bool]:
         st.sessions.clear()
         return {"ok": True}
+
+    @app.get("/api/v1/widget/texts")
+    def widget_texts() -> dict[str, Any]:
+        st.texts_calls += 1
+        return {"texts": texts.widget_texts()}
 
     @app.post("/api/v1/sessions")
     def sessions(body: Annotated[dict[str, Any] | None, Body()] = None) -> dict[str, Any]:

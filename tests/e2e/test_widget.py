@@ -441,3 +441,27 @@ def test_mobile_panel_fills_the_screen(browser: Any, fake_api: tuple[Any, str], 
         expect(dialog).to_be_hidden()
     finally:
         context.close()
+
+
+def test_texts_come_from_the_server_and_an_unreachable_server_is_said(
+    page: Page, fake_api: tuple[Any, str]
+) -> None:
+    """The labels are the server's (bot/texts.py); with the server unreachable and no copy kept, the
+    launcher still shows and says the one built-in line; once reachable, the widget opens as usual.
+    A later page keeps working from the copy the widget remembered."""
+    api, base = fake_api
+    page.route("**/api/v1/widget/texts", lambda route: route.abort())
+    page.goto(base + "/")
+    launcher = page.locator("[data-pbw-offline]").get_by_role("button", name="政策咨询")
+    launcher.click()
+    expect(page.get_by_role("alert")).to_have_text("网络连接失败，请检查网络后重试。")
+    page.unroute("**/api/v1/widget/texts")
+    launcher.click()
+    expect(page.get_by_role("dialog", name="政策咨询")).to_be_visible()
+    expect(page.get_by_role("textbox", name="输入您的问题")).to_be_visible()
+    expect(page.locator("[data-pbw-offline]")).to_have_count(0)
+    assert api.state.fake.texts_calls >= 1
+    # the next page: the texts request fails, the remembered copy builds the widget all the same
+    page.route("**/api/v1/widget/texts", lambda route: route.abort())
+    open_widget(page, base + "/")
+    expect(page.get_by_role("button", name="发送")).to_be_visible()

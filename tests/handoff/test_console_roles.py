@@ -89,6 +89,11 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/console/admin/sensitive"): {ADMIN},
     ("POST", "/console/admin/sensitive"): {ADMIN},
     ("POST", "/console/admin/sensitive/delete"): {ADMIN},
+    ("GET", "/console/admin/smalltalk"): {ADMIN},
+    ("POST", "/console/admin/smalltalk/{intent}/phrases"): {ADMIN},
+    ("POST", "/console/admin/smalltalk/{intent}/phrases/delete"): {ADMIN},
+    ("POST", "/console/admin/smalltalk/{intent}/reply"): {ADMIN},
+    ("POST", "/console/admin/smalltalk/{intent}/reset"): {ADMIN},
     ("GET", "/console/audit"): {ADMIN},
     ("GET", "/console/audit.csv"): {ADMIN},
 }
@@ -148,6 +153,7 @@ def world(demo_url: str) -> Iterator[tuple[FastAPI, dict[str, str]]]:  # noqa: F
         "tid": "1",
         "item_id": "999999",
         "set_id": "1",
+        "intent": "thanks",
     }
     yield app, params
 

@@ -1,5 +1,5 @@
 """The console's route modules, one module-level `router` each (auth, queue, tickets, faqs and the
-knowledge base: kb, kb_import, kb_tools, suggestions, weekly, upkeep, dashboard, admin), on the shared dependencies
+knowledge base: kb, kb_import, kb_tools, suggestions, weekly, upkeep, dashboard, admin, smalltalk), on the shared dependencies
 of `handoff.console.deps`; `ROUTERS` is the order in which `handoff.console.router.build_console_router`
 includes them under /console.
 """
@@ -13,6 +13,7 @@ from handoff.console.routes import (
     kb_import,
     kb_tools,
     queue,
+    smalltalk,
     suggestions,
     tickets,
     upkeep,
@@ -32,6 +33,7 @@ ROUTERS = (
     weekly.router,
     upkeep.router,
     admin.router,
+    smalltalk.router,
 )
 
 __all__ = ["ROUTERS"]
