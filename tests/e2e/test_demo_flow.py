@@ -37,7 +37,9 @@ def test_demo_page_answer_clarify_passage_ticket(page: Page, served: tuple[str, 
     expect(answer.locator(".pbw-source")).to_have_count(0)
 
     ask(page, "知识库")
-    expect(page.locator(".pbw-chip").filter(has_text="知识库")).to_have_count(2)
+    chips = page.locator(".pbw-chip").filter(has_text="知识库")  # a clarify: the FAQs about 知识库
+    expect(chips.first).to_be_visible()
+    assert 2 <= chips.count() <= 3
 
     ask(page, "碳达峰")
     expect(page.locator(".pbw-kind-passage").last).to_contain_text("静安区政务公开工作要点")
