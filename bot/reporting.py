@@ -84,16 +84,22 @@ def require_mail(settings: Settings) -> SmtpConfig:
     return smtp
 
 
-def build_message(
-    written: WrittenReport, label: str, describe: str, sender: str, to: Sequence[str]
-) -> EmailMessage:
-    unit = written.unit or OVERVIEW
+def new_message(subject: str, sender: str, to: Sequence[str]) -> EmailMessage:
+    """An e-mail with the headers every report mail carries (subject, from, to, date, message id)."""
     msg = EmailMessage()
-    msg["Subject"] = f"{unit} 未解答问题周报（{label}）"
+    msg["Subject"] = subject
     msg["From"] = sender
     msg["To"] = ", ".join(to)
     msg["Date"] = formatdate(localtime=True)
     msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    return msg
+
+
+def build_message(
+    written: WrittenReport, label: str, describe: str, sender: str, to: Sequence[str]
+) -> EmailMessage:
+    unit = written.unit or OVERVIEW
+    msg = new_message(f"{unit} 未解答问题周报（{label}）", sender, to)
     lines = [
         f"{unit}：",
         "",

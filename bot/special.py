@@ -10,12 +10,11 @@ import logging
 import smtplib
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.jobs import JobContext, Scheduler
-from bot.reporting import SmtpConfig, _connect
+from bot.reporting import SmtpConfig, _connect, new_message
 from bot.settings import Settings
 from handoff.sla import WorkCalendar
 from handoff.special import Case, SpecialRule, SpecialTopics
@@ -34,12 +33,9 @@ def build_special_topics(
 
 
 def build_case_message(case: Case, sender: str, to: Sequence[str]) -> EmailMessage:
-    msg = EmailMessage()
-    msg["Subject"] = f"【专题】{case.unit}：{case.label}（{case.no}，请于 {case.due_on:%Y-%m-%d} 前办理）"
-    msg["From"] = sender
-    msg["To"] = ", ".join(to)
-    msg["Date"] = formatdate(localtime=True)
-    msg["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1])
+    msg = new_message(
+        f"【专题】{case.unit}：{case.label}（{case.no}，请于 {case.due_on:%Y-%m-%d} 前办理）", sender, to
+    )
     lines = [
         f"{case.unit}：",
         "",
