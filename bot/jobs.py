@@ -6,8 +6,8 @@ spec: ``"MON 08:00"`` (weekly; MON..SUN or 周一..周日), ``"DAILY 03:30"`` (o
 ``"EVERY 15m"`` (every N minutes, aligned to the day). Each due slot has a period key (its local
 start, ``2026-11-23T08:00``); running a slot first INSERTs ``job_run(name, period_key)``, whose unique
 constraint lets one worker win. A claim whose worker died (still ``running`` after the job's
-`stale_after`) may be taken over, and a failed run is retried after `retry_after` up to
-`max_attempts`. A missed slot (the service was down at 08:00) runs when the service is next up,
+`stale_after`, or at once when it was a process of this machine that is gone: `bot.workers`) may
+be taken over, and a failed run is retried after `retry_after` up to `max_attempts`. A missed slot (the service was down at 08:00) runs when the service is next up,
 until the following slot is due. `create_app` builds the scheduler, registers the weekly report
 (and other helpers' jobs) and starts the thread when `POLICYBOT_JOBS_ENABLED` is true.
 """
@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import re
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,6 +26,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import workers
 from bot.models import JobRun
 from knowledge.errors import InvalidInput
 from knowledge.models import CHINA_TZ, to_db_time
@@ -176,9 +174,7 @@ class Scheduler:
 
     sessions: sessionmaker[Session]
     tick_seconds: float = 30.0
-    worker: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    )
+    worker: str = field(default_factory=workers.identity)
     jobs: dict[str, Job] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
     _thread: threading.Thread | None = field(default=None, repr=False)
@@ -237,13 +233,15 @@ class Scheduler:
             if row.attempts >= job.max_attempts:
                 return None
             attempt = row.attempts + 1
+            # a claim of a worker of this machine that is gone is abandoned now, not after stale_after
+            abandoned_at = at if workers.gone(row.worker) else at - job.stale_after
             result = s.execute(
                 update(JobRun)
                 .where(
                     JobRun.id == row.id,
                     JobRun.attempts == row.attempts,
                     or_(
-                        (JobRun.status == RUNNING) & (JobRun.started_at < at - job.stale_after),
+                        (JobRun.status == RUNNING) & (JobRun.started_at <= abandoned_at),
                         (JobRun.status == FAILED) & (JobRun.finished_at < at - job.retry_after),
                     ),
                 )

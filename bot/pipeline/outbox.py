@@ -14,18 +14,17 @@ channel are paced (`rates`, messages per second in each worker). Nothing here ru
 request: a request only writes the row and wakes this process's drain thread.
 
 Delivery is at least once: a worker killed after the channel accepted a push but before the row was
-marked sent pushes it again after the lease (rare, and a duplicate reply beats a lost one).
+marked sent pushes it again after the lease (rare, and a duplicate reply beats a lost one). Leases of
+a worker of this machine that is known to be gone (`bot.workers.gone`: killed, then the server
+restarted) are given back at once rather than when they end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -36,6 +35,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot import workers
 from bot.conversation import Reply
 from bot.models import Delivery
 from bot.notifier import PushImpossible
@@ -47,6 +47,7 @@ log = logging.getLogger("policybot.outbox")
 PENDING, SENT, FAILED, IMPOSSIBLE = "pending", "sent", "failed", "impossible"
 STATUSES = (PENDING, SENT, FAILED, IMPOSSIBLE)
 MAX_DELAY = 3600.0
+RELEASE_EVERY = 30.0  # seconds between two looks for leases of gone workers
 _WAKE = "policybot_outbox_wake"
 
 
@@ -132,7 +133,8 @@ class Outbox:
         self.poll = poll
         self.on_outcome = on_outcome
         self.clock = clock
-        self.worker = f"{socket.gethostname()[:20]}:{os.getpid()}"
+        self.worker = workers.identity()
+        self._released_at = float("-inf")  # monotonic time of the last `release_abandoned`
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -192,7 +194,7 @@ class Outbox:
     # --- draining ---------------------------------------------------------------------------------
     def _claim(self) -> list[DeliveryView]:
         now = self.clock()
-        token = f"{self.worker}:{uuid.uuid4().hex[:8]}"
+        token = workers.identity()
         due = (
             (Delivery.status == PENDING)
             & (Delivery.next_at <= now)
@@ -215,6 +217,24 @@ class Outbox:
         with self.sessions() as s:
             rows = s.scalars(select(Delivery).where(Delivery.claimed_by == token).order_by(Delivery.id))
             return [_view(r) for r in rows]
+
+    def release_abandoned(self) -> int:
+        """Give back the leases held by workers of this machine that are gone; returns how many."""
+        now = self.clock()
+        held = (Delivery.status == PENDING) & (Delivery.lease_until >= now)
+        with self.sessions.begin() as s:
+            holders = s.scalars(select(Delivery.claimed_by).where(held).distinct()).all()
+            dead = [h for h in holders if workers.gone(h)]
+            if not dead:
+                return 0
+            result = s.execute(
+                update(Delivery)
+                .where(held, Delivery.claimed_by.in_(dead))
+                .values(lease_until=None, claimed_by=None)
+            )
+        count = int(result.rowcount)  # type: ignore[attr-defined]
+        log.warning("outbox_leases_released count=%d holders=%s", count, ",".join(dead))
+        return count
 
     def drain(self) -> int:
         """Push every due row once (in batches); returns how many were sent."""
@@ -309,6 +329,9 @@ class Outbox:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
+                if time.monotonic() - self._released_at > RELEASE_EVERY:
+                    self._released_at = time.monotonic()
+                    self.release_abandoned()
                 self.drain()
                 if self._failing:
                     self._failing = False
