@@ -4,6 +4,7 @@ storage and the validation are `knowledge.smalltalk`; a change reaches every wor
 seconds. Every change is audited.
 """
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Path, Request, Response
@@ -43,7 +44,21 @@ def _page(console: Console, request: Request, staff: Staff, error: str = "", int
     return render(request, "smalltalk.html", ctx, status_code=400 if error else 200)
 
 
-def _done(intent: str) -> Response:
+def _change(
+    console: Console,
+    request: Request,
+    staff: Staff,
+    intent: str,
+    event: str,
+    apply: Callable[[SmallTalkStore], dict[str, str]],
+) -> Response:
+    """Apply one change to `intent` (`apply` returns the audit detail), audit it as `event` and go
+    back to the intent, or show the page again with the refusal."""
+    try:
+        detail = apply(_store(console))
+    except PolicybotError as exc:
+        return _page(console, request, staff, exc.user_message, intent)
+    console.record(staff, event, intent, **detail)
     return RedirectResponse(f"{PAGE}?done=smalltalk#st-{intent}", status_code=303)
 
 
@@ -56,43 +71,40 @@ def smalltalk_page(staff: Admin, console: ConsoleDep, request: Request) -> Respo
 def phrase_add(
     staff: Admin, console: ConsoleDep, request: Request, intent: Intent, phrase: Phrase = ""
 ) -> Response:
-    try:
-        added = _store(console).add_phrase(intent, phrase)
-    except PolicybotError as exc:
-        return _page(console, request, staff, exc.user_message, intent)
-    console.record(staff, "smalltalk_phrase_add", intent, phrase=added)
-    return _done(intent)
+    return _change(
+        console,
+        request,
+        staff,
+        intent,
+        "smalltalk_phrase_add",
+        lambda st: {"phrase": st.add_phrase(intent, phrase)},
+    )
 
 
 @router.post("/admin/smalltalk/{intent}/phrases/delete")
 def phrase_delete(
     staff: Admin, console: ConsoleDep, request: Request, intent: Intent, phrase: Phrase = ""
 ) -> Response:
-    try:
-        _store(console).remove_phrase(intent, phrase)
-    except PolicybotError as exc:
-        return _page(console, request, staff, exc.user_message, intent)
-    console.record(staff, "smalltalk_phrase_delete", intent, phrase=phrase)
-    return _done(intent)
+    def remove(st: SmallTalkStore) -> dict[str, str]:
+        st.remove_phrase(intent, phrase)
+        return {"phrase": phrase}
+
+    return _change(console, request, staff, intent, "smalltalk_phrase_delete", remove)
 
 
 @router.post("/admin/smalltalk/{intent}/reply")
 def reply_set(
     staff: Admin, console: ConsoleDep, request: Request, intent: Intent, reply: ReplyText = ""
 ) -> Response:
-    try:
-        saved = _store(console).set_reply(intent, reply)
-    except PolicybotError as exc:
-        return _page(console, request, staff, exc.user_message, intent)
-    console.record(staff, "smalltalk_reply", intent, reply=saved)
-    return _done(intent)
+    return _change(
+        console, request, staff, intent, "smalltalk_reply", lambda st: {"reply": st.set_reply(intent, reply)}
+    )
 
 
 @router.post("/admin/smalltalk/{intent}/reset")
 def intent_reset(staff: Admin, console: ConsoleDep, request: Request, intent: Intent) -> Response:
-    try:
-        _store(console).reset(intent)
-    except PolicybotError as exc:
-        return _page(console, request, staff, exc.user_message, intent)
-    console.record(staff, "smalltalk_reset", intent)
-    return _done(intent)
+    def reset(st: SmallTalkStore) -> dict[str, str]:
+        st.reset(intent)
+        return {}
+
+    return _change(console, request, staff, intent, "smalltalk_reset", reset)
