@@ -100,7 +100,7 @@ class Dialogue:
         self.limit_days = limit_days
         self.screen = screen  # sensitive words found in a text (knowledge.sensitive)
         self.smalltalk = smalltalk  # administrators' small-talk edits (knowledge.smalltalk)
-        self._top: tuple[float, list[str]] = (0.0, [])
+        self._top: tuple[float, list[str]] = (float("-inf"), [])
 
     # --- entry points ---------------------------------------------------------------------------
     def decide(self, msg: Incoming, state: dict[str, Any]) -> list[Reply]:

@@ -689,7 +689,7 @@ def test_replay_rows_expire_with_the_dedup_rows(wx: WeChatServer, wx_app: FastAP
     with wx_app.state.sessions.begin() as s:
         s.execute(update(InboundMessage).values(created_at=dt.datetime(2020, 1, 1)))
     channel = wx_app.state.channels["wechat"]
-    channel._last_cleanup = 0.0
+    channel._last_cleanup = float("-inf")
     channel._maybe_cleanup()
     assert count(wx_app, InboundMessage) == 0
 

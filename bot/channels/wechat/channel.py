@@ -122,7 +122,7 @@ class WeChatChannel:
         self.executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="policybot-wechat"
         )
-        self._last_cleanup = 0.0
+        self._last_cleanup = float("-inf")  # monotonic time of the last cleanup: none yet
         self._cleanup_lock = threading.Lock()
         self._reader = inbox.reader  # the window read: autocommit on PostgreSQL
 
