@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
+from bot.privacy import erase_data, resolve
 from knowledge.errors import PolicybotError
 from tests.bot.conftest import make_settings
 from tests.fakes.hotline_api import FakeHotline, Received
@@ -173,3 +174,18 @@ def test_webhook_payload_is_in_the_openapi_document(sqlite_url: str) -> None:
     assert schema["examples"][0]["ticket_no"].startswith("LY")
     headers = {p["name"] for p in hook["parameters"]}
     assert {"X-Policybot-Signature", "X-Policybot-Timestamp"} <= headers
+
+
+def test_erasing_the_citizen_removes_an_unsent_webhook_row(
+    sqlite_url: str, hotline: tuple[FakeHotline, str]
+) -> None:
+    fake, hook = hotline
+    app = _app(sqlite_url, hook, hotline_contact="clear")
+    with TestClient(app) as client:
+        no = _ticket(client, "失业金领完了还能续领吗", "k-1")
+        assert [r.user_id for r in app.state.outbox.rows()] == [no]
+        sessions = app.state.sessions
+        erase_data(sessions, "test-secret-of-32-characters-000000", resolve(sessions, phone="13812345678"))
+        assert app.state.outbox.rows() == []
+        app.state.outbox.drain()
+    assert fake.count() == 0
