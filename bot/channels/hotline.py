@@ -114,7 +114,7 @@ class HotlineConfig:
 
 # --- out: new tickets -------------------------------------------------------------------------------
 def _masked_name(name: str) -> str:
-    return name[:1] + "*" * max(1, len(name) - 1)
+    return name[:1] + "*" * (len(name) - 1) if len(name) > 1 else "*"
 
 
 def _masked_phone(phone: str) -> str:

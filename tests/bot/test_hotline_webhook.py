@@ -46,9 +46,12 @@ def _app(url: str, hook: str, **overrides: object) -> FastAPI:
     )
 
 
+def _session(client: TestClient) -> str:
+    return str(client.post("/api/v1/sessions", json={}).json()["session"])
+
+
 def _ticket(client: TestClient, question: str, key: str, sid: str | None = None) -> str:
-    sid = sid or client.post("/api/v1/sessions", json={}).json()["session"]
-    client.headers["x-test-session"] = str(sid)
+    sid = sid or _session(client)
     body = {
         "session": sid,
         "question": question,
@@ -81,7 +84,8 @@ def test_each_ticket_reaches_the_hotline_once_signed_and_retried_with_backoff(
     app = _app(db_url, hook, push_backoff_seconds=0.4)
     outbox = app.state.outbox
     with TestClient(app) as client:
-        no = _ticket(client, "失业金领完了还能续领吗？电话13812345678", "k-1")
+        sid = _session(client)
+        no = _ticket(client, "失业金领完了还能续领吗？电话13812345678", "k-1", sid)
         rows = outbox.rows()
         assert [(r.kind, r.channel, r.status) for r in rows] == [("hotline_ticket", "hotline", "pending")]
 
@@ -105,7 +109,6 @@ def test_each_ticket_reaches_the_hotline_once_signed_and_retried_with_backoff(
         assert outbox.rows()[0].status == "sent"
         assert outbox.drain() == 0 and fake.count() == 3, "sent once"
 
-        sid = client.headers["x-test-session"]
         assert _ticket(client, "失业金领完了还能续领吗？电话13812345678", "k-1", sid) == no  # retried form
         other = _ticket(client, "灵活就业人员怎么交社保", "k-2")
         outbox.drain()
