@@ -29,7 +29,7 @@ from starlette.requests import HTTPConnection
 from bot import texts
 from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
 from bot.apidocs import install_api_docs
-from bot.channels import Channel, channel_lifespans, telegram, wechat
+from bot.channels import Channel, channel_lifespans, hotline, telegram, wechat
 from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue
 from bot.database import upgrade
@@ -224,6 +224,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         router = channel.router()
         if router is not None:
             app.include_router(router)
+    hotline.document_webhook(app)  # the webhook body in the OpenAPI document
     _include_console(app, settings, parts)
     _install_error_handlers(app)
     _install_routes(app, settings)
@@ -248,6 +249,7 @@ def _build_parts(settings: Settings) -> Parts:
     outbox = build_outbox(settings, sessions)
     tickets = build_ticket_service(settings, sessions, TicketNotices(outbox))
     outbox.on_outcome = record_outcome(tickets)
+    hotline.forward_new_tickets(settings, tickets, outbox)  # 12345 webhook rows (bot/channels/hotline.py)
     querylog = QueryLogStore(sessions)
     # Degraded mode: while the database is unreachable, answers come from memory and the writes
     # go to a local spool that is replayed when it is back (bot/spool.py).
@@ -312,6 +314,7 @@ def _build_channels(settings: Settings, parts: Parts) -> list[Channel]:
         WebChannel(inbox=inbox, sessions=sessions, secret=parts.secret, limiter=parts.limiter),
         *wechat.enabled(settings, inbox=inbox, sessions=sessions),
         *telegram.enabled(settings, inbox=inbox, sessions=sessions),
+        hotline.HotlineChannel.from_settings(settings, tickets=parts.tickets, inbox=inbox, sessions=sessions),
     ]
     for channel in channels:
         parts.outbox.channels[channel.name] = channel

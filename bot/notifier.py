@@ -9,6 +9,7 @@ push that no retry can fix (the outbox records it once and stops).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 TICKET_REPLY = "ticket_reply"
 TICKET_OPENED = "ticket_opened"  # a ticket left during a database outage, opened afterwards
+HOTLINE_TICKET = "hotline_ticket"  # a new ticket for the 12345 hotline system (bot/channels/hotline.py)
 
 
 class PushImpossible(Exception):
@@ -73,6 +75,9 @@ def render_delivery(d: DeliveryView) -> Reply:
     if d.kind == TICKET_OPENED:
         fields = {k: v for k, v in dict(d.data.get("reply") or {}).items() if k in Reply.__dataclass_fields__}
         return Reply(**fields)
+    if d.kind == HOTLINE_TICKET:  # the webhook body: compact JSON of the row's data, keys sorted
+        body = json.dumps(d.data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        return Reply("hotline", body, ticket_no=str(d.data.get("ticket_no") or "") or None)
     raise PushImpossible(f"unknown delivery kind {d.kind!r}")
 
 
@@ -88,4 +93,11 @@ def record_outcome(tickets: TicketService) -> Callable[[DeliveryView, bool, str 
     return record
 
 
-__all__ = ["PushImpossible", "TicketNotices", "record_outcome", "render_delivery", "spooled_ticket_notice"]
+__all__ = [
+    "HOTLINE_TICKET",
+    "PushImpossible",
+    "TicketNotices",
+    "record_outcome",
+    "render_delivery",
+    "spooled_ticket_notice",
+]

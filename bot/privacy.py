@@ -294,6 +294,10 @@ def erase_data(
             ob += _deleted(
                 s, delete(Delivery).where(Delivery.channel == channel, Delivery.user_id == user_id)
             )
+        if nos:  # the 12345 webhook rows of these tickets (bot/channels/hotline.py; user_id = ticket no)
+            ob += _deleted(
+                s, delete(Delivery).where(Delivery.channel == "hotline", Delivery.user_id.in_(nos))
+            )
         if keys:
             wx += _deleted(s, delete(AppValue).where(AppValue.key.in_(keys)))
         if inbound:

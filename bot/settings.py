@@ -212,7 +212,7 @@ class Settings(BaseSettings):
     smtp_ssl: bool = Field(False, description="Connect with implicit TLS (port 465) instead of STARTTLS.")
     smtp_timeout: float = Field(30.0, gt=0, description="Timeout in seconds of each SMTP operation.")
 
-    @field_validator("secret_key", "api_key")
+    @field_validator("secret_key", "api_key", "hotline_secret")
     @classmethod
     def _check_key_length(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None or not value.strip():
@@ -353,6 +353,29 @@ class Settings(BaseSettings):
         True,
         description="Run the outbox drain thread in this process (every worker; rows are claimed under a lease).",
     )
+
+    # --- the 12345 / 12333 hotline bridge (bot/channels/hotline.py) -------------------------------
+    hotline_webhook_url: str | None = Field(
+        None,
+        description="The hotline system's (12345/12333) URL that receives each new ticket as a signed JSON POST "
+        "through the outbox (retried with backoff); unset: tickets are not forwarded. Needs POLICYBOT_HOTLINE_SECRET.",
+    )
+    hotline_secret: str | None = Field(
+        None,
+        description="Shared HMAC-SHA256 key (secret: environment only) signing the webhook and checking the "
+        "callback POST /api/v1/hotline/callback; unset: the callback answers 404.",
+    )
+    hotline_name: str = Field(
+        "12345",
+        min_length=1,
+        max_length=20,
+        description="The hotline as actor of its replies in history and audit.",
+    )
+    hotline_contact: Literal["none", "masked", "clear"] = Field(
+        "masked",
+        description="Contact data (given with consent) in the webhook: none, masked (李*, 138****5678) or clear.",
+    )
+    hotline_timeout: float = Field(10.0, gt=0, description="Timeout in seconds of each webhook POST.")
 
     # --- staff console (/console) and public board (/board) (handoff/console) ------------------------
     console_idle_minutes: int = Field(30, ge=1, description="Console sessions end after this idle time.")

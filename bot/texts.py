@@ -211,6 +211,14 @@ TEXTS: dict[str, str] = {
     "widget.bad_input": "提交的内容格式不正确，请检查后重试。",
     "widget.too_many": "提问过于频繁，请稍后再试。",
     "widget.not_found": "未找到相关记录。",
+    # --- the 12345 / 12333 hotline bridge (bot/channels/hotline.py): answers to the hotline system ---
+    "hotline.disabled": "未启用热线对接（未配置 POLICYBOT_HOTLINE_SECRET）。",
+    "hotline.bad_signature": "签名无效：请用共享密钥对“时间戳.请求体”计算 HMAC-SHA256，并在 X-Policybot-Signature 中写成 sha256=<十六进制>。",
+    "hotline.stale": "时间戳无效或已过期：X-Policybot-Timestamp 须为当前 Unix 秒数，误差不超过{seconds}秒。",
+    "hotline.replayed": "该签名已使用过（重放的请求），请用新的时间戳重新签名后发送。",
+    "hotline.bad_body": "请求内容不正确：{problems}",
+    "hotline.unknown_ticket": "未找到留言 {no}。",
+    "hotline.already_answered": "留言 {no} 已答复（{status}），不能再次答复。",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,

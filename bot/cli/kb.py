@@ -6,6 +6,7 @@ evaluation on a temporary store.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 from pathlib import Path
@@ -45,8 +46,33 @@ def cmd_kb_import(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_kb_export(args: argparse.Namespace, ctx: Context) -> int:
+    if args.format == "12345":
+        return _export_hotline(args, ctx)
     n = ctx.faqs.export_file(Path(args.file), fmt=args.format, status=args.status)
     print(f"已导出 {n} 条到 {args.file}")
+    return 0
+
+
+def _export_hotline(args: argparse.Namespace, ctx: Context) -> int:
+    """The hotline knowledge points (knowledge/faqs/hotline.py): without --status, the published entries
+    that are current today (the rule the bot answers by)."""
+    from knowledge.faqs.hotline import export_hotline, matcher_text
+    from knowledge.models import china_today
+
+    policies = ctx.policies
+    records = ctx.faqs.list(status=args.status or "published", limit=10**9)
+    if args.status is None:
+        today = china_today()
+        records = [
+            r for r in records if policies.faq_validity(r.source_policy, r.valid_from, r.valid_to, today)[0]
+        ]
+    lookup = functools.lru_cache(maxsize=None)(policies.find)  # one query per source document
+    paths = export_hotline(
+        Path(args.file), records, policy=lookup, text=matcher_text(records, ctx.faqs.synonyms())
+    )
+    print(f"已导出 {len(records)} 条 12345 知识点到 {len(paths)} 个文件（每个文件至多 1000 条）：")
+    for path in paths:
+        print(f"  {path}")
     return 0
 
 
@@ -287,9 +313,9 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--by", default="cli")
     _confirm_option(p)
     p.set_defaults(func=cmd_kb_import)
-    p = kb.add_parser("export", help="导出 xlsx / csv / jsonl")
+    p = kb.add_parser("export", help="导出 xlsx / csv / jsonl；--format 12345 导出热线知识点")
     p.add_argument("file")
-    p.add_argument("--format", choices=["xlsx", "csv", "jsonl"])
+    p.add_argument("--format", choices=["xlsx", "csv", "jsonl", "12345"])
     p.add_argument("--status", choices=["draft", "published", "retired"])
     p.set_defaults(func=cmd_kb_export)
     p = kb.add_parser("list", help="列出问答")

@@ -60,6 +60,7 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "smalltalk_reply": "修改寒暄回复",
     "smalltalk_reset": "恢复默认寒暄语",
     "board_rate": "公众评价",
+    "hotline_reply": "热线答复",
 }
 MAX_EXPORT = 100_000
 

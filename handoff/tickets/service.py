@@ -103,6 +103,11 @@ class TicketService(TicketQueries, PromotionMethods):
         self._prefix = prefix.upper()
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._tz = tz
+        self._open_hooks: list[Callable[[Session, TicketView], None]] = []
+
+    def add_open_hook(self, hook: Callable[[Session, TicketView], None]) -> None:
+        """Run `hook(session, ticket)` inside the transaction that stores each new ticket, e.g. bot's outbox row forwarding it to the 12345 hotline; no network calls in it."""
+        self._open_hooks.append(hook)
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -240,7 +245,10 @@ class TicketService(TicketQueries, PromotionMethods):
                 )
             )
             s.flush()
-            return _view(ticket, local.date())
+            view = _view(ticket, local.date())
+            for hook in self._open_hooks:
+                hook(s, view)
+            return view
 
     def _next_seq(self, s: Session, key: str) -> int:
         """Atomically increment and return the day's counter (an upsert with RETURNING)."""
