@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 TICKET_REPLY = "ticket_reply"
 TICKET_OPENED = "ticket_opened"  # a ticket left during a database outage, opened afterwards
+STAFF_MAIL = "staff_mail"  # a digest of staff notifications, channel "email" (bot/staffnotify.py)
 
 
 class PushImpossible(Exception):
@@ -73,6 +74,10 @@ def render_delivery(d: DeliveryView) -> Reply:
     if d.kind == TICKET_OPENED:
         fields = {k: v for k, v in dict(d.data.get("reply") or {}).items() if k in Reply.__dataclass_fields__}
         return Reply(**fields)
+    if d.kind == STAFF_MAIL:
+        from bot.staffnotify import render_staff_mail  # it imports the channels, which import this module
+
+        return render_staff_mail(d.data)
     raise PushImpossible(f"unknown delivery kind {d.kind!r}")
 
 
@@ -88,4 +93,11 @@ def record_outcome(tickets: TicketService) -> Callable[[DeliveryView, bool, str 
     return record
 
 
-__all__ = ["PushImpossible", "TicketNotices", "record_outcome", "render_delivery", "spooled_ticket_notice"]
+__all__ = [
+    "STAFF_MAIL",
+    "PushImpossible",
+    "TicketNotices",
+    "record_outcome",
+    "render_delivery",
+    "spooled_ticket_notice",
+]
