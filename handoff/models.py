@@ -264,7 +264,7 @@ class SpecialCase(Base):
 
 class StaffNotice(Base):
     """One staff notification (handoff/staff_alerts.py): `event` names what happened once per ticket
-    ("new:LY..", "warning:LY..:2026-12-03", "overdue:LY..:2026-12-03", "dissatisfied:LY..:<rated>");
+    ("new:LY..:<department>", "warning:LY..:2026-12-03", "overdue:LY..:2026-12-03", "dissatisfied:LY..:<rated>");
     the row with an empty `recipient` records the event itself (its history line and audit entry
     are written with it), the other rows are the mails to write, one per recipient address, until a
     digest takes them into an outbox e-mail (`queued_at`, `delivery_key`)."""
@@ -277,7 +277,7 @@ class StaffNotice(Base):
     recipient: Mapped[str] = mapped_column(String(200), default="")
     kind: Mapped[str] = mapped_column(String(20))  # new / warning / overdue / dissatisfied
     ticket_no: Mapped[str] = mapped_column(String(40), index=True)
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # no, department, category, due...
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the mail's item, until queued
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     delivery_key: Mapped[str | None] = mapped_column(String(160))

@@ -2,7 +2,8 @@
 
 `StaffAlerts.collect(now)` finds the events due at `now` and records each exactly once in the
 `staff_notice` table (a unique event key, so a second run or a second worker adds nothing):
-- ``new``: a ticket waiting in a department (待受理) -> that department's handlers;
+- ``new``: a ticket waiting in a department (待受理) -> that department's handlers (again after a
+  transfer to another department);
 - ``warning``: an open ticket on the working day before its due date (or on the due date) -> its
   handler, or the department's handlers while nobody has taken it; keyed by the due date, so a
   due date moved by 延期 warns again;
@@ -14,7 +15,8 @@ as the event. Each recipient gets a row of their own; `dispatch` hands a recipie
 to the caller's `enqueue` (the bot's durable outbox, same transaction) as one digest once the oldest
 has waited `digest_minutes` (0: one mail per row), so mails reach a recipient at most every N
 minutes. Items carry what the handler may see anyway: number, department, category, due date,
-status and a masked excerpt, never contact data.
+status and a masked excerpt, never contact data; a row keeps them only until its mail is queued
+(then they live in the outbox row, which the retention job deletes with the other deliveries).
 """
 
 from __future__ import annotations
@@ -121,8 +123,10 @@ class StaffAlerts:
         }
         with self._sessions.begin() as s:
             staff = self._staff(s)
-            for kind, t, event in self._events(s, at, today, workdays):
-                if self._record(s, kind, t, event, at, staff if mail else None):
+            candidates = list(self._events(s, at, today, workdays))
+            known = _known_events(s, [event for _, _, event in candidates])
+            for kind, t, event in candidates:
+                if event not in known and self._record(s, kind, t, event, at, staff if mail else None):
                     out[kind] += 1
         return out
 
@@ -132,7 +136,7 @@ class StaffAlerts:
         since = at - LOOKBACK
         new = select(Ticket).where(Ticket.status == "待受理", Ticket.created_at >= since)
         for t in s.scalars(new.order_by(Ticket.id)).all():
-            yield NEW, t, f"{NEW}:{t.no}"
+            yield NEW, t, f"{NEW}:{t.no}:{t.department}"[:120]  # a transfer tells the new department
         due_soon = select(Ticket).where(Ticket.status.in_(_OPEN), Ticket.due_date <= today + WARN_WINDOW)
         for t in s.scalars(due_soon.order_by(Ticket.due_date, Ticket.id)).all():
             if t.due_date < today:
@@ -167,7 +171,7 @@ class StaffAlerts:
         self, s: Session, kind: str, t: Ticket, event: str, at: dt.datetime, staff: list[_Staff] | None
     ) -> bool:
         item = _item(kind, t)
-        if not _insert(s, event=event, recipient="", kind=kind, no=t.no, data=item, at=at, queued=at):
+        if not _insert(s, event=event, recipient="", kind=kind, no=t.no, data={}, at=at, queued=at):
             return False  # recorded before (another run or worker)
         to = self._recipients(kind, t, staff) if staff is not None else []
         for u in to:
@@ -209,30 +213,31 @@ class StaffAlerts:
                     continue  # the digest is still collecting
                 for group in [[r] for r in rows] if digest_minutes <= 0 else [rows]:
                     key = f"staff_mail:{group[0].id}"
+                    items = [dict(r.data or {}) for r in group]
                     taken = s.execute(
                         update(StaffNotice)
                         .where(StaffNotice.id.in_([r.id for r in group]), StaffNotice.queued_at.is_(None))
-                        .values(queued_at=at, delivery_key=key)
+                        .values(queued_at=at, delivery_key=key, data={})  # the outbox row has it now
                         .execution_options(synchronize_session=False)
                     )
                     if taken.rowcount != len(group):  # type: ignore[attr-defined]
                         raise RuntimeError("staff notices taken by another run")  # rolls back
-                    enqueue(s, Mail(recipient, [dict(r.data or {}) for r in group], key))
+                    enqueue(s, Mail(recipient, items, key))
                     mails += 1
         return mails
 
-    def pending(self) -> list[Mail]:
-        """The rows still waiting, per recipient (for the CLI and tests)."""
-        with self._sessions() as s:
-            rows = s.scalars(
-                select(StaffNotice)
-                .where(StaffNotice.queued_at.is_(None), StaffNotice.recipient != "")
-                .order_by(StaffNotice.id)
-            ).all()
-        grouped: dict[str, list[StaffNotice]] = defaultdict(list)
-        for r in rows:
-            grouped[r.recipient].append(r)
-        return [Mail(k, [dict(r.data or {}) for r in v], "") for k, v in grouped.items()]
+
+def _known_events(s: Session, events: list[str]) -> set[str]:
+    """The events among `events` already recorded (one indexed lookup per 500)."""
+    known: set[str] = set()
+    for i in range(0, len(events), 500):
+        chunk = [e[:120] for e in events[i : i + 500]]
+        known |= set(
+            s.scalars(
+                select(StaffNotice.event).where(StaffNotice.recipient == "", StaffNotice.event.in_(chunk))
+            )
+        )
+    return known
 
 
 def _insert(

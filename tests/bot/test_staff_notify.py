@@ -165,6 +165,12 @@ def test_digest_zero_sends_one_mail_per_ticket(demo_url: str, smtp: tuple[Sink, 
         (f"{who}@example.gov.cn", f"【新留言】{no} {DEPT}") for who in ("alice", "carol") for no in nos
     )
     assert _run(app, t0 + dt.timedelta(minutes=2), sink) == []
+    # transferred while still waiting (待受理): the new department's handlers are told
+    Accounts(app.state.sessions, ConsoleConfig(secret_key="test-secret")).add_department(OTHER)
+    svc = _service(app, t0 + dt.timedelta(minutes=3))
+    svc.transfer(nos[0], to_department=OTHER, reason="职责调整", by="alice")
+    mails = _run(app, t0 + dt.timedelta(minutes=4), sink)
+    assert [(m[0], m[1]) for m in mails] == [("bob@example.gov.cn", f"【新留言】{nos[0]} {OTHER}")]
 
 
 def test_warnings_and_escalations_across_holidays(db_url: str, smtp: tuple[Sink, int]) -> None:

@@ -41,6 +41,9 @@ def test_counts_follow_new_tickets_in_the_users_scope(app: FastAPI) -> None:
     alice, bob, sue = (signed_in(app, u) for u in ("alice", "bob", "sue"))
     before = alice.get("/console/api/counts").json()
     assert before["new"] == before["counts"]["待受理"]
+    assert before["counts"]["all"] == sum(
+        before["counts"][s] for s in ("待受理", "办理中", "已答复", "已办结")
+    )
     _open(app, DEPT)
     _open(app, DEPT)
     _open(app, OTHER_DEPT)
