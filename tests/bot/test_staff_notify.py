@@ -7,6 +7,7 @@ outbox drain run, each with a line in the ticket's history and an audit entry.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -279,3 +280,63 @@ def test_the_scheduled_job_and_no_smtp(demo_url: str, smtp: tuple[Sink, int]) ->
     )
     assert bare.state.outbox.counts().get("pending", 0) == 0
     assert JOB_NAME not in create_app(make_settings(demo_url, staff_notify_schedule="")).state.scheduler.jobs
+
+
+def test_smtp_down_is_retried_and_a_refused_address_is_recorded(
+    demo_url: str, smtp: tuple[Sink, int]
+) -> None:
+    sink, port = smtp
+    with socket.socket() as s:  # a port nobody listens on: the mail server is down
+        s.bind(("127.0.0.1", 0))
+        down = s.getsockname()[1]
+    app = _app(demo_url, down, staff_digest_minutes=0)  # first retry after 5 s
+    t0 = _bj(2026, 11, 24, 9)
+    _service(app, t0).open(question="问题", channel="web", user_ref="u", department=DEPT)
+    assert _run(app, t0 + dt.timedelta(minutes=1), sink) == []
+    rows = app.state.outbox.rows()
+    assert {(r.status, r.attempts) for r in rows} == {("pending", 1)} and len(rows) == 2
+    assert all("SMTP connect/login" in (r.last_error or "") for r in rows)
+    app.state.outbox.channels["email"].smtp = dataclasses.replace(
+        app.state.outbox.channels["email"].smtp, port=port
+    )
+    later = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=1)
+    app.state.outbox.clock = lambda: later
+    app.state.outbox.drain()  # the server is back, the backoff has passed: the two mails, once each
+    assert [m[0] for m in sink.take()] == ["alice@example.gov.cn", "carol@example.gov.cn"]
+    assert {r.status for r in app.state.outbox.rows()} == {"sent"}
+
+    class Refusing(Sink):
+        async def handle_RCPT(
+            self, server: Any, session: Any, envelope: Any, address: str, options: Any
+        ) -> str:
+            return "550 no such user"
+
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=down)
+    controller.start()
+    try:
+        app.state.outbox.channels["email"].smtp = dataclasses.replace(
+            app.state.outbox.channels["email"].smtp, port=down
+        )
+        _service(app, t0).open(question="问题二", channel="web", user_ref="v", department=DEPT)
+        _run(app, t0 + dt.timedelta(minutes=3), sink)
+        refused = [r for r in app.state.outbox.rows() if r.status != "sent"]
+        assert len(refused) == 2 and {r.status for r in refused} == {"impossible"}  # never retried
+    finally:
+        controller.stop()
+
+
+def test_the_ticket_page_shows_the_warning(demo_url: str, smtp: tuple[Sink, int]) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.handoff.console_helpers import login
+
+    sink, port = smtp
+    app = _app(demo_url, port, staff_digest_minutes=0)
+    t = _service(app, _bj(2026, 9, 22, 10), limit=6).open(
+        question="职工医保转移", channel="web", user_ref="a", department=DEPT
+    )
+    _run(app, _bj(2026, 9, 30), sink)  # the working day before Thu 8 Oct (国庆节 in between)
+    client = TestClient(app)
+    assert login(client, "alice", PASSWORD).status_code == 303
+    page = client.get(f"/console/tickets/{t.no}").text
+    assert "到期提醒" in page and "办理期限 2026-10-08，已邮件提醒 alice、carol" in page
