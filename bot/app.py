@@ -29,7 +29,7 @@ from starlette.requests import HTTPConnection
 from bot import texts
 from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
 from bot.apidocs import install_api_docs
-from bot.channels import Channel, channel_lifespans, hotline, telegram, wechat
+from bot.channels import Channel, channel_lifespans, email, hotline, telegram, wechat
 from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue
 from bot.database import upgrade
@@ -47,6 +47,7 @@ from bot.services import build_knowledge_base, build_outbox, build_ticket_servic
 from bot.settings import Settings, get_settings
 from bot.special import register_special_job
 from bot.spool import Spool
+from bot.staffnotify import register_staff_notify_job
 from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
 from handoff.console import (
@@ -288,6 +289,7 @@ def _build_parts(settings: Settings) -> Parts:
     register_special_job(scheduler, settings, sessions, kb)
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
     register_upkeep_jobs(scheduler, settings, sessions)  # link check, validity sweep (bot/upkeep.py)
+    register_staff_notify_job(scheduler, settings, sessions, outbox)  # staff e-mails (bot/staffnotify.py)
     return Parts(
         engine=engine,
         sessions=sessions,
@@ -318,6 +320,9 @@ def _build_channels(settings: Settings, parts: Parts) -> list[Channel]:
     ]
     for channel in channels:
         parts.outbox.channels[channel.name] = channel
+    mailer = email.enabled(settings)  # staff notification mails (no citizen routes: outbox only)
+    if mailer is not None:
+        parts.outbox.channels[mailer.name] = mailer
     return channels
 
 
@@ -375,6 +380,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
         upload_max_bytes=settings.console_upload_max_bytes,
+        live_poll_seconds=settings.console_live_poll_seconds,
     )
     sessions = parts.sessions
     app.include_router(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 TICKET_REPLY = "ticket_reply"
 TICKET_OPENED = "ticket_opened"  # a ticket left during a database outage, opened afterwards
 HOTLINE_TICKET = "hotline_ticket"  # a new ticket for the 12345 hotline system (bot/channels/hotline.py)
+STAFF_MAIL = "staff_mail"  # a digest of staff notifications, channel "email" (bot/staffnotify.py)
 
 
 class PushImpossible(Exception):
@@ -78,6 +79,10 @@ def render_delivery(d: DeliveryView) -> Reply:
     if d.kind == HOTLINE_TICKET:  # the webhook body: compact JSON of the row's data, keys sorted
         body = json.dumps(d.data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         return Reply("hotline", body, ticket_no=str(d.data.get("ticket_no") or "") or None)
+    if d.kind == STAFF_MAIL:
+        from bot.staffnotify import render_staff_mail  # it imports the channels, which import this module
+
+        return render_staff_mail(d.data)
     raise PushImpossible(f"unknown delivery kind {d.kind!r}")
 
 
@@ -95,6 +100,7 @@ def record_outcome(tickets: TicketService) -> Callable[[DeliveryView, bool, str 
 
 __all__ = [
     "HOTLINE_TICKET",
+    "STAFF_MAIL",
     "PushImpossible",
     "TicketNotices",
     "record_outcome",

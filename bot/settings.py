@@ -211,6 +211,18 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_ssl: bool = Field(False, description="Connect with implicit TLS (port 465) instead of STARTTLS.")
     smtp_timeout: float = Field(30.0, gt=0, description="Timeout in seconds of each SMTP operation.")
+    # --- staff notifications by e-mail (bot/staffnotify.py, handoff/staff_alerts.py) ------------------
+    staff_digest_minutes: int = Field(
+        10,
+        ge=0,
+        le=1440,
+        description="Staff notification mails reach one person at most this often (minutes; a digest of "
+        "everything waiting); 0 sends one mail per ticket event.",
+    )
+    staff_notify_schedule: str = Field(
+        "EVERY 2m",
+        description='How often staff notification events are collected and mailed ("EVERY 2m"); empty disables.',
+    )
 
     @field_validator("secret_key", "api_key", "hotline_secret")
     @classmethod
@@ -401,6 +413,12 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest FAQ file (xlsx/csv/jsonl) staff may upload at /console/kb/import; that route "
         "alone accepts bodies above max_body_bytes. The file waits in the system temp dir for the confirm step.",
+    )
+    console_live_poll_seconds: float = Field(
+        20.0,
+        ge=1,
+        le=600,
+        description="How often an open console page refreshes its count of new tickets (seconds).",
     )
 
 

@@ -219,6 +219,23 @@ TEXTS: dict[str, str] = {
     "hotline.bad_body": "请求内容不正确：{problems}",
     "hotline.unknown_ticket": "未找到留言 {no}。",
     "hotline.already_answered": "留言 {no} 已答复（{status}），不能再次答复。",
+    # staff notifications by e-mail (bot/staffnotify.py); staff-facing, one mail may hold several items
+    "staff_mail.kind.new": "新留言",
+    "staff_mail.kind.warning": "即将到期",
+    "staff_mail.kind.overdue": "已超期（督办）",
+    "staff_mail.kind.dissatisfied": "不满意评价（督办）",
+    "staff_mail.subject_one": "【{kind}】{no} {department}",
+    "staff_mail.subject_many": "【政策留言提醒】{summary}",
+    "staff_mail.summary_part": "{kind} {n} 条",
+    "staff_mail.intro": "您好：\n\n以下政策留言需要您关注（共 {n} 条）：",
+    "staff_mail.item": (
+        "【{kind}】{no}\n承办部门：{department}\n留言类别：{category}\n办理期限：{due_date}\n"
+        "当前状态：{status}\n内容摘要（已脱敏）：{excerpt}\n办理链接：{link}"
+    ),
+    "staff_mail.hint.warning": "提示：距办理期限仅剩一个工作日，请尽快答复。",
+    "staff_mail.hint.overdue": "提示：该留言已超过办理期限仍未办结，请督办。",
+    "staff_mail.hint.dissatisfied": "提示：留言人对答复表示不满意，请督办。",
+    "staff_mail.footer": "请登录工作台办理，留言人的联系方式请在工作台内查看。\n\n—— 政策咨询机器人（自动发送，请勿直接回复）",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -165,6 +166,7 @@ class StaffUser(Base):
     created_by: Mapped[str] = mapped_column(String(100), default="system")
     password_changed_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    email: Mapped[str | None] = mapped_column(String(200))  # staff notifications (handoff/staff_alerts.py)
 
 
 class StaffSession(Base):
@@ -258,3 +260,24 @@ class SpecialCase(Base):
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     closed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
     emailed_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class StaffNotice(Base):
+    """One staff notification (handoff/staff_alerts.py): `event` names what happened once per ticket
+    ("new:LY..:<department>", "warning:LY..:2026-12-03", "overdue:LY..:2026-12-03", "dissatisfied:LY..:<rated>");
+    the row with an empty `recipient` records the event itself (its history line and audit entry
+    are written with it), the other rows are the mails to write, one per recipient address, until a
+    digest takes them into an outbox e-mail (`queued_at`, `delivery_key`)."""
+
+    __tablename__ = "staff_notice"
+    __table_args__ = (UniqueConstraint("event", "recipient", name="uq_staff_notice_event_recipient"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event: Mapped[str] = mapped_column(String(120))
+    recipient: Mapped[str] = mapped_column(String(200), default="")
+    kind: Mapped[str] = mapped_column(String(20))  # new / warning / overdue / dissatisfied
+    ticket_no: Mapped[str] = mapped_column(String(40), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # the mail's item, until queued
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
+    delivery_key: Mapped[str | None] = mapped_column(String(160))

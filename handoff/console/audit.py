@@ -61,6 +61,8 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "smalltalk_reset": "恢复默认寒暄语",
     "board_rate": "公众评价",
     "hotline_reply": "热线答复",
+    "sla_warning": "到期提醒",  # handoff/staff_alerts.py
+    "sla_escalation": "超期督办",
 }
 MAX_EXPORT = 100_000
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from handoff.console.config import ConsoleConfig
 from handoff.console.passwords import weakness
 from handoff.models import Department, LoginThrottle, StaffSession, StaffUser
+from handoff.staff_alerts import clean_email
 from knowledge.db import transaction, upsert
 from knowledge.errors import Conflict, InvalidInput, NotFound
 
@@ -64,6 +65,7 @@ class User:
     active: bool
     created_at: dt.datetime
     last_login_at: dt.datetime | None
+    email: str = ""  # where staff notifications go (empty: none)
 
     @property
     def label(self) -> str:
@@ -130,6 +132,7 @@ def _user(u: StaffUser) -> User:
         bool(u.active),
         u.created_at,
         u.last_login_at,
+        u.email or "",
     )
 
 
@@ -198,9 +201,11 @@ class Accounts:
         role: str,
         departments: Sequence[str] = (),
         display_name: str = "",
+        email: str = "",
         by: str,
     ) -> User:
         name = clean_username(username)
+        address = clean_email(email)
         if role not in ROLES:
             raise InvalidInput(f"未知角色：{role}", f"unknown role {role!r}")
         depts = _clean_departments(departments)
@@ -216,6 +221,7 @@ class Accounts:
             row = StaffUser(
                 username=name,
                 display_name=display,
+                email=address or None,
                 role=role,
                 departments=depts,
                 password_hash=_hasher.hash(password),
@@ -231,8 +237,16 @@ class Accounts:
         return user
 
     def update_user(
-        self, user_id: int, *, role: str, departments: Sequence[str], display_name: str, active: bool
+        self,
+        user_id: int,
+        *,
+        role: str,
+        departments: Sequence[str],
+        display_name: str,
+        active: bool,
+        email: str | None = None,
     ) -> User:
+        address = None if email is None else clean_email(email)
         if role not in ROLES:
             raise InvalidInput(f"未知角色：{role}", f"unknown role {role!r}")
         depts = _clean_departments(departments)
@@ -248,6 +262,8 @@ class Accounts:
             row.departments = [] if role in ("admin", "supervisor") else depts
             row.display_name = display_name.strip()[:50]
             row.active = active
+            if address is not None:
+                row.email = address or None
             if changed_access:  # new rights apply from the next login
                 s.execute(delete(StaffSession).where(StaffSession.user_id == row.id))
             return _user(row)

@@ -1,4 +1,4 @@
-"""`policybot users add|passwd|disable|enable|list`: console accounts from the command line (the
+"""`policybot users add|edit|passwd|disable|enable|list`: console accounts from the command line (the
 first admin is created here). Passwords are read with getpass, or one line from stdin with
 --password-stdin; there is never a default password. `policybot tickets reply NO TEXT --as USER`:
 a staff reply on the console's own path (that user's permissions, the same audit event; the
@@ -109,6 +109,7 @@ def cmd_users_add(args: argparse.Namespace, ctx: _Context) -> int:
         role=args.role,
         departments=args.department or [],
         display_name=args.name or "",
+        email=args.email or "",
         by="cli",
     )
     AuditLog(ctx.sessions).record(
@@ -137,6 +138,27 @@ def cmd_users_active(args: argparse.Namespace, ctx: _Context) -> int:
     return 0
 
 
+def cmd_users_edit(args: argparse.Namespace, ctx: _Context) -> int:
+    """Change the notification e-mail of an account (`--email ""` removes it)."""
+    accounts, name = _accounts(ctx), (args.username or "").strip().lower()
+    user = next((u for u in accounts.users() if u.username == name), None)
+    if user is None:
+        raise NotFound(f"未找到用户 {name}", f"user {name!r} not found")
+    user = accounts.update_user(
+        user.id,
+        role=user.role,
+        departments=user.departments,
+        display_name=user.display_name,
+        active=user.active,
+        email=args.email,
+    )
+    AuditLog(ctx.sessions).record(
+        "user_edit", actor="cli", target=user.username, detail={"email": user.email}
+    )
+    print(f"已修改用户 {user.username} 的提醒邮箱：{user.email or '（无）'}")
+    return 0
+
+
 def cmd_users_list(args: argparse.Namespace, ctx: _Context) -> int:
     users = _accounts(ctx).users()
     if args.json:
@@ -147,6 +169,7 @@ def cmd_users_list(args: argparse.Namespace, ctx: _Context) -> int:
                 "role": u.role,
                 "departments": list(u.departments),
                 "active": u.active,
+                "email": u.email,
                 "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
             }
             for u in users
@@ -161,9 +184,9 @@ def cmd_users_list(args: argparse.Namespace, ctx: _Context) -> int:
 
 def add_users_commands(sub: Any) -> None:
     """Add the `users` command group to the top-level subparsers of `policybot`."""
-    us = sub.add_parser("users", help="后台账号：add | passwd | disable | enable | list").add_subparsers(
-        dest="users_command", required=True
-    )
+    us = sub.add_parser(
+        "users", help="后台账号：add | edit | passwd | disable | enable | list"
+    ).add_subparsers(dest="users_command", required=True)
     p = us.add_parser("add", help="新增账号（第一个管理员用此命令创建）")
     p.add_argument("username")
     p.add_argument(
@@ -174,6 +197,7 @@ def add_users_commands(sub: Any) -> None:
     )
     p.add_argument("--department", action="append", help="所属部门（staff / reader 必填，可多次）")
     p.add_argument("--name", help="显示名称")
+    p.add_argument("--email", help="接收工作人员提醒邮件的邮箱（新留言、到期提醒、超期督办）")
     p.add_argument(
         "--password-stdin", dest="password_stdin", action="store_true", help="从标准输入读取一行密码"
     )
@@ -182,6 +206,10 @@ def add_users_commands(sub: Any) -> None:
     p.add_argument("username")
     p.add_argument("--password-stdin", dest="password_stdin", action="store_true")
     p.set_defaults(func=cmd_users_passwd)
+    p = us.add_parser("edit", help="修改账号的提醒邮箱")
+    p.add_argument("username")
+    p.add_argument("--email", required=True, help='接收提醒邮件的邮箱；"" 表示不再发送')
+    p.set_defaults(func=cmd_users_edit)
     for name, text in (("disable", "停用账号"), ("enable", "启用账号")):
         p = us.add_parser(name, help=text)
         p.add_argument("username")

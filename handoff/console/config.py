@@ -24,6 +24,7 @@ class ConsoleConfig:
     page_size: int = 50
     upload_max_bytes: int = 10 * 1024 * 1024  # FAQ files uploaded for import (/console/kb/import)
     upload_dir: str = ""  # where uploaded files wait for the confirm step; "": the system temp dir
+    live_poll_seconds: float = 20.0  # how often the console polls /console/api/counts (live.js)
 
     def __post_init__(self) -> None:
         if len(self.secret_key) < 8:

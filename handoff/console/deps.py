@@ -204,6 +204,8 @@ def base(request: Request, staff: Staff | None, **extra: Any) -> dict[str, Any]:
         "status_class": STATUS_CLASS,
         "statuses": STATUSES,
     }
+    console = getattr(request.state, "console", None)  # the live count's poll interval (live.js)
+    ctx["live_poll_ms"] = int(console.config.live_poll_seconds * 1000) if console is not None else 20000
     ctx.update(extra)
     return ctx
 

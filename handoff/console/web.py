@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 STATIC_FILES: Final = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",  # the live count of new tickets
 }
 
 SECURITY_HEADERS: Final = {

@@ -45,6 +45,8 @@ ACTION_LABELS: Mapping[str, str] = {
     "delivery": "推送答复",
     "contact_purged": "清除联系方式",
     "erased": "依申请删除个人信息",
+    "sla_warning": "到期提醒",  # handoff/staff_alerts.py
+    "sla_escalation": "超期督办",
 }
 
 # The text a channel shows before it asks for a name or phone number; `open(consent=True)` means

@@ -35,6 +35,7 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("GET", "/console/account"): ALL,
     ("POST", "/console/account"): ALL,
     ("GET", "/console/queue"): {STAFF, SUPER, READER},
+    ("GET", "/console/api/counts"): {STAFF, SUPER, READER},
     ("GET", "/console/tickets/{no}"): {STAFF, SUPER, READER},
     ("POST", "/console/tickets/{no}/assign"): HANDLE,
     ("POST", "/console/tickets/{no}/reply"): HANDLE,

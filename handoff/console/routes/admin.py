@@ -85,6 +85,7 @@ def user_add(
     role: Annotated[str, Form(max_length=20)] = "",
     departments: Annotated[str, Form(max_length=3000)] = "",
     password: Annotated[str, Form(max_length=200)] = "",
+    email: Annotated[str, Form(max_length=250)] = "",
 ) -> Response:
     try:
         user = console.accounts.add_user(
@@ -93,6 +94,7 @@ def user_add(
             role=role,
             departments=split_lines(departments),
             display_name=display_name,
+            email=email,
             by=staff.user.username,
         )
     except PolicybotError as exc:
@@ -111,6 +113,7 @@ def user_edit(
     role: Annotated[str, Form(max_length=20)] = "",
     departments: Annotated[str, Form(max_length=3000)] = "",
     active: Annotated[str, Form(max_length=5)] = "",
+    email: Annotated[str, Form(max_length=250)] = "",
 ) -> Response:
     try:
         user = console.accounts.update_user(
@@ -119,6 +122,7 @@ def user_edit(
             departments=split_lines(departments),
             display_name=display_name,
             active=active == "1",
+            email=email,
         )
     except PolicybotError as exc:
         return users_error(console, request, staff, exc.user_message)
@@ -129,6 +133,7 @@ def user_edit(
         role=user.role,
         departments=list(user.departments),
         active=user.active,
+        email=user.email,
     )
     return RedirectResponse("/console/admin/users?done=user", status_code=303)
 

@@ -1,12 +1,14 @@
 """Console route of the ticket queue (/console/queue): the tickets of the departments the user may
 read, filtered by status, department, text, overdue and flagged, paged, with counts per status and
-the due-date class of each row.
+the due-date class of each row; and its live counts (/console/api/counts, JSON, polled by live.js
+for the navigation badge, the queue's counts and its "有 N 条新留言" bar).
 """
 
 import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 
 from handoff.console.deps import PREFIX, ConsoleDep, Reader, base, query_without_page, visible_departments
 from handoff.console.web import ConsoleRoute, render
@@ -71,4 +73,15 @@ def queue(
             more=more,
             query_base=query_without_page(request),
         ),
+    )
+
+
+@router.get("/api/counts")
+def live_counts(staff: Reader, console: ConsoleDep) -> Response:
+    """Ticket counts of the user's queue (the same scope as /console/queue): per status, overdue
+    and flagged, their sum `all`, and `new` (待受理). Three COUNT queries (one grouped), nothing else."""
+    counts = console.tickets.counts(department=visible_departments(staff.user))
+    counts["all"] = sum(counts.get(s, 0) for s in STATUSES)
+    return JSONResponse(
+        {"new": counts.get("待受理", 0), "counts": counts}, headers={"Cache-Control": "no-store"}
     )
