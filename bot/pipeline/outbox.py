@@ -224,7 +224,7 @@ class Outbox:
         held = (Delivery.status == PENDING) & (Delivery.lease_until >= now)
         with self.sessions.begin() as s:
             holders = s.scalars(select(Delivery.claimed_by).where(held).distinct()).all()
-            dead = [h for h in holders if workers.gone(h)]
+            dead = [h for h in holders if h is not None and workers.gone(h)]
             if not dead:
                 return 0
             result = s.execute(
