@@ -16,12 +16,13 @@ from handoff.models import Ticket, TicketEvent
 
 # --- vocabulary ----------------------------------------------------------------------------------
 
-Status = Literal["待受理", "办理中", "已答复", "已办结"]
+Status = Literal["待受理", "办理中", "待补正", "已答复", "已办结"]
 PENDING: Final = "待受理"
 IN_PROGRESS: Final = "办理中"
+SUPPLEMENT: Final = "待补正"  # waiting for the citizen's 补正: the time limit is paused
 REPLIED: Final = "已答复"
 CLOSED: Final = "已办结"
-STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, REPLIED, CLOSED)
+STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, SUPPLEMENT, REPLIED, CLOSED)
 OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is running
 
 Rating = Literal["满意", "基本满意", "不满意"]
@@ -45,6 +46,13 @@ ACTION_LABELS: Mapping[str, str] = {
     "delivery": "推送答复",
     "contact_purged": "清除联系方式",
     "erased": "依申请删除个人信息",
+    "category": "更改类型",
+    "extension_request": "申请延期",
+    "extension_approve": "批准延期",
+    "extension_refuse": "不批准延期",
+    "supplement_request": "要求补正",
+    "supplement_answer": "收到补正",
+    "supplement_resume": "恢复计时",
 }
 
 # The text a channel shows before it asks for a name or phone number; `open(consent=True)` means
@@ -117,6 +125,9 @@ class TicketView:
     idempotency_key: str | None
     category: str = "咨询"
     flag_reason: str | None = None
+    limit_days: int | None = None  # the time limit set at opening (None: tickets from before it was kept)
+    extension_days: int = 0  # approved 延期, working days
+    paused_days: int = 0  # finished 补正 pauses, working days
 
     @property
     def is_open(self) -> bool:
@@ -197,6 +208,9 @@ def _view(t: Ticket, today: dt.date) -> TicketView:
         idempotency_key=t.idempotency_key,
         category=t.category or "咨询",
         flag_reason=t.flag_reason,
+        limit_days=t.limit_days,
+        extension_days=t.extension_days or 0,
+        paused_days=t.paused_days or 0,
     )
 
 

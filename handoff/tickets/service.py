@@ -20,6 +20,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from handoff.models import Department, Ticket, TicketCounter, TicketEvent
 from handoff.privacy import PUBLIC_DIGIT_RUN, long_digit_run, mask
 from handoff.sla import WorkCalendar
+from handoff.tickets.extensions import Notices, TimeLimitMethods
+from handoff.tickets.limits import CategoryLimits
 from handoff.tickets.promotion import PromotionMethods
 from handoff.tickets.queries import TicketQueries
 from handoff.tickets.records import (
@@ -68,7 +70,7 @@ class _Change:
     detail: dict[str, Any]
 
 
-class TicketService(TicketQueries, PromotionMethods):
+class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
     """The ticket lifecycle over one database. Thread-safe; share one instance per process."""
 
     def __init__(
@@ -83,6 +85,9 @@ class TicketService(TicketQueries, PromotionMethods):
         prefix: str = "LY",
         clock: Callable[[], dt.datetime] | None = None,
         tz: dt.tzinfo = CHINA_TZ,
+        category_limits: CategoryLimits | None = None,
+        notices: Notices | None = None,
+        supplement_limit: int = 10,
     ) -> None:
         limits = dict(limits or {})
         for dept, n in [*limits.items(), ("<default>", default_limit)]:
@@ -103,6 +108,11 @@ class TicketService(TicketQueries, PromotionMethods):
         self._prefix = prefix.upper()
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._tz = tz
+        self._category_limits, self._notices, self._supplement_limit = (
+            category_limits,
+            notices,
+            supplement_limit,
+        )
 
     # --- time ----------------------------------------------------------------------------------
 
@@ -113,10 +123,6 @@ class TicketService(TicketQueries, PromotionMethods):
 
     def _today(self) -> dt.date:
         return self._now().astimezone(self._tz).date()
-
-    def limit_for(self, department: str) -> int:
-        """The time limit of a department in working days."""
-        return self._limits.get(department.strip(), self._default_limit)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -188,7 +194,7 @@ class TicketService(TicketQueries, PromotionMethods):
         """One transaction: the day's number, the ticket (question masked) and its "open" event."""
         now = self._now()
         local = now.astimezone(self._tz)
-        limit = self.limit_for(dept)
+        limit = self.limit_for(dept, new.category)
         due = self._calendar.add_working_days(local.date(), limit)
         db_now = to_db_time(now)
         with transaction(self._sessions) as s:
@@ -217,6 +223,7 @@ class TicketService(TicketQueries, PromotionMethods):
                 published=False,
                 verify_code=f"{secrets.randbelow(1_000_000):06d}",
                 idempotency_key=new.key,
+                limit_days=limit,
             )
             s.add(ticket)
             s.flush()
@@ -460,9 +467,11 @@ class TicketService(TicketQueries, PromotionMethods):
             active = s.execute(
                 select(Department.active).where(Department.name == target)
             ).scalar_one_or_none()
-            created_at = s.execute(
-                select(Ticket.created_at).where(Ticket.no == _normalise_no(no))
-            ).scalar_one_or_none()
+            row = s.execute(
+                select(Ticket.created_at, Ticket.category, Ticket.extension_days, Ticket.paused_days).where(
+                    Ticket.no == _normalise_no(no)
+                )
+            ).first()
         if active is None:
             raise InvalidInput(
                 f"部门“{target}”不存在，请从部门列表中选择（新部门须由管理员先在“部门管理”中添加）",
@@ -472,11 +481,11 @@ class TicketService(TicketQueries, PromotionMethods):
             raise InvalidInput(
                 f"部门“{target}”已停用，不能转办", f"transfer to inactive department {target!r}"
             )
-        if created_at is None:
+        if row is None:
             raise NotFound(NOT_FOUND_MESSAGE, f"ticket {_normalise_no(no)!r} not found")
-        created_local = created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()  # never changes
-        limit = self.limit_for(target)
-        due = self._calendar.add_working_days(created_local, limit)
+        created_local = row.created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()  # never changes
+        limit = self.limit_for(target, row.category)  # approved 延期 and finished 补正 pauses stay
+        due = self._calendar.add_working_days(created_local, limit + row.extension_days + row.paused_days)
 
         def change(t: Ticket, now: dt.datetime) -> _Change:
             self._require(t, OPEN_STATUSES, "转办")
@@ -493,8 +502,7 @@ class TicketService(TicketQueries, PromotionMethods):
             t.department = target
             t.assigned_to = None
             t.status = PENDING
-            t.due_date = due.day
-            t.due_warnings = list(due.warnings)
+            t.due_date, t.due_warnings, t.limit_days = due.day, list(due.warnings), limit
             return _Change("transfer", detail)
 
         return self._update(no, actor=by, expected_version=expected_version, change=change)
