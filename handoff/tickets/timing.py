@@ -85,6 +85,11 @@ class _TimingBase:
     _now: Callable[[], dt.datetime]
     _today: Callable[[], dt.date]
 
+    @property
+    def category_limits(self) -> CategoryLimits | None:
+        """The per-category limits (the admin page edits them), if this service has them."""
+        return self._category_limits
+
     def limit_for(self, department: str, category: str | None = None) -> int:
         """The time limit in working days: the category's if it has one, else the department's, else
         the global one."""
