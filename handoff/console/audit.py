@@ -59,6 +59,16 @@ ACTION_LABELS: Final[Mapping[str, str]] = {
     "smalltalk_phrase_delete": "删除寒暄短语",
     "smalltalk_reply": "修改寒暄回复",
     "smalltalk_reset": "恢复默认寒暄语",
+    "time_limits": "修改办理时限",
+    "category": "更改留言类型",
+    "extension_request": "申请延期",
+    "extension_approve": "批准延期",
+    "extension_refuse": "不批准延期",
+    "supplement_request": "要求补正",
+    "supplement_resume": "恢复计时",
+    "supplement_chat": "留言人在对话中补正",
+    "supplement_expired": "补正期限已过",
+    "board_supplement": "留言人在留言板补正",
     "board_rate": "公众评价",
 }
 MAX_EXPORT = 100_000

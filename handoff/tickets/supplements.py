@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
-from handoff.models import Ticket, TicketSupplement
+from handoff.models import AuditEntry, Ticket, TicketSupplement
 from handoff.privacy import mask
 from handoff.tickets.records import IN_PROGRESS, MAX_NOTE, MAX_QUESTION, OPEN_STATUSES, SUPPLEMENT, TicketView
 from handoff.tickets.rules import _actor, _normalise_no, _required
@@ -26,6 +26,7 @@ from handoff.tickets.timing import RESUMED, SUPPLEMENT_ASKED, Plan, Step, _Timin
 from knowledge.errors import Conflict, InvalidInput, NotFound
 
 VIAS = ("chat", "board", "staff", "limit")
+AUDITED = {"chat": "supplement_chat", "limit": "supplement_expired"}  # audit actions of these resumptions
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,18 @@ class SupplementMethods(_TimingBase):
                 detail["text"] = text
             if via == "limit":
                 detail["deadline"] = row.deadline.isoformat()
+            if via in AUDITED:  # no console or board request records these: the audit entry is written here
+                session = object_session(t)
+                assert session is not None
+                session.add(
+                    AuditEntry(
+                        at=now,
+                        actor=actor,
+                        action=AUDITED[via],
+                        target=t.no,
+                        detail={k: v for k, v in detail.items() if k != "text"},
+                    )
+                )
             return Step("supplement_answer" if via in ("chat", "board") else "supplement_resume", detail)
 
         after = self._notify(

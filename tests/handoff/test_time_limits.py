@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.models import Delivery
 from bot.notifier import TicketNotices, render_delivery
 from bot.pipeline.outbox import Outbox
-from handoff.models import TicketEvent
+from handoff.models import AuditEntry, TicketEvent
 from handoff.sla import WorkCalendar
 from handoff.tickets import IN_PROGRESS, SUPPLEMENT, TicketService
 from handoff.tickets.limits import CategoryLimits
@@ -247,6 +247,9 @@ def test_the_supplement_limit_passing_resumes_the_ticket(
         {"ticket_no": no, "due_date": "2026-10-15", "via": "limit"}
     ]
     assert service.supplements(no)[0].status == "expired"
+    with sessions() as s:
+        audit = s.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.target)).all()
+    assert [tuple(a) for a in audit] == [("system", "supplement_expired", no)]
 
 
 def test_staff_resume_and_notices_exactly_once(

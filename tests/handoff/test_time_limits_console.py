@@ -174,6 +174,7 @@ def test_supplement_answered_in_the_widget_conversation(app: FastAPI, clock: Clo
         assert (sup.via, sup.answer) == ("chat", "参保地是上海青浦")
         assert "留言人在对话中补充：参保地是上海青浦" in alice.get(f"/console/tickets/{no}").text
         assert _deliveries(app, "ticket_resumed") == []  # the conversation's own reply told them
+        assert [(a.actor, a.target) for a in _audit(app, "supplement_chat")] == [("citizen", no)]
         # the next message is a question again, not a supplement
         again = client.post("/api/v1/chat", json={"session": sid, "text": "依申请公开多长时间答复"}).json()
         assert "已收到您对留言" not in again["replies"][0]["text"]
