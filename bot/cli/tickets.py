@@ -47,6 +47,10 @@ def cmd_tickets_show(args: argparse.Namespace, ctx: Context) -> int:
 
     t = ctx.tickets.get(args.no)
     print(f"编号：{t.no}\n状态：{t.status}\n承办部门：{t.department}\n办理期限：{t.due_date}")
+    limit = f"{t.limit_days} 个工作日" if t.limit_days is not None else "—"
+    print(
+        f"办理时限：{limit}（类型 {t.category}，延期 {t.extension_days}，补正暂停 {t.paused_days} 个工作日）"
+    )
     print(f"渠道：{t.channel}\n问题：{mask(t.question)}\n答复：{t.reply or '（尚未答复）'}")
     return 0
 

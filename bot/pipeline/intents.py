@@ -148,7 +148,7 @@ class Intents:
             return None
         try:
             return self.tickets.awaiting_supplement(channel, user_id)
-        except SQLAlchemyError as exc:  # the message is handled as usual
+        except UNREACHABLE as exc:  # the message is handled as usual (degraded mode takes over)
             self._failed(exc)
             return None
 

@@ -247,6 +247,9 @@ def test_the_supplement_limit_passing_resumes_the_ticket(
         {"ticket_no": no, "due_date": "2026-10-15", "via": "limit"}
     ]
     assert service.supplements(no)[0].status == "expired"
+    told = {d.kind: render_delivery(d).text for d in Outbox(sessions, render=render_delivery).rows()}
+    assert "请补充参保证明" in told["ticket_supplement"] and "2026年10月9日前" in told["ticket_supplement"]
+    assert "补充期限已过" in told["ticket_resumed"] and "2026年10月15日" in told["ticket_resumed"]
     with sessions() as s:
         audit = s.execute(select(AuditEntry.actor, AuditEntry.action, AuditEntry.target)).all()
     assert [tuple(a) for a in audit] == [("system", "supplement_expired", no)]
