@@ -234,3 +234,24 @@ def test_cli_extend_and_decide(
         assert [a.detail["via"] for a in _audit(app, "extension_approve")] == ["cli"]
     finally:
         get_settings.cache_clear()
+
+
+def test_supplement_answered_on_a_text_channel_and_only_by_its_own_user(app: FastAPI, clock: Clock) -> None:
+    from bot.channels.memory import MemoryChannel
+
+    c = MemoryChannel(app.state.inbox, user_id="openid-1")  # WeChat and Telegram take this same path
+    app.state.outbox.channels[c.name] = c
+    c.ask("转人工")
+    c.say("灵活就业人员的社保补贴怎么申请")
+    no = re.search(r"LY\d{8}-\d{4}", c.say("匿名")).group(0)  # type: ignore[union-attr]
+    assert app.state.tickets.get(no).due_date == D(2026, 10, 10)  # 咨询, the setting's 5 working days
+    app.state.tickets.request_supplement(no, by="alice", text="请补充您的就业登记情况")  # Mon 09-28
+    delivered(app)
+    assert [r.text.count("请补充您的就业登记情况") for _, r in c.pushed] == [1]
+    other = MemoryChannel(app.state.inbox, user_id="openid-2")
+    assert "已收到您对留言" not in other.say("灵活就业人员的社保补贴怎么申请")
+    assert app.state.tickets.get(no).status == "待补正"
+    clock.at(D(2026, 10, 8))
+    # paused 09-29, 09-30, 10-08 = 3: 10-10 -> 10-12, 10-13, 10-14
+    assert "2026年10月14日" in c.say("已在街道办理就业登记")
+    assert app.state.tickets.supplements(no)[0].answer == "已在街道办理就业登记"
