@@ -108,11 +108,9 @@ class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
         self._prefix = prefix.upper()
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._tz = tz
-        self._category_limits, self._notices, self._supplement_limit = (
-            category_limits,
-            notices,
-            supplement_limit,
-        )
+        self._category_limits = category_limits  # the rest of the time limits: extensions.py
+        self._notices = notices
+        self._supplement_limit = supplement_limit
 
     # --- time ----------------------------------------------------------------------------------
 
