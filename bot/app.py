@@ -48,6 +48,7 @@ from bot.settings import Settings, get_settings
 from bot.special import register_special_job
 from bot.spool import Spool
 from bot.staffnotify import register_staff_notify_job
+from bot.timelimits import register_supplement_job
 from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
 from handoff.console import (
@@ -290,6 +291,7 @@ def _build_parts(settings: Settings) -> Parts:
     register_retention_job(scheduler, settings, sessions)  # PIPL retention (contact data, logs)
     register_upkeep_jobs(scheduler, settings, sessions)  # link check, validity sweep (bot/upkeep.py)
     register_staff_notify_job(scheduler, settings, sessions, outbox)  # staff e-mails (bot/staffnotify.py)
+    register_supplement_job(scheduler, settings, tickets)  # 补正 limits passed (bot/timelimits.py)
     return Parts(
         engine=engine,
         sessions=sessions,

@@ -10,7 +10,7 @@ honest "not my field" for what does not look like policy; the leave-a-message fl
 ratings (没用 offers the next-best FAQs and the form in the same bubble; a staff reply is rated with
 1/2/3 or 评价 <编号> <1-3>); sensitive words (no automatic answer, a flagged ticket). What needs the
 database comes back as an *intent* (state key PENDING_INTENT) with a placeholder reply: the inbound
-pipeline (bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status) and asks
+pipeline (bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status, attach a 补正) and asks
 `outcome` for the replies. The query-log entry is left under PENDING_LOG for the same one write.
 Every sentence comes from `bot.texts`.
 """
@@ -44,6 +44,7 @@ log = logging.getLogger("policybot.dialogue")
 
 PENDING_LOG = "_pending_log"  # state key / reply ref placeholder until the log row is written
 PENDING_INTENT = "_intent"  # state key of what the inbox carries out (ticket, rating, status)
+AWAITING_SUPPLEMENT = "_supplement_for"  # set by the inbox for one message: the ticket awaiting 补正
 PLACEHOLDER = "pending"  # the kind of the reply the intent's outcome replaces
 APOLOGY = texts.TEXTS["apology"]
 TICKET_QUEUED = texts.TEXTS["ticket.queued"]
@@ -181,6 +182,8 @@ class Dialogue:
         if rated:
             no = rated.group(1).upper() if rated.group(1) else None
             return self._intent(state, "rate_ticket", no=no, rating=TICKET_RATINGS[rated.group(2)])
+        if state.get(AWAITING_SUPPLEMENT):  # a ticket of this user awaits 补正: this message is it
+            return self._intent(state, "supplement", no=state[AWAITING_SUPPLEMENT], text=text)
         if state.get("pending"):
             handled = self._pending(msg, state, text, compact)
             if handled is not None:

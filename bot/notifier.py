@@ -1,6 +1,7 @@
 """What the outbox sends, and for which events: `TicketNotices` is the ticket service's `Notifier`
 (a staff reply becomes one outbox row in the reply's own transaction, keyed by ticket and version so
-that no reply is queued twice); `spooled_ticket_notice` queues the number of a ticket that was left
+that no reply is queued twice) and its `Notices` (延期 approved, 补正 asked, the clock restarted: one
+row each, keyed by the request); `spooled_ticket_notice` queues the number of a ticket that was left
 while the database was away; `render_delivery` turns a row's data into the one `Reply` a channel
 sends (text from `bot.texts`, notice fields as data for WeChat); `record_outcome` writes each
 attempt of a ticket reply back onto the ticket's history. A channel raises `PushImpossible` for a
@@ -9,9 +10,10 @@ push that no retry can fix (the outbox records it once and stops).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -26,6 +28,8 @@ TICKET_REPLY = "ticket_reply"
 TICKET_OPENED = "ticket_opened"  # a ticket left during a database outage, opened afterwards
 HOTLINE_TICKET = "hotline_ticket"  # a new ticket for the 12345 hotline system (bot/channels/hotline.py)
 STAFF_MAIL = "staff_mail"  # a digest of staff notifications, channel "email" (bot/staffnotify.py)
+# time-limit notices (handoff.tickets.timing): 延期 approved, 补正 requested, the clock restarted
+TICKET_EXTENDED, TICKET_SUPPLEMENT, TICKET_RESUMED = "ticket_extended", "ticket_supplement", "ticket_resumed"
 
 
 class PushImpossible(Exception):
@@ -47,6 +51,14 @@ class TicketNotices:
             user_id=ticket.user_ref,
             data=data,
             key=f"{TICKET_REPLY}:{ticket.no}:v{ticket.version}",
+        )
+
+    def notice(
+        self, session: Session, ticket: TicketView, *, kind: str, data: dict[str, Any], key: str
+    ) -> None:
+        """handoff.tickets.timing.Notices: a time-limit notice to the ticket's own channel."""
+        self.outbox.enqueue(
+            session, kind=kind, channel=ticket.channel, user_id=ticket.user_ref, data=data, key=key
         )
 
 
@@ -73,6 +85,10 @@ def render_delivery(d: DeliveryView) -> Reply:
             notice=texts.ticket_reply_notice(d.data),
             rate_ticket=str(d.data.get("ticket_no") or "") or None,  # rated where it arrives
         )
+    if d.kind in (TICKET_EXTENDED, TICKET_SUPPLEMENT, TICKET_RESUMED):
+        return Reply(
+            "status", _time_limit_text(d.kind, d.data), ticket_no=str(d.data.get("ticket_no") or "") or None
+        )
     if d.kind == TICKET_OPENED:
         fields = {k: v for k, v in dict(d.data.get("reply") or {}).items() if k in Reply.__dataclass_fields__}
         return Reply(**fields)
@@ -84,6 +100,23 @@ def render_delivery(d: DeliveryView) -> Reply:
 
         return render_staff_mail(d.data)
     raise PushImpossible(f"unknown delivery kind {d.kind!r}")
+
+
+def _time_limit_text(kind: str, data: dict[str, Any]) -> str:
+    def day(field: str) -> str:
+        return texts.date_text(dt.date.fromisoformat(str(data[field])))
+
+    no = str(data.get("ticket_no") or "")
+    if kind == TICKET_EXTENDED:
+        return texts.say("notice.extended", no=no, due=day("due_date"), reason=str(data.get("reason") or ""))
+    if kind == TICKET_SUPPLEMENT:
+        return texts.say(
+            "notice.supplement", no=no, request=str(data.get("request") or ""), deadline=day("deadline")
+        )
+    key = {"limit": "notice.resumed_limit", "staff": "notice.resumed_staff"}.get(
+        str(data.get("via")), "notice.resumed"
+    )
+    return texts.say(key, no=no, due=day("due_date"))
 
 
 def record_outcome(tickets: TicketService) -> Callable[[DeliveryView, bool, str | None], None]:

@@ -18,7 +18,7 @@ NEXT_BEST_FLOOR = 0.25  # a next-best FAQ offered after 没用 must have scored 
 @dataclass(frozen=True)
 class Outcome:
     """status: opened | queued | error | found | missing | rated | already | not_yet | nothing |
-    unavailable; `ticket`: the TicketView concerned; `ok`: an answer rating was stored."""
+    unavailable | supplied (补正 attached); `ticket`: the TicketView concerned; `ok`: an answer rating was stored."""
 
     status: str
     ticket: Any = None
@@ -39,6 +39,8 @@ def render(
         return [_rated_answer(intent, result, state, forms=forms, limit_days=limit_days)]
     if kind == "rate_ticket":
         return [_rated_ticket(result)]
+    if kind == "supplement":
+        return [_supplied(result)]
     raise ValueError(f"unknown intent {kind!r}")
 
 
@@ -128,6 +130,16 @@ def _rated_ticket(result: Outcome) -> Reply:
         "missing": "status.not_found",
     }.get(result.status, "ticket_rating.nothing")
     return Reply("status", texts.say(key, no=no) if "{no}" in texts.TEXTS[key] else texts.say(key))
+
+
+def _supplied(result: Outcome) -> Reply:
+    """The citizen's 补正 was attached to their ticket (or could not be)."""
+    if result.status != "supplied":
+        return Reply("text", result.text or texts.say("supplement.failed"))
+    t = result.ticket
+    return Reply(
+        "status", texts.say("supplement.received", no=t.no, due=texts.date_text(t.due_date)), ticket_no=t.no
+    )
 
 
 __all__ = ["NEXT_BEST_FLOOR", "Outcome", "next_best", "render", "ticket_status_text"]

@@ -10,6 +10,7 @@ from bot.pipeline.outbox import Outbox
 from bot.settings import Settings
 from handoff.sla import WorkCalendar
 from handoff.tickets import Notifier, TicketService
+from handoff.tickets.limits import CategoryLimits
 from knowledge.answer import KnowledgeBase
 from knowledge.calibration import ThresholdPins
 
@@ -57,4 +58,7 @@ def build_ticket_service(
         default_limit=settings.ticket_limit_days,
         default_department=settings.default_department,
         notifier=notifier,
+        category_limits=CategoryLimits(sessions, settings.sla_days),
+        notices=notifier if isinstance(notifier, TicketNotices) else None,  # 延期/补正 notices
+        supplement_limit=settings.supplement_limit_days,
     )

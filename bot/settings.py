@@ -100,6 +100,20 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per-department limits in working days, JSON: {"青浦区人力资源和社会保障局": 5}.',
     )
+    sla_days: dict[str, int] = Field(
+        default_factory=dict,
+        description='Per-category limits in working days, JSON: {"咨询": 5, "建议": 10, "投诉": 10}; a category '
+        "without one uses the department's or the global limit; the console's 办理时限 page overrides it.",
+    )
+    supplement_limit_days: int = Field(
+        10,
+        ge=1,
+        le=365,
+        description="Working days a citizen has to answer a 补正 request; after that the ticket resumes on what it has.",
+    )
+    supplement_schedule: str = Field(
+        "DAILY 00:10", description="When tickets whose 补正 limit passed are resumed (empty: never)."
+    )
     # --- web API ---------------------------------------------------------------------------------
     api_key: str | None = Field(
         None, description="Key for GET /api/v1/faqs (header X-API-Key); unset: disabled."
@@ -263,7 +277,11 @@ class Settings(BaseSettings):
         return [n.strip() for n in value]
 
     @field_validator(
-        "report_schedule", "link_check_schedule", "validity_sweep_schedule", "special_topic_schedule"
+        "report_schedule",
+        "link_check_schedule",
+        "validity_sweep_schedule",
+        "special_topic_schedule",
+        "supplement_schedule",
     )
     @classmethod
     def _check_schedule(cls, value: str) -> str:
@@ -275,6 +293,20 @@ class Settings(BaseSettings):
             except PolicybotError as exc:
                 raise ValueError(exc.user_message) from None
         return value.strip()
+
+    @field_validator("sla_days")
+    @classmethod
+    def _check_sla_days(cls, value: dict[str, int]) -> dict[str, int]:
+        from handoff.tickets.records import CATEGORIES  # local: handoff imports nothing from bot
+
+        for category, days in value.items():
+            if category not in CATEGORIES:
+                raise ValueError(
+                    f"POLICYBOT_SLA_DAYS: 未知的留言类型“{category}”（应为{'、'.join(CATEGORIES)}）"
+                )
+            if not 1 <= days <= 365:
+                raise ValueError(f"POLICYBOT_SLA_DAYS: “{category}”的办理时限应为 1 到 365 个工作日")
+        return value
 
     @field_validator("public_base_url")
     @classmethod

@@ -236,6 +236,18 @@ TEXTS: dict[str, str] = {
     "staff_mail.hint.overdue": "提示：该留言已超过办理期限仍未办结，请督办。",
     "staff_mail.hint.dissatisfied": "提示：留言人对答复表示不满意，请督办。",
     "staff_mail.footer": "请登录工作台办理，留言人的联系方式请在工作台内查看。\n\n—— 政策咨询机器人（自动发送，请勿直接回复）",
+    # time limits: 延期 and 补正 (handoff/tickets/extensions.py, supplements.py)
+    "notice.extended": "您的留言{no}经审批延期办理，答复期限延长至{due}。延期原因：{reason}",
+    "notice.supplement": (
+        "您的留言{no}需要补充以下信息：\n{request}\n"
+        "请直接回复本消息补充（也可在“政策留言公开答复”页面输入留言编号和查询码补充），请于{deadline}前补充。"
+        "补充前办理时限暂停计算；逾期未补充的，将按现有材料继续办理。"
+    ),
+    "notice.resumed": "已收到您对留言{no}的补充，办理时限恢复计算，答复期限为{due}。",
+    "notice.resumed_staff": "您的留言{no}已恢复办理，办理时限恢复计算，答复期限为{due}。",
+    "notice.resumed_limit": "您的留言{no}补充期限已过，我们将按现有材料继续办理，办理时限恢复计算，答复期限为{due}。",
+    "supplement.received": "已收到您对留言{no}的补充，已转给工作人员。办理时限恢复计算，答复期限为{due}。",
+    "supplement.failed": "您的补充内容暂时未能提交，请稍后再发送一次。",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,

@@ -77,7 +77,7 @@ class Ticket(Base):
 
     __tablename__ = "ticket"
     __table_args__ = (
-        CheckConstraint("status IN ('待受理', '办理中', '已答复', '已办结')", name="status"),
+        CheckConstraint("status IN ('待受理', '办理中', '待补正', '已答复', '已办结')", name="status"),
         Index("ix_ticket_channel_user_ref", "channel", "user_ref"),
         Index("ix_ticket_status_due_date", "status", "due_date"),
     )
@@ -117,6 +117,10 @@ class Ticket(Base):
     verify_code: Mapped[str] = mapped_column(String(6))
     version: Mapped[int] = mapped_column(Integer, default=1)
     idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    # time limit parts (handoff/tickets/extensions.py): due = received + limit + extension + paused
+    limit_days: Mapped[int | None] = mapped_column(Integer)  # the category's limit when set
+    extension_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # approved 延期
+    paused_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # finished 补正
 
     __mapper_args__ = {"version_id_col": version}
 
@@ -281,3 +285,52 @@ class StaffNotice(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
     queued_at: Mapped[dt.datetime | None] = mapped_column(DateTime, index=True)
     delivery_key: Mapped[str | None] = mapped_column(String(160))
+
+
+# --- time limits: 延期 and 补正 (handoff/tickets/extensions.py) ----------------------------------
+
+
+class TicketExtension(Base):
+    """A 延期 request: extra working days asked for by the handler, decided by a supervisor."""
+
+    __tablename__ = "ticket_extension"
+    __table_args__ = (CheckConstraint("status IN ('requested', 'approved', 'refused')", name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="requested")
+    days: Mapped[int] = mapped_column(Integer)  # extra working days
+    reason: Mapped[str] = mapped_column(Text)  # masked
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    note: Mapped[str | None] = mapped_column(Text)  # the supervisor's note (masked)
+    due_before: Mapped[dt.date] = mapped_column(Date)
+    due_after: Mapped[dt.date | None] = mapped_column(Date)
+
+
+class TicketSupplement(Base):
+    """A 补正 request: the clock of the ticket stops from `requested_at` until the citizen answers,
+    staff resume it or `deadline` passes (`via`: chat / board / limit / staff)."""
+
+    __tablename__ = "ticket_supplement"
+    __table_args__ = (
+        CheckConstraint("status IN ('waiting', 'answered', 'expired', 'resumed')", name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(10), default="waiting", index=True)
+    request: Mapped[str] = mapped_column(Text)  # what the citizen is asked for (masked)
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[dt.datetime] = mapped_column(DateTime, default=_utcnow)
+    paused_on: Mapped[dt.date] = mapped_column(Date)  # local date the clock stopped
+    deadline: Mapped[dt.date] = mapped_column(Date, index=True)  # last day to answer
+    resume_status: Mapped[str] = mapped_column(String(8))  # the status to go back to
+    answer: Mapped[str | None] = mapped_column(Text)  # the citizen's supplement (masked)
+    via: Mapped[str | None] = mapped_column(String(10))
+    resumed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    paused_days: Mapped[int | None] = mapped_column(Integer)
+    due_before: Mapped[dt.date] = mapped_column(Date)
+    due_after: Mapped[dt.date | None] = mapped_column(Date)

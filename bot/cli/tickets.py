@@ -1,7 +1,8 @@
 """`policybot tickets list | show | reply | answer` and `policybot deliveries list`: citizens' tickets (personal
 data masked) and the delivery queue of later messages. `tickets reply` is handoff's own
 (handoff.console.cli.cmd_tickets_reply: the console user's permissions and audit event); so is
-`tickets answer NO --faq FAQ_ID` (reply with an FAQ, which learns the ticket's wording).
+`tickets answer NO --faq FAQ_ID` (reply with an FAQ, which learns the ticket's wording) and
+`tickets extend` / `tickets extension` (延期, handoff.console.timelimit_cli).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ def cmd_tickets_show(args: argparse.Namespace, ctx: Context) -> int:
 
     t = ctx.tickets.get(args.no)
     print(f"编号：{t.no}\n状态：{t.status}\n承办部门：{t.department}\n办理期限：{t.due_date}")
+    limit = f"{t.limit_days} 个工作日" if t.limit_days is not None else "—"
+    print(
+        f"办理时限：{limit}（类型 {t.category}，延期 {t.extension_days}，补正暂停 {t.paused_days} 个工作日）"
+    )
     print(f"渠道：{t.channel}\n问题：{mask(t.question)}\n答复：{t.reply or '（尚未答复）'}")
     return 0
 
@@ -71,10 +76,11 @@ def cmd_deliveries_list(args: argparse.Namespace, ctx: Context) -> int:
 
 def add_commands(sub: Subparsers) -> None:
     from handoff.console.cli import cmd_tickets_answer, cmd_tickets_reply
+    from handoff.console.timelimit_cli import add_time_limit_commands
 
     tk = sub.add_parser("tickets", help="政策留言").add_subparsers(dest="tickets_command", required=True)
     p = tk.add_parser("list")
-    p.add_argument("--status", choices=["待受理", "办理中", "已答复", "已办结"])
+    p.add_argument("--status", choices=["待受理", "办理中", "待补正", "已答复", "已办结"])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tickets_list)
@@ -90,6 +96,7 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--faq", required=True, metavar="FAQ_ID", help="问答编号")
     p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME", help="办理人员或督办的后台账号")
     p.set_defaults(func=cmd_tickets_answer)
+    add_time_limit_commands(tk)  # tickets extend / tickets extension (延期)
     dl = sub.add_parser("deliveries", help="投递队列（答复等稍后发给留言人的消息）").add_subparsers(
         dest="deliveries_command", required=True
     )

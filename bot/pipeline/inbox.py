@@ -34,7 +34,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.conversation import APOLOGY, PENDING_INTENT, PENDING_LOG, PLACEHOLDER, Dialogue, Incoming, Reply
+from bot.conversation import (
+    APOLOGY,
+    AWAITING_SUPPLEMENT,
+    PENDING_INTENT,
+    PENDING_LOG,
+    PLACEHOLDER,
+    Dialogue,
+    Incoming,
+    Reply,
+)
 from bot.models import ChatSession, InboundMessage
 from bot.outcomes import Outcome
 from bot.pipeline.intents import Intents
@@ -158,7 +167,10 @@ class Inbox:
             log.info("inbound_%s channel=%s", status, msg.channel)
             return Received(load_replies(stored) if status == RETRY else [], status)
         state, degraded = self._state(msg.channel, msg.user_id, degraded)
+        if msg.kind == "text" and not degraded:  # the next message of a user asked for 补正 is the 补正
+            state[AWAITING_SUPPLEMENT] = self.intents.awaiting_supplement(msg.channel, msg.user_id, state)
         replies = self.dialogue.decide(msg, state)
+        state.pop(AWAITING_SUPPLEMENT, None)  # a fact of this message only, never stored
         replies, _ = self._carry_out(msg.channel, msg.user_id, state, replies, degraded)
         degraded = degraded or self._degraded()
         if msg.kind == "end":

@@ -44,6 +44,10 @@ class Intents:
                 return self._rate_answer(channel, user_id, intent)
             if kind == "rate_ticket":
                 return self.rate_ticket(channel, user_id, intent.get("no"), str(intent["rating"]), intent)
+            if kind == "supplement":
+                return self._supplement(
+                    channel, user_id, str(intent.get("no") or ""), str(intent.get("text") or "")
+                )
         except UNREACHABLE as exc:
             self._failed(exc)
             return Outcome("unavailable", no=intent.get("no"))
@@ -137,6 +141,25 @@ class Intents:
             return Outcome("rated", ticket=self.tickets.rate(t.no, rating=rating), no=t.no)
         except InvalidInput:  # rated meanwhile (the service allows one rating)
             return Outcome("already", ticket=t, no=t.no)
+
+    def awaiting_supplement(self, channel: str, user_id: str, state: dict[str, Any]) -> str | None:
+        """The user's ticket waiting for their 补正 (only users who left a ticket here are looked up)."""
+        if not state.get("tickets"):
+            return None
+        try:
+            return self.tickets.awaiting_supplement(channel, user_id)
+        except UNREACHABLE as exc:  # the message is handled as usual (degraded mode takes over)
+            self._failed(exc)
+            return None
+
+    def _supplement(self, channel: str, user_id: str, no: str, text: str) -> Outcome:
+        """The user's message attached to their ticket as its 补正; the clock runs again."""
+        try:
+            t = self.tickets.supply(no, text=text, via="chat", channel=channel, user_ref=user_id)
+        except PolicybotError as exc:
+            log.warning("supplement refused: %s", exc.log_message)
+            return Outcome("error", no=no, text=exc.user_message)
+        return Outcome("supplied", ticket=t, no=t.no)
 
     # --- answers ----------------------------------------------------------------------------------
     def _rate_answer(self, channel: str, user_id: str, intent: dict[str, Any]) -> Outcome:

@@ -2,8 +2,8 @@
 masked texts, never the citizen's name or phone, not even masked: the consent covers handling the
 message only; `public_entry` is the one place that decides what of a ticket is public), and a
 per-ticket page where a citizen enters the
-verification code to see the status and reply of their own ticket and rate the reply once
-(满意 / 基本满意 / 不满意; 不满意 re-opens it for a supervisor). Wrong codes are throttled per IP
+verification code to see the status and reply of their own ticket, rate the reply once
+(满意 / 基本满意 / 不满意; 不满意 re-opens it for a supervisor) and answer a 补正 request. Wrong codes are throttled per IP
 and per ticket number; forms carry a signed double-submit CSRF token and an Origin check. The routes are
 module-level functions on `router` with the `Board` context (`BoardDep`) that `build_board_router`
 binds to every request, the shape of the console's routes.
@@ -152,6 +152,7 @@ class Board:
             can_rate=t.rating is None
             and t.reply is not None
             and (t.status == REPLIED or t.closed_at is not None),
+            supplement=next((x for x in self.tickets.supplements(t.no) if x.status == "waiting"), None),
         )
         page["notice"] = notice
         page["error"] = error
@@ -243,6 +244,34 @@ def rate(
     )
     thanks = "感谢您的评价" + ("，我们将重新办理您的留言" if rating == "不满意" else "")
     return board.show(request, no, code, notice=thanks)
+
+
+@router.post("/{no}/supplement")
+def supplement(
+    request: Request,
+    board: BoardDep,
+    no: str,
+    code: Code = "",
+    text: Annotated[str, Form(max_length=3000)] = "",
+    token: Token = "",
+) -> Response:
+    """The citizen's 补正 with the ticket's code: attached to the ticket, its clock runs again."""
+    board.pre.check(request, token)
+    board.own(request, no, code)  # throttled like a lookup
+    try:
+        t = board.tickets.supply(no, text=text, via="board")
+    except InvalidInput as exc:
+        return board.show(request, no, code, error=exc.user_message, status_code=400)
+    board.audit.record(
+        "board_supplement",
+        actor="citizen",
+        ip=client_ip(request, board.config.trusted_proxies),
+        target=t.no,
+        detail={"length": len(text.strip()), "due_date": t.due_date.isoformat()},
+    )
+    return board.show(
+        request, no, code, notice=f"已收到您的补充，办理时限恢复计算，答复期限为{t.due_date.isoformat()}"
+    )
 
 
 def build_board_router(

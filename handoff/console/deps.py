@@ -23,7 +23,16 @@ from handoff.console.config import ConsoleConfig
 from handoff.console.web import PreCsrf, Redirect, client_ip, origin_ok
 from handoff.models import Ticket
 from handoff.sla import WorkCalendar
-from handoff.tickets import CLOSED, IN_PROGRESS, PENDING, REPLIED, STATUSES, TicketService, TicketView
+from handoff.tickets import (
+    CLOSED,
+    IN_PROGRESS,
+    PENDING,
+    REPLIED,
+    STATUSES,
+    SUPPLEMENT,
+    TicketService,
+    TicketView,
+)
 from handoff.tickets.promotion import PROMOTED_TAG as PROMOTED
 from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
@@ -69,8 +78,21 @@ DONE: Final = {
     "imported": "导入完成，机器人已即时使用新内容",
     "synonyms": "同义词组已保存",
     "synonyms_deleted": "同义词组已删除",
+    "time_limits": "办理时限已保存，此后提交或更改类型的留言按新时限计算",
+    "category": "留言类型已更改，办理期限已按新类型的时限重新计算",
+    "extension_request": "延期申请已提交，待督办审批",
+    "extension_approve": "已批准延期，新的办理期限已通知留言人",
+    "extension_refuse": "已不批准延期，办理期限不变",
+    "supplement_request": "补正通知已发送给留言人，办理时限暂停计算",
+    "supplement_resume": "已恢复计时，办理期限已顺延",
 }
-STATUS_CLASS: Final = {PENDING: "pending", IN_PROGRESS: "progress", REPLIED: "replied", CLOSED: "closed"}
+STATUS_CLASS: Final = {
+    PENDING: "pending",
+    IN_PROGRESS: "progress",
+    SUPPLEMENT: "paused",
+    REPLIED: "replied",
+    CLOSED: "closed",
+}
 PROMOTED_TAG: Final = PROMOTED  # handoff.tickets.promotion
 
 

@@ -12,7 +12,8 @@ from a per-day counter row incremented atomically (an upsert), so concurrent wor
 PostgreSQL never share a number. Staff changes use optimistic locking through the `version`
 column. A reply hands the ticket to a `Notifier` inside the reply's own transaction (bot's durable
 outbox); the push happens later, outside the staff member's request, and each attempt comes back as
-a delivery event.
+a delivery event. Time limits beyond the opening (per-category limits, category changes, 延期 and 补正)
+are handoff/tickets/limits.py, timing.py, extensions.py and supplements.py (mixins of the service).
 """
 
 from handoff.tickets.records import (
@@ -27,6 +28,7 @@ from handoff.tickets.records import (
     RATINGS,
     REPLIED,
     STATUSES,
+    SUPPLEMENT,
     EventView,
     Notifier,
     Rating,
@@ -47,6 +49,7 @@ __all__ = [
     "RATINGS",
     "REPLIED",
     "STATUSES",
+    "SUPPLEMENT",
     "EventView",
     "Notifier",
     "Rating",

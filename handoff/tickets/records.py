@@ -9,19 +9,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, Protocol, TypeVar, get_args
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from handoff.models import Ticket, TicketEvent
+from handoff.models import Ticket, TicketCounter, TicketEvent
 
 # --- vocabulary ----------------------------------------------------------------------------------
 
-Status = Literal["待受理", "办理中", "已答复", "已办结"]
+Status = Literal["待受理", "办理中", "待补正", "已答复", "已办结"]
 PENDING: Final = "待受理"
 IN_PROGRESS: Final = "办理中"
+SUPPLEMENT: Final = "待补正"  # waiting for the citizen's 补正: the time limit is paused
 REPLIED: Final = "已答复"
 CLOSED: Final = "已办结"
-STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, REPLIED, CLOSED)
+STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, SUPPLEMENT, REPLIED, CLOSED)
 OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is running
 
 Rating = Literal["满意", "基本满意", "不满意"]
@@ -47,6 +50,13 @@ ACTION_LABELS: Mapping[str, str] = {
     "erased": "依申请删除个人信息",
     "sla_warning": "到期提醒",  # handoff/staff_alerts.py
     "sla_escalation": "超期督办",
+    "category": "更改类型",
+    "extension_request": "申请延期",
+    "extension_approve": "批准延期",
+    "extension_refuse": "不批准延期",
+    "supplement_request": "要求补正",
+    "supplement_answer": "收到补正",
+    "supplement_resume": "恢复计时",
 }
 
 # The text a channel shows before it asks for a name or phone number; `open(consent=True)` means
@@ -119,6 +129,9 @@ class TicketView:
     idempotency_key: str | None
     category: str = "咨询"
     flag_reason: str | None = None
+    limit_days: int | None = None  # the time limit set at opening (None: tickets from before it was kept)
+    extension_days: int = 0  # approved 延期, working days
+    paused_days: int = 0  # finished 补正 pauses, working days
 
     @property
     def is_open(self) -> bool:
@@ -199,6 +212,9 @@ def _view(t: Ticket, today: dt.date) -> TicketView:
         idempotency_key=t.idempotency_key,
         category=t.category or "咨询",
         flag_reason=t.flag_reason,
+        limit_days=t.limit_days,
+        extension_days=t.extension_days or 0,
+        paused_days=t.paused_days or 0,
     )
 
 
@@ -208,3 +224,31 @@ def _event_view(e: TicketEvent) -> EventView:
     return EventView(
         id=e.id, ticket_id=e.ticket_id, at=at, actor=e.actor, action=e.action, detail=dict(e.detail or {})
     )
+
+
+def next_day_number(s: Session, key: str) -> int:
+    """Atomically increment and return the day's ticket counter `key` (an upsert with RETURNING)."""
+    dialect = s.get_bind().dialect.name
+    if dialect == "postgresql":
+        pg = pg_insert(TicketCounter).values(key=key, value=1)
+        stmt = pg.on_conflict_do_update(
+            index_elements=[TicketCounter.key], set_={"value": TicketCounter.value + 1}
+        ).returning(TicketCounter.value)
+        return int(s.execute(stmt).scalar_one())
+    if dialect == "sqlite":
+        lite = sqlite_insert(TicketCounter).values(key=key, value=1)
+        stmt2 = lite.on_conflict_do_update(
+            index_elements=[TicketCounter.key], set_={"value": TicketCounter.value + 1}
+        ).returning(TicketCounter.value)
+        return int(s.execute(stmt2).scalar_one())
+    # Other databases: lock the row (or create it; a concurrent creator makes this fail and the
+    # caller gets an exception, never a duplicate number).
+    row = s.execute(
+        select(TicketCounter).where(TicketCounter.key == key).with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        row = TicketCounter(key=key, value=0)
+        s.add(row)
+    row.value += 1
+    s.flush()
+    return row.value

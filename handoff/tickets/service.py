@@ -11,15 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
 
-from handoff.models import Department, Ticket, TicketCounter, TicketEvent
+from handoff.models import Department, Ticket, TicketEvent
 from handoff.privacy import PUBLIC_DIGIT_RUN, long_digit_run, mask
 from handoff.sla import WorkCalendar
+from handoff.tickets.extensions import Notices, TimeLimitMethods
+from handoff.tickets.limits import CategoryLimits
 from handoff.tickets.promotion import PromotionMethods
 from handoff.tickets.queries import TicketQueries
 from handoff.tickets.records import (
@@ -41,6 +41,7 @@ from handoff.tickets.records import (
     TicketView,
     _event_view,
     _view,
+    next_day_number,
 )
 from handoff.tickets.rules import (
     _FIELD_NAMES,
@@ -68,7 +69,7 @@ class _Change:
     detail: dict[str, Any]
 
 
-class TicketService(TicketQueries, PromotionMethods):
+class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
     """The ticket lifecycle over one database. Thread-safe; share one instance per process."""
 
     def __init__(
@@ -83,6 +84,9 @@ class TicketService(TicketQueries, PromotionMethods):
         prefix: str = "LY",
         clock: Callable[[], dt.datetime] | None = None,
         tz: dt.tzinfo = CHINA_TZ,
+        category_limits: CategoryLimits | None = None,
+        notices: Notices | None = None,
+        supplement_limit: int = 10,
     ) -> None:
         limits = dict(limits or {})
         for dept, n in [*limits.items(), ("<default>", default_limit)]:
@@ -104,9 +108,13 @@ class TicketService(TicketQueries, PromotionMethods):
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._tz = tz
         self._open_hooks: list[Callable[[Session, TicketView], None]] = []
+        self._category_limits = category_limits  # the rest of the time limits: extensions.py
+        self._notices = notices
+        self._supplement_limit = supplement_limit
 
     def add_open_hook(self, hook: Callable[[Session, TicketView], None]) -> None:
-        """Run `hook(session, ticket)` inside the transaction that stores each new ticket, e.g. bot's outbox row forwarding it to the 12345 hotline; no network calls in it."""
+        """Run `hook(session, ticket)` inside the transaction that stores each new ticket, e.g. bot's
+        outbox row forwarding it to the 12345 hotline; no network calls in it."""
         self._open_hooks.append(hook)
 
     # --- time ----------------------------------------------------------------------------------
@@ -118,10 +126,6 @@ class TicketService(TicketQueries, PromotionMethods):
 
     def _today(self) -> dt.date:
         return self._now().astimezone(self._tz).date()
-
-    def limit_for(self, department: str) -> int:
-        """The time limit of a department in working days."""
-        return self._limits.get(department.strip(), self._default_limit)
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -193,13 +197,13 @@ class TicketService(TicketQueries, PromotionMethods):
         """One transaction: the day's number, the ticket (question masked) and its "open" event."""
         now = self._now()
         local = now.astimezone(self._tz)
-        limit = self.limit_for(dept)
+        limit = self.limit_for(dept, new.category)
         due = self._calendar.add_working_days(local.date(), limit)
         db_now = to_db_time(now)
         with transaction(self._sessions) as s:
             # The counter upsert is the first write: on SQLite it takes the write lock before
             # anything else is read in this transaction.
-            seq = self._next_seq(s, f"{self._prefix}{local:%Y%m%d}")
+            seq = next_day_number(s, f"{self._prefix}{local:%Y%m%d}")
             ticket = Ticket(
                 no=f"{self._prefix}{local:%Y%m%d}-{seq:04d}",
                 status=PENDING,
@@ -222,6 +226,7 @@ class TicketService(TicketQueries, PromotionMethods):
                 published=False,
                 verify_code=f"{secrets.randbelow(1_000_000):06d}",
                 idempotency_key=new.key,
+                limit_days=limit,
             )
             s.add(ticket)
             s.flush()
@@ -249,33 +254,6 @@ class TicketService(TicketQueries, PromotionMethods):
             for hook in self._open_hooks:
                 hook(s, view)
             return view
-
-    def _next_seq(self, s: Session, key: str) -> int:
-        """Atomically increment and return the day's counter (an upsert with RETURNING)."""
-        dialect = s.get_bind().dialect.name
-        if dialect == "postgresql":
-            pg = pg_insert(TicketCounter).values(key=key, value=1)
-            stmt = pg.on_conflict_do_update(
-                index_elements=[TicketCounter.key], set_={"value": TicketCounter.value + 1}
-            ).returning(TicketCounter.value)
-            return int(s.execute(stmt).scalar_one())
-        if dialect == "sqlite":
-            lite = sqlite_insert(TicketCounter).values(key=key, value=1)
-            stmt2 = lite.on_conflict_do_update(
-                index_elements=[TicketCounter.key], set_={"value": TicketCounter.value + 1}
-            ).returning(TicketCounter.value)
-            return int(s.execute(stmt2).scalar_one())
-        # Other databases: lock the row (or create it; a concurrent creator makes this fail and the
-        # caller gets an exception, never a duplicate number).
-        row = s.execute(
-            select(TicketCounter).where(TicketCounter.key == key).with_for_update()
-        ).scalar_one_or_none()
-        if row is None:
-            row = TicketCounter(key=key, value=0)
-            s.add(row)
-        row.value += 1
-        s.flush()
-        return row.value
 
     def _by_key(self, key: str, *, channel: str, user_ref: str) -> TicketView | None:
         with self._sessions() as s:
@@ -468,9 +446,11 @@ class TicketService(TicketQueries, PromotionMethods):
             active = s.execute(
                 select(Department.active).where(Department.name == target)
             ).scalar_one_or_none()
-            created_at = s.execute(
-                select(Ticket.created_at).where(Ticket.no == _normalise_no(no))
-            ).scalar_one_or_none()
+            row = s.execute(
+                select(Ticket.created_at, Ticket.category, Ticket.extension_days, Ticket.paused_days).where(
+                    Ticket.no == _normalise_no(no)
+                )
+            ).first()
         if active is None:
             raise InvalidInput(
                 f"部门“{target}”不存在，请从部门列表中选择（新部门须由管理员先在“部门管理”中添加）",
@@ -480,11 +460,11 @@ class TicketService(TicketQueries, PromotionMethods):
             raise InvalidInput(
                 f"部门“{target}”已停用，不能转办", f"transfer to inactive department {target!r}"
             )
-        if created_at is None:
+        if row is None:
             raise NotFound(NOT_FOUND_MESSAGE, f"ticket {_normalise_no(no)!r} not found")
-        created_local = created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()  # never changes
-        limit = self.limit_for(target)
-        due = self._calendar.add_working_days(created_local, limit)
+        created_local = row.created_at.replace(tzinfo=dt.UTC).astimezone(self._tz).date()  # never changes
+        limit = self.limit_for(target, row.category)  # approved 延期 and finished 补正 pauses stay
+        due = self._calendar.add_working_days(created_local, limit + row.extension_days + row.paused_days)
 
         def change(t: Ticket, now: dt.datetime) -> _Change:
             self._require(t, OPEN_STATUSES, "转办")
@@ -501,8 +481,7 @@ class TicketService(TicketQueries, PromotionMethods):
             t.department = target
             t.assigned_to = None
             t.status = PENDING
-            t.due_date = due.day
-            t.due_warnings = list(due.warnings)
+            t.due_date, t.due_warnings, t.limit_days = due.day, list(due.warnings), limit
             return _Change("transfer", detail)
 
         return self._update(no, actor=by, expected_version=expected_version, change=change)

@@ -95,6 +95,13 @@ EXPECTED: dict[tuple[str, str], set[str] | str] = {
     ("POST", "/console/admin/smalltalk/{intent}/phrases/delete"): {ADMIN},
     ("POST", "/console/admin/smalltalk/{intent}/reply"): {ADMIN},
     ("POST", "/console/admin/smalltalk/{intent}/reset"): {ADMIN},
+    ("GET", "/console/admin/time-limits"): {ADMIN},
+    ("POST", "/console/admin/time-limits"): {ADMIN},
+    ("POST", "/console/tickets/{no}/category"): HANDLE,
+    ("POST", "/console/tickets/{no}/extension"): HANDLE,
+    ("POST", "/console/tickets/{no}/extension/decide"): {SUPER},
+    ("POST", "/console/tickets/{no}/supplement"): HANDLE,
+    ("POST", "/console/tickets/{no}/resume"): HANDLE,
     ("GET", "/console/audit"): {ADMIN},
     ("GET", "/console/audit.csv"): {ADMIN},
 }

@@ -25,6 +25,7 @@ from handoff.tickets import (
     IN_PROGRESS,
     PENDING,
     REPLIED,
+    SUPPLEMENT,
     TicketService,
     TicketView,
 )
@@ -499,7 +500,15 @@ def test_list_sorting_filters_overdue_and_counts(service: TicketService, clock: 
     assert [t.no for t in late] == [quick.no] and late[0].overdue
     assert done.no in [t.no for t in service.list(overdue=False)]  # replied: not overdue
     counts = service.counts()
-    assert counts == {PENDING: 3, IN_PROGRESS: 0, REPLIED: 1, CLOSED: 0, "overdue": 1, "flagged": 0}
+    assert counts == {
+        PENDING: 3,
+        IN_PROGRESS: 0,
+        SUPPLEMENT: 0,
+        REPLIED: 1,
+        CLOSED: 0,
+        "overdue": 1,
+        "flagged": 0,
+    }
     assert service.counts(department="市医保局")[PENDING] == 1
 
 

@@ -1,5 +1,5 @@
 """The console's route modules, one module-level `router` each (auth, queue, tickets, faqs and the
-knowledge base: kb, kb_import, kb_tools, suggestions, weekly, upkeep, dashboard, admin, smalltalk), on the shared dependencies
+knowledge base: kb, kb_import, kb_tools, suggestions, weekly, upkeep, dashboard, admin, smalltalk, timelimits), on the shared dependencies
 of `handoff.console.deps`; `ROUTERS` is the order in which `handoff.console.router.build_console_router`
 includes them under /console.
 """
@@ -16,6 +16,7 @@ from handoff.console.routes import (
     smalltalk,
     suggestions,
     tickets,
+    timelimits,
     upkeep,
     weekly,
 )
@@ -34,6 +35,7 @@ ROUTERS = (
     upkeep.router,
     admin.router,
     smalltalk.router,
+    timelimits.router,
 )
 
 __all__ = ["ROUTERS"]

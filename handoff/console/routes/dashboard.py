@@ -123,9 +123,10 @@ def _report_rows(
         for r in s.execute(stmt).all():
             values = [int(v or 0) for v in r[1:]]
             total, rest = values[0], values[1:]
-            by_status = dict(zip(STATUSES, rest[:4], strict=True))
-            overdue, flagged = rest[4], rest[5]
-            ratings = dict(zip(RATINGS, rest[6:9], strict=True))
+            n = len(STATUSES)
+            by_status = dict(zip(STATUSES, rest[:n], strict=True))
+            overdue, flagged = rest[n], rest[n + 1]
+            ratings = dict(zip(RATINGS, rest[n + 2 : n + 5], strict=True))
             rated = sum(ratings.values())
             rows.append(
                 {
@@ -135,7 +136,7 @@ def _report_rows(
                     "overdue": overdue,
                     "flagged": flagged,
                     "ratings": ratings,
-                    "published": rest[9],
+                    "published": rest[n + 5],
                     "satisfaction": f"{(ratings['满意'] + ratings['基本满意']) * 100 / rated:.0f}%"
                     if rated
                     else "—",

@@ -1,7 +1,7 @@
 """Console routes of one ticket (/console/tickets/{no}): its page (events, delivery state of the
 reply, contact data for those allowed, audited as a contact view, matched and live FAQ candidates,
 reply templates) and its actions (assign, reply, note, transfer, close, reopen, publish, unpublish,
-promote to an FAQ draft), plus the FAQ search of the reply form. Another department's ticket is a
+promote to an FAQ draft; the time-limit card is routes/timelimits.py's), plus the FAQ search of the reply form. Another department's ticket is a
 404, as if it did not exist; actions carry the ticket's version so that two staff members never
 overwrite each other's reply.
 """
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
 
 from handoff.console.deps import PREFIX, Console, ConsoleDep, Handler, Reader, Staff, base
+from handoff.console.timelimit_views import time_limit_context
 from handoff.console.web import ConsoleRoute, render
 from handoff.models import ReplyTemplate
 from handoff.tickets import OPEN_STATUSES, RATINGS, EventView, TicketView
@@ -91,6 +92,7 @@ def ticket_page(
         ratings=RATINGS,
         open_statuses=OPEN_STATUSES,
         promoted=console.tickets.promoted_draft(t.no, console.faqs),
+        sla=time_limit_context(console, staff, t),  # 办理时限, 延期, 补正 (routes/timelimits.py)
     )
     ctx["error"] = error
     return render(request, "ticket.html", ctx, status_code=status_code)
