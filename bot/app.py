@@ -30,6 +30,7 @@ from bot import texts
 from bot.accesslog import AccessLogMiddleware, AccessLogWriter, WorkerHeader
 from bot.apidocs import install_api_docs
 from bot.channels import Channel, channel_lifespans, telegram, wechat
+from bot.channels.email import EmailChannel
 from bot.channels.web import WebChannel, api_key_dependency
 from bot.conversation import Dialogue
 from bot.database import upgrade
@@ -47,6 +48,7 @@ from bot.services import build_knowledge_base, build_outbox, build_ticket_servic
 from bot.settings import Settings, get_settings
 from bot.special import register_special_job
 from bot.spool import Spool
+from bot.subscriptions import install as install_subscriptions
 from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
 from handoff.console import (
@@ -248,6 +250,7 @@ def _build_parts(settings: Settings) -> Parts:
     outbox = build_outbox(settings, sessions)
     tickets = build_ticket_service(settings, sessions, TicketNotices(outbox))
     outbox.on_outcome = record_outcome(tickets)
+    install_subscriptions(settings, sessions, outbox, secret)  # publications queue their pushes
     querylog = QueryLogStore(sessions)
     # Degraded mode: while the database is unreachable, answers come from memory and the writes
     # go to a local spool that is replayed when it is back (bot/spool.py).
@@ -315,6 +318,9 @@ def _build_channels(settings: Settings, parts: Parts) -> list[Channel]:
     ]
     for channel in channels:
         parts.outbox.channels[channel.name] = channel
+    mail = EmailChannel.from_settings(settings)  # relay partners' subscription mail (outbox only)
+    if mail is not None:
+        parts.outbox.channels[mail.name] = mail
     return channels
 
 
@@ -400,7 +406,7 @@ def _install_middleware(app: FastAPI, settings: Settings, access_log: AccessLogW
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],  # PUT: the widget's subscriptions
             allow_headers=["Content-Type"],
             max_age=600,
         )

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot import outcomes, talk, texts
+from bot import outcomes, subscribe_talk, talk, texts
 from bot.messages import Incoming, Reply
 from bot.outcomes import Outcome
 from handoff.privacy import mask, normalise_phone
@@ -181,6 +181,9 @@ class Dialogue:
         if rated:
             no = rated.group(1).upper() if rated.group(1) else None
             return self._intent(state, "rate_ticket", no=no, rating=TICKET_RATINGS[rated.group(2)])
+        wanted = subscribe_talk.command(text)
+        if wanted is not None:  # 订阅 / 退订 / 我的订阅 (carried out by the inbox)
+            return self._intent(state, "subscription", action=wanted.action, tag=wanted.tag)
         if state.get("pending"):
             handled = self._pending(msg, state, text, compact)
             if handled is not None:

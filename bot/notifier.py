@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 
 TICKET_REPLY = "ticket_reply"
 TICKET_OPENED = "ticket_opened"  # a ticket left during a database outage, opened afterwards
+# subscription pushes and "your question now has an answer" (bot/subscriptions.py)
+SUB_POLICY, SUB_FAQ, ANSWER_PUBLISHED = "sub_policy", "sub_faq", "answer_published"
+SUBSCRIPTION_KINDS = (SUB_POLICY, SUB_FAQ, ANSWER_PUBLISHED)
 
 
 class PushImpossible(Exception):
@@ -73,6 +76,12 @@ def render_delivery(d: DeliveryView) -> Reply:
     if d.kind == TICKET_OPENED:
         fields = {k: v for k, v in dict(d.data.get("reply") or {}).items() if k in Reply.__dataclass_fields__}
         return Reply(**fields)
+    if d.kind in SUBSCRIPTION_KINDS:
+        return Reply(
+            "text",
+            texts.subscription_push(d.kind, d.data, chat=d.channel != "email"),
+            notice=texts.subscription_notice(d.data),
+        )
     raise PushImpossible(f"unknown delivery kind {d.kind!r}")
 
 

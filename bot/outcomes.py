@@ -25,6 +25,7 @@ class Outcome:
     no: str | None = None
     text: str | None = None
     ok: bool = False
+    items: tuple[str, ...] = ()  # subscriptions: the topics that can be followed
 
 
 def render(
@@ -39,6 +40,10 @@ def render(
         return [_rated_answer(intent, result, state, forms=forms, limit_days=limit_days)]
     if kind == "rate_ticket":
         return [_rated_ticket(result)]
+    if kind == "subscription":
+        from bot import subscribe_talk
+
+        return [subscribe_talk.reply(intent, result)]
     raise ValueError(f"unknown intent {kind!r}")
 
 

@@ -39,6 +39,7 @@ from knowledge.policies.parsing import (
 from knowledge.policies.records import PassageHit, PassageRecord, PolicyRecord, to_record
 from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import check_status
+from knowledge.publications import policy_published
 
 if TYPE_CHECKING:
     from knowledge.text import TextProcessor
@@ -169,6 +170,8 @@ class PolicyStore(LibraryMethods):
             for i, p in enumerate(parsed.passages):
                 policy.passages.append(Passage(ordinal=i, label=p.label, heading=p.heading, text=p.text))
             s.flush()
+            if existing is None and status == "有效":  # first import: its subscribers are told
+                policy_published(s, policy, parsed.passages[0].text)
             record = to_record(policy, len(parsed.passages))
         log.info("policy imported id=%s passages=%d by=%s seq=%d", policy_id, record.passage_count, by, seq)
         return record
