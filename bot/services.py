@@ -3,6 +3,9 @@ arguments (the knowledge and handoff packages never read settings themselves).""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.notifier import TicketNotices, render_delivery
@@ -12,6 +15,7 @@ from handoff.sla import WorkCalendar
 from handoff.tickets import Notifier, TicketService
 from knowledge.answer import KnowledgeBase
 from knowledge.calibration import ThresholdPins
+from knowledge.policies.review import calendar_due
 
 
 def threshold_pins(settings: Settings) -> ThresholdPins:
@@ -21,8 +25,14 @@ def threshold_pins(settings: Settings) -> ThresholdPins:
     )
 
 
+def review_due(sessions: sessionmaker[Session]) -> Callable[[dt.date], dt.date]:
+    """Due dates of the FAQ review list: REVIEW_WORKING_DAYS (10) working days of the holiday calendar
+    (handoff.sla: official holidays and 调休 make-up workdays)."""
+    return calendar_due(WorkCalendar(sessions))
+
+
 def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) -> KnowledgeBase:
-    return KnowledgeBase(
+    kb = KnowledgeBase(
         sessions,
         pins=threshold_pins(settings),
         passage_threshold=settings.passage_threshold,
@@ -30,6 +40,8 @@ def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) ->
         public_base_url=settings.public_base_url,
         calibrate_debounce_seconds=settings.calibrate_debounce_seconds,
     )
+    kb.policies.review_due = review_due(sessions)
+    return kb
 
 
 def build_outbox(settings: Settings, sessions: sessionmaker[Session]) -> Outbox:

@@ -233,6 +233,7 @@ TEXTS: dict[str, str] = {
     "push.email_greeting": "{label}：",
     "push.email_footer": "您收到此邮件是因为贵单位订阅了政策主题“{tags}”，如需退订请联系政务公开办公室。—— 政策咨询机器人（自动发送，请勿直接回复）",
     "widget.subs_title": "政策订阅",
+    "widget.subs_button": "订阅",
     "widget.subs_open": "订阅政策更新",
     "widget.subs_hint": "勾选主题，有新政策或新问答时在本对话中通知您。",
     "widget.subs_save": "保存订阅",

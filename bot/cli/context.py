@@ -68,9 +68,10 @@ class Context:
 
     @property
     def policies(self) -> Any:
+        from bot.services import review_due
         from knowledge.policies import PolicyStore
 
-        return PolicyStore(self.sessions)
+        return PolicyStore(self.sessions, review_due=review_due(self.sessions))
 
     @property
     def tickets(self) -> Any:

@@ -65,8 +65,10 @@ class PolicyStore(LibraryMethods):
         text: TextProcessor | None = None,
         max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS,
         clock: Callable[[], float] = time.monotonic,
+        review_due: Callable[[dt.date], dt.date] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.review_due = review_due  # due dates of the FAQ review list (knowledge.policies.review)
         self.max_passage_chars = max_passage_chars
         self._passages = PassageIndex(sessions, refresh_seconds=refresh_seconds, text=text, clock=clock)
 
