@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from bot import texts
 from bot.messages import Reply
 from bot.outcomes import Outcome
-from knowledge.subscriptions import SubscriptionStore, UnknownTopic
+from knowledge.errors import PolicybotError
+from knowledge.subscriptions import SubscriptionStore
 
 SUBSCRIBE, UNSUBSCRIBE, LIST = "subscribe", "unsubscribe", "list"
 _COMMAND = re.compile(
@@ -67,7 +68,7 @@ def carry_out(store: SubscriptionStore, channel: str, user_id: str, action: str,
         mine = store.tags_of(channel, user_id)
         status = "unsubscribed" if removed else "not_subscribed"
         return Outcome(status, no=canonical, text="、".join(mine), items=items)
-    except UnknownTopic as exc:
+    except PolicybotError as exc:  # a topic outside the catalogue (UnknownTopic), a bad subscriber
         return Outcome("unknown", text=exc.user_message, no=tag, items=items)
 
 

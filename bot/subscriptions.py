@@ -178,8 +178,7 @@ class Publisher:
         for who in subscribers:
             if (who.channel, who.user_id) in told:
                 continue  # the answer notice of this FAQ already reaches them: one message
-            theirs = [t for t in pub.tags if t in SubscriptionStore.tags_in(s, who.channel, who.user_id)]
-            data = self._data(pub, theirs)
+            data = self._data(pub, who.tags)
             key = f"sub:{pub.kind}:{pub.id}:{pub.version}:{_who(who.channel, who.user_id)}"
             self._enqueue(s, kind, who, data, key)
         if subscribers:

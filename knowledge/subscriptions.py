@@ -32,6 +32,7 @@ class Subscriber:
     channel: str
     user_id: str
     label: str = ""
+    tags: tuple[str, ...] = ()  # of the tags asked about, the ones this subscriber follows
 
 
 @dataclass(frozen=True)
@@ -165,19 +166,23 @@ class SubscriptionStore:
 
     @staticmethod
     def subscribers_in(s: Session, tags: Iterable[str]) -> builtins.list[Subscriber]:
-        """Each subscriber of any of `tags` once, in subscription order (in the caller's session)."""
+        """Each subscriber of any of `tags` once, in subscription order, with the ones of `tags` they
+        follow (in the caller's session, one statement)."""
         wanted = list(tags)
         if not wanted:
             return []
         rows = s.execute(
-            select(Subscription.channel, Subscription.user_id, Subscription.label)
+            select(Subscription.channel, Subscription.user_id, Subscription.label, Subscription.tag)
             .where(Subscription.tag.in_(wanted))
             .order_by(Subscription.id)
         ).all()
-        seen: dict[tuple[str, str], Subscriber] = {}
-        for channel, user_id, label in rows:
-            seen.setdefault((channel, user_id), Subscriber(channel, user_id, label or ""))
-        return list(seen.values())
+        seen: dict[tuple[str, str], tuple[str, list[str]]] = {}
+        for channel, user_id, label, tag in rows:
+            seen.setdefault((channel, user_id), (label or "", []))[1].append(tag)
+        return [
+            Subscriber(c, u, label, tuple(t for t in wanted if t in theirs))
+            for (c, u), (label, theirs) in seen.items()
+        ]
 
     def list(self, *, channel: str | None = None) -> builtins.list[SubscriptionRow]:
         with self.sessions() as s:

@@ -1,7 +1,7 @@
 """Subscriptions (政策订阅) end to end on real parts: four citizens subscribe through their channels
 (the widget API, Telegram's /subscribe through the webhook and a fake Bot API on 127.0.0.1, two
 WeChat users through the inbox, outside the 48-hour window, one of whom did not accept the 订阅通知
-at the fake WeChat API) and a relay partner by e-mail (a local aiosmtpd server). Publishing a tagged
+at the fake WeChat API) and a relay partner by e-mail (a local aiosmtpd server), on SQLite and PostgreSQL. Publishing a tagged
 policy queues one outbox row per subscriber in the import's transaction; two drains deliver each
 eligible one exactly once and record the refuser impossible. Then 退订, erasure, quiet hours and the
 daily cap on a frozen outbox clock, and the "your question now has an answer" notice.
@@ -113,7 +113,7 @@ def catalogue(tmp_path: Path, sessions: Any) -> None:
 
 
 @pytest.fixture
-def world(demo_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
+def world(db_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[World]:
     extra: dict[str, Any] = getattr(request, "param", {})
     tg_app, wx_app, sink = create_fake_telegram(), create_fake_wechat(), Sink()
     port = free_port()
@@ -123,7 +123,7 @@ def world(demo_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
         with serve(tg_app) as tg_url, serve(wx_app) as wx_url:
             tg, wx = tg_app.state.fake, wx_app.state.fake
             settings = make_settings(
-                demo_url,
+                db_url,
                 telegram_token=tg.token,
                 telegram_webhook_secret=TG_SECRET,
                 telegram_api_base=tg_url,
@@ -140,6 +140,7 @@ def world(demo_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iter
                 outbox_enabled=False,
                 jobs_enabled=False,
                 push_backoff_seconds=0,
+                spool_dir=str(tmp_path / "spool"),
                 **extra,
             )
             from bot.app import create_app
@@ -192,14 +193,17 @@ def subscribe_all(w: World) -> None:
 def test_a_tagged_policy_reaches_each_eligible_subscriber_exactly_once(world: World) -> None:
     w = world
     subscribe_all(w)
-    w.publish("关于支持高校毕业生创业的通知", "青人社〔2026〕9号", ["就业"])
+    SubscriptionStore(w.app.state.sessions).add("telegram", str(TG_CHAT), "社保")  # two of its tags
+    w.publish("关于支持高校毕业生创业的通知", "青人社〔2026〕9号", ["就业", "社保"])
     assert len(w.rows(kind="sub_policy")) == 5  # one per subscriber, in the import's transaction
     w.drain()
     w.drain()  # a second drain sends nothing again
     web = [t for t in w.web_messages() if "高校毕业生创业" in t]
     assert len(web) == 1
     assert "青人社〔2026〕9号" in web[0] and "https://zhengce.example.gov.cn/policies/" in web[0]
-    assert len(w.tg_texts("高校毕业生创业")) == 1
+    assert web[0].startswith("【政策订阅·就业创业】")  # the topic this citizen follows
+    (tg,) = w.tg_texts("高校毕业生创业")  # one message for a subscriber of both tags
+    assert tg.startswith("【政策订阅·就业创业、社会保障】")
     notices = w.wx_notices(WX_ACCEPTS)
     assert len(notices) == 1 and notices[0]["template_id"] == "TPL-SUB"
     assert w.wx_notices(WX_REFUSES) == [] and w.wx.texts_to(WX_REFUSES) == []
