@@ -241,6 +241,11 @@ def test_quiet_hours_hold_a_late_publication_until_eight(world: World) -> None:
     w.publish("关于创业担保贷款的通知", "青人社〔2026〕11号", ["就业创业"])
     (row,) = w.rows(kind="sub_policy")
     assert row.next_at == dt.datetime(2026, 12, 3, 0, 0)  # 08:00 Beijing the next morning
+    tickets = w.app.state.tickets  # a staff reply at 23:00 is not held by the quiet hours
+    t = tickets.open(question="创业担保贷款怎么申请", channel="telegram", user_ref=str(TG_CHAT))
+    tickets.reply(t.no, staff="zhang", text="可向区就业促进中心申请。")
+    (reply,) = w.rows(kind="ticket_reply")
+    assert reply.next_at == w.clock.now
     w.drain()
     w.clock.now = dt.datetime(2026, 12, 2, 23, 59)  # 07:59
     w.drain()
@@ -271,6 +276,9 @@ def test_answer_published_reaches_the_citizen_who_asked_once(world: World) -> No
     r = w.client.post("/api/v1/sessions").json()
     w.web_session = r["session"]
     w.client.post("/api/v1/chat", json={"session": w.web_session, "text": question})
+    w.chat("wechat", WX_ACCEPTS, question + "？")  # asked too, then erased: never told
+    sessions = w.app.state.sessions
+    erase_data(sessions, w.app.state.settings.secret_key, resolve(sessions, user=f"wechat:{WX_ACCEPTS}"))
     faqs = w.app.state.kb.faqs
     draft = faqs.add(
         by="staff",
@@ -283,6 +291,7 @@ def test_answer_published_reaches_the_citizen_who_asked_once(world: World) -> No
     )
     faqs.publish(draft.id, by="staff", confirm_conflicts=True)
     (row,) = w.rows(kind="answer_published")
+    assert row.channel == "web"
     w.drain()
     got = [t for t in w.web_messages() if "现在有了答复" in t]
     assert len(got) == 1 and "在线申领生育津贴" in got[0] and "依据" in got[0]
