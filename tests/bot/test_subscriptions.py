@@ -319,3 +319,30 @@ def test_command_detection() -> None:
     assert command("订阅").tag == ""  # type: ignore[union-attr]
     assert command("怎么订阅政策推送") is None
     assert command("订阅号怎么关注？") is None
+
+
+def test_widget_subscriptions_api(db_url: str, tmp_path: Path) -> None:
+    from bot.app import create_app
+
+    app = create_app(make_settings(db_url, spool_dir=str(tmp_path / "spool")))
+    client = TestClient(app)
+    session = client.post("/api/v1/sessions").json()["session"]
+    assert client.get("/api/v1/subscriptions", params={"session": session}).json() == {
+        "topics": [],
+        "tags": [],
+    }
+    catalogue(tmp_path, app.state.sessions)
+    got = client.get("/api/v1/subscriptions", params={"session": session}).json()
+    assert [t["tag"] for t in got["topics"]] == ["就业创业", "社会保障", "教育"] and got["tags"] == []
+    r = client.put("/api/v1/subscriptions", json={"session": session, "tags": ["就业", "社保"]})
+    assert r.status_code == 200 and r.json()["tags"] == ["就业创业", "社会保障"]
+    assert [t["subscribed"] for t in r.json()["topics"]] == [True, True, False]
+    bad = client.put("/api/v1/subscriptions", json={"session": session, "tags": ["旅游"]})
+    assert bad.status_code == 422 and "可订阅的主题：就业创业、社会保障、教育" in bad.json()["detail"]
+    assert client.get("/api/v1/subscriptions", params={"session": session}).json()["tags"] == [
+        "就业创业",
+        "社会保障",
+    ]
+    assert client.put("/api/v1/subscriptions", json={"session": session, "tags": []}).json()["tags"] == []
+    forged = client.get("/api/v1/subscriptions", params={"session": "forged"})
+    assert forged.status_code == 403 and forged.json()["detail"] == "会话无效，请重新开始对话。"
