@@ -2,8 +2,9 @@
 (a staff reply becomes one outbox row in the reply's own transaction, keyed by ticket and version so
 that no reply is queued twice); `spooled_ticket_notice` queues the number of a ticket that was left
 while the database was away; `render_delivery` turns a row's data into the one `Reply` a channel
-sends (text from `bot.texts`, notice fields as data for WeChat); `record_outcome` writes each
-attempt of a ticket reply back onto the ticket's history. A channel raises `PushImpossible` for a
+sends (text from `bot.texts`, notice fields as data for WeChat), for the ticket kinds and the
+subscription kinds (`sub_policy`, `sub_faq`, `answer_published`, queued by bot/subscriptions.py);
+`record_outcome` writes each attempt of a ticket reply back onto the ticket's history. A channel raises `PushImpossible` for a
 push that no retry can fix (the outbox records it once and stops).
 """
 

@@ -1,6 +1,6 @@
 """The replies to what the inbound pipeline carried out for the Dialogue: a ticket opened (the one
 ticket card), queued during an outage, refused; a status looked up; an answer rated (没用: the
-next-best FAQs and the form in the same bubble); a staff reply rated (不满意 reopens). Pure: the
+next-best FAQs and the form in the same bubble); a staff reply rated (不满意 reopens); a subscription command (bot/subscribe_talk.py renders it). Pure: the
 result comes in as an `Outcome`, the sentences from `bot.texts`.
 """
 

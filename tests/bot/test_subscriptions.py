@@ -346,3 +346,15 @@ def test_widget_subscriptions_api(db_url: str, tmp_path: Path) -> None:
     assert client.put("/api/v1/subscriptions", json={"session": session, "tags": []}).json()["tags"] == []
     forged = client.get("/api/v1/subscriptions", params={"session": "forged"})
     assert forged.status_code == 403 and forged.json()["detail"] == "会话无效，请重新开始对话。"
+
+
+def test_quiet_hours_setting() -> None:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+    from bot.subscriptions import parse_quiet_hours
+
+    assert parse_quiet_hours("22-8") == (22, 8) and parse_quiet_hours("0-6") == (0, 6)
+    assert parse_quiet_hours("") is None and parse_quiet_hours("8-8") is None
+    with pytest.raises(ValidationError, match="quiet hours"):
+        Settings(push_quiet_hours="22:00-08:00")
