@@ -9,8 +9,9 @@ they cover the question's key terms; short follow-ups asked in the topic of the 
 honest "not my field" for what does not look like policy; the leave-a-message flow in words;
 ratings (没用 offers the next-best FAQs and the form in the same bubble; a staff reply is rated with
 1/2/3 or 评价 <编号> <1-3>); the subscription commands 订阅 / 退订 / 我的订阅 (bot/subscribe_talk.py);
-sensitive words (no automatic answer, a flagged ticket). What needs the database comes back as an *intent* (state key PENDING_INTENT) with a placeholder reply: the inbound
-pipeline (bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status) and asks
+sensitive words (no automatic answer, a flagged ticket). What needs the database comes back as an
+*intent* (state key PENDING_INTENT) with a placeholder reply: the inbound pipeline
+(bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status, subscribe) and asks
 `outcome` for the replies. The query-log entry is left under PENDING_LOG for the same one write.
 Every sentence comes from `bot.texts`.
 """
