@@ -48,6 +48,7 @@ from bot.settings import Settings, get_settings
 from bot.special import register_special_job
 from bot.spool import Spool
 from bot.staffnotify import register_staff_notify_job
+from bot.subscriptions import install as install_subscriptions
 from bot.timelimits import register_supplement_job
 from bot.upkeep import register_upkeep_jobs
 from handoff import clientip
@@ -252,6 +253,7 @@ def _build_parts(settings: Settings) -> Parts:
     tickets = build_ticket_service(settings, sessions, TicketNotices(outbox))
     outbox.on_outcome = record_outcome(tickets)
     hotline.forward_new_tickets(settings, tickets, outbox)  # 12345 webhook rows (bot/channels/hotline.py)
+    install_subscriptions(settings, sessions, outbox, secret)  # publications queue their pushes
     querylog = QueryLogStore(sessions)
     # Degraded mode: while the database is unreachable, answers come from memory and the writes
     # go to a local spool that is replayed when it is back (bot/spool.py).
@@ -322,7 +324,7 @@ def _build_channels(settings: Settings, parts: Parts) -> list[Channel]:
     ]
     for channel in channels:
         parts.outbox.channels[channel.name] = channel
-    mailer = email.enabled(settings)  # staff notification mails (no citizen routes: outbox only)
+    mailer = email.enabled(settings)  # staff and relay-partner mails (outbox only: no routes)
     if mailer is not None:
         parts.outbox.channels[mailer.name] = mailer
     return channels
@@ -411,7 +413,7 @@ def _install_middleware(app: FastAPI, settings: Settings, access_log: AccessLogW
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "PUT"],  # PUT: the widget's subscriptions
             allow_headers=["Content-Type"],
             max_age=600,
         )

@@ -8,10 +8,11 @@ base's answer with one citation, clarify with up to 3 numbered suggestions, poli
 they cover the question's key terms; short follow-ups asked in the topic of the last answer; an
 honest "not my field" for what does not look like policy; the leave-a-message flow in words;
 ratings (没用 offers the next-best FAQs and the form in the same bubble; a staff reply is rated with
-1/2/3 or 评价 <编号> <1-3>); sensitive words (no automatic answer, a flagged ticket). What needs the
-database comes back as an *intent* (state key PENDING_INTENT) with a placeholder reply: the inbound
-pipeline (bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status, attach a 补正) and asks
-`outcome` for the replies. The query-log entry is left under PENDING_LOG for the same one write.
+1/2/3 or 评价 <编号> <1-3>); the subscription commands 订阅 / 退订 / 我的订阅 (bot/subscribe_talk.py);
+sensitive words (no automatic answer, a flagged ticket). What needs the database comes back as an
+*intent* (state key PENDING_INTENT) with a placeholder reply: the inbound pipeline
+(bot/pipeline/inbox.py) carries it out (open a ticket, rate, look up a status, attach a 补正,
+subscribe) and asks `outcome` for the replies. The query-log entry is left under PENDING_LOG for the same one write.
 Every sentence comes from `bot.texts`.
 """
 
@@ -30,7 +31,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from bot import outcomes, talk, texts
+from bot import outcomes, subscribe_talk, talk, texts
 from bot.messages import Incoming, Reply
 from bot.outcomes import Outcome
 from handoff.privacy import mask, normalise_phone
@@ -182,6 +183,9 @@ class Dialogue:
         if rated:
             no = rated.group(1).upper() if rated.group(1) else None
             return self._intent(state, "rate_ticket", no=no, rating=TICKET_RATINGS[rated.group(2)])
+        wanted = subscribe_talk.command(text)
+        if wanted is not None:  # 订阅 / 退订 / 我的订阅 (carried out by the inbox)
+            return self._intent(state, "subscription", action=wanted.action, tag=wanted.tag)
         if state.get(AWAITING_SUPPLEMENT):  # a ticket of this user awaits 补正: this message is it
             return self._intent(state, "supplement", no=state[AWAITING_SUPPLEMENT], text=text)
         if state.get("pending"):

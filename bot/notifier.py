@@ -3,8 +3,9 @@
 that no reply is queued twice) and its `Notices` (延期 approved, 补正 asked, the clock restarted: one
 row each, keyed by the request); `spooled_ticket_notice` queues the number of a ticket that was left
 while the database was away; `render_delivery` turns a row's data into the one `Reply` a channel
-sends (text from `bot.texts`, notice fields as data for WeChat); `record_outcome` writes each
-attempt of a ticket reply back onto the ticket's history. A channel raises `PushImpossible` for a
+sends (text from `bot.texts`, notice fields as data for WeChat), for the ticket kinds and the
+subscription kinds (`sub_policy`, `sub_faq`, `answer_published`, queued by bot/subscriptions.py);
+`record_outcome` writes each attempt of a ticket reply back onto the ticket's history. A channel raises `PushImpossible` for a
 push that no retry can fix (the outbox records it once and stops).
 """
 
@@ -30,6 +31,9 @@ HOTLINE_TICKET = "hotline_ticket"  # a new ticket for the 12345 hotline system (
 STAFF_MAIL = "staff_mail"  # a digest of staff notifications, channel "email" (bot/staffnotify.py)
 # time-limit notices (handoff.tickets.timing): 延期 approved, 补正 requested, the clock restarted
 TICKET_EXTENDED, TICKET_SUPPLEMENT, TICKET_RESUMED = "ticket_extended", "ticket_supplement", "ticket_resumed"
+# subscription pushes and "your question now has an answer" (bot/subscriptions.py)
+SUB_POLICY, SUB_FAQ, ANSWER_PUBLISHED = "sub_policy", "sub_faq", "answer_published"
+SUBSCRIPTION_KINDS = (SUB_POLICY, SUB_FAQ, ANSWER_PUBLISHED)
 
 
 class PushImpossible(Exception):
@@ -99,6 +103,14 @@ def render_delivery(d: DeliveryView) -> Reply:
         from bot.staffnotify import render_staff_mail  # it imports the channels, which import this module
 
         return render_staff_mail(d.data)
+    if d.kind in SUBSCRIPTION_KINDS:
+        text = texts.subscription_push(d.kind, d.data, chat=d.channel != "email")
+        notice = texts.subscription_notice(d.data)
+        if d.channel == "email":  # a relay partner's mail (bot/channels/email.py): subject and footer
+            title = notice.get("title") or text.split("\n", 1)[0]
+            notice = {**notice, "subject": texts.say("push.email_subject", title=title)}
+            text += "\n\n" + texts.say("push.email_footer", tags=notice.get("department") or "")
+        return Reply("text", text, notice=notice)
     raise PushImpossible(f"unknown delivery kind {d.kind!r}")
 
 

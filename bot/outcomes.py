@@ -1,6 +1,6 @@
 """The replies to what the inbound pipeline carried out for the Dialogue: a ticket opened (the one
 ticket card), queued during an outage, refused; a status looked up; an answer rated (没用: the
-next-best FAQs and the form in the same bubble); a staff reply rated (不满意 reopens). Pure: the
+next-best FAQs and the form in the same bubble); a staff reply rated (不满意 reopens); a subscription command (bot/subscribe_talk.py renders it). Pure: the
 result comes in as an `Outcome`, the sentences from `bot.texts`.
 """
 
@@ -25,6 +25,7 @@ class Outcome:
     no: str | None = None
     text: str | None = None
     ok: bool = False
+    items: tuple[str, ...] = ()  # subscriptions: the topics that can be followed
 
 
 def render(
@@ -41,6 +42,10 @@ def render(
         return [_rated_ticket(result)]
     if kind == "supplement":
         return [_supplied(result)]
+    if kind == "subscription":
+        from bot import subscribe_talk
+
+        return [subscribe_talk.reply(intent, result)]
     raise ValueError(f"unknown intent {kind!r}")
 
 

@@ -7,7 +7,8 @@ person's channel users and tickets (a phone or ticket leads to the channel user 
 to that user's other tickets). Their data: tickets with contact fields and events
 (handoff.retention), query-log entries under the pseudonymous user reference
 HMAC(secret, "channel:id") that the conversation writes (knowledge.retention), chat session state,
-widget outbox rows, WeChat's last-message time and event dedup keys (bot tables). `export_data`
+widget outbox rows, WeChat's last-message time and event dedup keys (bot tables), and the person's
+subscriptions (knowledge.subscriptions). `export_data`
 returns all of it; `erase_data` removes or anonymises it in one transaction and writes one audit
 entry (`privacy_erase`) with counts and ticket numbers, never the personal data itself; exports are
 audited too (`privacy_export`). `run_retention` is the scheduled job: contact data of closed tickets,
@@ -41,6 +42,7 @@ from knowledge.db import transaction
 from knowledge.errors import InvalidInput, NotFound
 from knowledge.models import QueryLog, to_db_time, utcnow
 from knowledge.retention import delete_query_log_for, purge_query_log, query_log_for
+from knowledge.subscriptions import SubscriptionStore
 
 log = logging.getLogger("policybot.privacy")
 
@@ -148,6 +150,11 @@ def export_data(
     }
     with sessions() as s:
         data.update(_bot_rows(s, subject))
+        data["subscriptions"] = [
+            {"channel": c, "user_id": u, "tag": t}
+            for c, u in subject.users
+            for t in SubscriptionStore.tags_in(s, c, u)
+        ]
     with transaction(sessions) as s:
         s.add(
             AuditEntry(
@@ -181,15 +188,24 @@ class Counts:
     chat_sessions: int = 0
     outbox: int = 0
     wechat_rows: int = 0
+    subscriptions: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.tickets or self.query_log or self.chat_sessions or self.outbox or self.wechat_rows)
+        return not (
+            self.tickets
+            or self.query_log
+            or self.chat_sessions
+            or self.outbox
+            or self.wechat_rows
+            or self.subscriptions
+        )
 
     def describe(self) -> str:
         return (
             f"留言 {len(self.tickets)} 条（{'、'.join(self.tickets) or '无'}），提问记录 {self.query_log} 条，"
-            f"会话 {self.chat_sessions} 个，待推送消息 {self.outbox} 条，微信记录 {self.wechat_rows} 条"
+            f"会话 {self.chat_sessions} 个，待推送消息 {self.outbox} 条，微信记录 {self.wechat_rows} 条，"
+            f"政策订阅 {self.subscriptions} 项"
         )
 
 
@@ -263,7 +279,8 @@ def preview(sessions: sessionmaker[Session], secret: str, subject: Subject) -> C
                 )
                 or 0
             )
-    return Counts(tuple(sorted(nos)), ql, cs, ob, wx)
+        subs = sum(SubscriptionStore.count_in(s, c, u) for c, u in subject.users)
+    return Counts(tuple(sorted(nos)), ql, cs, ob, wx, subs)
 
 
 def _deleted(s: Session, stmt: Any) -> int:
@@ -285,8 +302,9 @@ def erase_data(
     with transaction(sessions) as s:
         nos = erase_tickets(s, subject.ticket_ids, now=now, actor=by, request=subject.kind)
         ql = delete_query_log_for(s, subject.refs(secret))
-        cs = ob = wx = 0
+        cs = ob = wx = subs = 0
         for channel, user_id in subject.users:
+            subs += SubscriptionStore.erase(s, channel, user_id)
             cs += _deleted(
                 s, delete(ChatSession).where(ChatSession.channel == channel, ChatSession.user_id == user_id)
             )
@@ -302,7 +320,7 @@ def erase_data(
             wx += _deleted(s, delete(AppValue).where(AppValue.key.in_(keys)))
         if inbound:
             wx += _deleted(s, delete(InboundMessage).where(InboundMessage.channel == "wechat", or_(*inbound)))
-        counts = Counts(tuple(nos), ql, cs, ob, wx)
+        counts = Counts(tuple(nos), ql, cs, ob, wx, subs)
         s.add(
             AuditEntry(
                 at=now,
@@ -316,6 +334,7 @@ def erase_data(
                     "chat_sessions": cs,
                     "outbox": ob,
                     "wechat_rows": wx,
+                    "subscriptions": subs,
                 },
             )
         )

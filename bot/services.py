@@ -3,6 +3,9 @@ arguments (the knowledge and handoff packages never read settings themselves).""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.notifier import TicketNotices, render_delivery
@@ -13,6 +16,7 @@ from handoff.tickets import Notifier, TicketService
 from handoff.tickets.limits import CategoryLimits
 from knowledge.answer import KnowledgeBase
 from knowledge.calibration import ThresholdPins
+from knowledge.policies.review import calendar_due
 
 
 def threshold_pins(settings: Settings) -> ThresholdPins:
@@ -22,8 +26,14 @@ def threshold_pins(settings: Settings) -> ThresholdPins:
     )
 
 
+def review_due(sessions: sessionmaker[Session]) -> Callable[[dt.date], dt.date]:
+    """Due dates of the FAQ review list: REVIEW_WORKING_DAYS (10) working days of the holiday calendar
+    (handoff.sla: official holidays and 调休 make-up workdays)."""
+    return calendar_due(WorkCalendar(sessions))
+
+
 def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) -> KnowledgeBase:
-    return KnowledgeBase(
+    kb = KnowledgeBase(
         sessions,
         pins=threshold_pins(settings),
         passage_threshold=settings.passage_threshold,
@@ -31,6 +41,8 @@ def build_knowledge_base(settings: Settings, sessions: sessionmaker[Session]) ->
         public_base_url=settings.public_base_url,
         calibrate_debounce_seconds=settings.calibrate_debounce_seconds,
     )
+    kb.policies.review_due = review_due(sessions)
+    return kb
 
 
 def build_outbox(settings: Settings, sessions: sessionmaker[Session]) -> Outbox:

@@ -251,6 +251,14 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("push_quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str) -> str:
+        value = (value or "").strip()
+        if value and not re.fullmatch(r"([01]?\d|2[0-3])-([01]?\d|2[0-3])", value):
+            raise ValueError("quiet hours must be START-END in whole hours (e.g. 22-8) or empty")
+        return value
+
     @field_validator("cors_origins")
     @classmethod
     def _check_origins(cls, value: list[str]) -> list[str]:
@@ -396,6 +404,17 @@ class Settings(BaseSettings):
     outbox_enabled: bool = Field(
         True,
         description="Run the outbox drain thread in this process (every worker; rows are claimed under a lease).",
+    )
+    # --- subscriptions (政策订阅, bot/subscriptions.py) ------------------------------------------------
+    push_daily_cap: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Subscription messages per subscriber and Beijing day; more wait for the next day.",
+    )
+    push_quiet_hours: str = Field(
+        "22-8",
+        description="No subscription pushes in these Beijing hours (start-end, e.g. 22-8); empty: none. Ticket replies are not held.",
     )
 
     # --- the 12345 / 12333 hotline bridge (bot/channels/hotline.py) -------------------------------

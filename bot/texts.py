@@ -248,6 +248,36 @@ TEXTS: dict[str, str] = {
     "notice.resumed_limit": "您的留言{no}补充期限已过，我们将按现有材料继续办理，办理时限恢复计算，答复期限为{due}。",
     "supplement.received": "已收到您对留言{no}的补充，已转给工作人员。办理时限恢复计算，答复期限为{due}。",
     "supplement.failed": "您的补充内容暂时未能提交，请稍后再发送一次。",
+    # --- subscriptions (政策订阅): chat commands, widget checkboxes, pushes -----------------------------
+    "subscribe.usage": "请发送“订阅 主题”订阅政策更新，如“订阅 {example}”。可订阅的主题：{topics}",
+    "subscribe.none_available": "暂未开放政策订阅主题，请稍后再试。",
+    "subscribe.done": "已订阅“{tag}”。该主题有新政策或新问答发布时，我们会在这里通知您（夜间不打扰）。发送“退订 {tag}”可随时取消。",
+    "subscribe.already": "您已订阅“{tag}”，无需重复订阅。",
+    "unsubscribe.usage": "请发送“退订 主题”取消订阅，如“退订 {example}”。您当前订阅：{tags}",
+    "unsubscribe.done": "已退订“{tag}”，今后不再推送该主题的消息。",
+    "unsubscribe.not_subscribed": "您没有订阅“{tag}”。您当前订阅：{tags}",
+    "subscriptions.list": "您当前订阅的主题：{tags}。发送“退订 主题”可取消订阅。",
+    "subscriptions.empty": "您还没有订阅任何主题。发送“订阅 主题”即可订阅，可订阅的主题：{topics}",
+    "subscriptions.unavailable": "订阅服务暂时不可用，请稍后再试。",
+    "subscriptions.nothing": "无",
+    "push.policy": "【政策订阅·{tags}】新发布：《{title}》{doc_no}\n{summary}\n查看全文：{url}",
+    "push.faq": "【政策订阅·{tags}】新问答：{title}\n{summary}\n查看答复：{url}",
+    "push.answer": "您此前咨询的问题现在有了答复：{title}\n{answer}{citation}\n查看：{url}",
+    "push.citation": "\n依据：{citation}",
+    "push.footer": "\n（发送“退订 主题”取消订阅）",
+    "push.notice_summary": "{title}",
+    "push.email_subject": "【政策订阅】{title}",
+    "push.email_greeting": "{label}：",
+    "push.email_footer": "您收到此邮件是因为贵单位订阅了政策主题“{tags}”，如需退订请联系政务公开办公室。—— 政策咨询机器人（自动发送，请勿直接回复）",
+    "widget.subs_title": "政策订阅",
+    "widget.subs_button": "订阅",
+    "widget.subs_open": "订阅政策更新",
+    "widget.subs_hint": "勾选主题，有新政策或新问答时在本对话中通知您。",
+    "widget.subs_save": "保存订阅",
+    "widget.subs_saved": "已保存订阅：{tags}",
+    "widget.subs_cleared": "已取消全部订阅。",
+    "widget.subs_none": "暂无可订阅的主题。",
+    "widget.subs_close": "关闭订阅设置",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,
@@ -372,3 +402,41 @@ def ticket_card(view: Any) -> str:
 def date_text(day: dt.date) -> str:
     """The one date format citizens read."""
     return f"{day.year}年{day.month}月{day.day}日"
+
+
+# --- subscription pushes (bot/subscriptions.py rows, rendered by bot.notifier) ----------------------
+def subscription_push(kind: str, data: dict[str, Any], *, chat: bool = True) -> str:
+    """A subscription push (新政策 / 新问答) or an "answer now published" notice, from its row data."""
+    fields = {
+        "tags": "、".join(data.get("tags") or []),
+        "title": str(data.get("title") or ""),
+        "doc_no": f"（{data['doc_no']}）" if data.get("doc_no") else "",
+        "summary": str(data.get("summary") or ""),
+        "url": str(data.get("url") or ""),
+    }
+    if kind == "answer_published":
+        citation = str(data.get("citation") or "")
+        return say(
+            "push.answer",
+            title=fields["title"],
+            answer=str(data.get("answer") or data.get("summary") or ""),
+            citation=say("push.citation", citation=citation) if citation else "",
+            url=fields["url"],
+        )
+    text = say("push.policy" if data.get("item") == "policy" else "push.faq", **fields)
+    return text + say("push.footer") if chat else text
+
+
+def subscription_notice(data: dict[str, Any], *, now: dt.datetime | None = None) -> dict[str, str]:
+    """The fields of a subscription push as a notice (订阅通知), with the same names as a ticket reply's
+    (`ticket_reply_notice`) so one template field mapping serves both: the 文号 where the ticket number
+    goes, the topic where the department goes, the title as summary."""
+    when = (now or dt.datetime.now(CHINA_TZ)).astimezone(CHINA_TZ)
+    return {
+        "ticket_no": str(data.get("doc_no") or data.get("id") or ""),
+        "department": "、".join(data.get("tags") or []) or "政策订阅",
+        "summary": say("push.notice_summary", title=str(data.get("title") or "")),
+        "date": when.strftime("%Y-%m-%d"),
+        "title": str(data.get("title") or ""),
+        "url": str(data.get("url") or ""),
+    }

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.services import review_due
 from bot.settings import Settings
 from knowledge.links import LinkChecker
 from knowledge.policies.review import ReviewList
@@ -36,7 +37,7 @@ def register_upkeep_jobs(scheduler: Any, settings: Settings, sessions: sessionma
         )
 
     def sweep(ctx: Any) -> str:
-        r = ReviewList(sessions).sweep()
+        r = ReviewList(sessions, review_due=review_due(sessions)).sweep()
         return f"expired={len(r.expired_policies)} flagged={len(r.flagged)} resolved={len(r.resolved)} open={r.open}"
 
     if settings.link_check_schedule:

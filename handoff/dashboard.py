@@ -2,7 +2,7 @@
 the share answered / clarified / cited / not found / handed to staff, the most answered FAQs with
 their ratings, the rating ratio, and the ticket figures of `handoff.stats` (the same computation as
 the public /board/stats: received, answered, on time, working days to reply, ratings, reopened, per
-department). Every figure is a GROUP BY in the database (never all rows in Python), with the local
+department), and the subscribers per subscription topic (政策订阅, as they stand now). Every figure is a GROUP BY in the database (never all rows in Python), with the local
 day computed by `handoff.stats.china_day`, a SQL expression compiled for SQLite
 (``date(x, '+8 hours')``) and PostgreSQL (``CAST(x + INTERVAL '8 hours' AS DATE)``). Also the CSV
 export, whose text cells cannot start a spreadsheet formula.
@@ -27,6 +27,7 @@ from handoff.tickets import OPEN_STATUSES
 from knowledge.errors import InvalidInput
 from knowledge.faqs import formula_safe
 from knowledge.models import CHINA_TZ, Faq, QueryLog, to_db_time
+from knowledge.subscriptions import SubscriptionStore
 
 OUTCOME_LABELS: Final = {
     "answer": "直接答复",
@@ -97,6 +98,7 @@ class Dashboard:
     useless: int
     tickets: TicketStats  # the tickets received in the range (handoff.stats, as /board/stats)
     tickets_open_overdue: int  # open now and past their due date (whenever opened)
+    subscriptions: tuple[tuple[str, int], ...] = ()  # subscribers per topic now (knowledge.subscriptions)
 
     @property
     def days(self) -> int:
@@ -199,6 +201,7 @@ def build_dashboard(
         useless=rating_counts.get("useless", 0),
         tickets=tickets,
         tickets_open_overdue=open_overdue,
+        subscriptions=tuple(SubscriptionStore(sessions).counts()),
     )
 
 

@@ -291,3 +291,18 @@ class SensitiveWord(Base):
     word: Mapped[str] = mapped_column(String(50), primary_key=True)  # normalised (knowledge.sensitive)
     added_by: Mapped[str] = mapped_column(String(100), default="system")
     added_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Subscription(Base):
+    """One subscriber's subscription to one catalogue tag (政策订阅, knowledge.subscriptions): a citizen
+    on a chat channel (`channel` web / wechat / telegram, `user_id` the channel's id) or a relay
+    partner by e-mail (`channel` email, `user_id` the address, `label` the partner's name)."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (UniqueConstraint("channel", "user_id", "tag"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    user_id: Mapped[str] = mapped_column(String(128), index=True)
+    tag: Mapped[str] = mapped_column(String(50), index=True)
+    label: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -8,7 +8,8 @@ checks the X-Telegram-Bot-Api-Secret-Token header in constant time, drops repeat
 (database dedup shared by workers) and puts `Update.de_json(data, bot)` on the application's update
 queue, as PTB's custom-webhook example does. Handlers run the synchronous Inbox in a thread pool;
 suggestions become inline keyboard buttons (callback data = the button's index, callback queries
-answered), /start gives the welcome, /status <编号> the ticket status. Outbound, everything that
+answered), /start gives the welcome, /status <编号> the ticket status, /subscribe <tag>,
+/unsubscribe <tag> and /subscriptions the subscription commands (bot/subscribe_talk.py). Outbound, everything that
 starts in synchronous code (the outbox drain thread's `push`, `set_webhook` from the CLI) is one plain
 HTTPS call to the Bot API (`BotApi`, httpx with a timeout): it needs no event loop, so it works in
 every worker, during start and shutdown and from the CLI, and a slow Bot API never blocks the
@@ -155,6 +156,8 @@ class TelegramChannel:
         private = filters.ChatType.PRIVATE
         app.add_handler(CommandHandler("start", self._on_start, filters=private))
         app.add_handler(CommandHandler("status", self._on_status, filters=private))
+        for name in ("subscribe", "unsubscribe", "subscriptions"):  # bot/subscribe_talk.py reads them
+            app.add_handler(CommandHandler(name, self._on_subscription, filters=private))
         app.add_handler(CallbackQueryHandler(self._on_callback))
         app.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, self._on_text))
         app.add_handler(MessageHandler(private & ~filters.TEXT & ~filters.StatusUpdate.ALL, self._on_other))
@@ -188,6 +191,12 @@ class TelegramChannel:
             await context.bot.send_message(chat_id=chat.id, text=texts.say("channel.status_usage"))
             return
         await self._ask(context.bot, chat.id, f"查询 {args[0][:40]}", {"command": "status"})
+
+    async def _on_subscription(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        msg, chat = update.effective_message, update.effective_chat
+        if msg is None or chat is None or not msg.text:
+            return
+        await self._ask(context.bot, chat.id, msg.text[:200], {"command": "subscription"})
 
     async def _ask(self, bot: Any, chat_id: int, text: str, meta: dict[str, Any]) -> None:
         # no msg_id: the webhook already claimed the update (Inbox.claim_once), retries never get here

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import texts
+from bot.channels.web_subscriptions import add_routes as add_subscription_routes
 from bot.conversation import Incoming, Reply
 from bot.models import Outbox
 from bot.pipeline.inbox import Inbox
@@ -310,6 +311,7 @@ class WebChannel:
         ) -> MessagesOut:
             return channel.messages(session, after)
 
+        add_subscription_routes(api, channel)  # GET/PUT /api/v1/subscriptions (the widget's checkboxes)
         return api
 
 

@@ -1,5 +1,5 @@
 """The `policybot` command line: serve, ask, kb ..., policy ..., tags ..., links ..., tickets ..., holidays ...,
-users ....
+subscriptions ..., users ....
 
 Every command reads the one Settings object, migrates the database to the latest schema (so a fresh
 SQLite file just works) and prints Chinese messages for domain errors instead of stack traces. This
@@ -16,13 +16,41 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from bot.cli import ask, db, holidays, kb, links, policy, privacy, report, serve, tags, telegram, tickets
+from bot.cli import (
+    ask,
+    db,
+    holidays,
+    kb,
+    links,
+    policy,
+    privacy,
+    report,
+    serve,
+    subscriptions,
+    tags,
+    telegram,
+    tickets,
+)
 from bot.cli.context import Context
 from bot.settings import get_settings, settings_error_text
 from knowledge.errors import PolicybotError
 
 # In the order `policybot --help` lists them; `users` (handoff's own) comes last.
-GROUPS = (serve, ask, kb, policy, tags, links, db, tickets, telegram, holidays, report, privacy)
+GROUPS = (
+    serve,
+    ask,
+    kb,
+    policy,
+    tags,
+    links,
+    db,
+    tickets,
+    telegram,
+    holidays,
+    report,
+    privacy,
+    subscriptions,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,7 +37,21 @@ class Context:
             engine = make_engine(self.settings.database_url)
             upgrade(engine)
             self._sessions = make_sessionmaker(engine)
+            self._publications(self._sessions)
         return self._sessions
+
+    def _publications(self, sessions: sessionmaker[Session]) -> None:
+        """Publications made from the command line queue their subscribers' messages too."""
+        from bot.app import shared_secret
+        from bot.services import build_outbox
+        from bot.subscriptions import install
+
+        install(
+            self.settings,
+            sessions,
+            build_outbox(self.settings, sessions),
+            shared_secret(self.settings, sessions),
+        )
 
     @property
     def kb(self) -> Any:
@@ -54,9 +68,10 @@ class Context:
 
     @property
     def policies(self) -> Any:
+        from bot.services import review_due
         from knowledge.policies import PolicyStore
 
-        return PolicyStore(self.sessions)
+        return PolicyStore(self.sessions, review_due=review_due(self.sessions))
 
     @property
     def tickets(self) -> Any:

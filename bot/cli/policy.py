@@ -101,10 +101,11 @@ def cmd_policy_tags(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_policy_review(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.services import review_due
     from knowledge.models import china_today
     from knowledge.policies.review import ReviewList
 
-    reviews = ReviewList(ctx.sessions)
+    reviews = ReviewList(ctx.sessions, review_due=review_due(ctx.sessions))
     if args.done is not None:
         item = reviews.resolve(args.done, by=args.by)
         print(f"已完成复核 #{item.id}：{item.faq_id} {item.question}")
@@ -127,9 +128,10 @@ def cmd_policy_review(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def cmd_policy_sweep(args: argparse.Namespace, ctx: Context) -> int:
+    from bot.services import review_due
     from knowledge.policies.review import ReviewList
 
-    r = ReviewList(ctx.sessions).sweep(within_days=args.days)
+    r = ReviewList(ctx.sessions, review_due=review_due(ctx.sessions)).sweep(within_days=args.days)
     if args.json:
         print_json(r.as_dict())
         return 0

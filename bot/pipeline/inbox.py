@@ -51,6 +51,7 @@ from bot.spool import Spool
 from handoff.tickets import TicketService
 from knowledge.db import relax_commit, single_statement
 from knowledge.models import utcnow
+from knowledge.subscriptions import SubscriptionStore
 
 log = logging.getLogger("policybot.inbox")
 
@@ -124,7 +125,11 @@ class Inbox:
         self.dialogue = dialogue
         self.tickets = tickets
         self.intents = Intents(
-            tickets=tickets, querylog=dialogue.querylog, spool=spool, secret=dialogue.secret
+            tickets=tickets,
+            querylog=dialogue.querylog,
+            spool=spool,
+            secret=dialogue.secret,
+            subscriptions=SubscriptionStore(sessions),
         )
         self.sessions = sessions
         self.spool = spool

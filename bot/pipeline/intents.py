@@ -1,6 +1,6 @@
 """What the inbox carries out for the Dialogue's intents: open a ticket (or spool it while the
 database is away: the degraded path is decided here, for the inbox, and nowhere else), look up a
-ticket's status, rate an answer, rate a staff reply. Every lookup checks that the ticket or the
+ticket's status, rate an answer, rate a staff reply, follow or drop a subscription topic. Every lookup checks that the ticket or the
 query-log row belongs to the user who asks; the results are `Outcome`s the Dialogue renders.
 """
 
@@ -11,12 +11,14 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import subscribe_talk
 from bot.conversation import UNREACHABLE, user_ref_hash
 from bot.outcomes import Outcome
 from bot.spool import Spool
 from handoff.tickets import TicketService
 from knowledge.db import MAX_ID
 from knowledge.errors import InvalidInput, NotFound, PolicybotError
+from knowledge.subscriptions import SubscriptionStore
 from knowledge.usage import QueryLogStore
 
 log = logging.getLogger("policybot.intents")
@@ -24,8 +26,15 @@ log = logging.getLogger("policybot.intents")
 
 class Intents:
     def __init__(
-        self, *, tickets: TicketService, querylog: QueryLogStore, spool: Spool | None, secret: bytes
+        self,
+        *,
+        tickets: TicketService,
+        querylog: QueryLogStore,
+        spool: Spool | None,
+        secret: bytes,
+        subscriptions: SubscriptionStore | None = None,
     ) -> None:
+        self.subscriptions = subscriptions
         self.tickets = tickets
         self.querylog = querylog
         self.spool = spool
@@ -48,6 +57,9 @@ class Intents:
                 return self._supplement(
                     channel, user_id, str(intent.get("no") or ""), str(intent.get("text") or "")
                 )
+            if kind == "subscription" and self.subscriptions is not None:
+                action, tag = str(intent.get("action") or ""), str(intent.get("tag") or "")
+                return subscribe_talk.carry_out(self.subscriptions, channel, user_id, action, tag)
         except UNREACHABLE as exc:
             self._failed(exc)
             return Outcome("unavailable", no=intent.get("no"))

@@ -153,10 +153,19 @@ class Outbox:
 
     # --- writing ----------------------------------------------------------------------------------
     def enqueue(
-        self, session: Session, *, kind: str, channel: str, user_id: str, data: dict[str, Any], key: str
+        self,
+        session: Session,
+        *,
+        kind: str,
+        channel: str,
+        user_id: str,
+        data: dict[str, Any],
+        key: str,
+        next_at: dt.datetime | None = None,
     ) -> None:
         """Add one message in `session`'s transaction. `key` names the event (e.g. a ticket's reply at
-        one version): the same key never makes a second row, whoever writes it again."""
+        one version): the same key never makes a second row, whoever writes it again. `next_at`: not
+        before then (subscription pushes held by quiet hours or the daily cap); default now."""
         now = self.clock()
         ins = (pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert)(Delivery)
         session.execute(
@@ -168,7 +177,7 @@ class Outbox:
                 data=data,
                 status=PENDING,
                 attempts=0,
-                next_at=now,
+                next_at=max(now, next_at) if next_at is not None else now,
                 created_at=now,
             ).on_conflict_do_nothing(index_elements=["key"])
         )

@@ -346,6 +346,10 @@
       icon(ICON_SEARCH, 18),
       el("span", { text: tx("lookup") })
     ]);
+    // 政策订阅: the catalogue's topics as checkboxes (GET/PUT /api/v1/subscriptions for this session)
+    var subsToggle = el("button", { type: "button", class: "pbw-text-btn pbw-subs-toggle", "aria-expanded": "false", "aria-label": tx("subs_title"), title: tx("subs_open") }, [
+      el("span", { text: tx("subs_button") })
+    ]);
     // 关怀模式: the page's own switch (care.js, loaded below when the page lacks it), shown in the header
     var careBtn = el("button", { type: "button", class: "pbw-text-btn pbw-care-btn", "aria-pressed": "false", hidden: true }, [
       el("span", { text: tx("care") })
@@ -358,7 +362,7 @@
           el("p", { class: "pbw-subtitle", text: tx("subtitle") })
         ])
       ]),
-      el("div", { class: "pbw-header-actions" }, [lookupToggle, careBtn, closeBtn])
+      el("div", { class: "pbw-header-actions" }, [subsToggle, lookupToggle, careBtn, closeBtn])
     ]);
 
     var lookupInput = el("input", {
@@ -374,6 +378,14 @@
     var lookupForm = el("form", { class: "pbw-lookup", hidden: true, novalidate: true }, [
       el("div", { class: "pbw-lookup-row" }, [lookupInput, el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: tx("lookup_submit") })]),
       lookupError
+    ]);
+
+    var subsList = el("fieldset", { class: "pbw-subs-topics" }, [el("legend", { text: tx("subs_hint") })]);
+    var subsStatus = el("p", { class: "pbw-subs-status", role: "status", "aria-live": "polite" });
+    var subsForm = el("form", { class: "pbw-subs", hidden: true, novalidate: true }, [
+      subsList,
+      el("div", { class: "pbw-lookup-row" }, [el("button", { type: "submit", class: "pbw-btn pbw-btn-primary", text: tx("subs_save") })]),
+      subsStatus
     ]);
 
     var list = el("div", { id: listId, class: "pbw-messages", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": tx("log"), tabindex: "0" });
@@ -401,6 +413,7 @@
 
     var panel = el("div", { class: "pbw-panel", role: "dialog", "aria-modal": "true", "aria-labelledby": titleId, hidden: true }, [
       header,
+      subsForm,
       lookupForm,
       list,
       composer,
@@ -1046,6 +1059,52 @@
         function (err) {
           lookupError.textContent = err.status === 404 ? tx("lookup_not_found") : err.message || tx("server");
           lookupError.hidden = false;
+        }
+      );
+    });
+
+    // ---------------------------------------------------------------- subscriptions -------------
+    function renderTopics(res) {
+      while (subsList.childNodes.length > 1) subsList.removeChild(subsList.lastChild);
+      var topics = Array.isArray(res.topics) ? res.topics : [];
+      if (!topics.length) subsList.appendChild(el("p", { text: tx("subs_none") }));
+      topics.forEach(function (t) {
+        var box = el("input", { type: "checkbox", name: "tag", value: t.tag });
+        box.checked = !!t.subscribed;
+        subsList.appendChild(el("label", { class: "pbw-subs-topic" }, [box, el("span", { text: t.tag })]));
+      });
+    }
+    subsToggle.addEventListener("click", function () {
+      var show = subsForm.hidden;
+      subsForm.hidden = !show;
+      subsToggle.setAttribute("aria-expanded", String(show));
+      if (!show) return;
+      subsStatus.textContent = "";
+      withSession(function (session) {
+        return request("GET", "/api/v1/subscriptions?session=" + encodeURIComponent(session));
+      }).then(renderTopics, function (err) {
+        subsStatus.textContent = err.message || tx("server");
+      });
+    });
+    subsForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var tags = Array.prototype.slice
+        .call(subsList.querySelectorAll("input[type=checkbox]"))
+        .filter(function (b) {
+          return b.checked;
+        })
+        .map(function (b) {
+          return b.value;
+        });
+      withSession(function (session) {
+        return request("PUT", "/api/v1/subscriptions", { session: session, tags: tags });
+      }).then(
+        function (res) {
+          renderTopics(res);
+          subsStatus.textContent = res.tags && res.tags.length ? tx("subs_saved", { tags: res.tags.join("、") }) : tx("subs_cleared");
+        },
+        function (err) {
+          subsStatus.textContent = err.message || tx("server");
         }
       );
     });

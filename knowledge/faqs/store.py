@@ -40,6 +40,7 @@ from knowledge.faqs.synonyms import SynonymMethods
 from knowledge.models import Faq, FaqVersion, bump_version, current_version, utcnow
 from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import faq_validity
+from knowledge.publications import faq_published
 
 if TYPE_CHECKING:
     from knowledge.faqs.conflicts import ConflictGuard
@@ -327,6 +328,8 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
                             }
                         ],
                     )
+                    if new_values["status"] == "published":
+                        faq_published(s, new_values, 1)  # subscribers' messages in this transaction
                     row = s.get(Faq, new_id)
                     assert row is not None
                     return to_record(row)
@@ -512,6 +515,8 @@ class FaqStore(SynonymMethods, ImportMethods, ExportMethods):
                     }
                 ],
             )
+            if new["status"] == "published" and old["status"] != "published":
+                faq_published(s, new, version_no)  # subscribers' messages in this transaction
             s.expire(row)
             fresh = s.get(Faq, str(faq_id))
             assert fresh is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -81,6 +81,7 @@ class LibraryMethods:
 
     sessions: sessionmaker[Session]
     _passages: PassageIndex
+    review_due: Callable[[dt.date], dt.date] | None = None  # review list due dates (working days)
 
     # --- validity -------------------------------------------------------------------------------
     def set_status(
@@ -95,9 +96,11 @@ class LibraryMethods:
         """Mark a policy 有效 / 已修订 / 失效 / 废止, with the policy that replaced it. Back to 有效
         clears the replacement. FAQs citing a repealed, expired or revised policy go on their
         drafting unit's review list."""
-        from knowledge.policies.review import flag_citing
+        from knowledge.policies.review import flag_citing, weekdays_due
 
         check_status(status)
+        # the review's due date before the transaction: the calendar reads its own rows
+        due = (self.review_due or weekdays_due)(today or china_today())
         with transaction(self.sessions) as s:
             p = _require(s, policy_id)
             new_by: str | None = p.replaced_by if replaced_by is None else replaced_by.strip() or None
@@ -122,7 +125,7 @@ class LibraryMethods:
                 p.updated_by = by[:100]
                 log.info("policy status id=%s %s->%s replaced_by=%s by=%s", p.id, old, status, new_by, by)
             if status in SUPERSEDED_STATUSES:
-                flag_citing(s, p, today or china_today())
+                flag_citing(s, p, due)
             record = to_record(p, _count(s, p.id))
         return record
 

@@ -5,13 +5,19 @@ its source (or the FAQ itself) expiring within 30 days. The sweep (`ReviewList.s
 the scheduler and by `policybot policy sweep`) also marks policies past their expiry date 失效 and
 closes the reviews whose reason went away (the FAQ was edited to a current source, the policy
 restored); staff close one with `resolve`.
+
+A review is due `REVIEW_WORKING_DAYS` working days after it is flagged. Which days are working days is
+the caller's calendar (`review_due`: the service passes handoff.sla's WorkCalendar, with the official
+holidays and 调休 make-up workdays); used alone, this package counts Monday to Friday.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +29,8 @@ from knowledge.policies.library import SUPERSEDED_STATUSES, cites
 
 log = logging.getLogger(__name__)
 
-REVIEW_DAYS = 14  # calendar days a unit has to review an FAQ whose source changed
+REVIEW_WORKING_DAYS = 10  # working days a unit has to review an FAQ whose source changed
+DueRule = Callable[[dt.date], dt.date]  # the day a review flagged on a day is due
 EXPIRY_WINDOW = 30  # days ahead the sweep looks for expiring sources
 EXPIRING = "即将到期"
 REASONS: tuple[str, ...] = ("废止", "失效", "已修订", EXPIRING)
@@ -112,11 +119,25 @@ def _citing(s: Session, p: Policy) -> list[Faq]:
     return [f for f in rows if cites(f.source_policy, p)]
 
 
-def flag_citing(s: Session, p: Policy, today: dt.date, *, review_days: int = REVIEW_DAYS) -> list[int]:
-    """Put every FAQ citing a repealed, expired or revised policy on its unit's review list."""
+def weekdays_due(today: dt.date, n: int = REVIEW_WORKING_DAYS) -> dt.date:
+    """The n-th Monday-to-Friday after `today` (without a holiday calendar)."""
+    day = today
+    while n > 0:
+        day += dt.timedelta(days=1)
+        if day.weekday() < 5:
+            n -= 1
+    return day
+
+
+def calendar_due(calendar: Any, n: int = REVIEW_WORKING_DAYS) -> DueRule:
+    """The due rule of a working-day calendar (handoff.sla.WorkCalendar: `add_working_days(day, n).day`)."""
+    return lambda day: calendar.add_working_days(day, n).day
+
+
+def flag_citing(s: Session, p: Policy, due: dt.date) -> list[int]:
+    """Put every FAQ citing a repealed, expired or revised policy on its unit's review list, due `due`."""
     if p.status not in SUPERSEDED_STATUSES:
         return []
-    due = today + dt.timedelta(days=review_days)
     out: list[int] = []
     for f in _citing(s, p):
         item = _flag(s, faq=f, policy_id=p.id, reason=p.status, detail=_detail(p), due_on=due)
@@ -128,8 +149,9 @@ def flag_citing(s: Session, p: Policy, today: dt.date, *, review_days: int = REV
 class ReviewList:
     """The review list of FAQs whose source changed, per drafting unit."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], *, review_due: DueRule | None = None) -> None:
         self.sessions = sessions
+        self.review_due: DueRule = review_due or weekdays_due
 
     def items(self, *, unit: str | None = None, include_resolved: bool = False) -> list[ReviewItem]:
         stmt = (
@@ -192,11 +214,11 @@ class ReviewList:
         *,
         today: dt.date | None = None,
         within_days: int = EXPIRY_WINDOW,
-        review_days: int = REVIEW_DAYS,
     ) -> SweepResult:
         """The daily validity sweep (see the module docstring); idempotent."""
         today = today or china_today()
         horizon = today + dt.timedelta(days=within_days)
+        review_due = self.review_due(today)  # before the transaction: the calendar reads its own rows
         result = SweepResult()
         with transaction(self.sessions) as s:
             policies = list(s.execute(select(Policy)).scalars())
@@ -213,14 +235,13 @@ class ReviewList:
                 src = _source(f, policies, sources)
                 reasons = self._reasons(f, src, today, horizon)
                 for reason, detail, due in reasons:
-                    due_on = due if due is not None else today + dt.timedelta(days=review_days)
                     item = _flag(
                         s,
                         faq=f,
                         policy_id=src.id if src else None,
                         reason=reason,
                         detail=detail,
-                        due_on=min(due_on, today + dt.timedelta(days=review_days)),
+                        due_on=min(due, review_due) if due is not None else review_due,
                     )
                     if item is not None:
                         result.flagged.append(item.id)

@@ -39,6 +39,7 @@ from knowledge.policies.parsing import (
 from knowledge.policies.records import PassageHit, PassageRecord, PolicyRecord, to_record
 from knowledge.policies.tags import TagCatalogue
 from knowledge.policies.validity import check_status
+from knowledge.publications import policy_published
 
 if TYPE_CHECKING:
     from knowledge.text import TextProcessor
@@ -64,8 +65,10 @@ class PolicyStore(LibraryMethods):
         text: TextProcessor | None = None,
         max_passage_chars: int = DEFAULT_MAX_PASSAGE_CHARS,
         clock: Callable[[], float] = time.monotonic,
+        review_due: Callable[[dt.date], dt.date] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.review_due = review_due  # due dates of the FAQ review list (knowledge.policies.review)
         self.max_passage_chars = max_passage_chars
         self._passages = PassageIndex(sessions, refresh_seconds=refresh_seconds, text=text, clock=clock)
 
@@ -169,6 +172,8 @@ class PolicyStore(LibraryMethods):
             for i, p in enumerate(parsed.passages):
                 policy.passages.append(Passage(ordinal=i, label=p.label, heading=p.heading, text=p.text))
             s.flush()
+            if existing is None and status == "有效":  # first import: its subscribers are told
+                policy_published(s, policy, parsed.passages[0].text)
             record = to_record(policy, len(parsed.passages))
         log.info("policy imported id=%s passages=%d by=%s seq=%d", policy_id, record.passage_count, by, seq)
         return record

@@ -30,7 +30,7 @@ from bot.app import create_app
 from bot.channels.wechat import DbSessionStorage, WeChatChannel, render_text, split_bytes
 from bot.conversation import Reply
 from bot.models import ChatSession, InboundMessage
-from bot.texts import ticket_reply_notice
+from bot.texts import say, ticket_reply_notice
 from knowledge.models import QueryLog
 from tests.bot.conftest import delivered, make_settings
 from tests.fakes.server import serve
@@ -270,6 +270,8 @@ def test_menu_clicks(wx: WeChatServer) -> None:
     assert "20个工作日" in wx.say(fixture("event_click.xml", content="Q1"))
     assert "1. " in wx.say(fixture("event_click.xml", content="HOT"))
     assert "暂未开放" in wx.say(fixture("event_click.xml", content="NO_SUCH_KEY"))
+    # built in: the 我的订阅 menu entry (no catalogue in the demo: no topics yet)
+    assert wx.say(fixture("event_click.xml", content="MY_SUBSCRIPTIONS")) == say("subscribe.none_available")
     assert wx.say(fixture("event_view.xml")) == ""
 
 

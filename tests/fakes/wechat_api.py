@@ -1,6 +1,7 @@
 """A fake of the WeChat Official Account API (the parts policybot calls): /cgi-bin/token,
 message/custom/send (customer-service messages), message/template/send and
-message/subscribe/bizsend. It issues access tokens, rejects unknown or revoked ones with errcode
+message/subscribe/bizsend (refused with errcode 43101, like WeChat, for a user who did not accept
+the notice: `refused_notices`). It issues access tokens, rejects unknown or revoked ones with errcode
 40001 like WeChat, records every message in `state`, and can be told to fail the next N calls
 (HTTP 500 or a given errcode) to exercise retries."""
 
@@ -25,6 +26,7 @@ class FakeWeChatState:
     messages: list[dict[str, Any]] = field(default_factory=list)  # customer-service messages
     notices: list[dict[str, Any]] = field(default_factory=list)  # template / subscribe notices
     fail_next: list[int | str] = field(default_factory=list)  # errcode ints, or "http" for a 500
+    refused_notices: set[str] = field(default_factory=set)  # openids that did not accept 订阅通知 (43101)
     lock: threading.Lock = field(default_factory=threading.Lock)
     counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -99,6 +101,8 @@ def create_fake_wechat() -> FastAPI:
             return error
         assert body is not None
         with st.lock:
+            if body.get("touser") in st.refused_notices:
+                return JSONResponse({"errcode": 43101, "errmsg": "user refuse to accept the msg"})
             st.notices.append({"kind": "subscribe", **body})
         return JSONResponse({"errcode": 0, "errmsg": "ok"})
 

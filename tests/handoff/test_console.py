@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from bot.app import create_app
+from bot.models import Delivery
 from handoff.console.auth import check_password_policy
 from handoff.models import StaffSession
 from knowledge.errors import InvalidInput
@@ -337,6 +338,9 @@ def test_promote_publish_board_and_rating(app: FastAPI, ticket: Any) -> None:
     )
     assert r.status_code == 303, r.text
     assert kb.faqs.require(faq_id).status == "published"
+    with app.state.sessions() as s:  # "your question now has an answer", for the ticket's citizen
+        notices = s.scalars(select(Delivery).where(Delivery.kind == "answer_published")).all()
+        assert [(d.channel, d.user_id, d.data["id"]) for d in notices] == [("web", "citizen-1", faq_id)]
     asked = kb.ask(QUESTION)
     assert asked.decision == "answer" and asked.faq_id == faq_id  # the matcher knows it at once
 
@@ -485,3 +489,35 @@ def test_users_cli(
         assert cli.main(["users", "add", "bea", "--role", "supervisor"]) == 2  # the two entries differ
     finally:
         get_settings.cache_clear()
+
+
+def test_faq_form_edits_the_service_link(app: FastAPI, ticket: Any) -> None:
+    tickets = app.state.tickets
+    alice = signed_in(app, "alice")
+    token = csrf(alice)
+    t = tickets.assign(ticket.no, staff="alice")
+    _post(alice, f"/console/tickets/{t.no}/reply", csrf=token, version=t.version, text="可在一网通办申请。")
+    r = _post(alice, f"/console/tickets/{t.no}/promote", csrf=token)
+    faq_id = r.headers["location"].split("/")[-1].split("?")[0]
+    form = alice.get(f"/console/faqs/{faq_id}").text
+    assert 'name="service_url"' in form and "办事链接" in form
+    seq = re.search(r'name="seq" value="(\d+)"', form)
+    assert seq
+    fields = dict(
+        question=QUESTION, similar="", answer="可在一网通办申请。", tags="政策留言转化", unit=t.department
+    )
+    url = "https://zwdt.example.gov.cn/item/123"
+    r = _post(alice, f"/console/faqs/{faq_id}", csrf=token, seq=seq.group(1), service_url=url, **fields)
+    assert r.status_code == 303, r.text
+    assert app.state.kb.faqs.require(faq_id).service_url == url
+    assert f'value="{url}"' in alice.get(f"/console/faqs/{faq_id}").text
+    seq = re.search(r'name="seq" value="(\d+)"', alice.get(f"/console/faqs/{faq_id}").text)
+    assert seq
+    bad = _post(
+        alice, f"/console/faqs/{faq_id}", csrf=token, seq=seq.group(1), service_url="ftp://x", **fields
+    )
+    assert bad.status_code in (200, 400, 422) and "Traceback" not in bad.text
+    assert app.state.kb.faqs.require(faq_id).service_url == url
+    cleared = _post(alice, f"/console/faqs/{faq_id}", csrf=token, seq=seq.group(1), service_url="", **fields)
+    assert cleared.status_code == 303
+    assert app.state.kb.faqs.require(faq_id).service_url is None

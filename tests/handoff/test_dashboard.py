@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -165,3 +166,25 @@ def test_dashboard_page_and_csv(demo_url: str) -> None:  # noqa: F811
     )
     assert signed_in(app, "rita").get("/console/dashboard").status_code == 403
     assert signed_in(app, "alice").get("/console/dashboard.csv").status_code == 403
+
+
+def test_dashboard_counts_subscriptions_per_topic(demo_url: str, tmp_path: Path) -> None:  # noqa: F811
+    from knowledge.policies.tags import TagCatalogue
+    from knowledge.subscriptions import SubscriptionStore
+
+    app: FastAPI = create_app(make_settings(demo_url))
+    seed_week(app)  # and the console users
+    tags = tmp_path / "tags.csv"
+    tags.write_text("标签,同义词\n就业创业,就业\n社会保障,社保\n", encoding="utf-8")
+    TagCatalogue(app.state.sessions).import_file(tags)
+    store = SubscriptionStore(app.state.sessions)
+    for channel, user, tag in [
+        ("web", "w1", "就业"),
+        ("wechat", "o1", "就业创业"),
+        ("email", "a@b.cn", "社保"),
+    ]:
+        store.add(channel, user, tag)
+    page = signed_in(app, "sue").get("/console/dashboard").text
+    section = page.split("政策订阅（按主题）", 1)[1].split("</section>", 1)[0]
+    assert '<td>就业创业</td><td class="num">2</td>' in section
+    assert '<td>社会保障</td><td class="num">1</td>' in section

@@ -19,7 +19,7 @@ from knowledge.errors import Conflict, InvalidInput, NotFound
 from knowledge.faqs import FaqStore, ImportFailed
 from knowledge.policies import PolicyStore
 from knowledge.policies.records import article_anchor, article_link
-from knowledge.policies.review import ReviewList
+from knowledge.policies.review import ReviewList, weekdays_due
 from knowledge.policies.tags import TagCatalogue, UnknownTags
 
 OLD = "qingpu-rsj-2023"  # 青人社〔2023〕11号, cited by demo-001 (依申请公开多久答复), article 二(二)
@@ -110,7 +110,7 @@ def test_status_change_puts_citing_faqs_on_the_review_list(kb: KnowledgeBase) ->
     reviews = ReviewList(kb.sessions)
     items = reviews.items()
     demo = [i for i in items if i.faq_id == "demo-001"]
-    assert len(demo) == 1 and demo[0].reason == "废止" and demo[0].due_on == today + dt.timedelta(days=14)
+    assert len(demo) == 1 and demo[0].reason == "废止" and demo[0].due_on == weekdays_due(today)
     assert demo[0].unit == kb.faqs.require("demo-001").unit and "已废止" in demo[0].detail
     kb.policies.set_status(OLD, "废止", by="admin", replaced_by=new, today=today)  # no second entry
     assert len([i for i in reviews.items() if i.faq_id == "demo-001"]) == 1
@@ -132,7 +132,7 @@ def test_sweep_lists_sources_expiring_within_30_days_and_expires_policies(kb: Kn
     r = reviews.sweep(today=today)
     expiring = [i for i in reviews.items() if i.faq_id == "demo-001"]
     assert r.flagged and len(expiring) == 1 and expiring[0].reason == "即将到期"
-    assert expiring[0].due_on == today + dt.timedelta(days=14)  # the earlier of expiry and two weeks
+    assert expiring[0].due_on == weekdays_due(today)  # the earlier of expiry and 10 working days
     assert reviews.sweep(today=today).flagged == []  # idempotent
     far = dt.date(2026, 3, 2) + dt.timedelta(days=45)
     kb.policies.set_expiry(OLD, far, by="admin")
@@ -152,6 +152,12 @@ def test_resolve_by_staff(kb: KnowledgeBase) -> None:
     assert done.resolved_at is not None and item.id not in [i.id for i in reviews.items()]
     with pytest.raises(NotFound):
         reviews.resolve(999999, by="editor")
+
+
+def test_weekdays_due_skips_weekends() -> None:
+    assert weekdays_due(dt.date(2026, 3, 2)) == dt.date(2026, 3, 16)  # Monday: two weeks
+    assert weekdays_due(dt.date(2026, 3, 6)) == dt.date(2026, 3, 20)  # Friday
+    assert weekdays_due(dt.date(2026, 3, 7)) == dt.date(2026, 3, 20)  # Saturday: from Monday
 
 
 def test_anchor_of_labels() -> None:

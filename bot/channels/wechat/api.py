@@ -26,7 +26,9 @@ from knowledge.models import utcnow
 log = logging.getLogger("policybot.wechat")
 
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid / expired access_token
-IMPOSSIBLE_ERRORS = {43004, 43019, 45015, 45047, 48001}  # unsubscribed, blocked, window, limits, no rights
+# unsubscribed, blocked, window, limits, no rights; 43101: the user did not accept (or used up) the
+# subscription notice (订阅通知)
+IMPOSSIBLE_ERRORS = {43004, 43019, 45015, 45047, 48001, 43101}
 
 
 def upsert_app_value(

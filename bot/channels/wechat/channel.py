@@ -60,6 +60,7 @@ log = logging.getLogger("policybot.wechat")
 WINDOW = dt.timedelta(hours=48)  # customer-service messages allowed after the user's last message
 DEDUP_KEEP = dt.timedelta(days=1)
 CLEANUP_EVERY = 600.0
+BUILTIN_MENU = {"MY_SUBSCRIPTIONS": "我的订阅"}  # menu CLICK keys that work without POLICYBOT_WECHAT_MENU
 
 
 class WeChatChannel:
@@ -170,7 +171,7 @@ class WeChatChannel:
         msg_id = msg.msg_id or f"{msg.create_time}:{msg.event}:{msg.text}"[:60]
         kind, text = "text", msg.text
         if msg.kind == "event":
-            command = self.menu.get(msg.text) if msg.event == "click" else None
+            command = self.menu.get(msg.text, BUILTIN_MENU.get(msg.text)) if msg.event == "click" else None
             if msg.event in ("subscribe", "subscribe_scan"):
                 kind = "welcome"
             elif msg.event == "unsubscribe":

@@ -135,6 +135,7 @@ def faq_save(
     unit: FaqLine = "",
     source_policy: FaqLine = "",
     source_article: FaqLine = "",
+    service_url: FaqLine = "",
     seq: Annotated[str, Form(max_length=20)] = "",
     confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
@@ -147,6 +148,7 @@ def faq_save(
         unit=unit,
         source_policy=source_policy,
         source_article=source_article,
+        service_url=service_url,
         seq=seq,
     )
     return save_faq(console, request, staff, faq_id, form, publish=False)
@@ -165,6 +167,7 @@ def faq_publish(
     unit: FaqLine = "",
     source_policy: FaqLine = "",
     source_article: FaqLine = "",
+    service_url: FaqLine = "",
     seq: Annotated[str, Form(max_length=20)] = "",
     confirm_conflicts: Annotated[str, Form(max_length=1)] = "",
 ) -> Response:
@@ -177,6 +180,7 @@ def faq_publish(
         unit=unit,
         source_policy=source_policy,
         source_article=source_article,
+        service_url=service_url,
         seq=seq,
     )
     return save_faq(console, request, staff, faq_id, form, publish=True)
@@ -191,6 +195,7 @@ def _faq_form(rec: FaqRecord) -> dict[str, str]:
         "unit": rec.unit or "",
         "source_policy": rec.source_policy or "",
         "source_article": rec.source_article or "",
+        "service_url": rec.service_url or "",
         "seq": str(rec.seq),
     }
 
@@ -204,4 +209,5 @@ def _faq_fields(form: dict[str, str]) -> dict[str, Any]:
         "unit": form["unit"].strip() or None,
         "source_policy": form["source_policy"].strip() or None,
         "source_article": form["source_article"].strip() or None,
+        "service_url": form.get("service_url", "").strip() or None,
     }
