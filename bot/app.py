@@ -372,6 +372,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
         trusted_proxies=tuple(settings.trusted_proxies),
         allowed_origins=tuple(settings.console_allowed_origins),
         upload_max_bytes=settings.console_upload_max_bytes,
+        duplicate_similarity=settings.ticket_duplicate_similarity,
     )
     sessions = parts.sessions
     app.include_router(

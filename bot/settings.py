@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Per-department limits in working days, JSON: {"青浦区人力资源和社会保障局": 5}.',
     )
+    ticket_duplicate_similarity: float = Field(
+        0.75,
+        ge=0.0,
+        le=1.0,
+        description="Matcher similarity (0-1) at which the ticket page hints another ticket as a duplicate to merge.",
+    )
     # --- web API ---------------------------------------------------------------------------------
     api_key: str | None = Field(
         None, description="Key for GET /api/v1/faqs (header X-API-Key); unset: disabled."

@@ -211,6 +211,12 @@ TEXTS: dict[str, str] = {
     "widget.bad_input": "提交的内容格式不正确，请检查后重试。",
     "widget.too_many": "提问过于频繁，请稍后再试。",
     "widget.not_found": "未找到相关记录。",
+    # ticket handling (handoff.tickets.handling): interim replies and merged duplicates
+    "ticket.interim": "您的留言 {no} 正在办理中（{department}），工作人员告知：\n{text}",
+    "ticket.interim_summary": "办理中，请发送“查询 {no}”查看",
+    "ticket.merged_reply": "您的留言 {no} 与内容相同的留言 {kept} 合并办理，现已答复（{department}）：\n{reply}",
+    "ticket.merged_summary": "已合并答复，请发送“查询 {kept}”查看",
+    "widget.form_category_hint": "咨询：了解政策；建议：意见建议；投诉：反映问题；求助：需要帮助。",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,
@@ -329,6 +335,27 @@ def ticket_card(view: Any) -> str:
         due=date_text(view.due_date),
         code=getattr(view, "verify_code", "") or "",
         department=view.department,
+    )
+
+
+def ticket_interim(data: dict[str, Any]) -> str:
+    """An interim reply (阶段性答复): the ticket stays open."""
+    return say(
+        "ticket.interim",
+        no=data.get("ticket_no", ""),
+        department=str(data.get("department") or "政务公开").strip(),
+        text=str(data.get("text") or "").strip(),
+    )
+
+
+def ticket_merged_reply(data: dict[str, Any]) -> str:
+    """The kept ticket's answer to the citizen of a duplicate merged into it."""
+    return say(
+        "ticket.merged_reply",
+        no=data.get("ticket_no", ""),
+        kept=data.get("kept_no", ""),
+        department=str(data.get("department") or "政务公开").strip(),
+        reply=str(data.get("reply") or "").strip(),
     )
 
 

@@ -76,7 +76,7 @@ class Ticket(Base):
 
     __tablename__ = "ticket"
     __table_args__ = (
-        CheckConstraint("status IN ('待受理', '办理中', '已答复', '已办结')", name="status"),
+        CheckConstraint("status IN ('待受理', '办理中', '已答复', '已办结', '已合并')", name="status"),
         Index("ix_ticket_channel_user_ref", "channel", "user_ref"),
         Index("ix_ticket_status_due_date", "status", "due_date"),
     )
@@ -116,6 +116,7 @@ class Ticket(Base):
     verify_code: Mapped[str] = mapped_column(String(6))
     version: Mapped[int] = mapped_column(Integer, default=1)
     idempotency_key: Mapped[str | None] = mapped_column(String(100), unique=True)
+    merged_into: Mapped[str | None] = mapped_column(String(40), index=True)  # kept ticket's no (已合并)
 
     __mapper_args__ = {"version_id_col": version}
 

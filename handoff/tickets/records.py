@@ -22,11 +22,15 @@ IN_PROGRESS: Final = "办理中"
 REPLIED: Final = "已答复"
 CLOSED: Final = "已办结"
 STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, REPLIED, CLOSED)
+# A duplicate merged into another ticket (`merged_into`): out of the queue and the board; its citizen
+# gets the kept ticket's answer. Not in STATUSES: lists leave it out unless asked for by name.
+MERGED: Final = "已合并"
+ALL_STATUSES: tuple[str, ...] = (*STATUSES, MERGED)
 OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is running
 
 Rating = Literal["满意", "基本满意", "不满意"]
 RATINGS: tuple[str, ...] = get_args(Rating)
-CATEGORIES: tuple[str, ...] = ("咨询", "投诉", "建议", "举报")
+CATEGORIES: tuple[str, ...] = ("咨询", "建议", "投诉", "求助", "举报")
 
 ROLES: frozenset[str] = frozenset({"user", "bot", "staff"})
 
@@ -45,6 +49,10 @@ ACTION_LABELS: Mapping[str, str] = {
     "delivery": "推送答复",
     "contact_purged": "清除联系方式",
     "erased": "依申请删除个人信息",
+    "category": "修改留言类型",
+    "interim": "阶段性答复",
+    "merge": "合并至",
+    "merged_in": "合并留言",
 }
 
 # The text a channel shows before it asks for a name or phone number; `open(consent=True)` means
@@ -117,6 +125,7 @@ class TicketView:
     idempotency_key: str | None
     category: str = "咨询"
     flag_reason: str | None = None
+    merged_into: str | None = None  # the kept ticket's number when this one is 已合并
 
     @property
     def is_open(self) -> bool:
@@ -148,6 +157,14 @@ class Notifier(Protocol):
     """
 
     def enqueue(self, session: Session, ticket: TicketView) -> None: ...
+
+    def enqueue_interim(self, session: Session, ticket: TicketView, text: str) -> None:
+        """An interim reply (阶段性答复, `text` masked): the ticket stays open and unanswered."""
+        ...
+
+    def enqueue_merged(self, session: Session, ticket: TicketView, merged: TicketView) -> None:
+        """The kept `ticket`'s reply to the citizen of a duplicate `merged` into it."""
+        ...
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -197,6 +214,7 @@ def _view(t: Ticket, today: dt.date) -> TicketView:
         idempotency_key=t.idempotency_key,
         category=t.category or "咨询",
         flag_reason=t.flag_reason,
+        merged_into=t.merged_into,
     )
 
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
 
 from handoff.console.deps import PREFIX, Console, ConsoleDep, Handler, Reader, Staff, base
+from handoff.console.handling_views import handling_context
 from handoff.console.web import ConsoleRoute, render
 from handoff.models import ReplyTemplate
 from handoff.tickets import OPEN_STATUSES, RATINGS, EventView, TicketView
@@ -92,6 +93,7 @@ def ticket_page(
         open_statuses=OPEN_STATUSES,
         promoted=console.tickets.promoted_draft(t.no, console.faqs),
     )
+    ctx.update(handling_context(console, staff, t, events))  # categories, interim replies, merges
     ctx["error"] = error
     return render(request, "ticket.html", ctx, status_code=status_code)
 
