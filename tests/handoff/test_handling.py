@@ -21,6 +21,7 @@ from bot.app import create_app
 from bot.models import Delivery
 from bot.notifier import render_delivery
 from handoff.models import AuditEntry, ReplyTemplate
+from knowledge.models import CHINA_TZ
 from tests.bot.conftest import make_settings
 from tests.handoff.console_helpers import ORIGIN, OTHER_DEPT, csrf, make_users, signed_in
 
@@ -394,3 +395,18 @@ def test_admin_reads_every_queue_read_only_and_history_names_once(
     html = alice.get(f"/console/tickets/{a.no}").text
     line = re.search(r'<li class="ev assign">(.*?)</li>', html, re.S)
     assert line and line.group(1).count("alice") == 1, line
+
+
+def test_merged_duplicates_count_once_in_the_public_figures(app: FastAPI, world: dict[str, Any]) -> None:
+    from handoff.sla import WorkCalendar
+    from handoff.stats import ticket_stats
+
+    day = world["a"].created_at.astimezone(CHINA_TZ).date()
+
+    def received() -> int:
+        st = ticket_stats(app.state.sessions, WorkCalendar(app.state.sessions), day, day, today=day)
+        return st.total.received
+
+    assert received() == 4
+    app.state.tickets.merge(world["b"].no, into=world["a"].no, by="alice")
+    assert received() == 3
