@@ -179,6 +179,11 @@ def test_duplicate_hint_and_merge_give_one_answer_per_citizen(app: FastAPI, worl
     page = alice.get(f"/console/tickets/{a.no}").text
     assert "已合并到本留言" in page and b.no in page
     assert "该留言已合并到" in alice.get(f"/console/tickets/{b.no}").text
+    from bot.outcomes import ticket_status_text
+
+    assert f"与内容相同的留言 {a.no} 合并办理" in ticket_status_text(
+        app.state.tickets.get(c.no)
+    )  # 查询 in chat
     # merging into a merged ticket, or a merged ticket again, is refused with a clear message
     r = _post(alice, f"/console/tickets/{d.no}/merge", version=d.version, into=b.no)
     assert r.status_code == 400 and f"请合并到 {a.no}" in r.text
