@@ -216,6 +216,8 @@ TEXTS: dict[str, str] = {
     "ticket.interim_summary": "办理中，请发送“查询 {no}”查看",
     "ticket.merged_reply": "您的留言 {no} 与内容相同的留言 {kept} 合并办理，现已答复（{department}）：\n{reply}",
     "ticket.merged_summary": "已合并答复，请发送“查询 {kept}”查看",
+    "handoff.category_choice": "留言类型：{category}（如需更改，请回复“咨询”“建议”“投诉”“求助”或“举报”）。",
+    "handoff.category_set": "已将留言类型改为“{category}”。",
     "status.merged": "您的留言与内容相同的留言 {kept} 合并办理，该留言的答复将一并发送给您。",
     "widget.form_category_hint": "咨询：了解政策；建议：意见建议；投诉：反映问题；求助：需要帮助。",
 }

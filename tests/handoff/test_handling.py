@@ -415,3 +415,15 @@ def test_merged_duplicates_count_once_in_the_public_figures(app: FastAPI, world:
     assert received() == 4
     app.state.tickets.merge(world["b"].no, into=world["a"].no, by="alice")
     assert received() == 3
+
+
+def test_text_channels_choose_the_category_in_the_message_flow(app: FastAPI) -> None:
+    from bot.channels.memory import MemoryChannel
+
+    c = MemoryChannel(app.state.inbox, user_id="tg-1")
+    c.ask("我要留言")
+    out = c.say("小区门口的公交站太远了，能不能增设一站")
+    assert "留言类型：咨询" in out and "求助" in out
+    assert "已将留言类型改为“建议”" in c.say("建议")
+    no = re.search(r"LY\d{8}-\d{4}", c.say("匿名"))
+    assert no and app.state.tickets.get(no.group(0)).category == "建议"
