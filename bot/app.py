@@ -385,6 +385,7 @@ def _include_console(app: FastAPI, settings: Settings, parts: Parts) -> None:
         allowed_origins=tuple(settings.console_allowed_origins),
         upload_max_bytes=settings.console_upload_max_bytes,
         live_poll_seconds=settings.console_live_poll_seconds,
+        duplicate_similarity=settings.ticket_duplicate_similarity,
     )
     sessions = parts.sessions
     app.include_router(

@@ -468,11 +468,18 @@ class Dialogue:
         if pending == "question":
             state["ticket_question"] = text
             state["pending"] = "contact"
-            return [Reply("text", texts.say("handoff.received") + self._contact_prompt())]
+            category = state.get("ticket_category") or "咨询"
+            choice = texts.say("handoff.category_choice", category=category)
+            return [Reply("text", texts.say("handoff.received") + choice + self._contact_prompt())]
         if pending != "contact":
             return None
         question = state.get("ticket_question") or state.get("last_query") or ""
         category = state.get("ticket_category") or "咨询"
+        if compact in talk.CATEGORIES:  # the category choice of text channels (the widget has a select)
+            state["ticket_category"] = compact
+            return [
+                Reply("text", texts.say("handoff.category_set", category=compact) + self._contact_prompt())
+            ]
         if compact in ANON_WORDS:
             return self.ticket_intent(state, question=question, category=category)
         if compact.startswith("同意"):

@@ -34,6 +34,8 @@ TICKET_EXTENDED, TICKET_SUPPLEMENT, TICKET_RESUMED = "ticket_extended", "ticket_
 # subscription pushes and "your question now has an answer" (bot/subscriptions.py)
 SUB_POLICY, SUB_FAQ, ANSWER_PUBLISHED = "sub_policy", "sub_faq", "answer_published"
 SUBSCRIPTION_KINDS = (SUB_POLICY, SUB_FAQ, ANSWER_PUBLISHED)
+TICKET_INTERIM = "ticket_interim"  # an interim reply (阶段性答复): the ticket stays open
+TICKET_MERGED = "ticket_merged"  # the kept ticket's answer to the citizen of a merged duplicate
 
 
 class PushImpossible(Exception):
@@ -65,6 +67,32 @@ class TicketNotices:
             session, kind=kind, channel=ticket.channel, user_id=ticket.user_ref, data=data, key=key
         )
 
+    def enqueue_interim(self, session: Session, ticket: TicketView, text: str) -> None:
+        self.outbox.enqueue(
+            session,
+            kind=TICKET_INTERIM,
+            channel=ticket.channel,
+            user_id=ticket.user_ref,
+            data={"ticket_no": ticket.no, "department": ticket.department, "text": text},
+            key=f"{TICKET_INTERIM}:{ticket.no}:v{ticket.version}",
+        )
+
+    def enqueue_merged(self, session: Session, ticket: TicketView, merged: TicketView) -> None:
+        data = {
+            "ticket_no": merged.no,
+            "kept_no": ticket.no,
+            "department": ticket.department,
+            "reply": ticket.reply or "",
+        }
+        self.outbox.enqueue(
+            session,
+            kind=TICKET_MERGED,
+            channel=merged.channel,
+            user_id=merged.user_ref,
+            data=data,
+            key=f"{TICKET_MERGED}:{merged.no}:{ticket.no}:v{ticket.version}",
+        )
+
 
 def spooled_ticket_notice(
     outbox: Outbox, session: Session, *, channel: str, user_id: str, reply: Reply
@@ -92,6 +120,21 @@ def render_delivery(d: DeliveryView) -> Reply:
     if d.kind in (TICKET_EXTENDED, TICKET_SUPPLEMENT, TICKET_RESUMED):
         return Reply(
             "status", _time_limit_text(d.kind, d.data), ticket_no=str(d.data.get("ticket_no") or "") or None
+        )
+    if d.kind in (TICKET_INTERIM, TICKET_MERGED):
+        interim = d.kind == TICKET_INTERIM
+        no = str(d.data.get("ticket_no") or "")
+        kept = str(d.data.get("kept_no") or no)
+        summary = (
+            texts.say("ticket.interim_summary", no=no)
+            if interim
+            else texts.say("ticket.merged_summary", kept=kept)
+        )
+        return Reply(
+            "status",
+            texts.ticket_interim(d.data) if interim else texts.ticket_merged_reply(d.data),
+            ticket_no=no or None,
+            notice=texts.ticket_reply_notice(d.data) | {"summary": summary},
         )
     if d.kind == TICKET_OPENED:
         fields = {k: v for k, v in dict(d.data.get("reply") or {}).items() if k in Reply.__dataclass_fields__}
@@ -135,7 +178,7 @@ def record_outcome(tickets: TicketService) -> Callable[[DeliveryView, bool, str 
     """The outbox's outcome callback: each attempt of a ticket reply as a delivery event on the ticket."""
 
     def record(d: DeliveryView, ok: bool, error: str | None) -> None:
-        if d.kind == TICKET_REPLY:
+        if d.kind in (TICKET_REPLY, TICKET_MERGED):  # the merged ticket's own number
             tickets.record_delivery(
                 str(d.data.get("ticket_no")), channel=d.channel, ok=ok, error=error, attempt=d.attempts
             )

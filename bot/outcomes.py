@@ -69,6 +69,8 @@ def ticket_status_text(t: Any) -> str:
     text = texts.say("status.line", no=t.no, status=t.status, due=texts.date_text(t.due_date))
     if t.reply:
         text += "\n" + texts.say("status.reply", department=t.department, reply=t.reply)
+    if getattr(t, "merged_into", None):  # a duplicate: the kept ticket's answer reaches them too
+        text += "\n" + texts.say("status.merged", kept=t.merged_into)
     return text
 
 

@@ -114,6 +114,12 @@ class Settings(BaseSettings):
     supplement_schedule: str = Field(
         "DAILY 00:10", description="When tickets whose 补正 limit passed are resumed (empty: never)."
     )
+    ticket_duplicate_similarity: float = Field(
+        0.75,
+        ge=0.0,
+        le=1.0,
+        description="Matcher similarity (0-1) at which the ticket page hints another ticket as a duplicate to merge.",
+    )
     # --- web API ---------------------------------------------------------------------------------
     api_key: str | None = Field(
         None, description="Key for GET /api/v1/faqs (header X-API-Key); unset: disabled."

@@ -17,13 +17,15 @@ from bot import texts
 from knowledge.smalltalk import SmallTalkEntry, compact
 
 _TRAILING = re.compile(r"[啊呀哈呢吧哦噢喔嘛啦～~]+$")
-CATEGORIES = ("咨询", "投诉", "建议", "举报")
+CATEGORIES = ("咨询", "建议", "投诉", "求助", "举报")
 _PERSON = re.compile(
     r"^(?:我要|我想|我需要|我想要|请|帮我|麻烦)?(?:转|找|联系|接|要)?"
     r"(?:留言|人工|人工客服|人工服务|客服|真人|工作人员|人工坐席|人工回复|转人工客服)"
     r"(?:服务|客服|一下|吧)?$"
 )
-_CATEGORY = re.compile(r"^(?:我要|我想|我需要|我想要|我来|想)(投诉|建议|举报|提建议|提个建议|反映|反映问题)")
+_CATEGORY = re.compile(
+    r"^(?:我要|我想|我需要|我想要|我来|想)(投诉|建议|举报|求助|提建议|提个建议|反映|反映问题)"
+)
 # Words that make a question look like a policy question even when the knowledge base has nothing.
 POLICY_TERMS = (
     "政策",

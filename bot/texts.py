@@ -278,6 +278,15 @@ TEXTS: dict[str, str] = {
     "widget.subs_cleared": "已取消全部订阅。",
     "widget.subs_none": "暂无可订阅的主题。",
     "widget.subs_close": "关闭订阅设置",
+    # ticket handling (handoff.tickets.handling): interim replies and merged duplicates
+    "ticket.interim": "您的留言 {no} 正在办理中（{department}），工作人员告知：\n{text}",
+    "ticket.interim_summary": "办理中，请发送“查询 {no}”查看",
+    "ticket.merged_reply": "您的留言 {no} 与内容相同的留言 {kept} 合并办理，现已答复（{department}）：\n{reply}",
+    "ticket.merged_summary": "已合并答复，请发送“查询 {kept}”查看",
+    "handoff.category_choice": "留言类型：{category}（如需更改，请回复“咨询”“建议”“投诉”“求助”或“举报”）。",
+    "handoff.category_set": "已将留言类型改为“{category}”。",
+    "status.merged": "您的留言与内容相同的留言 {kept} 合并办理，该留言的答复将一并发送给您。",
+    "widget.form_category_hint": "咨询：了解政策；建议：意见建议；投诉：反映问题；求助：需要帮助。",
 }
 
 # Small talk, matched before the FAQ matcher on the whole message (punctuation and spaces removed,
@@ -396,6 +405,27 @@ def ticket_card(view: Any) -> str:
         due=date_text(view.due_date),
         code=getattr(view, "verify_code", "") or "",
         department=view.department,
+    )
+
+
+def ticket_interim(data: dict[str, Any]) -> str:
+    """An interim reply (阶段性答复): the ticket stays open."""
+    return say(
+        "ticket.interim",
+        no=data.get("ticket_no", ""),
+        department=str(data.get("department") or "政务公开").strip(),
+        text=str(data.get("text") or "").strip(),
+    )
+
+
+def ticket_merged_reply(data: dict[str, Any]) -> str:
+    """The kept ticket's answer to the citizen of a duplicate merged into it."""
+    return say(
+        "ticket.merged_reply",
+        no=data.get("ticket_no", ""),
+        kept=data.get("kept_no", ""),
+        department=str(data.get("department") or "政务公开").strip(),
+        reply=str(data.get("reply") or "").strip(),
     )
 
 

@@ -77,7 +77,9 @@ class Ticket(Base):
 
     __tablename__ = "ticket"
     __table_args__ = (
-        CheckConstraint("status IN ('待受理', '办理中', '待补正', '已答复', '已办结')", name="status"),
+        CheckConstraint(
+            "status IN ('待受理', '办理中', '待补正', '已答复', '已办结', '已合并')", name="status"
+        ),
         Index("ix_ticket_channel_user_ref", "channel", "user_ref"),
         Index("ix_ticket_status_due_date", "status", "due_date"),
     )
@@ -121,6 +123,7 @@ class Ticket(Base):
     limit_days: Mapped[int | None] = mapped_column(Integer)  # the category's limit when set
     extension_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # approved 延期
     paused_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # finished 补正
+    merged_into: Mapped[str | None] = mapped_column(String(40), index=True)  # kept ticket's no (已合并)
 
     __mapper_args__ = {"version_id_col": version}
 

@@ -28,6 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from handoff.models import Ticket, TicketEvent
 from handoff.privacy import normalise_phone
 from handoff.tickets import CLOSED
+from handoff.tickets.records import MERGED
 from knowledge.db import transaction
 from knowledge.errors import InvalidInput
 from knowledge.models import to_db_time
@@ -86,7 +87,7 @@ def purge_expired_contacts(
                     select(Ticket.id)
                     .where(
                         Ticket.id > last_id,
-                        Ticket.status == CLOSED,
+                        Ticket.status.in_((CLOSED, MERGED)),  # merged duplicates are finished too
                         Ticket.closed_at < cutoff,
                         or_(Ticket.contact_name.is_not(None), Ticket.contact_phone.is_not(None)),
                     )
@@ -122,7 +123,7 @@ def _purge_one(
             t = s.execute(select(Ticket).where(Ticket.id == ticket_id).with_for_update()).scalar_one_or_none()
             if (
                 t is None
-                or t.status != CLOSED
+                or t.status not in (CLOSED, MERGED)
                 or t.closed_at is None
                 or t.closed_at >= cutoff
                 or (t.contact_name is None and t.contact_phone is None)

@@ -28,6 +28,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from handoff.models import Ticket, TicketEvent
 from handoff.sla import WorkCalendar
 from handoff.tickets import OPEN_STATUSES, RATINGS
+from handoff.tickets.records import MERGED
 from knowledge.errors import InvalidInput
 from knowledge.faqs import formula_safe
 from knowledge.models import CHINA_TZ, to_db_time
@@ -308,7 +309,8 @@ def ticket_stats(
         reopen, reopen.c.tid == Ticket.id
     )
     c_day, a_day = china_day(Ticket.created_at), china_day(answered_at)
-    in_range = and_(Ticket.created_at >= lo, Ticket.created_at < hi)
+    # A merged duplicate (已合并) is the kept ticket's request again: counted once, as the kept one.
+    in_range = and_(Ticket.created_at >= lo, Ticket.created_at < hi, Ticket.status != MERGED)
 
     def count_if(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))

@@ -56,7 +56,7 @@ class ReplyOut(BaseModel):
     ref: str | None = Field(None, description="Id of this answer for POST /api/v1/rate")
     form: Literal["handoff"] | None = Field(None, description="'handoff': show the leave-a-message form")
     question: str | None = Field(None, description="Question to prefill in the form")
-    category: Literal["咨询", "投诉", "建议", "举报"] | None = Field(
+    category: Literal["咨询", "建议", "投诉", "求助", "举报"] | None = Field(
         None, description="The form's preset category"
     )
     rate_ticket: str | None = Field(
@@ -104,7 +104,7 @@ class TicketIn(BaseModel):
     phone: str | None = Field(None, max_length=30)
     consent: bool = False
     idempotency_key: str | None = Field(None, max_length=80, description="Same key: same ticket on retry")
-    category: Literal["咨询", "投诉", "建议", "举报"] = "咨询"
+    category: Literal["咨询", "建议", "投诉", "求助", "举报"] = "咨询"
 
 
 class TicketOut(BaseModel):

@@ -1,4 +1,4 @@
-"""`policybot tickets list | show | reply | answer` and `policybot deliveries list`: citizens' tickets (personal
+"""`policybot tickets list | show | reply | answer | merge | search` and `policybot deliveries list`: citizens' tickets (personal
 data masked) and the delivery queue of later messages. `tickets reply` is handoff's own
 (handoff.console.cli.cmd_tickets_reply: the console user's permissions and audit event); so is
 `tickets answer NO --faq FAQ_ID` (reply with an FAQ, which learns the ticket's wording) and
@@ -75,12 +75,17 @@ def cmd_deliveries_list(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def add_commands(sub: Subparsers) -> None:
-    from handoff.console.cli import cmd_tickets_answer, cmd_tickets_reply
+    from handoff.console.cli import (
+        cmd_tickets_answer,
+        cmd_tickets_merge,
+        cmd_tickets_reply,
+        cmd_tickets_search,
+    )
     from handoff.console.timelimit_cli import add_time_limit_commands
 
     tk = sub.add_parser("tickets", help="政策留言").add_subparsers(dest="tickets_command", required=True)
     p = tk.add_parser("list")
-    p.add_argument("--status", choices=["待受理", "办理中", "待补正", "已答复", "已办结"])
+    p.add_argument("--status", choices=["待受理", "办理中", "待补正", "已答复", "已办结", "已合并"])
     p.add_argument("--limit", type=int, default=50)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_tickets_list)
@@ -97,6 +102,21 @@ def add_commands(sub: Subparsers) -> None:
     p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME", help="办理人员或督办的后台账号")
     p.set_defaults(func=cmd_tickets_answer)
     add_time_limit_commands(tk)  # tickets extend / tickets extension (延期)
+    p = tk.add_parser("merge", help="将重复留言合并到保留的留言（其留言人将收到保留留言的答复）")
+    p.add_argument("no", help="重复的留言编号（将标记为已合并）")
+    p.add_argument("--into", required=True, metavar="NO2", help="保留的留言编号")
+    p.add_argument("--as", dest="as_user", required=True, metavar="USERNAME", help="办理人员或督办的后台账号")
+    p.set_defaults(func=cmd_tickets_merge)
+    p = tk.add_parser(
+        "search", help="按留言编号、手机号码、姓名或内容查找留言（按号码或姓名查找记入审计日志）"
+    )
+    p.add_argument("query", help="留言编号、手机号码（可只填部分数字）、姓名或内容")
+    p.add_argument(
+        "--as", dest="as_user", required=True, metavar="USERNAME", help="后台账号（按其可见部门查找）"
+    )
+    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_tickets_search)
     dl = sub.add_parser("deliveries", help="投递队列（答复等稍后发给留言人的消息）").add_subparsers(
         dest="deliveries_command", required=True
     )

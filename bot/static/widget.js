@@ -635,7 +635,7 @@
 
     var PHONE_RE = /^(?:(?:\+?86)?1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(?:-\d{1,6})?)$/;
 
-    var CATEGORIES = ["咨询", "投诉", "建议", "举报"];
+    var CATEGORIES = ["咨询", "建议", "投诉", "求助", "举报"];
 
     function renderHandoffForm(question, onDone, category) {
       var qId = nextId("q"), nId = nextId("n"), pId = nextId("p"), cId = nextId("c"), kId = nextId("k");
@@ -655,7 +655,7 @@
       }
       var kind = field(kId, tx("form_category"), el("select", { id: kId, class: "pbw-form-input pbw-form-select" }, CATEGORIES.map(function (c) {
         return el("option", { value: c, text: c });
-      })));
+      })), tx("form_category_hint"));
       kind.control.value = CATEGORIES.indexOf(category) >= 0 ? category : "咨询";
       var q = field(qId, tx("form_question"), el("textarea", { id: qId, class: "pbw-form-input", rows: "3", maxlength: String(MAX_LEN), required: true }));
       q.control.value = (question || "").slice(0, MAX_LEN);

@@ -76,11 +76,12 @@ class User:
         return ROLE_LABELS.get(self.role, self.role)
 
     def sees_all(self) -> bool:
-        """Supervisors read every queue; staff and readers only their departments/units."""
-        return self.role == "supervisor"
+        """Supervisors (and admins, read-only) read every queue; staff and readers only their
+        departments/units."""
+        return self.role in ("supervisor", "admin")
 
     def may_read_ticket(self, department: str) -> bool:
-        if self.role == "supervisor":
+        if self.role in ("supervisor", "admin"):
             return True
         return self.role in ("staff", "reader") and department in self.departments
 

@@ -21,11 +21,14 @@ from handoff.console.audit import AuditLog
 from handoff.console.auth import Accounts
 from handoff.console.config import ConsoleConfig
 from handoff.console.web import ConsoleRoute, PreCsrf, client_ip, render
-from handoff.tickets import MAX_PAGE, RATINGS, REPLIED, TicketService, TicketView
+from handoff.tickets import CLOSED, MAX_PAGE, RATINGS, REPLIED, TicketService, TicketView
 from knowledge.errors import InvalidInput, NotFound
 from knowledge.sensitive import SensitiveWords
 
 PAGE_SIZE: Final = 20
+# Published tickets are shown only while answered: a reopened one (重新办理, 不满意) leaves the board
+# until it is answered again; a merged one (已合并) never shows.
+SHOWN: Final = (REPLIED, CLOSED)
 TOO_MANY: Final = "查询码错误次数过多，请15分钟后再试"
 
 
@@ -98,7 +101,7 @@ class Board:
             t = self.tickets.get(no)
         except NotFound:
             return None
-        return public_entry(t, self.words) if t.published else None
+        return public_entry(t, self.words) if t.published and t.status in SHOWN else None
 
     def own(self, request: Request, no: str, code: str) -> TicketView:
         """The ticket whose verification code was given, throttled per IP and per ticket number."""
@@ -148,6 +151,12 @@ class Board:
             no=t.no,
             public=self.published(t.no),
             mine=own_entry(t, self.words),
+            interims=[
+                {"text": self.words(str(e.detail.get("text") or "")), "at": e.at}
+                for e in self.tickets.events(t.no)
+                if e.action == "interim"
+            ],
+            merged=self._merged(t),
             code=code.strip(),
             can_rate=t.rating is None
             and t.reply is not None
@@ -157,6 +166,17 @@ class Board:
         page["notice"] = notice
         page["error"] = error
         return render(request, "board_ticket.html", page, status_code=status_code)
+
+    def _merged(self, t: TicketView) -> dict[str, Any] | None:
+        """For a ticket merged into another: the kept ticket's number and its answer, once answered."""
+        if not t.merged_into:
+            return None
+        try:
+            kept = self.tickets.get(t.merged_into)
+        except NotFound:
+            return None
+        answered = kept.status in SHOWN and kept.reply
+        return {"no": kept.no, "reply": self.words(kept.reply or "") if answered else None}
 
 
 async def get_board(request: Request) -> Board:
@@ -181,7 +201,7 @@ def board_list(
     """The published tickets, newest publication first; a number in `no` jumps to its page."""
     if no.strip():
         return RedirectResponse(f"/board/{no.strip().upper()}", status_code=303)
-    rows = board.tickets.list(published=True, limit=MAX_PAGE)
+    rows = board.tickets.list(published=True, status=SHOWN, limit=MAX_PAGE)
     rows.sort(key=lambda t: (t.published_at is not None, t.published_at), reverse=True)
     start = (page - 1) * PAGE_SIZE
     entries = [public_entry(t, board.words) for t in rows[start : start + PAGE_SIZE]]

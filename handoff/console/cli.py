@@ -90,6 +90,63 @@ def cmd_tickets_answer(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
+def cmd_tickets_merge(args: argparse.Namespace, ctx: Any) -> int:
+    """Merge a duplicate into the kept ticket as a console user who may handle both (audited)."""
+    user, t = _handler(ctx, args.as_user, args.no)
+    _, kept = _handler(ctx, args.as_user, args.into)
+    done = ctx.tickets.merge(t.no, into=kept.no, by=user.username)
+    audit = AuditLog(ctx.sessions)
+    audit.record(
+        "merge", actor=user.username, role=user.role, ip="cli", target=done.no, detail={"into": kept.no}
+    )
+    audit.record(
+        "merged_in", actor=user.username, role=user.role, ip="cli", target=kept.no, detail={"from": done.no}
+    )
+    print(f"已将留言 {done.no} 合并到 {kept.no}；答复 {kept.no} 时，{done.no} 的留言人将一并收到答复。")
+    return 0
+
+
+def cmd_tickets_search(args: argparse.Namespace, ctx: Any) -> int:
+    """Search tickets by number, phone, name or text as a console user (that user's departments;
+    phone and name searches audited as contact searches, phones masked)."""
+    from handoff.console.deps import visible_departments
+    from handoff.console.ticket_search import masked_phone, search
+
+    name = (args.as_user or "").strip().lower()
+    user = next((u for u in _accounts(ctx).users() if u.username == name and u.active), None)
+    if user is None:
+        raise NotFound(f"未找到可用的后台账号：{name}", f"no active console user {name!r}")
+    found = search(
+        ctx.tickets,
+        AuditLog(ctx.sessions),
+        args.query,
+        actor=user.username,
+        role=user.role,
+        ip="cli",
+        departments=visible_departments(user),
+        contacts=user.role in ("staff", "supervisor"),
+        limit=args.limit,
+    )
+    if args.json:
+        rows = [
+            {
+                "no": t.no,
+                "status": t.status,
+                "department": t.department,
+                "phone": masked_phone(t) or None,
+                "question": t.question[:100],
+            }
+            for t in found.rows
+        ]
+        print(json.dumps({"kind": found.kind, "tickets": rows}, ensure_ascii=False, default=str))
+        return 0
+    print("编号\t状态\t承办部门\t联系电话\t问题")
+    for t in found.rows:
+        print(f"{t.no}\t{t.status}\t{t.department}\t{masked_phone(t) or '-'}\t{t.question[:60]}")
+    print(f"共 {len(found.rows)} 条")
+    return 0
+
+
 def read_password(args: argparse.Namespace) -> str:
     if args.password_stdin:
         line = sys.stdin.readline()

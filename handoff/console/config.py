@@ -22,6 +22,7 @@ class ConsoleConfig:
     trusted_proxies: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = field(default_factory=tuple)  # extra Origins accepted on POST
     page_size: int = 50
+    duplicate_similarity: float = 0.75  # matcher similarity at which a ticket is hinted as a duplicate
     upload_max_bytes: int = 10 * 1024 * 1024  # FAQ files uploaded for import (/console/kb/import)
     upload_dir: str = ""  # where uploaded files wait for the confirm step; "": the system temp dir
     live_poll_seconds: float = 20.0  # how often the console polls /console/api/counts (live.js)

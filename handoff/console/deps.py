@@ -34,6 +34,7 @@ from handoff.tickets import (
     TicketView,
 )
 from handoff.tickets.promotion import PROMOTED_TAG as PROMOTED
+from handoff.tickets.records import MERGED
 from handoff.weekly import WeeklyReports
 from knowledge.answer import KnowledgeBase
 from knowledge.faqs import FaqStore
@@ -43,7 +44,7 @@ from knowledge.smalltalk import SmallTalkStore
 PREFIX: Final = "/console"  # every route module's router carries it
 ALL: Final = ROLES
 HANDLERS: Final = ("staff", "supervisor")
-READERS: Final = ("staff", "supervisor", "reader")
+READERS: Final = ("staff", "supervisor", "reader", "admin")  # admins read every queue, read-only
 FAQ_EDITORS: Final = ("admin", "staff", "supervisor")
 REPORTERS: Final = ("supervisor", "reader")
 FAQ_DRAFTERS: Final = ALL  # readers may edit drafts of their unit; publishing stays with FAQ_EDITORS
@@ -65,6 +66,8 @@ DONE: Final = {
     "publish": "已在公开留言板发布",
     "unpublish": "已从公开留言板撤下",
     "transfer": "留言已转办",
+    "interim": "阶段性答复已保存，正通过原渠道推送给留言人（留言仍在办理中）",
+    "merge": "留言已合并，留言人将收到所保留留言的答复",
     "draft": "已生成问答草稿，请审核后发布",
     "saved": "已保存",
     "smalltalk": "寒暄语已保存，几秒内在所有渠道生效",
@@ -92,6 +95,7 @@ STATUS_CLASS: Final = {
     SUPPLEMENT: "paused",
     REPLIED: "replied",
     CLOSED: "closed",
+    MERGED: "closed",
 }
 PROMOTED_TAG: Final = PROMOTED  # handoff.tickets.promotion
 

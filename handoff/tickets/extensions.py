@@ -18,7 +18,7 @@ from sqlalchemy.orm import object_session
 from handoff.models import Ticket, TicketExtension
 from handoff.privacy import mask
 from handoff.tickets.limits import MAX_CATEGORY_LIMIT, check_days
-from handoff.tickets.records import CATEGORIES, MAX_NOTE, OPEN_STATUSES, SUPPLEMENT, TicketView
+from handoff.tickets.records import CATEGORIES, MAX_NOTE, MERGED, OPEN_STATUSES, SUPPLEMENT, TicketView
 from handoff.tickets.rules import _actor, _required
 from handoff.tickets.supplements import SupplementMethods, SupplementView
 from handoff.tickets.timing import EXTENDED, Notices, Step, _TimingBase
@@ -92,6 +92,8 @@ class TimeLimitMethods(SupplementMethods, _TimingBase):
         due = self._due(plan, base=limit)
 
         def change(t: Ticket, now: dt.datetime) -> Step:
+            if t.status == MERGED:
+                raise InvalidInput("该留言已合并，不能修改类型", f"ticket {t.no}: merged")
             if t.category == category:
                 raise InvalidInput(f"留言类型已是“{category}”", f"ticket {t.no}: same category")
             plan.same(t)

@@ -14,8 +14,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from handoff.models import Ticket, TicketEvent
 from handoff.tickets.records import (
+    ALL_STATUSES,
     LOOKUP_FAILED_MESSAGE,
     MAX_PAGE,
+    MERGED,
     NOT_FOUND_MESSAGE,
     OPEN_STATUSES,
     STATUSES,
@@ -95,10 +97,16 @@ class TicketQueries:
         flagged: bool | None = None,
         published: bool | None = None,
         assigned_to: str | None = None,
+        phone: str | None = None,
+        name: str | None = None,
+        names: bool = False,
         limit: int = 50,
         offset: int = 0,
     ) -> list[TicketView]:
-        """Tickets matching every given filter, earliest due date first."""
+        """Tickets matching every given filter, earliest due date first. Merged tickets (已合并) only
+        when `status` names them. `phone`: the contact phone contains these digits; `name`: the
+        contact name contains this text; `names`: `text` also matches the contact name (callers audit
+        these as contact searches: `handoff.tickets.search`)."""
         stmt = self._filtered(
             select(Ticket),
             status=status,
@@ -108,7 +116,12 @@ class TicketQueries:
             flagged=flagged,
             published=published,
             assigned_to=assigned_to,
+            names=names,
         )
+        if phone is not None:
+            stmt = stmt.where(func.coalesce(Ticket.contact_phone, "").contains(phone, autoescape=True))
+        if name is not None:
+            stmt = stmt.where(func.coalesce(Ticket.contact_name, "").contains(name.strip(), autoescape=True))
         stmt = stmt.order_by(Ticket.due_date, Ticket.created_at, Ticket.id)
         stmt = stmt.limit(max(1, min(limit, MAX_PAGE))).offset(max(0, offset))
         with self._sessions() as s:
@@ -143,25 +156,25 @@ class TicketQueries:
         flagged: bool | None = None,
         published: bool | None = None,
         assigned_to: str | None = None,
+        names: bool = False,
     ) -> _Sel:
         if status is not None:
             wanted = [status] if isinstance(status, str) else list(status)
-            unknown = [w for w in wanted if w not in STATUSES]
+            unknown = [w for w in wanted if w not in ALL_STATUSES]
             if unknown:
                 raise InvalidInput(f"未知的办理状态：{unknown[0]}", f"unknown status filter {unknown!r}")
             stmt = stmt.where(Ticket.status.in_(wanted))
+        else:
+            stmt = stmt.where(Ticket.status != MERGED)
         if department is not None:
             depts = [department] if isinstance(department, str) else list(department)
             stmt = stmt.where(Ticket.department.in_([d.strip() for d in depts]))
         if text is not None and text.strip():
             needle = text.strip().lower()
-            stmt = stmt.where(
-                or_(
-                    func.lower(Ticket.no).contains(needle, autoescape=True),
-                    func.lower(Ticket.question).contains(needle, autoescape=True),
-                    func.lower(func.coalesce(Ticket.reply, "")).contains(needle, autoescape=True),
-                )
-            )
+            fields = [Ticket.no, Ticket.question, func.coalesce(Ticket.reply, "")]
+            if names:
+                fields.append(func.coalesce(Ticket.contact_name, ""))
+            stmt = stmt.where(or_(*(func.lower(f).contains(needle, autoescape=True) for f in fields)))
         if overdue is not None:
             late = and_(Ticket.status.in_(OPEN_STATUSES), Ticket.due_date < self._today())
             stmt = stmt.where(late if overdue else not_(late))

@@ -25,11 +25,15 @@ SUPPLEMENT: Final = "待补正"  # waiting for the citizen's 补正: the time li
 REPLIED: Final = "已答复"
 CLOSED: Final = "已办结"
 STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS, SUPPLEMENT, REPLIED, CLOSED)
+# A duplicate merged into another ticket (`merged_into`): out of the queue and the board; its citizen
+# gets the kept ticket's answer. Not in STATUSES: lists leave it out unless asked for by name.
+MERGED: Final = "已合并"
+ALL_STATUSES: tuple[str, ...] = (*STATUSES, MERGED)
 OPEN_STATUSES: tuple[str, ...] = (PENDING, IN_PROGRESS)  # the time limit is running
 
 Rating = Literal["满意", "基本满意", "不满意"]
 RATINGS: tuple[str, ...] = get_args(Rating)
-CATEGORIES: tuple[str, ...] = ("咨询", "投诉", "建议", "举报")
+CATEGORIES: tuple[str, ...] = ("咨询", "建议", "投诉", "求助", "举报")
 
 ROLES: frozenset[str] = frozenset({"user", "bot", "staff"})
 
@@ -50,13 +54,16 @@ ACTION_LABELS: Mapping[str, str] = {
     "erased": "依申请删除个人信息",
     "sla_warning": "到期提醒",  # handoff/staff_alerts.py
     "sla_escalation": "超期督办",
-    "category": "更改类型",
+    "category": "修改留言类型",
     "extension_request": "申请延期",
     "extension_approve": "批准延期",
     "extension_refuse": "不批准延期",
     "supplement_request": "要求补正",
     "supplement_answer": "收到补正",
     "supplement_resume": "恢复计时",
+    "interim": "阶段性答复",
+    "merge": "合并至",
+    "merged_in": "合并留言",
 }
 
 # The text a channel shows before it asks for a name or phone number; `open(consent=True)` means
@@ -132,6 +139,7 @@ class TicketView:
     limit_days: int | None = None  # the time limit set at opening (None: tickets from before it was kept)
     extension_days: int = 0  # approved 延期, working days
     paused_days: int = 0  # finished 补正 pauses, working days
+    merged_into: str | None = None  # the kept ticket's number when this one is 已合并
 
     @property
     def is_open(self) -> bool:
@@ -163,6 +171,14 @@ class Notifier(Protocol):
     """
 
     def enqueue(self, session: Session, ticket: TicketView) -> None: ...
+
+    def enqueue_interim(self, session: Session, ticket: TicketView, text: str) -> None:
+        """An interim reply (阶段性答复, `text` masked): the ticket stays open and unanswered."""
+        ...
+
+    def enqueue_merged(self, session: Session, ticket: TicketView, merged: TicketView) -> None:
+        """The kept `ticket`'s reply to the citizen of a duplicate `merged` into it."""
+        ...
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -215,6 +231,7 @@ def _view(t: Ticket, today: dt.date) -> TicketView:
         limit_days=t.limit_days,
         extension_days=t.extension_days or 0,
         paused_days=t.paused_days or 0,
+        merged_into=t.merged_into,
     )
 
 

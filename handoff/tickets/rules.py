@@ -118,7 +118,7 @@ class NewTicket:
     key: str | None  # the idempotency key
     transcript: list[dict[str, str]]
     matched: list[dict[str, Any]]
-    category: str = "咨询"  # 咨询 / 投诉 / 建议 / 举报
+    category: str = "咨询"  # 咨询 / 建议 / 投诉 / 求助 / 举报
     flag_reason: str | None = None  # opens it flagged for a supervisor (敏感词, ...)
 
 
@@ -161,7 +161,7 @@ def clean_new_ticket(
     if key is not None and len(key) > 100:
         raise InvalidInput("提交标识过长", f"idempotency_key too long: {len(key)}")
     if category not in CATEGORIES:
-        raise InvalidInput("留言类型应为咨询、投诉、建议或举报", f"unknown category {category!r}")
+        raise InvalidInput("留言类型应为咨询、建议、投诉、求助或举报", f"unknown category {category!r}")
     return NewTicket(
         question=text,
         channel=channel,

@@ -19,6 +19,7 @@ from handoff.models import Department, Ticket, TicketEvent
 from handoff.privacy import PUBLIC_DIGIT_RUN, long_digit_run, mask
 from handoff.sla import WorkCalendar
 from handoff.tickets.extensions import Notices, TimeLimitMethods
+from handoff.tickets.handling import HandlingMethods
 from handoff.tickets.limits import CategoryLimits
 from handoff.tickets.promotion import PromotionMethods
 from handoff.tickets.queries import TicketQueries
@@ -69,7 +70,7 @@ class _Change:
     detail: dict[str, Any]
 
 
-class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
+class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods, HandlingMethods):
     """The ticket lifecycle over one database. Thread-safe; share one instance per process."""
 
     def __init__(
@@ -328,9 +329,13 @@ class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
                 f"ticket {t.no}: cannot {what} in status {t.status}",
             )
 
-    def assign(self, no: str, *, staff: str, expected_version: int | None = None) -> TicketView:
-        """Accept (待受理 -> 办理中) or hand over to another staff member while 办理中."""
+    def assign(
+        self, no: str, *, staff: str, expected_version: int | None = None, by: str | None = None
+    ) -> TicketView:
+        """Accept (待受理 -> 办理中) or hand over to another staff member while 办理中; `by`: who
+        assigned it when not the assignee (a supervisor's bulk assignment)."""
         staff = _actor(staff)
+        actor = _actor(by) if by else staff
 
         def change(t: Ticket, now: dt.datetime) -> _Change:
             self._require(t, OPEN_STATUSES, "受理")
@@ -339,7 +344,7 @@ class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
             t.status = IN_PROGRESS
             return _Change("assign", {"staff": staff, "previous": previous, "from": before})
 
-        return self._update(no, actor=staff, expected_version=expected_version, change=change)
+        return self._update(no, actor=actor, expected_version=expected_version, change=change)
 
     def reply(self, no: str, *, staff: str, text: str, expected_version: int | None = None) -> TicketView:
         """Answer (-> 已答复). The notifier queues the message to the citizen in the same transaction;
@@ -358,13 +363,13 @@ class TicketService(TicketQueries, PromotionMethods, TimeLimitMethods):
             return _Change("reply", {"text": mask(body), "first": first, "from": before})
 
         notifier = self._notifier
-        return self._update(
-            no,
-            actor=staff,
-            expected_version=expected_version,
-            change=change,
-            after=notifier.enqueue if notifier is not None else None,
-        )
+
+        def after(s: Session, view: TicketView) -> None:
+            if notifier is not None:
+                notifier.enqueue(s, view)
+                self._notify_merged(s, view)  # the citizens of duplicates merged into it
+
+        return self._update(no, actor=staff, expected_version=expected_version, change=change, after=after)
 
     def record_delivery(
         self, no: str, *, channel: str, ok: bool, error: str | None = None, attempt: int = 1

@@ -58,6 +58,7 @@ def test_widget_js_has_no_sentence_of_its_own() -> None:
         "投诉",
         "建议",
         "举报",
+        "求助",
         "留言",
         "有效",
     }

@@ -1,4 +1,4 @@
-"""The console's route modules, one module-level `router` each (auth, queue, tickets, faqs and the
+"""The console's route modules, one module-level `router` each (auth, queue, tickets, handling, faqs and the
 knowledge base: kb, kb_import, kb_tools, suggestions, weekly, upkeep, dashboard, admin, smalltalk, timelimits), on the shared dependencies
 of `handoff.console.deps`; `ROUTERS` is the order in which `handoff.console.router.build_console_router`
 includes them under /console.
@@ -9,6 +9,7 @@ from handoff.console.routes import (
     auth,
     dashboard,
     faqs,
+    handling,
     kb,
     kb_import,
     kb_tools,
@@ -25,6 +26,7 @@ ROUTERS = (
     auth.router,
     queue.router,
     tickets.router,
+    handling.router,
     faqs.router,
     kb.router,
     kb_import.router,

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy import select
 
 from handoff.console.deps import PREFIX, Console, ConsoleDep, Handler, Reader, Staff, base
+from handoff.console.handling_views import handling_context
 from handoff.console.timelimit_views import time_limit_context
 from handoff.console.web import ConsoleRoute, render
 from handoff.models import ReplyTemplate
@@ -94,6 +95,7 @@ def ticket_page(
         promoted=console.tickets.promoted_draft(t.no, console.faqs),
         sla=time_limit_context(console, staff, t),  # 办理时限, 延期, 补正 (routes/timelimits.py)
     )
+    ctx.update(handling_context(console, staff, t, events))  # categories, interim replies, merges
     ctx["error"] = error
     return render(request, "ticket.html", ctx, status_code=status_code)
 

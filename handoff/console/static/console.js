@@ -82,3 +82,90 @@
     q.addEventListener("keydown", function (ev) { if (ev.key === "Enter") { ev.preventDefault(); run(); } });
   }
 })();
+// 常用回复: typing "/" at the start of a line in a reply box opens the list of reply templates;
+// the text typed after "/" filters it, ↑/↓ move, Enter or Tab inserts (replacing the "/…"), Esc closes.
+// Queue: "select all" and the bulk form's fields for the chosen action.
+(function () {
+  "use strict";
+  function canned(box) {
+    var list = document.getElementById(box.dataset.canned);
+    if (!list) return;
+    var items = Array.prototype.slice.call(list.querySelectorAll("li"));
+    var open = false, active = -1, slash = -1;
+    box.setAttribute("aria-autocomplete", "list");
+    box.setAttribute("aria-controls", list.id);
+    function visible() { return items.filter(function (li) { return !li.hidden; }); }
+    function mark(i) {
+      var shown = visible();
+      active = shown.length ? (i + shown.length) % shown.length : -1;
+      items.forEach(function (li) { li.setAttribute("aria-selected", "false"); li.classList.remove("on"); });
+      if (active >= 0) {
+        shown[active].setAttribute("aria-selected", "true");
+        shown[active].classList.add("on");
+        box.setAttribute("aria-activedescendant", shown[active].id);
+      }
+    }
+    function close() {
+      open = false; slash = -1; list.hidden = true;
+      box.removeAttribute("aria-activedescendant");
+      box.setAttribute("aria-expanded", "false");
+    }
+    function show() {
+      if (box.nextElementSibling !== list) box.parentNode.insertBefore(list, box.nextSibling);
+      open = true; list.hidden = false; box.setAttribute("aria-expanded", "true");
+    }
+    function filter() {
+      var word = box.value.slice(slash + 1, box.selectionStart).toLowerCase();
+      items.forEach(function (li) { li.hidden = word !== "" && li.textContent.toLowerCase().indexOf(word) < 0; });
+      mark(0);
+    }
+    function choose(li) {
+      var end = box.selectionStart, body = li.dataset.body;
+      box.value = box.value.slice(0, slash) + body + box.value.slice(end);
+      var at = slash + body.length;
+      close();
+      box.focus();
+      box.setSelectionRange(at, at);
+    }
+    box.addEventListener("input", function () {
+      var pos = box.selectionStart, text = box.value;
+      if (!open && text.charAt(pos - 1) === "/" && (pos === 1 || text.charAt(pos - 2) === "\n")) {
+        slash = pos - 1; show(); filter(); return;
+      }
+      if (open) {
+        if (pos <= slash || text.charAt(slash) !== "/" || /\s/.test(text.slice(slash + 1, pos))) close();
+        else filter();
+      }
+    });
+    box.addEventListener("keydown", function (ev) {
+      if (!open) return;
+      var shown = visible();
+      if (ev.key === "ArrowDown") { ev.preventDefault(); mark(active + 1); }
+      else if (ev.key === "ArrowUp") { ev.preventDefault(); mark(active - 1); }
+      else if ((ev.key === "Enter" || ev.key === "Tab") && active >= 0 && shown.length) { ev.preventDefault(); choose(shown[active]); }
+      else if (ev.key === "Escape") { ev.preventDefault(); close(); }
+    });
+    box.addEventListener("blur", function () { setTimeout(close, 150); });
+    items.forEach(function (li) {
+      li.addEventListener("mousedown", function (ev) { ev.preventDefault(); choose(li); });
+    });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll("textarea[data-canned]"), canned);
+
+  var all = document.getElementById("pick-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      Array.prototype.forEach.call(document.querySelectorAll('input[name="no"][form="bulk"]'), function (c) { c.checked = all.checked; });
+    });
+  }
+  var action = document.getElementById("bulk-action");
+  if (action) {
+    var sync = function () {
+      Array.prototype.forEach.call(document.querySelectorAll("#bulk [data-for]"), function (f) {
+        f.hidden = f.dataset.for.split(" ").indexOf(action.value) < 0;
+      });
+    };
+    action.addEventListener("change", sync);
+    sync();
+  }
+})();
