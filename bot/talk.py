@@ -14,10 +14,10 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 
 from bot import texts
+from handoff.tickets.records import CATEGORIES
 from knowledge.smalltalk import SmallTalkEntry, compact
 
 _TRAILING = re.compile(r"[啊呀哈呢吧哦噢喔嘛啦～~]+$")
-CATEGORIES = ("咨询", "建议", "投诉", "求助", "举报")
 _PERSON = re.compile(
     r"^(?:我要|我想|我需要|我想要|请|帮我|麻烦)?(?:转|找|联系|接|要)?"
     r"(?:留言|人工|人工客服|人工服务|客服|真人|工作人员|人工坐席|人工回复|转人工客服)"

@@ -96,18 +96,19 @@ def test_category_from_the_form_and_changed_by_staff(app: FastAPI, world: dict[s
     a = world["a"]
     alice = signed_in(app, "alice")
     page = alice.get(f"/console/tickets/{a.no}").text
-    assert 'name="category"' in page and '<option value="求助"' in page
-    r = _post(alice, f"/console/tickets/{a.no}/category", version=a.version, category="投诉")
+    assert 'action="/console/tickets/%s/category"' % a.no in page and '<option value="求助"' in page
+    r = _post(alice, f"/console/tickets/{a.no}/category", version=a.version, value="投诉")
     assert r.status_code == 303
     assert app.state.tickets.get(a.no).category == "投诉"
     page = alice.get(f"/console/tickets/{a.no}").text
     assert "修改留言类型" in page and "咨询 → 投诉" in page
     (entry,) = _audit(app, "category")
-    assert entry.actor == "alice" and entry.target == a.no and entry.detail == {"from": "咨询", "to": "投诉"}
-    r = _post(alice, f"/console/tickets/{a.no}/category", version=a.version + 1, category="闲聊")
+    assert entry.actor == "alice" and entry.target == a.no
+    assert (entry.detail["from"], entry.detail["to"]) == ("咨询", "投诉")
+    r = _post(alice, f"/console/tickets/{a.no}/category", version=a.version + 1, value="闲聊")
     assert r.status_code == 400 and "留言类型应为" in r.text
     bob = signed_in(app, "bob")  # another department: as if the ticket did not exist
-    assert _post(bob, f"/console/tickets/{a.no}/category", version=1, category="建议").status_code == 404
+    assert _post(bob, f"/console/tickets/{a.no}/category", version=1, value="建议").status_code == 404
 
 
 # --- interim reply ---------------------------------------------------------------------------------

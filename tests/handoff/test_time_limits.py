@@ -112,8 +112,8 @@ def test_category_limits_give_the_due_date(service: TicketService, sessions: ses
     assert service.get(_open(service, "建议")).due_date == D(2026, 9, 30)  # 09-29, 09-30
     assert [(r.category, r.days, r.edited) for r in limits.rows()][:3] == [
         ("咨询", 5, False),
-        ("投诉", 10, False),
         ("建议", 2, True),
+        ("投诉", 10, False),
     ]
     with refused("1 到 365"):
         limits.save({"咨询": 0})
