@@ -8,12 +8,14 @@ import os
 import re
 import tempfile
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.pool import Pool
 
 from knowledge.db import make_engine, normalise_url
 
@@ -85,6 +87,28 @@ def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
     eng = _migrated(sqlite_url)
     yield eng
     eng.dispose()
+
+
+# --- PostgreSQL connections left idle by a test -------------------------------------------------
+# Apps and CLI runs built in-process keep their engine's pool until garbage collection; across a
+# suite run (each pytest-xdist worker is one process) those idle connections add up past the
+# server's max_connections. After each test, the idle connections of every PostgreSQL pool opened
+# so far are closed (checked-out ones are left alone; the pools stay usable).
+_PG_POOLS: weakref.WeakSet[Pool] = weakref.WeakSet()
+
+
+@event.listens_for(Pool, "connect")
+def _track_pg_pool(dbapi_connection: object, record: object) -> None:
+    pool = getattr(record, "_ConnectionRecord__pool", None)
+    if pool is not None and type(dbapi_connection).__module__.startswith("psycopg"):
+        _PG_POOLS.add(pool)
+
+
+@pytest.fixture(autouse=True)
+def _close_idle_pg_connections() -> Iterator[None]:
+    yield
+    for pool in list(_PG_POOLS):
+        pool.dispose()
 
 
 # --- personal data in logs ----------------------------------------------------------------------

@@ -117,7 +117,9 @@ def test_pending_reply_is_delivered_once_after_a_crash(db_url: str, tmp_path: Pa
             _until(lambda: any(r.status == "pending" and r.attempts >= 1 for r in _rows(db_url)))
             os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: every worker
             proc.wait(timeout=10)
-        assert fake.texts_to(OPENID) == []
+        # nothing of the reply reached the citizen while the API was down (a slow first answer may
+        # have gone out as a customer-service message before; that is not the reply)
+        assert [t for t in fake.texts_to(OPENID) if no in t] == []
         listed = _cli(env, tmp_path, "deliveries", "list", "--status", "pending", "--json")
         assert listed.returncode == 0 and json.loads(listed.stdout)[0]["ticket_no"] == no
 
