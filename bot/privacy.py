@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.accesslog import purge_access_log
 from bot.conversation import user_ref_hash
-from bot.models import AppValue, ChatSession, Delivery, InboundMessage, Outbox
+from bot.models import AppValue, ChatSession, Delivery, InboundMessage, JobRun, Outbox
 from bot.settings import Settings
 from handoff.models import AuditEntry, Ticket
 from handoff.retention import (
@@ -354,6 +354,7 @@ class RetentionReport:
     chat_sessions: int = 0
     outbox: int = 0
     access_log: int = 0
+    job_runs: int = 0  # finished scheduler runs (bot/jobs.py), kept as long as the access log
     cutoffs: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
@@ -377,12 +378,15 @@ def run_retention(
         ob = _deleted(s, delete(Outbox).where(Outbox.created_at < ql_cut))
         ob += _deleted(s, delete(Delivery).where(Delivery.created_at < ql_cut, Delivery.status != "pending"))
     al = purge_access_log(sessions, al_cut)
+    with sessions.begin() as s:  # a period this old is never claimed again (only the latest slot is)
+        jr = _deleted(s, delete(JobRun).where(JobRun.started_at < al_cut, JobRun.status != "running"))
     report = RetentionReport(
         contacts=contacts.tickets,
         query_log=ql,
         chat_sessions=cs,
         outbox=ob,
         access_log=al,
+        job_runs=jr,
         cutoffs={
             "contacts_closed_before": contacts.cutoff.isoformat(),
             "query_log_before": ql_cut.isoformat(),
@@ -390,12 +394,13 @@ def run_retention(
         },
     )
     log.info(
-        "retention contacts=%d query_log=%d chat_sessions=%d outbox=%d access_log=%d",
+        "retention contacts=%d query_log=%d chat_sessions=%d outbox=%d access_log=%d job_runs=%d",
         len(report.contacts),
         ql,
         cs,
         ob,
         al,
+        jr,
     )
     return report
 

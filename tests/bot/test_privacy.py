@@ -19,7 +19,7 @@ from bot import cli
 from bot.accesslog import purge_access_log
 from bot.app import create_app
 from bot.conversation import Reply
-from bot.models import AccessLog, AppValue, ChatSession, InboundMessage, Outbox
+from bot.models import AccessLog, AppValue, ChatSession, InboundMessage, JobRun, Outbox
 from bot.privacy import erase_data, export_data, preview, resolve, run_retention, user_ref_hash
 from bot.settings import Settings, get_settings
 from handoff.models import AuditEntry, Ticket
@@ -244,9 +244,22 @@ def test_retention_job(
                 ip="203.0.113.10",
             )
         )
+        for n, (age, status) in enumerate(((401, "done"), (401, "running"), (399, "done"))):
+            s.add(
+                JobRun(
+                    name="weekly_report",
+                    period_key=f"old-{n}",
+                    status=status,
+                    worker="w",
+                    attempts=1,
+                    started_at=now - dt.timedelta(days=age),
+                    detail="",
+                )
+            )
     settings = Settings(database_url=url)
     report = run_retention(settings, sessions, now)
     assert (report.query_log, report.chat_sessions, report.outbox, report.access_log) == (1, 1, 1, 1)
+    assert report.job_runs == 1  # the old finished run; a running claim and a recent run stay
     assert report.contacts == ()  # closed just now: kept for 180 days
     assert (
         _count(sessions, QueryLog) == 2 and _count(sessions, ChatSession, ChatSession.user_id == user_id) == 1

@@ -96,7 +96,7 @@ def test_category_from_the_form_and_changed_by_staff(app: FastAPI, world: dict[s
     a = world["a"]
     alice = signed_in(app, "alice")
     page = alice.get(f"/console/tickets/{a.no}").text
-    assert 'action="/console/tickets/%s/category"' % a.no in page and '<option value="求助"' in page
+    assert f'action="/console/tickets/{a.no}/category"' in page and '<option value="求助"' in page
     r = _post(alice, f"/console/tickets/{a.no}/category", version=a.version, value="投诉")
     assert r.status_code == 303
     assert app.state.tickets.get(a.no).category == "投诉"

@@ -37,12 +37,11 @@ def test_counts_follow_new_tickets_in_the_users_scope(app: FastAPI) -> None:
     anon.cookies.clear()
     r = anon.get("/console/api/counts", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/console/login")  # no bypass
-    assert signed_in(app, "admin").get("/console/api/counts").status_code == 403  # no queue
-    alice, bob, sue = (signed_in(app, u) for u in ("alice", "bob", "sue"))
+    alice, bob, sue, admin = (signed_in(app, u) for u in ("alice", "bob", "sue", "admin"))
     before = alice.get("/console/api/counts").json()
     assert before["new"] == before["counts"]["待受理"]
     assert before["counts"]["all"] == sum(
-        before["counts"][s] for s in ("待受理", "办理中", "已答复", "已办结")
+        before["counts"][s] for s in ("待受理", "办理中", "待补正", "已答复", "已办结")
     )
     _open(app, DEPT)
     _open(app, DEPT)
@@ -52,6 +51,7 @@ def test_counts_follow_new_tickets_in_the_users_scope(app: FastAPI) -> None:
     assert r.json()["new"] == before["new"] + 2  # her department only
     assert bob.get("/console/api/counts").json()["new"] == 1
     assert sue.get("/console/api/counts").json()["new"] == before["new"] + 3  # supervisors see all
+    assert admin.get("/console/api/counts").json()["new"] == before["new"] + 3  # admins read every queue
 
 
 def test_pages_carry_the_badge_the_bar_and_the_button(app: FastAPI) -> None:
