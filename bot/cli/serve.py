@@ -9,6 +9,8 @@ import logging
 
 from bot.cli.context import Context, Subparsers
 from bot.cli.kb import load_demo
+from knowledge.demo import DEMO_DIR
+from knowledge.policies.tags import TagCatalogue
 
 
 def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
@@ -40,8 +42,14 @@ def cmd_serve(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _load_demo_if_empty(ctx: Context) -> None:
+    """An empty database gets the demo knowledge base and, when it has no tag catalogue yet, the
+    demo's (knowledge/demo/tags.csv: the demo FAQs' tags in 11 topics), so that the widget's
+    subscriptions (订阅) can be tried at once."""
     if ctx.faqs.count() == 0:
         print(load_demo(ctx).summary())
+        catalogue = TagCatalogue(ctx.sessions)
+        if not catalogue.list():
+            print(f"演示标签目录：{catalogue.import_file(DEMO_DIR / 'tags.csv', by='demo')} 个订阅主题")
 
 
 def add_commands(sub: Subparsers) -> None:
