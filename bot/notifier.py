@@ -48,50 +48,36 @@ class TicketNotices:
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox
 
-    def enqueue(self, session: Session, ticket: TicketView) -> None:
-        data = {"ticket_no": ticket.no, "department": ticket.department, "reply": ticket.reply or ""}
-        self.outbox.enqueue(
-            session,
-            kind=TICKET_REPLY,
-            channel=ticket.channel,
-            user_id=ticket.user_ref,
-            data=data,
-            key=f"{TICKET_REPLY}:{ticket.no}:v{ticket.version}",
-        )
-
     def notice(
         self, session: Session, ticket: TicketView, *, kind: str, data: dict[str, Any], key: str
     ) -> None:
-        """handoff.tickets.timing.Notices: a time-limit notice to the ticket's own channel."""
+        """One later message of `kind` to the ticket's own citizen and channel (also
+        handoff.tickets.timing.Notices: the time-limit notices)."""
         self.outbox.enqueue(
             session, kind=kind, channel=ticket.channel, user_id=ticket.user_ref, data=data, key=key
         )
 
-    def enqueue_interim(self, session: Session, ticket: TicketView, text: str) -> None:
-        self.outbox.enqueue(
-            session,
-            kind=TICKET_INTERIM,
-            channel=ticket.channel,
-            user_id=ticket.user_ref,
-            data={"ticket_no": ticket.no, "department": ticket.department, "text": text},
-            key=f"{TICKET_INTERIM}:{ticket.no}:v{ticket.version}",
+    def enqueue(self, session: Session, ticket: TicketView) -> None:
+        data = {"ticket_no": ticket.no, "department": ticket.department, "reply": ticket.reply or ""}
+        self.notice(
+            session, ticket, kind=TICKET_REPLY, data=data, key=f"{TICKET_REPLY}:{ticket.no}:v{ticket.version}"
         )
 
+    def enqueue_interim(self, session: Session, ticket: TicketView, text: str) -> None:
+        data = {"ticket_no": ticket.no, "department": ticket.department, "text": text}
+        key = f"{TICKET_INTERIM}:{ticket.no}:v{ticket.version}"
+        self.notice(session, ticket, kind=TICKET_INTERIM, data=data, key=key)
+
     def enqueue_merged(self, session: Session, ticket: TicketView, merged: TicketView) -> None:
+        """The kept `ticket`'s answer to the citizen of the `merged` duplicate."""
         data = {
             "ticket_no": merged.no,
             "kept_no": ticket.no,
             "department": ticket.department,
             "reply": ticket.reply or "",
         }
-        self.outbox.enqueue(
-            session,
-            kind=TICKET_MERGED,
-            channel=merged.channel,
-            user_id=merged.user_ref,
-            data=data,
-            key=f"{TICKET_MERGED}:{merged.no}:{ticket.no}:v{ticket.version}",
-        )
+        key = f"{TICKET_MERGED}:{merged.no}:{ticket.no}:v{ticket.version}"
+        self.notice(session, merged, kind=TICKET_MERGED, data=data, key=key)
 
 
 def spooled_ticket_notice(
